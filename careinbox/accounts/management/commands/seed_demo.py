@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from careinbox.demo import DEMO_LOGINS, seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation, its users and its X handle (pointed at the sandbox)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Printed for users.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        org, account = seed_demo()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organisation '{org.name}' ready; @{account.username} polls "
+                f"{account.api_base_url}"
+            )
+        )
+        self.stdout.write(f"\n  Open {options['url']} and sign in as:")
+        for login in DEMO_LOGINS:
+            self.stdout.write(f"    {login.role:<8} {login.username} / {login.password}")
+        self.stdout.write("")

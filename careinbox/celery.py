@@ -1,0 +1,39 @@
+"""The Celery app. Configuration comes from Django settings (``CELERY_*``); the beat schedule is
+declared here, in code, each entry expiring before its next run so a backlog never piles up."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "careinbox.settings")
+
+app = Celery("careinbox")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _schedule(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    poll = settings.POLL_INTERVAL_SECONDS
+    sweep = settings.SLA_SWEEP_INTERVAL_SECONDS
+    sender.conf.beat_schedule = {
+        "poll-all-accounts": {
+            "task": "channels_social.tasks.poll_all_accounts",
+            "schedule": float(poll),
+            "options": {"expires": poll * 0.9},
+        },
+        "sla-sweep-breaches": {
+            "task": "monitoring.tasks.sweep_sla_breaches",
+            "schedule": float(sweep),
+            "options": {"expires": sweep * 0.9},
+        },
+        "outbox-housekeeping": {
+            "task": "tickets.tasks.outbox_housekeeping",
+            "schedule": 60.0,
+            "options": {"expires": 50},
+        },
+    }

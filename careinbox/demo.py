@@ -1,0 +1,68 @@
+"""The demo organisation that ``make run`` seeds: one brand whose X handle points at the sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from careinbox.accounts.models import Membership, Organization, Role, User
+from channels_social.models import Brand, Platform, SocialAccount
+from monitoring.models import SlaPolicy
+
+DEMO_ORG_SLUG = "acme"
+DEMO_BRAND_X_ID = "1600000000000000001"
+DEMO_BRAND_HANDLE = "AcmeSupport"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    role: str
+    username: str
+    password: str
+
+
+DEMO_LOGINS = (
+    DemoLogin(Role.AGENT, "agent", "agent-demo-pass"),
+    DemoLogin(Role.MANAGER, "manager", "manager-demo-pass"),
+    DemoLogin(Role.ADMIN, "admin", "admin-demo-pass"),
+)
+
+
+@transaction.atomic
+def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAccount]:
+    """Create (or bring back to shape) the demo organisation. Safe to run again."""
+    sandbox_url = sandbox_url or settings.X_SANDBOX_URL
+    org, _ = Organization.objects.get_or_create(slug=DEMO_ORG_SLUG, defaults={"name": "Acme"})
+    SlaPolicy.for_org(org)
+    for login in DEMO_LOGINS:
+        user, _ = User.objects.get_or_create(
+            username=login.username,
+            defaults={"first_name": login.role.capitalize(), "last_name": "Demo"},
+        )
+        user.set_password(login.password)
+        # Organisation admins use Django admin (scoped to their organisation) for settings.
+        user.is_staff = login.role == Role.ADMIN
+        user.save()
+        Membership.objects.update_or_create(
+            user=user, organization=org, defaults={"role": login.role}
+        )
+    brand, _ = Brand.objects.get_or_create(organization=org, name="Acme")
+    account, _ = SocialAccount.objects.get_or_create(
+        organization=org,
+        platform=Platform.X,
+        external_id=DEMO_BRAND_X_ID,
+        defaults={"brand": brand, "username": DEMO_BRAND_HANDLE},
+    )
+    account.api_base_url = sandbox_url
+    account.enabled = True
+    # Sandbox credentials: OAuth 1.0a shaped; the emulator reads the user id before the '-'.
+    account.set_credentials(
+        consumer_key="sandbox-consumer-key",
+        consumer_secret="sandbox-consumer-secret",  # noqa: S106 - sandbox only
+        access_token=f"{DEMO_BRAND_X_ID}-sandbox-access-token",
+        access_token_secret="sandbox-access-token-secret",  # noqa: S106 - sandbox only
+    )
+    account.save()
+    return org, account

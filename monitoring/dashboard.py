@@ -1,0 +1,87 @@
+"""The manager's first dashboard: today's open load and first-response SLA figures.
+
+Definitions (shown on the page too):
+- open tickets: tickets not yet closed out, now;
+- first-response SLA compliance today: of the first-response timers that ended today (met when
+  the first public reply went out, breached when the due time passed first), the share met;
+- median first response today: the median time from the customer's post to the brand's first
+  public reply, over first replies sent today.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from careinbox.accounts.models import Organization
+from monitoring.models import Metric, SlaTimer, TimerState
+from tickets.models import Priority, Ticket
+
+
+@dataclass(frozen=True)
+class TodaySummary:
+    day_start: datetime
+    open_tickets: int
+    open_by_priority: dict[str, int]
+    unanswered: int
+    overdue_now: int
+    met: int
+    breached: int
+    compliance_percent: float | None
+    median_first_response: timedelta | None
+    first_responses: int
+
+
+def start_of_today(now: datetime) -> datetime:
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def today_summary(organization: Organization, *, now: datetime | None = None) -> TodaySummary:
+    now = now or timezone.now()
+    day_start = start_of_today(now)
+    open_counts = (
+        Ticket.objects.for_org(organization)
+        .open()
+        .aggregate(
+            total=Count("pk"),
+            **{
+                f"p{level.value}": Count("pk", filter=Q(priority=level.value)) for level in Priority
+            },
+        )
+    )
+    timers = SlaTimer.objects.for_org(organization).filter(metric=Metric.FIRST_RESPONSE)
+    # A timer "ends" when it is fulfilled or when it breaches, whichever comes first.
+    ended_today = timers.filter(
+        Q(state=TimerState.MET, fulfilled_at__gte=day_start, fulfilled_at__lte=now)
+        | Q(state=TimerState.BREACHED, breached_at__gte=day_start, breached_at__lte=now)
+        | Q(state=TimerState.ACTIVE, due_at__gte=day_start, due_at__lt=now)
+    )
+    counts = ended_today.aggregate(
+        met=Count("pk", filter=Q(state=TimerState.MET)),
+        breached=Count("pk", filter=~Q(state=TimerState.MET)),
+    )
+    durations = [
+        fulfilled - started
+        for started, fulfilled in timers.filter(
+            fulfilled_at__gte=day_start, fulfilled_at__lte=now
+        ).values_list("started_at", "fulfilled_at")
+    ]
+    active = timers.filter(state=TimerState.ACTIVE)
+    met, breached = counts["met"], counts["breached"]
+    return TodaySummary(
+        day_start=day_start,
+        open_tickets=open_counts["total"],
+        open_by_priority={level.label: open_counts[f"p{level.value}"] for level in Priority},
+        unanswered=active.count(),
+        overdue_now=active.filter(due_at__lt=now).count(),
+        met=met,
+        breached=breached,
+        compliance_percent=round(100 * met / (met + breached), 1) if met + breached else None,
+        median_first_response=statistics.median(durations) if durations else None,
+        first_responses=len(durations),
+    )

@@ -1,0 +1,97 @@
+"""SLA timers: started when a ticket opens, fulfilled by the events that meet them, and swept
+for breaches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring.models import Metric, SlaPolicy, SlaTimer, TimerState
+
+if TYPE_CHECKING:
+    from tickets.models import Ticket
+
+
+def sla_start(*, ticket: Ticket) -> SlaTimer:
+    """Start the ticket's first-response timer from the organisation's policy."""
+    policy = SlaPolicy.for_org(ticket.organization)
+    started = ticket.opened_at
+    timer, _ = SlaTimer.objects.get_or_create(
+        ticket=ticket,
+        metric=Metric.FIRST_RESPONSE,
+        defaults={
+            "organization_id": ticket.organization_id,
+            "target_minutes": policy.first_response_minutes,
+            "started_at": started,
+            "due_at": started + timedelta(minutes=policy.first_response_minutes),
+        },
+    )
+    ticket.first_response_due_at = timer.due_at
+    ticket.save(update_fields=["first_response_due_at"])
+    return timer
+
+
+def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
+    """The brand's first public reply went out at ``at``: the timer is met or breached."""
+    from tickets.models import EventKind
+
+    timer = (
+        SlaTimer.objects.select_for_update()
+        .filter(ticket=ticket, metric=Metric.FIRST_RESPONSE, fulfilled_at__isnull=True)
+        .first()
+    )
+    if timer is None:
+        return None
+    timer.fulfilled_at = at
+    fields = ["fulfilled_at"]
+    if timer.state == TimerState.ACTIVE:
+        met = at <= timer.due_at
+        timer.state = TimerState.MET if met else TimerState.BREACHED
+        fields.append("state")
+        if not met:
+            timer.breached_at = timer.due_at
+            fields.append("breached_at")
+        ticket.record(
+            EventKind.SLA_MET if met else EventKind.SLA_BREACHED,
+            at=at,
+            metric=timer.metric,
+            due_at=timer.due_at.isoformat(),
+            elapsed_seconds=round((at - timer.started_at).total_seconds()),
+        )
+    timer.save(update_fields=fields)
+    ticket.first_response_due_at = None
+    ticket.save(update_fields=["first_response_due_at"])
+    return timer
+
+
+def sla_sweep_breaches(*, now: datetime | None = None) -> int:
+    """Mark every running timer past its due time as breached, once, with an event each."""
+    from tickets.models import EventKind, TicketEvent
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        overdue = list(
+            SlaTimer.objects.overdue(now)
+            .select_for_update(skip_locked=True)
+            .select_related("ticket")
+        )
+        if not overdue:
+            return 0
+        TicketEvent.objects.bulk_create(
+            TicketEvent(
+                organization_id=timer.organization_id,
+                ticket_id=timer.ticket_id,
+                kind=EventKind.SLA_BREACHED,
+                at=timer.due_at,
+                data={"metric": timer.metric, "due_at": timer.due_at.isoformat()},
+            )
+            for timer in overdue
+        )
+        for timer in overdue:
+            timer.state = TimerState.BREACHED
+            timer.breached_at = timer.due_at
+        SlaTimer.objects.bulk_update(overdue, ["state", "breached_at"])
+    return len(overdue)

@@ -1,0 +1,335 @@
+"""Tickets, their messages, the outbox that sends replies, and the event log that is their history.
+
+A ticket walks the four care steps in order: acknowledge (public reply), take offline (DM),
+resolve (private resolution message), close out (public reply). Each step is a model method that
+checks the current state and writes a ``TicketEvent``; the event log is the single history from
+which SLA timers and reports are derived.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from careinbox.accounts.models import Organization
+from careinbox.tenancy import OrgQuerySet
+from channels_social.models import Brand, Platform, SocialAccount
+
+if TYPE_CHECKING:
+    from careinbox.accounts.models import User
+
+
+class StepError(Exception):
+    """A care step was asked for that the ticket's state does not allow; nothing changed."""
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    OFFLINE = "offline", "Taken offline"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed out"
+
+
+OPEN_STATUSES = (Status.NEW, Status.ACKNOWLEDGED, Status.OFFLINE, Status.RESOLVED)
+
+
+class Step(models.TextChoices):
+    """The four care steps, in the order a ticket must take them."""
+
+    ACKNOWLEDGE = "acknowledge", "Acknowledge"
+    TAKE_OFFLINE = "take_offline", "Take offline"
+    RESOLVE = "resolve", "Resolve"
+    CLOSE_OUT = "close_out", "Close out"
+
+
+# step -> (status it requires, status it leads to, the reply is public?)
+STEP_RULES: dict[str, tuple[str, str, bool]] = {
+    Step.ACKNOWLEDGE: (Status.NEW, Status.ACKNOWLEDGED, True),
+    Step.TAKE_OFFLINE: (Status.ACKNOWLEDGED, Status.OFFLINE, False),
+    Step.RESOLVE: (Status.OFFLINE, Status.RESOLVED, False),
+    Step.CLOSE_OUT: (Status.RESOLVED, Status.CLOSED, True),
+}
+NEXT_STEP: dict[str, str] = {required: step for step, (required, _, _) in STEP_RULES.items()}
+
+
+class Priority(models.IntegerChoices):
+    URGENT = 1, "Urgent"
+    HIGH = 2, "High"
+    NORMAL = 3, "Normal"
+    LOW = 4, "Low"
+
+
+class MessageKind(models.TextChoices):
+    POST = "post", "Public post"
+    REPLY = "reply", "Public reply"
+    DM = "dm", "Direct message"
+    COMMENT = "comment", "Comment"
+    MESSENGER = "messenger", "Messenger"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "From the customer"
+    OUTBOUND = "out", "From the brand"
+
+
+class TicketQuerySet(OrgQuerySet["Ticket"]):
+    def open(self) -> TicketQuerySet:
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def inbox_order(self) -> TicketQuerySet:
+        """Most urgent first; within a priority, the one whose first response is due soonest."""
+        return self.order_by(
+            "priority", models.F("first_response_due_at").asc(nulls_last=True), "opened_at"
+        )
+
+
+class Ticket(models.Model):
+    """One customer's case, from their first public post to the public close-out."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="tickets")
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="tickets")
+    social_account = models.ForeignKey(
+        SocialAccount, on_delete=models.PROTECT, related_name="tickets"
+    )
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    priority_reasons = models.JSONField(default=list, blank=True)
+
+    # The customer as the platform knows them (customer profiles come later).
+    customer_external_id = models.CharField(max_length=64)
+    customer_username = models.CharField(max_length=100)
+    customer_display_name = models.CharField(max_length=200, blank=True)
+    customer_followers = models.PositiveIntegerField(default=0)
+
+    # The public thread the ticket started in: replies go under this post.
+    conversation_id = models.CharField(max_length=64, blank=True)
+    root_message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Denormalised from the first-response SLA timer for the inbox order (kept by monitoring).
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["organization", "status", "priority", "first_response_due_at"],
+                name="ticket_inbox_idx",
+            ),
+            models.Index(
+                fields=["organization", "platform", "conversation_id"], name="ticket_thread_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} @{self.customer_username}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def next_step(self) -> str | None:
+        return NEXT_STEP.get(self.status)
+
+    def record(
+        self,
+        kind: str,
+        *,
+        actor: User | None = None,
+        message: Message | None = None,
+        at: datetime | None = None,
+        **data: Any,
+    ) -> TicketEvent:
+        return TicketEvent.objects.create(
+            organization_id=self.organization_id,
+            ticket=self,
+            kind=kind,
+            actor=actor,
+            message=message,
+            at=at or timezone.now(),
+            data=data,
+        )
+
+    def check_step(self, step: str) -> bool:
+        """Raise StepError unless ``step`` is the next one; return whether its reply is public."""
+        try:
+            required, _target, public = STEP_RULES[step]
+        except KeyError:
+            raise StepError(f"There is no care step called {step!r}.") from None
+        if self.status != required:
+            if self.next_step is None:
+                raise StepError("This ticket is closed out; there is no step left.")
+            raise StepError(
+                f"This ticket is {self.get_status_display().lower()}: "
+                f"the next step is {Step(self.next_step).label}, not {Step(step).label}."
+            )
+        return public
+
+    def take_step(self, step: str, *, by: User, message: Message | None) -> TicketEvent:
+        """Move the ticket one care step forward; refuse (StepError) a step out of order."""
+        self.check_step(step)
+        target = STEP_RULES[step][1]
+        self.status = target
+        fields = ["status", "updated_at"]
+        if target == Status.CLOSED:
+            self.closed_at = timezone.now()
+            fields.append("closed_at")
+        self.save(update_fields=fields)
+        return self.record(step, actor=by, message=message)
+
+    def acknowledge(self, *, by: User, message: Message) -> TicketEvent:
+        return self.take_step(Step.ACKNOWLEDGE, by=by, message=message)
+
+    def take_offline(self, *, by: User, message: Message) -> TicketEvent:
+        return self.take_step(Step.TAKE_OFFLINE, by=by, message=message)
+
+    def resolve(self, *, by: User, message: Message) -> TicketEvent:
+        return self.take_step(Step.RESOLVE, by=by, message=message)
+
+    def close_out(self, *, by: User, message: Message) -> TicketEvent:
+        return self.take_step(Step.CLOSE_OUT, by=by, message=message)
+
+
+class MessageQuerySet(OrgQuerySet["Message"]):
+    pass
+
+
+class Message(models.Model):
+    """A post, reply or DM in a ticket, from the customer (inbound) or the brand (outbound).
+
+    Inbound messages are stored once per platform and external id within an organisation; a
+    re-delivered post hits the unique constraint and changes nothing.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="messages"
+    )
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    kind = models.CharField(max_length=16, choices=MessageKind.choices)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    is_public = models.BooleanField(default=True)
+
+    # Empty for an outbound message until the platform has accepted it.
+    external_id = models.CharField(max_length=64, blank=True)
+    conversation_id = models.CharField(max_length=64, blank=True)
+    in_reply_to_external_id = models.CharField(max_length=64, blank=True)
+
+    author_external_id = models.CharField(max_length=64, blank=True)
+    author_username = models.CharField(max_length=100, blank=True)
+    author_display_name = models.CharField(max_length=200, blank=True)
+    author_followers = models.PositiveIntegerField(default=0)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    text = models.TextField()
+    created_at = models.DateTimeField(help_text="When the platform says it was posted.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    raw = models.JSONField(default=dict, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "platform", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="message_once_per_platform_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()}: {self.text[:40]}"
+
+
+class OutboxState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    UNCERTAIN = "uncertain", "Interrupted — check before resending"
+
+
+class OutboxItem(models.Model):
+    """An outbound message waiting to be sent, sent, or failed: the only way a reply leaves.
+
+    A sender claims an item by moving it from queued to sending in one UPDATE; only the claimant
+    calls the platform. An item found still ``sending`` after a crash is marked ``uncertain``
+    and never re-sent blindly, so a crash never posts twice.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="outbox")
+    state = models.CharField(max_length=16, choices=OutboxState.choices, default=OutboxState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "claimed_at"], name="outbox_state_idx")]
+
+    def __str__(self) -> str:
+        return f"Outbox {self.pk} ({self.state})"
+
+
+class EventKind(models.TextChoices):
+    OPENED = "opened", "Opened"
+    MESSAGE_RECEIVED = "message_received", "Customer wrote"
+    ACKNOWLEDGE = "acknowledge", "Acknowledged"
+    TAKE_OFFLINE = "take_offline", "Taken offline"
+    RESOLVE = "resolve", "Resolved"
+    CLOSE_OUT = "close_out", "Closed out"
+    REPLY_SENT = "reply_sent", "Reply delivered"
+    REPLY_FAILED = "reply_failed", "Reply failed"
+    SLA_MET = "sla_met", "SLA met"
+    SLA_BREACHED = "sla_breached", "SLA breached"
+
+
+class TicketEventQuerySet(OrgQuerySet["TicketEvent"]):
+    pass
+
+
+class TicketEvent(models.Model):
+    """One thing that happened to a ticket: who, what, when. Append-only."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = TicketEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["ticket", "at"], name="event_ticket_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"

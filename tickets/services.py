@@ -1,0 +1,312 @@
+"""Work that spans tickets, messages, the outbox and SLA timers.
+
+Each service runs in one transaction and sends its side effects (Celery enqueues) only once the
+transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from channels_social.base import ChannelError, InboundPost, MentionBatch
+from channels_social.models import SocialAccount
+from channels_social.registry import adapter_class, adapter_for
+from monitoring.services import sla_fulfil_first_response, sla_start
+from tickets import priority
+from tickets.models import (
+    OPEN_STATUSES,
+    Direction,
+    EventKind,
+    Message,
+    MessageKind,
+    OutboxItem,
+    OutboxState,
+    StepError,
+    Ticket,
+)
+
+if TYPE_CHECKING:
+    from careinbox.accounts.models import User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    messages_created: int
+    tickets_created: int
+    duplicates: int
+
+
+def _id_is_newer(candidate: str, current: str) -> bool:
+    """Platform ids are decimal strings that grow with time; compare them as numbers."""
+    if not current:
+        return True
+    try:
+        return int(candidate) > int(current)
+    except ValueError:
+        return candidate > current
+
+
+def _find_thread_ticket(account: SocialAccount, post: InboundPost) -> Ticket | None:
+    """An open ticket this post continues: it replies into the ticket's messages or thread."""
+    candidates = Ticket.objects.for_org(account.organization).filter(
+        social_account=account,
+        status__in=OPEN_STATUSES,
+        customer_external_id=post.author.external_id,
+    )
+    if post.in_reply_to_external_id:
+        by_parent = candidates.filter(messages__external_id=post.in_reply_to_external_id).first()
+        if by_parent is not None:
+            return by_parent
+    if post.conversation_id:
+        return candidates.filter(conversation_id=post.conversation_id).first()
+    return None
+
+
+def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
+    level, reasons = priority.assess(text=post.text, followers=post.author.followers_count)
+    ticket = Ticket.objects.create(
+        organization_id=account.organization_id,
+        brand_id=account.brand_id,
+        social_account=account,
+        platform=account.platform,
+        priority=level,
+        priority_reasons=reasons,
+        customer_external_id=post.author.external_id,
+        customer_username=post.author.username,
+        customer_display_name=post.author.display_name,
+        customer_followers=post.author.followers_count,
+        conversation_id=post.conversation_id or post.external_id,
+        opened_at=post.created_at,
+    )
+    ticket.record(EventKind.OPENED, at=post.created_at, priority=level, reasons=reasons)
+    sla_start(ticket=ticket)
+    return ticket
+
+
+def ingest_posts(*, account: SocialAccount, batch: MentionBatch) -> IngestResult:
+    """Store each new post once, thread it into a ticket, and advance the cursor, atomically.
+
+    A post already stored (same organisation, platform and external id) changes nothing. The
+    cursor moves in the same transaction as the rows, so a crash loses nothing and a re-poll of
+    the same page creates nothing twice.
+    """
+    created = tickets_created = duplicates = 0
+    with transaction.atomic():
+        locked = SocialAccount.objects.select_for_update().get(pk=account.pk)
+        for post in batch.posts:
+            exists = Message.objects.filter(
+                organization_id=account.organization_id,
+                platform=account.platform,
+                external_id=post.external_id,
+            ).exists()
+            if exists:
+                duplicates += 1
+                continue
+            ticket = _find_thread_ticket(account, post)
+            if ticket is None:
+                ticket = _open_ticket(account, post)
+                tickets_created += 1
+            try:
+                with transaction.atomic():
+                    message = Message.objects.create(
+                        organization_id=account.organization_id,
+                        ticket=ticket,
+                        platform=account.platform,
+                        kind=post.kind,
+                        direction=Direction.INBOUND,
+                        is_public=post.is_public,
+                        external_id=post.external_id,
+                        conversation_id=post.conversation_id,
+                        in_reply_to_external_id=post.in_reply_to_external_id,
+                        author_external_id=post.author.external_id,
+                        author_username=post.author.username,
+                        author_display_name=post.author.display_name,
+                        author_followers=post.author.followers_count,
+                        text=post.text,
+                        created_at=post.created_at,
+                        raw=post.raw,
+                    )
+            except IntegrityError:  # stored by a concurrent poll between the check and here
+                duplicates += 1
+                continue
+            if ticket.root_message_id is None:
+                ticket.root_message = message
+                ticket.save(update_fields=["root_message", "updated_at"])
+            ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+            created += 1
+        if batch.newest_id and _id_is_newer(batch.newest_id, locked.mentions_since_id):
+            locked.mentions_since_id = batch.newest_id
+        locked.last_polled_at = timezone.now()
+        locked.last_poll_error = ""
+        if batch.rate_limit is not None:
+            locked.rate_limit_remaining = batch.rate_limit.remaining
+            locked.rate_limit_reset_at = batch.rate_limit.reset_at
+        locked.save(
+            update_fields=[
+                "mentions_since_id",
+                "last_polled_at",
+                "last_poll_error",
+                "rate_limit_remaining",
+                "rate_limit_reset_at",
+            ]
+        )
+    return IngestResult(created, tickets_created, duplicates)
+
+
+def _reply_target(ticket: Ticket) -> Message | None:
+    """The customer's latest public post in the ticket: a public reply goes under it."""
+    return (
+        ticket.messages.filter(direction=Direction.INBOUND, is_public=True)
+        .exclude(external_id="")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Message:
+    """Take the ticket's next care step with the agent's text, sent through the outbox.
+
+    Raises StepError (out of order, unknown step, bad text) and changes nothing in that case.
+    """
+    from tickets.tasks import send_outbox_item
+
+    text = text.strip()
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        public = ticket.check_step(step)
+        problem = adapter_class(ticket.platform).text_problem(public=public, text=text)
+        if problem:
+            raise StepError(problem)
+        target = _reply_target(ticket) if public else None
+        if public and target is None:
+            raise StepError("There is no public post from the customer to reply to.")
+        message = Message.objects.create(
+            organization_id=ticket.organization_id,
+            ticket=ticket,
+            platform=ticket.platform,
+            kind=MessageKind.REPLY if public else MessageKind.DM,
+            direction=Direction.OUTBOUND,
+            is_public=public,
+            conversation_id=ticket.conversation_id if public else "",
+            in_reply_to_external_id=target.external_id if target else "",
+            author_external_id=ticket.social_account.external_id,
+            author_username=ticket.social_account.username,
+            sent_by=by,
+            text=text,
+            created_at=timezone.now(),
+        )
+        item = OutboxItem.objects.create(organization_id=ticket.organization_id, message=message)
+        ticket.take_step(step, by=by, message=message)
+        transaction.on_commit(lambda: send_outbox_item.delay(item.pk))
+    return message
+
+
+class TransientSendError(Exception):
+    """The platform could not take the message now; the outbox item is queued again."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
+    """Send one outbox item if this caller wins the claim; return the item's resulting state.
+
+    The claim is a single UPDATE from queued to sending: of two workers given the same item only
+    one calls the platform. A transient failure puts the item back to queued and raises
+    TransientSendError for the task to retry (on the final attempt it fails instead).
+    """
+    claimed = OutboxItem.objects.filter(pk=item_id, state=OutboxState.QUEUED).update(
+        state=OutboxState.SENDING, claimed_at=timezone.now()
+    )
+    if claimed != 1:
+        item = OutboxItem.objects.filter(pk=item_id).only("state").first()
+        return item.state if item else "missing"
+    item = OutboxItem.objects.select_related("message__ticket__social_account__organization").get(
+        pk=item_id
+    )
+    message = item.message
+    ticket = message.ticket
+    adapter = adapter_for(ticket.social_account)
+    try:
+        if message.is_public:
+            sent = adapter.send_public_reply(
+                text=message.text, in_reply_to_external_id=message.in_reply_to_external_id
+            )
+        else:
+            sent = adapter.send_private_message(
+                text=message.text, recipient_external_id=ticket.customer_external_id
+            )
+    except ChannelError as exc:
+        attempts = item.attempts + 1
+        if exc.permanent or final_attempt:
+            with transaction.atomic():
+                OutboxItem.objects.filter(pk=item_id).update(
+                    state=OutboxState.FAILED, attempts=attempts, last_error=str(exc)
+                )
+                ticket.record(
+                    EventKind.REPLY_FAILED, message=message, error=str(exc), status=exc.status
+                )
+            log.warning("outbox item %s failed: %s", item_id, exc)
+            return OutboxState.FAILED
+        OutboxItem.objects.filter(pk=item_id, state=OutboxState.SENDING).update(
+            state=OutboxState.QUEUED, attempts=attempts, last_error=str(exc)
+        )
+        raise TransientSendError(str(exc), exc.retry_after) from exc
+
+    sent_at = timezone.now()
+    with transaction.atomic():
+        message.external_id = sent.external_id
+        if sent.conversation_id:
+            message.conversation_id = sent.conversation_id
+        message.raw = sent.raw
+        message.save(update_fields=["external_id", "conversation_id", "raw"])
+        OutboxItem.objects.filter(pk=item_id).update(
+            state=OutboxState.SENT, sent_at=sent_at, attempts=item.attempts + 1, last_error=""
+        )
+        ticket.record(
+            EventKind.REPLY_SENT, message=message, at=sent_at, external_id=sent.external_id
+        )
+        if message.is_public:
+            sla_fulfil_first_response(ticket=ticket, at=sent_at)
+    return OutboxState.SENT
+
+
+def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> int:
+    """Items left ``sending`` by a crashed worker: mark them uncertain, never resend blindly."""
+    cutoff = timezone.now() - older_than
+    stuck = list(
+        OutboxItem.objects.filter(state=OutboxState.SENDING, claimed_at__lt=cutoff).select_related(
+            "message__ticket"
+        )
+    )
+    for item in stuck:
+        with transaction.atomic():
+            changed = OutboxItem.objects.filter(pk=item.pk, state=OutboxState.SENDING).update(
+                state=OutboxState.UNCERTAIN
+            )
+            if changed:
+                item.message.ticket.record(
+                    EventKind.REPLY_FAILED,
+                    message=item.message,
+                    error="The sender stopped mid-send; check the platform before resending.",
+                )
+    return len(stuck)
+
+
+def outbox_requeue_lost(*, older_than: timedelta = timedelta(minutes=1)) -> list[int]:
+    """Queued items whose enqueue never reached the broker (it was down): their ids to enqueue."""
+    cutoff = timezone.now() - older_than
+    return list(
+        OutboxItem.objects.filter(
+            state=OutboxState.QUEUED, attempts=0, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )

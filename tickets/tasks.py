@@ -1,0 +1,38 @@
+"""Thin, idempotent tasks: ids in, re-fetch, call a service."""
+
+from __future__ import annotations
+
+import random
+
+from celery import shared_task
+from celery.app.task import Task
+
+from tickets.services import (
+    TransientSendError,
+    outbox_flag_interrupted,
+    outbox_requeue_lost,
+    outbox_send,
+)
+
+MAX_SEND_RETRIES = 6
+
+
+@shared_task(bind=True, max_retries=MAX_SEND_RETRIES, acks_late=True)
+def send_outbox_item(self: Task, item_id: int) -> str:  # type: ignore[type-arg]
+    final = self.request.retries >= MAX_SEND_RETRIES
+    try:
+        return outbox_send(item_id=item_id, final_attempt=final)
+    except TransientSendError as exc:
+        backoff = min(600, 5 * 2**self.request.retries)
+        countdown = exc.retry_after if exc.retry_after else backoff
+        jitter = random.uniform(0, 3)  # noqa: S311 - spreads retries, not a secret
+        raise self.retry(countdown=countdown + jitter, exc=exc) from exc
+
+
+@shared_task
+def outbox_housekeeping() -> dict[str, int]:
+    interrupted = outbox_flag_interrupted()
+    lost = outbox_requeue_lost()
+    for item_id in lost:
+        send_outbox_item.delay(item_id)
+    return {"interrupted": interrupted, "requeued": len(lost)}

@@ -1,0 +1,125 @@
+"""The agent inbox and the ticket workspace.
+
+One view serves a full page and its htmx partial (``template#partial``); every control is a
+real form or link, so everything works without JavaScript too.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from careinbox.tenancy import get_for_org_or_404, role_required
+from tickets.models import STEP_RULES, Step, StepError, Ticket
+from tickets.services import ticket_take_step
+
+STEP_HELP = {
+    Step.ACKNOWLEDGE: (
+        "Public reply",
+        "Thank them, say sorry if we got it wrong, and say you are on it. Never ask them to "
+        "delete the post.",
+    ),
+    Step.TAKE_OFFLINE: (
+        "Direct message",
+        "Move to DM: ask for the order number and the best way to reach them.",
+    ),
+    Step.RESOLVE: (
+        "Direct message",
+        "Tell them what you did to fix it, and keep every promise you make.",
+    ),
+    Step.CLOSE_OUT: (
+        "Public reply",
+        "Back on the public thread: say that it is sorted, so everyone who saw the complaint "
+        "sees the answer.",
+    ),
+}
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted
+
+
+@require_GET
+@role_required()
+def inbox(request: HttpRequest) -> HttpResponse:
+    tickets = (
+        Ticket.objects.for_org(request.organization)  # type: ignore[attr-defined]
+        .open()
+        .inbox_order()
+        .select_related("root_message", "social_account")[:200]
+    )
+    context = {"tickets": tickets, "current_time": timezone.now()}
+    template = "tickets/inbox.html#inbox-table" if _wants_partial(request) else "tickets/inbox.html"
+    return render(request, template, context)
+
+
+def _ticket_context(ticket: Ticket) -> dict[str, object]:
+    step = ticket.next_step
+    timers = list(ticket.sla_timers.all())
+    done = set(ticket.events.filter(kind__in=Step.values).values_list("kind", flat=True))
+    return {
+        "ticket": ticket,
+        "conversation": ticket.messages.select_related("sent_by", "outbox").order_by(
+            "created_at", "pk"
+        ),
+        "events": ticket.events.select_related("actor", "message").order_by("at", "pk"),
+        "timers": timers,
+        "next_step": Step(step) if step else None,
+        "next_step_public": STEP_RULES[step][2] if step else None,
+        "next_step_help": STEP_HELP.get(step) if step else None,
+        "next_step_number": list(Step).index(Step(step)) + 1 if step else None,
+        "steps": [(s.value, s.label, s.value in done) for s in Step],
+    }
+
+
+@require_GET
+@role_required()
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = get_for_org_or_404(
+        Ticket.objects.select_related("social_account", "brand"),
+        request.organization,  # type: ignore[attr-defined]
+        pk=pk,
+    )
+    template = "tickets/ticket.html#workspace" if _wants_partial(request) else "tickets/ticket.html"
+    return render(request, template, _ticket_context(ticket))
+
+
+@require_POST
+@role_required()
+def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
+    ticket = get_for_org_or_404(
+        Ticket.objects.select_related("social_account", "brand"),
+        request.organization,  # type: ignore[attr-defined]
+        pk=pk,
+    )
+    text = request.POST.get("text", "")
+    error = None
+    try:
+        ticket_take_step(ticket=ticket, step=step, by=request.user, text=text)  # type: ignore[arg-type]
+    except StepError as exc:
+        error = str(exc)
+    ticket.refresh_from_db()
+    if _wants_partial(request):
+        context = _ticket_context(ticket)
+        context.update({"step_error": error, "draft": text if error else ""})
+        response = render(
+            request, "tickets/ticket.html#workspace", context, status=422 if error else 200
+        )
+        if error:
+            # htmx swaps only 2xx by default; say where this 422 goes.
+            response["HX-Retarget"] = "#workspace"
+            response["HX-Reswap"] = "outerHTML"
+        else:
+            response["HX-Trigger"] = "ticketChanged"
+        return response
+    if error:
+        messages.error(request, error)
+        context = _ticket_context(ticket)
+        context.update({"step_error": error, "draft": text})
+        return render(request, "tickets/ticket.html", context, status=422)
+    messages.success(request, f"{Step(step).label}: queued to send.")
+    return redirect("tickets:detail", pk=ticket.pk)
