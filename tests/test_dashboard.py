@@ -1,0 +1,88 @@
+"""The manager dashboard: open tickets, first-response compliance and median, for today."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from careinbox.accounts.models import Organization
+from monitoring.dashboard import today_summary
+from monitoring.services import sla_fulfil_first_response, sla_start, sla_sweep_breaches
+from tests.conftest import Persona
+from tests.factories import TicketFactory
+from tickets.models import Status
+
+
+def _ticket(org: Organization, minutes_ago: float, **kwargs: object):  # type: ignore[no-untyped-def]
+    ticket = TicketFactory(
+        social_account__brand__organization=org,
+        opened_at=timezone.now() - timedelta(minutes=minutes_ago),
+        **kwargs,
+    )
+    sla_start(ticket=ticket)
+    return ticket
+
+
+def test_figures_for_today(org: Organization, other_org: Organization) -> None:
+    now = timezone.now()
+    # Keep every timestamp inside today whatever the time the test runs at.
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    span = max((now - midnight).total_seconds() / 60 - 1, 0)
+    if span < 100:  # too close to midnight for 90-minute-old tickets: pretend it is noon
+        now = midnight + timedelta(hours=12)
+    fast = _ticket(org, 0)
+    fast.opened_at = now - timedelta(minutes=10)
+    fast.save()
+    fast.sla_timers.update(
+        started_at=now - timedelta(minutes=10), due_at=now + timedelta(minutes=50)
+    )
+    sla_fulfil_first_response(ticket=fast, at=now - timedelta(minutes=6))  # 4 minutes: met
+    slow = _ticket(org, 0)
+    slow.sla_timers.update(
+        started_at=now - timedelta(minutes=90), due_at=now - timedelta(minutes=30)
+    )
+    sla_fulfil_first_response(ticket=slow, at=now - timedelta(minutes=10))  # 80 minutes: breached
+    waiting = _ticket(org, 0)
+    waiting.sla_timers.update(
+        started_at=now - timedelta(minutes=5), due_at=now + timedelta(minutes=55)
+    )
+    closed = _ticket(org, 0, status=Status.CLOSED)
+    closed.sla_timers.update(
+        started_at=now - timedelta(minutes=3), due_at=now + timedelta(minutes=57)
+    )
+    sla_fulfil_first_response(ticket=closed, at=now - timedelta(minutes=1))  # 2 minutes: met
+    _ticket(other_org, 5)  # another tenant: never counted
+
+    summary = today_summary(org, now=now)
+    assert summary.open_tickets == 3
+    assert summary.met == 2 and summary.breached == 1
+    assert summary.compliance_percent == 66.7
+    assert summary.median_first_response == timedelta(minutes=4)
+    assert summary.first_responses == 3
+    assert summary.unanswered == 1
+
+
+def test_overdue_unanswered_counts_as_breached_before_the_sweep(org: Organization) -> None:
+    _ticket(org, 61)
+    summary = today_summary(org)
+    assert (summary.met, summary.breached, summary.compliance_percent) == (0, 1, 0.0)
+    assert summary.overdue_now == 1
+    sla_sweep_breaches()
+    assert today_summary(org).breached == 1  # counted once, before and after the sweep
+
+
+def test_empty_day_shows_no_percentage(org: Organization) -> None:
+    summary = today_summary(org)
+    assert summary.compliance_percent is None and summary.median_first_response is None
+
+
+def test_dashboard_page_for_managers_only(manager: Persona, agent: Persona) -> None:
+    _ticket(manager.organization, 2)
+    response = manager.client().get(reverse("monitoring:dashboard"))
+    assert response.status_code == 200
+    assert b"Open tickets" in response.content and b'id="open-tickets">1<' in response.content
+    partial = manager.client().get(reverse("monitoring:dashboard"), HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and b"<html" not in partial.content
+    assert agent.client().get(reverse("monitoring:dashboard")).status_code == 404

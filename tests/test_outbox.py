@@ -1,0 +1,140 @@
+"""The outbox: the only way a reply leaves, claimed once, sent through tweepy to the X sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from channels_social.models import SocialAccount
+from channels_social.services import account_poll
+from monitoring.models import TimerState
+from tests.conftest import Persona
+from tests.sandbox_fixtures import XSandbox
+from tickets.models import EventKind, OutboxItem, OutboxState, Step, Ticket
+from tickets.services import (
+    TransientSendError,
+    outbox_flag_interrupted,
+    outbox_requeue_lost,
+    outbox_send,
+    ticket_take_step,
+)
+
+
+@pytest.fixture
+def ticket(
+    agent: Persona, make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox
+) -> Ticket:
+    account = make_account(
+        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
+    )
+    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
+    x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 4200, "Package lost AGAIN")
+    account_poll(account_id=account.pk)
+    return Ticket.objects.get()
+
+
+def test_public_reply_goes_out_under_the_customers_post(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    message = ticket_take_step(
+        ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="So sorry, Jo! We're on it."
+    )
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT
+    message.refresh_from_db()
+    assert message.external_id  # the platform's id came back
+    posted = x_sandbox_clean.control.get_tweet(message.external_id)
+    assert posted["in_reply_to_tweet_id"] == ticket.root_message.external_id  # type: ignore[union-attr]
+    assert posted["text"] == "So sorry, Jo! We're on it."
+    assert posted["author_id"] == "1000"
+    assert ticket.events.filter(kind=EventKind.REPLY_SENT, message=message).exists()
+    assert ticket.sla_timers.get().state == TimerState.MET
+
+
+def test_dm_goes_to_the_customer(ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox) -> None:
+    ack = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry!")
+    outbox_send(item_id=ack.outbox.pk)
+    dm = ticket_take_step(
+        ticket=ticket,
+        step=Step.TAKE_OFFLINE,
+        by=agent.user,
+        text="Could you send us your order number?",
+    )
+    assert outbox_send(item_id=dm.outbox.pk) == OutboxState.SENT
+    dm.refresh_from_db()
+    assert dm.conversation_id == "1000-2001"
+    events = x_sandbox_clean.control.dm_events("2001")
+    assert [e["text"] for e in events] == ["Could you send us your order number?"]
+    # The first-response timer was fulfilled by the public reply, not the DM.
+    assert ticket.sla_timers.get().fulfilled_at is not None
+
+
+def test_an_item_is_sent_once_however_often_it_is_asked(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT  # re-delivered task
+    posts = [
+        r
+        for r in x_sandbox_clean.control.requests_log()
+        if r["method"] == "POST" and r["path"] == "/2/tweets"
+    ]
+    assert len(posts) == 1
+
+
+def test_permanent_failure_is_recorded_and_not_retried(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    x_sandbox_clean.control.inject_faults(status=403, count=1)
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.FAILED
+    item = OutboxItem.objects.get(pk=message.outbox.pk)
+    assert item.last_error and item.attempts == 1
+    assert ticket.events.filter(kind=EventKind.REPLY_FAILED).exists()
+    assert ticket.sla_timers.get().state == TimerState.ACTIVE  # nothing went out: not met
+
+
+def test_transient_failure_requeues_for_a_retry(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    x_sandbox_clean.control.inject_faults(status=503, count=1)
+    with pytest.raises(TransientSendError):
+        outbox_send(item_id=message.outbox.pk)
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT  # the retry
+
+
+def test_unreachable_platform_is_transient(ticket: Ticket, agent: Persona) -> None:
+    SocialAccount.objects.update(api_base_url="http://127.0.0.1:9")  # nothing listens there
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    with pytest.raises(TransientSendError):
+        outbox_send(item_id=message.outbox.pk)
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED
+    assert outbox_send(item_id=message.outbox.pk, final_attempt=True) == OutboxState.FAILED
+
+
+def test_a_send_interrupted_mid_way_is_flagged_not_resent(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    # A worker claimed it and died before recording the result.
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(
+        state=OutboxState.SENDING, claimed_at=timezone.now() - timedelta(minutes=10)
+    )
+    assert outbox_flag_interrupted() == 1
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.UNCERTAIN
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN
+    assert not [r for r in x_sandbox_clean.control.requests_log() if r["method"] == "POST"]
+
+
+def test_queued_items_whose_enqueue_was_lost_are_found(ticket: Ticket, agent: Persona) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    assert outbox_requeue_lost() == []  # too fresh: its own task is still on the way
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert outbox_requeue_lost() == [message.outbox.pk]

@@ -1,0 +1,205 @@
+"""Polling a handle through the real tweepy client against the X sandbox; each mention stored
+once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from channels_social.base import MentionBatch
+from channels_social.models import SocialAccount
+from channels_social.services import account_poll
+from channels_social.tasks import poll_all_accounts
+from channels_social.x.adapter import XAdapter
+from tests.sandbox_fixtures import XSandbox
+from tickets.models import EventKind, Message, Priority, Status, Ticket
+from tickets.services import ingest_posts
+
+
+@pytest.fixture
+def account(make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox) -> SocialAccount:
+    account = make_account(
+        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
+    )
+    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
+    return account
+
+
+def _mention(
+    sandbox: XSandbox,
+    text: str,
+    *,
+    author: str = "2001",
+    name: str = "jo",
+    followers: int = 120,
+    **kwargs: object,
+) -> dict[str, object]:
+    return sandbox.control.post_mention("AcmeCare", author, name, followers, text, **kwargs)  # type: ignore[arg-type]
+
+
+def test_poll_creates_tickets_and_advances_the_cursor(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    first = _mention(x_sandbox_clean, "Where is my order #4411? Ordered two weeks ago")
+    second = _mention(
+        x_sandbox_clean,
+        "@AcmeCare your app is down again #thissucks",
+        author="2002",
+        name="bigvoice",
+        followers=85_000,
+    )
+
+    assert account_poll(account_id=account.pk).startswith("ok: 2 new, 2 tickets")
+    account.refresh_from_db()
+    assert account.mentions_since_id == second["id"]
+    tickets = {t.customer_username: t for t in Ticket.objects.for_org(account.organization)}
+    assert set(tickets) == {"jo", "bigvoice"}
+    loud = tickets["bigvoice"]
+    assert loud.priority == Priority.URGENT
+    assert any("85,000 followers" in reason for reason in loud.priority_reasons)
+    assert loud.customer_followers == 85_000
+    assert loud.root_message is not None and loud.root_message.external_id == second["id"]
+    assert tickets["jo"].root_message.external_id == first["id"]  # type: ignore[union-attr]
+    assert loud.sla_timers.get().due_at is not None
+    assert [e.kind for e in loud.events.all()] == [EventKind.OPENED, EventKind.MESSAGE_RECEIVED]
+    # The second poll asks only for what is newer than the cursor.
+    assert account_poll(account_id=account.pk).startswith("ok: 0 new")
+    mentions_calls = [
+        r for r in x_sandbox_clean.control.requests_log() if r["path"].endswith("/mentions")
+    ]
+    assert mentions_calls[-1]["query"]["since_id"] == [second["id"]]
+
+
+def test_re_polling_the_same_page_changes_nothing(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    _mention(x_sandbox_clean, "My refund never arrived")
+    _mention(x_sandbox_clean, "Still waiting on that refund", author="2003", name="sam")
+    batch = XAdapter(account).fetch_mentions(since_id=None)
+    assert len(batch.posts) == 2
+    first = ingest_posts(account=account, batch=batch)
+    counts = (Ticket.objects.count(), Message.objects.count())
+    again = ingest_posts(account=account, batch=batch)  # the same page delivered again
+    assert (first.messages_created, first.tickets_created) == (2, 2)
+    assert (again.messages_created, again.tickets_created, again.duplicates) == (0, 0, 2)
+    assert (Ticket.objects.count(), Message.objects.count()) == counts
+
+
+def test_a_reply_in_the_customers_thread_joins_their_open_ticket(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    root = _mention(x_sandbox_clean, "Charged twice for one order")
+    account_poll(account_id=account.pk)
+    _mention(x_sandbox_clean, "Hello?? Anyone there?", in_reply_to=str(root["id"]))
+    account_poll(account_id=account.pk)
+    ticket = Ticket.objects.get()
+    assert list(ticket.messages.values_list("text", flat=True)) == [
+        "@AcmeCare Charged twice for one order",
+        "@AcmeCare Hello?? Anyone there?",
+    ]
+    assert ticket.messages.last().kind == "reply"  # type: ignore[union-attr]
+
+
+def test_many_mentions_across_pages_arrive_oldest_first(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    ids = [
+        _mention(x_sandbox_clean, f"Question number {n}", author=str(3000 + n), name=f"c{n}")["id"]
+        for n in range(130)
+    ]
+    assert account_poll(account_id=account.pk).startswith("ok: 130 new, 130 tickets")
+    stored = list(Message.objects.order_by("pk").values_list("external_id", flat=True))
+    assert stored == ids
+    account.refresh_from_db()
+    assert account.mentions_since_id == ids[-1]
+
+
+def test_failed_fetch_keeps_the_cursor_and_records_the_error(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    account.mentions_since_id = "5"
+    account.save()
+    x_sandbox_clean.control.inject_faults(status=503, count=1)
+    assert account_poll(account_id=account.pk).startswith("error:")
+    account.refresh_from_db()
+    assert account.mentions_since_id == "5" and account.last_poll_error
+    assert account.poll_lease_until is None  # the lease is released for the next poll
+
+
+def test_rate_limited_poll_waits_for_the_window(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    x_sandbox_clean.control.set_rate_limits(mentions=1)
+    assert account_poll(account_id=account.pk).startswith("ok")
+    account.refresh_from_db()
+    assert account.rate_limit_remaining == 0  # read from x-rate-limit-remaining
+    calls = len(x_sandbox_clean.control.requests_log())
+    assert account_poll(account_id=account.pk) == "skipped: rate limited until the window resets"
+    assert len(x_sandbox_clean.control.requests_log()) == calls  # did not call X again
+
+
+def test_a_429_records_when_the_window_resets(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    x_sandbox_clean.control.set_rate_limits(mentions=1)
+    account_poll(account_id=account.pk)
+    SocialAccount.objects.filter(pk=account.pk).update(rate_limit_remaining=None)  # forget it
+    result = account_poll(account_id=account.pk)
+    assert result.startswith("error:")
+    account.refresh_from_db()
+    assert account.rate_limit_remaining == 0 and account.rate_limit_reset_at is not None
+    assert "429" in account.last_poll_error or "Too Many" in account.last_poll_error
+
+
+def test_a_poll_in_progress_is_not_run_twice(account: SocialAccount) -> None:
+    assert account.claim_poll()
+    assert account_poll(account_id=account.pk) == "skipped: another poll is running"
+    account.release_poll()
+
+
+def test_closed_ticket_does_not_swallow_a_new_post(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    root = _mention(x_sandbox_clean, "Broken charger")
+    account_poll(account_id=account.pk)
+    Ticket.objects.update(status=Status.CLOSED)
+    _mention(x_sandbox_clean, "It broke again!", in_reply_to=str(root["id"]))
+    account_poll(account_id=account.pk)
+    assert Ticket.objects.count() == 2
+
+
+def test_poll_all_fans_out_to_enabled_accounts_only(
+    make_account: Callable[..., SocialAccount], settings: object
+) -> None:
+    enabled = make_account()
+    make_account(enabled=False)
+    from unittest import mock
+
+    with mock.patch("channels_social.tasks.poll_account.apply_async") as enqueue:
+        assert poll_all_accounts() == 1
+    enqueue.assert_called_once()
+    assert enqueue.call_args.args[0] == (enabled.pk,)
+
+
+def test_ingest_keeps_org_separation_for_the_same_post(
+    make_account: Callable[..., SocialAccount], other_org: object
+) -> None:
+    from channels_social.base import Author, InboundPost
+    from tests.factories import SocialAccountFactory
+
+    ours = make_account(external_id="1000")
+    theirs = SocialAccountFactory(brand__organization=other_org, external_id="1000")
+    post = InboundPost(
+        external_id="999",
+        text="hi @both",
+        created_at=datetime.now(UTC),
+        author=Author(external_id="7", username="u"),
+        kind="post",
+    )
+    batch = MentionBatch(posts=[post], newest_id="999")
+    ingest_posts(account=ours, batch=batch)
+    ingest_posts(account=theirs, batch=batch)
+    assert Ticket.objects.for_org(ours.organization).count() == 1
+    assert Ticket.objects.for_org(theirs.organization).count() == 1

@@ -1,0 +1,161 @@
+"""Inbox and ticket views: order, htmx partials, plain forms, and isolation between tenants."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from monitoring.services import sla_start
+from tests.conftest import Persona
+from tests.factories import InboundMessageFactory, TicketFactory
+from tickets.models import Message, OutboxItem, Priority, Status, Ticket
+
+
+def _ticket(persona: Persona, **kwargs: object) -> Ticket:
+    ticket = TicketFactory(social_account__brand__organization=persona.organization, **kwargs)
+    InboundMessageFactory(ticket=ticket, text=f"Help please, ticket of {ticket.customer_username}")
+    sla_start(ticket=ticket)
+    return ticket
+
+
+def test_anonymous_is_sent_to_login(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(reverse("tickets:inbox"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_inbox_orders_by_priority_then_due_time(agent: Persona) -> None:
+    now = timezone.now()
+    normal_soon = _ticket(agent, priority=Priority.NORMAL, opened_at=now - timedelta(minutes=50))
+    urgent_later = _ticket(agent, priority=Priority.URGENT, opened_at=now)
+    urgent_sooner = _ticket(agent, priority=Priority.URGENT, opened_at=now - timedelta(minutes=30))
+    _ticket(agent, status=Status.CLOSED)  # closed: not in the inbox
+
+    response = agent.client().get(reverse("tickets:inbox"))
+    assert response.status_code == 200
+    order = [t.pk for t in response.context["tickets"]]
+    assert order == [urgent_sooner.pk, urgent_later.pk, normal_soon.pk]
+
+
+def test_inbox_query_count_does_not_grow_with_tickets(agent: Persona) -> None:
+    client = agent.client()
+    _ticket(agent)
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("tickets:inbox"))
+    for _ in range(10):
+        _ticket(agent)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(reverse("tickets:inbox"))
+    assert len(response.context["tickets"]) == 11
+    assert len(many) == len(few)
+
+
+def test_inbox_partial_for_htmx(agent: Persona) -> None:
+    _ticket(agent)
+    response = agent.client().get(reverse("tickets:inbox"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert b"<html" not in response.content and b'id="inbox"' in response.content
+    assert "HX-Request" in response["Vary"]
+
+
+def test_outsider_sees_none_of_another_orgs_tickets(agent: Persona, outsider: Persona) -> None:
+    ticket = _ticket(agent)
+    client = outsider.client()
+    inbox = client.get(reverse("tickets:inbox"))
+    assert list(inbox.context["tickets"]) == []
+    assert client.get(reverse("tickets:detail", args=[ticket.pk])).status_code == 404
+    response = client.post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": "Hi from Globex"}
+    )
+    assert response.status_code == 404
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    assert not OutboxItem.objects.exists()
+
+
+def test_ticket_page_shows_conversation_step_form_sla_and_history(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().get(reverse("tickets:detail", args=[ticket.pk]))
+    body = response.content.decode()
+    assert "Help please" in body
+    assert "Step 1: Acknowledge" in body
+    assert f'hx-post="/tickets/{ticket.pk}/steps/acknowledge/"' in body
+    assert f'action="/tickets/{ticket.pk}/steps/acknowledge/"' in body  # works without JS
+    assert "First response SLA" in body and "Running" in body
+
+
+def test_plain_form_post_takes_the_step_and_redirects(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "We're so sorry — looking into it now."},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("tickets:detail", args=[ticket.pk])
+    ticket.refresh_from_db()
+    assert ticket.status == Status.ACKNOWLEDGED
+    assert OutboxItem.objects.get().message.text == "We're so sorry — looking into it now."
+
+
+def test_htmx_post_returns_the_workspace_partial(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "On it!"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert b'id="workspace"' in response.content and b"<html" not in response.content
+    assert b"Step 2: Take offline" in response.content
+    assert response["HX-Trigger"] == "ticketChanged"
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize(
+    ("step", "text", "error"),
+    [
+        ("acknowledge", "", "A reply cannot be empty."),
+        ("acknowledge", "z" * 300, "the limit is 280"),
+        ("resolve", "Fixed it", "the next step is Acknowledge, not Resolve"),
+    ],
+)
+def test_bad_step_input_gets_a_clear_message_and_keeps_the_draft(
+    agent: Persona, htmx: bool, step: str, text: str, error: str
+) -> None:
+    ticket = _ticket(agent)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, step]), {"text": text}, **headers
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert error in body
+    if text:
+        assert text in body  # the agent's draft is not lost
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    assert Message.objects.filter(ticket=ticket).count() == 1
+    assert not OutboxItem.objects.exists()
+
+
+def test_unknown_ticket_id_is_404(agent: Persona) -> None:
+    assert agent.client().get(reverse("tickets:detail", args=[999999])).status_code == 404
+
+
+def test_user_without_membership_gets_404(django_user_model) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    user = django_user_model.objects.create_user("drifter", password="pw")
+    client = Client()
+    client.force_login(user)
+    assert client.get(reverse("tickets:inbox")).status_code == 404
+
+
+def test_get_on_step_url_is_not_allowed(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().get(reverse("tickets:step", args=[ticket.pk, "acknowledge"]))
+    assert response.status_code == 405
