@@ -1,0 +1,275 @@
+"""``manage.py sandbox_demo``: a steady, realistic stream of customer mentions into the X sandbox.
+
+It registers every X account that points at ``settings.X_SANDBOX_URL`` as a user in the
+emulator, posts a burst, then a trickle: complaints, questions, praise, the odd furious
+influencer, and now and then a customer chasing their own earlier post.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+
+from channels_social.models import Platform, SocialAccount
+from channels_social.sandbox.x.control import SandboxControl, SandboxError
+
+FIRST_NAMES = [
+    "Amelia",
+    "Noah",
+    "Priya",
+    "Lucas",
+    "Sofia",
+    "Mateo",
+    "Aisha",
+    "Liam",
+    "Chloe",
+    "Omar",
+    "Hannah",
+    "Kenji",
+    "Zoe",
+    "Diego",
+    "Fatima",
+    "Ethan",
+    "Maya",
+    "Jonas",
+    "Leila",
+    "Ravi",
+    "Grace",
+    "Tomasz",
+    "Ines",
+    "Samuel",
+    "Yara",
+    "Daniel",
+    "Mei",
+    "Oliver",
+    "Nadia",
+    "Felix",
+]
+LAST_NAMES = [
+    "Smith",
+    "Garcia",
+    "Patel",
+    "Müller",
+    "Rossi",
+    "Kim",
+    "Okafor",
+    "Nguyen",
+    "Silva",
+    "Cohen",
+    "Brown",
+    "Haddad",
+    "Lopez",
+    "Novak",
+    "Tanaka",
+    "Andersen",
+    "Murphy",
+    "Dubois",
+    "Kowalski",
+    "Mensah",
+]
+PRODUCTS = ("headphones", "blender", "running shoes", "laptop stand", "coffee machine", "jacket")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August")
+CITIES = ("Leeds", "Austin", "Lyon", "Rotterdam", "Dublin", "Porto", "Denver", "Manchester")
+
+COMPLAINTS = (
+    "My order {order} was due {days} days ago and tracking hasn't moved since. What's going on?",
+    "Ordered the {product} on {date}, still nothing. Order {order}. Can someone help?",
+    "You charged my card twice for order {order} (£{amount} each). Please refund the duplicate.",
+    "I was billed £{amount} for a subscription I cancelled last month. Not ok.",
+    "Your app has been down all morning, can't log in or check my order {order}.",
+    "Site keeps erroring at checkout, tried 4 times. Is there an outage?",
+    "The delivery driver left my parcel in the rain, {product} box soaked through. Order {order}.",
+    "Received the wrong {product}. Order {order}. How do I swap it without paying return postage?",
+    "Staff at your {city} store were really rude to my mum today. Expected better.",
+    "Waited 50 minutes on hold and got cut off. Twice. Order {order}.",
+    "Refund for order {order} was promised {days} days ago. Still not in my account.",
+    "Your chat bot keeps looping me back to the start. I just need to change my address!",
+    "The {product} stopped working after {days} days. Warranty claim ignored so far.",
+    "Promo code from your email says invalid at checkout. Pretty annoying tbh.",
+)
+QUESTIONS = (
+    "Do you deliver to {city} on Saturdays?",
+    "Hi! Can I change the delivery address for order {order}? It hasn't shipped yet.",
+    "Is the {product} back in stock anytime soon?",
+    "How long do refunds usually take to show up? Returned order {order} last week.",
+    "Quick one: does the {product} come with a UK plug?",
+    "Can I return something bought in the {city} store online?",
+    "What's the warranty on the {product}?",
+    "Is there a student discount? Couldn't find it on the site.",
+    "Hey, my tracking for {order} says 'exception', what does that mean?",
+)
+PRAISE = (
+    "Shoutout to the team at your {city} store, {first} sorted my return in 2 minutes. Legends.",
+    "Loving the new {product}, best purchase this year.",
+    "Order {order} arrived a day early, thank you!",
+    "Great service from {first} on chat today, really patient. Thanks!",
+    "Have to say the refund was super quick. Appreciated.",
+)
+ANGRY = (
+    "Third week chasing order {order}. Nobody answers. Never again. #thissucks",
+    "Charged £{amount} for nothing and support ghosts me. Avoid. #thissucks",
+    "Shocking service. {days} days, zero updates, zero refund. #thissucks #customerservice",
+    "Your outage cost me a day's work and not a word from you. Disgraceful. #thissucks",
+    "Rude staff in {city}, broken {product}, no reply here. Done with this brand. #thissucks",
+)
+FOLLOW_UPS = (
+    "Any update on this? Still waiting.",
+    "Hello?? It's been {hours} hours.",
+    "Still nothing. Really disappointed.",
+    "Bumping this, nobody has replied yet.",
+    "Update: still no refund. Please DM me.",
+    "Thanks for nothing so far...",
+)
+KINDS = (("complaint", COMPLAINTS, 45), ("question", QUESTIONS, 30), ("praise", PRAISE, 15))
+
+
+@dataclass
+class Customer:
+    id: str
+    username: str
+    name: str
+    followers: int
+    posts: dict[str, list[str]] = field(default_factory=dict)  # brand handle -> post ids
+
+
+class Command(BaseCommand):
+    help = "Post a realistic stream of customer mentions to the brand accounts in the X sandbox."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--interval", type=float, default=10.0, help="Mean seconds between posts."
+        )
+        parser.add_argument("--burst", type=int, default=6, help="Posts sent at once at the start.")
+        parser.add_argument(
+            "--count", type=int, default=0, help="Stop after N posts (0 = forever)."
+        )
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument(
+            "--wait", type=float, default=30.0, help="Seconds to wait for the sandbox."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        url = settings.X_SANDBOX_URL.rstrip("/")
+        control = SandboxControl(url)
+        self.rng = random.Random(options["seed"])  # noqa: S311 - demo data, not security
+        try:
+            control.wait_until_up(options["wait"])
+            brands = self._register_accounts(control, url)
+            self._stream(control, brands, options)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+        except SandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            raise CommandError(
+                f"Cannot read the X accounts ({exc}); run `manage.py migrate`?"
+            ) from exc
+
+    def _register_accounts(self, control: SandboxControl, url: str) -> list[str]:
+        accounts = [
+            account
+            for account in SocialAccount.objects.filter(platform=Platform.X).select_related("brand")
+            if account.api_base_url.rstrip("/") == url
+        ]
+        if not accounts:
+            raise CommandError(
+                f"No X account points at the sandbox ({url}). Set an account's API base URL to "
+                "it in the admin (or the seed command) first."
+            )
+        for account in accounts:
+            control.upsert_user(
+                id=account.external_id,
+                username=account.username,
+                name=account.brand.name,
+                followers_count=250_000,
+            )
+            self.stdout.write(
+                f"Registered @{account.username} ({account.brand.name}) in the sandbox."
+            )
+        return [account.username for account in accounts]
+
+    def _stream(self, control: SandboxControl, brands: list[str], options: dict[str, Any]) -> None:
+        customers = [self._new_customer(influencer=False) for _ in range(40)]
+        customers += [self._new_customer(influencer=True) for _ in range(5)]
+        posted = 0
+        try:
+            while options["count"] == 0 or posted < options["count"]:
+                self._post_one(control, self.rng.choice(brands), customers)
+                posted += 1
+                if options["count"] and posted >= options["count"]:
+                    break
+                if posted < options["burst"]:
+                    time.sleep(0.2)
+                else:
+                    time.sleep(max(0.1, options["interval"] * self.rng.uniform(0.4, 1.6)))
+        except KeyboardInterrupt:
+            pass
+        self.stdout.write(f"Stopped after {posted} posts.")
+
+    def _new_customer(self, *, influencer: bool) -> Customer:
+        first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        style = self.rng.choice(("{f}{n}", "{f}_{l}", "{f}{l}{n}", "the_{f}"))
+        handle = style.format(
+            f=first.lower(), l=last.lower().replace("ü", "u"), n=self.rng.randint(1, 999)
+        )
+        followers = (
+            self.rng.randint(20_000, 500_000)
+            if influencer
+            else int(self.rng.triangular(50, 3_000, 300))
+        )
+        return Customer(
+            id=str(self.rng.randrange(10**9, 10**18)),
+            username=handle[:15],
+            name=f"{first} {last}",
+            followers=followers,
+        )
+
+    def _fill(self, template: str) -> str:
+        return template.format(
+            order=f"#{self.rng.choice('ABCDEFGHJK')}{self.rng.randint(100000, 999999)}",
+            days=self.rng.randint(2, 14),
+            amount=f"{self.rng.uniform(9, 480):.2f}",
+            product=self.rng.choice(PRODUCTS),
+            city=self.rng.choice(CITIES),
+            first=self.rng.choice(FIRST_NAMES),
+            date=f"{self.rng.randint(1, 28)} {self.rng.choice(MONTHS)}",
+            hours=self.rng.randint(3, 48),
+        )
+
+    def _post_one(self, control: SandboxControl, brand: str, customers: list[Customer]) -> None:
+        chasers = [c for c in customers if c.posts.get(brand)]
+        in_reply_to: str | None = None
+        if chasers and self.rng.random() < 0.15:
+            customer, kind = self.rng.choice(chasers), "follow-up"
+            in_reply_to = customer.posts[brand][-1]
+            text = self._fill(self.rng.choice(FOLLOW_UPS))
+        elif self.rng.random() < 0.08:
+            customer, kind = (
+                self.rng.choice([c for c in customers if c.followers >= 20_000]),
+                "angry",
+            )
+            text = self._fill(self.rng.choice(ANGRY))
+        else:
+            customer = self.rng.choice([c for c in customers if c.followers < 20_000])
+            kind, templates, _ = self.rng.choices(KINDS, weights=[w for *_, w in KINDS])[0]
+            text = self._fill(self.rng.choice(templates))
+        post = control.post_mention(
+            to_username=brand,
+            author_id=customer.id,
+            author_username=customer.username,
+            author_name=customer.name,
+            followers=customer.followers,
+            text=text,
+            in_reply_to=in_reply_to,
+        )
+        customer.posts.setdefault(brand, []).append(post["id"])
+        self.stdout.write(
+            f"{time.strftime('%H:%M:%S')} {kind:<9} @{customer.username} "
+            f"({customer.followers:,} followers) -> {post['id']}: {post['text']}"
+        )

@@ -1,0 +1,63 @@
+"""``manage.py sandbox_post``: make a customer mention a brand in the X sandbox.
+
+Prints only the new post's id, so scripts can capture it (``ID=$(manage.py sandbox_post ...)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from channels_social.sandbox.x.control import SandboxControl, SandboxError
+from channels_social.sandbox.x.store import ID_RE, USERNAME_RE, parse_iso
+
+
+class Command(BaseCommand):
+    help = "Post a mention of a brand handle into the X sandbox emulator; prints the post id."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--to", required=True, help="The brand's handle (without @).")
+        parser.add_argument("--author-id", required=True, help="The customer's numeric X id.")
+        parser.add_argument("--author-username", required=True, help="The customer's handle.")
+        parser.add_argument("--followers", type=int, default=100)
+        parser.add_argument("--text", required=True)
+        parser.add_argument("--in-reply-to", default=None, help="Id of the post this replies to.")
+        parser.add_argument("--created-at", default=None, help="ISO 8601, e.g. 2025-01-31T09:00Z")
+        parser.add_argument("--sandbox-url", default=None, help="Default: settings.X_SANDBOX_URL")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        author_id = str(options["author_id"])
+        author_username = str(options["author_username"]).lstrip("@")
+        if not ID_RE.match(author_id):
+            raise CommandError(f"--author-id must be 1 to 19 digits, not {author_id!r}.")
+        if not USERNAME_RE.match(author_username):
+            raise CommandError("--author-username must be 1 to 15 letters, digits or _.")
+        if options["followers"] < 0:
+            raise CommandError("--followers cannot be negative.")
+        if not options["text"].strip():
+            raise CommandError("--text cannot be empty.")
+        created_at = options["created_at"]
+        if created_at:
+            try:
+                created_at = parse_iso(created_at).isoformat()
+            except ValueError:
+                raise CommandError(
+                    f"--created-at {created_at!r} is not an ISO 8601 date and time "
+                    "(e.g. 2025-01-31T09:00:00Z)."
+                ) from None
+        control = SandboxControl(options["sandbox_url"] or settings.X_SANDBOX_URL)
+        try:
+            post = control.post_mention(
+                to_username=options["to"],
+                author_id=author_id,
+                author_username=author_username,
+                followers=options["followers"],
+                text=options["text"],
+                in_reply_to=options["in_reply_to"],
+                created_at=created_at,
+            )
+        except SandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(post["id"])

@@ -1,0 +1,482 @@
+"""A WSGI emulator of the few X API v2 endpoints CareInbox uses, in X's exact response shapes.
+
+The connector is tested against this app through the real tweepy client, so the emulator is
+strict where X is strict (auth, parameter names and ranges, text length, duplicates, rate
+limits with their headers) and answers with the spec's Problem objects. ``/_sandbox/`` holds
+private JSON control endpoints for tests and demos; they are not X-shaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from twitter_text import parse_tweet
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from channels_social.sandbox.x.private_api import ControlEndpoints
+from channels_social.sandbox.x.shapes import (
+    DEFAULT_RATE_LIMITS,
+    DM_MAX_CHARS,
+    DUPLICATE_DETAIL,
+    FALLBACK_RATE_LIMIT,
+    FIELD_ENUMS,
+    MENTIONS_REACHABLE,
+    QUERY_PARAMS,
+    TWEET_CREATE_KEYS,
+    TWEET_EXPANSIONS,
+    TWEET_MAX_WEIGHTED,
+    UNSUPPORTED_AUTH,
+    USER_EXPANSIONS,
+    WINDOW_SECONDS,
+    ApiError,
+    base36,
+    invalid,
+    not_found_error,
+    problem,
+    render_tweet,
+    render_user,
+)
+from channels_social.sandbox.x.store import ID_RE, XStore, XTweet, parse_iso
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user", "app" or "none"
+    user_id: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return f"user:{self.user_id}" if self.kind == "user" else self.kind
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def csv_values(request: Request, name: str) -> list[str]:
+    return [v for raw in request.args.getlist(name) for v in raw.split(",") if v]
+
+
+class XSandboxApp(ControlEndpoints):
+    """The WSGI callable. ``store`` is the world; ``request_log`` is what clients sent."""
+
+    url_map = Map(
+        [
+            Rule("/2/users/me", endpoint="users_me", methods=["GET"]),
+            Rule("/2/users/<user_id>/mentions", endpoint="mentions", methods=["GET"]),
+            Rule("/2/tweets", endpoint="create_tweet", methods=["POST"]),
+            Rule("/2/tweets/<tweet_id>", endpoint="get_tweet", methods=["GET"]),
+            Rule(
+                "/2/dm_conversations/with/<participant_id>/messages",
+                endpoint="create_dm",
+                methods=["POST"],
+            ),
+            Rule("/_sandbox/health", endpoint="c_health", methods=["GET"]),
+            Rule("/_sandbox/reset", endpoint="c_reset", methods=["POST"]),
+            Rule("/_sandbox/users", endpoint="c_upsert_user", methods=["POST"]),
+            Rule("/_sandbox/users/by-username/<username>", endpoint="c_user", methods=["GET"]),
+            Rule("/_sandbox/tweets", endpoint="c_add_tweet", methods=["POST"]),
+            Rule("/_sandbox/tweets/<tweet_id>", endpoint="c_tweet", methods=["GET"]),
+            Rule("/_sandbox/dm_events", endpoint="c_dm_events", methods=["GET"]),
+            Rule("/_sandbox/requests", endpoint="c_requests", methods=["GET"]),
+            Rule("/_sandbox/rate_limits", endpoint="c_rate_limits", methods=["POST"]),
+            Rule("/_sandbox/faults", endpoint="c_faults", methods=["POST"]),
+        ]
+    )
+
+    def __init__(self, store: XStore | None = None, rate_limits: dict[str, int] | None = None):
+        self.store = store or XStore()
+        self._initial_overrides = dict(rate_limits or {})
+        self._lock = threading.Lock()
+        self.request_log: list[dict[str, Any]] = []
+        self.rate_limits: dict[str, int] = {}
+        self._windows: dict[tuple[str, str], list[float]] = {}
+        self._faults: list[int] = []
+        self.configure_rate_limits(self._initial_overrides, replace=True)
+
+    # Test hooks
+
+    def configure_rate_limits(self, overrides: dict[str, int], *, replace: bool = False) -> None:
+        """``{"mentions": 2}`` sets user and app limits; ``{"mentions:app": 2}`` only one."""
+        limits = dict(DEFAULT_RATE_LIMITS) if replace else dict(self.rate_limits)
+        for key, value in overrides.items():
+            targets = [key] if ":" in key else [f"{key}:user", f"{key}:app"]
+            for target in targets:
+                limits[target] = int(value)
+        with self._lock:
+            self.rate_limits = limits
+            self._windows.clear()
+
+    def inject_faults(self, status: int, count: int = 1) -> None:
+        """The next ``count`` X API calls answer ``status`` (e.g. 503) instead of working."""
+        with self._lock:
+            self._faults.extend([int(status)] * int(count))
+
+    def reset(self) -> None:
+        self.store.reset()
+        with self._lock:
+            self.request_log.clear()
+            self._faults.clear()
+        self.configure_rate_limits(self._initial_overrides, replace=True)
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self.request_log]
+
+    # WSGI
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        if request.path.startswith("/_sandbox/"):
+            response = self._control(request)
+        else:
+            response = self._api(request)
+        return response(environ, start_response)
+
+    def _api(self, request: Request) -> Response:
+        principal = self._authenticate(request)
+        endpoint: Any = "unknown"
+        args: Mapping[str, Any] = {}
+        route_error: ApiError | None = None
+        try:
+            endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+        except MethodNotAllowed:
+            route_error = problem(405, "Method Not Allowed", "Method Not Allowed")
+        except NotFound:
+            route_error = problem(404, "Not Found", "Sorry, that page does not exist.")
+        headers, over_limit = self._consume_rate_limit(str(endpoint), principal)
+        body: Any = None
+        try:
+            if route_error is not None:
+                raise route_error
+            if principal.kind == "none":
+                raise problem(401, "Unauthorized", "Unauthorized")
+            if over_limit:
+                raise problem(429, "Too Many Requests", "Too Many Requests")
+            fault = self._take_fault()
+            if fault:
+                raise problem(fault, "Service Unavailable", "Service Unavailable")
+            body = self._json_body(request) if request.method == "POST" else None
+            handler = getattr(self, f"api_{endpoint}")
+            status, payload = handler(request, principal, body, **args)
+            response = json_response(payload, status)
+        except ApiError as error:
+            response = json_response(error.problem, error.status)
+        for name, value in headers.items():
+            response.headers[name] = value
+        self._log(request, principal, body, response.status_code)
+        return response
+
+    def _authenticate(self, request: Request) -> Principal:
+        header = request.headers.get("Authorization", "").strip()
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() == "bearer" and rest.strip():
+            return Principal("app")
+        if scheme.lower() == "oauth":
+            params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+            user_id = unquote(params.get("oauth_token", "")).split("-", 1)[0]
+            if user_id and self.store.get_user(user_id) is not None:
+                return Principal("user", user_id)
+        return Principal("none")
+
+    def _consume_rate_limit(
+        self, endpoint: str, principal: Principal
+    ) -> tuple[dict[str, str], bool]:
+        """Count this call in its fixed 15-minute window; True when it is over the limit."""
+        limit = self.rate_limits.get(f"{endpoint}:{principal.kind}", FALLBACK_RATE_LIMIT)
+        now = time.time()
+        with self._lock:
+            window = self._windows.get((endpoint, principal.bucket))
+            if window is None or now >= window[0] + WINDOW_SECONDS:
+                window = self._windows[(endpoint, principal.bucket)] = [now, 0]
+            window[1] += 1
+            used = int(window[1])
+            reset = int(window[0] + WINDOW_SECONDS)
+        headers = {
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": str(max(0, limit - used)),
+            "x-rate-limit-reset": str(reset),
+        }
+        return headers, used > limit
+
+    def _take_fault(self) -> int | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _json_body(self, request: Request) -> Any:
+        raw = request.get_data(as_text=True)
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise invalid("The request body is not valid JSON.") from None
+
+    def _log(self, request: Request, principal: Principal, body: Any, status: int) -> None:
+        auth_header = request.headers.get("Authorization", "")
+        auth_kind = auth_header.partition(" ")[0].lower() or None
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": {key: request.args.getlist(key) for key in request.args},
+            "json": body,
+            "auth": {"oauth": "oauth1", "bearer": "bearer"}.get(auth_kind or "", auth_kind),
+            "user_id": principal.user_id,
+            "status": status,
+        }
+        with self._lock:
+            self.request_log.append(entry)
+
+    # Parameter helpers
+
+    def _check_query(self, request: Request, endpoint: str, expansions: frozenset[str]) -> None:
+        allowed = QUERY_PARAMS[endpoint]
+        for name in request.args:
+            if name not in allowed:
+                raise invalid(
+                    f"The query parameter [{name}] is not one of [{','.join(sorted(allowed))}]",
+                    {name: request.args.getlist(name)},
+                )
+        enums = {**FIELD_ENUMS, "expansions": expansions}
+        for name, enum in enums.items():
+            for value in csv_values(request, name):
+                if value not in enum:
+                    raise invalid(
+                        f"The `{name}` query parameter value [{value}] is not one of "
+                        f"[{','.join(sorted(enum))}]",
+                        {name: [value]},
+                    )
+
+    def _id_param(self, request: Request, name: str) -> int | None:
+        value = request.args.get(name)
+        if value is None:
+            return None
+        if not ID_RE.match(value):
+            raise invalid(
+                f"The `{name}` query parameter value [{value}] is not valid", {name: [value]}
+            )
+        return int(value)
+
+    def _time_param(self, request: Request, name: str) -> datetime | None:
+        value = request.args.get(name)
+        if value is None:
+            return None
+        try:
+            return parse_iso(value)
+        except ValueError:
+            raise invalid(f"Invalid {name}: [{value}]", {name: [value]}) from None
+
+    def _require_user(self, principal: Principal) -> str:
+        if principal.kind != "user" or principal.user_id is None:
+            raise problem(
+                403,
+                "Unsupported Authentication",
+                "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  "
+                "Supported authentication types are [OAuth 1.0a User Context, "
+                "OAuth 2.0 User Context].",
+                UNSUPPORTED_AUTH,
+            )
+        return principal.user_id
+
+    def _includes(self, request: Request, tweets: list[XTweet]) -> dict[str, Any]:
+        expansions = set(csv_values(request, "expansions"))
+        user_fields = set(csv_values(request, "user.fields"))
+        tweet_fields = set(csv_values(request, "tweet.fields"))
+        user_ids: list[str] = []
+        referenced: list[XTweet] = []
+        for tweet in tweets:
+            if "author_id" in expansions:
+                user_ids.append(tweet.author_id)
+            if "in_reply_to_user_id" in expansions and tweet.in_reply_to_user_id:
+                user_ids.append(tweet.in_reply_to_user_id)
+            if "entities.mentions.username" in expansions:
+                user_ids.extend(m["id"] for m in tweet.mentions if "id" in m)
+            parent = self.store.get_tweet(tweet.in_reply_to_tweet_id or "")
+            if parent is not None and "referenced_tweets.id" in expansions:
+                referenced.append(parent)
+            if parent is not None and "referenced_tweets.id.author_id" in expansions:
+                user_ids.append(parent.author_id)
+        includes: dict[str, Any] = {}
+        users = [self.store.get_user(uid) for uid in dict.fromkeys(user_ids)]
+        if any(users):
+            includes["users"] = [render_user(u, user_fields) for u in users if u is not None]
+        if referenced:
+            unique = {t.id: t for t in referenced}.values()
+            includes["tweets"] = [render_tweet(t, tweet_fields) for t in unique]
+        return includes
+
+    # X API v2 endpoints: each returns (status, payload) or raises ApiError
+
+    def api_mentions(
+        self, request: Request, principal: Principal, body: Any, user_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_query(request, "mentions", TWEET_EXPANSIONS)
+        if not ID_RE.match(user_id):
+            raise invalid(
+                f"The `id` query parameter value [{user_id}] is not valid", {"id": [user_id]}
+            )
+        raw_max = request.args.get("max_results", "10")
+        if not raw_max.isdigit() or not 5 <= int(raw_max) <= 100:
+            raise invalid(
+                f"The `max_results` query parameter value [{raw_max}] is not between 5 and 100",
+                {"max_results": [raw_max]},
+            )
+        since_id = self._id_param(request, "since_id")
+        until_id = self._id_param(request, "until_id")
+        start_time = self._time_param(request, "start_time")
+        end_time = self._time_param(request, "end_time")
+        token = request.args.get("pagination_token")
+        before: int | None = None
+        if token is not None:
+            try:
+                before = int(token, 36)
+            except ValueError:
+                raise invalid(
+                    f"The `pagination_token` query parameter value [{token}] is not valid",
+                    {"pagination_token": [token]},
+                ) from None
+        if self.store.get_user(user_id) is None:
+            return 200, {"errors": [not_found_error("user", "id", user_id)]}
+
+        def wanted(tweet: XTweet) -> bool:
+            number = int(tweet.id)
+            return (
+                (since_id is None or number > since_id)
+                and (until_id is None or number < until_id)
+                and (before is None or number < before)
+                and (start_time is None or tweet.created_at >= start_time)
+                and (end_time is None or tweet.created_at <= end_time)
+            )
+
+        matching = [t for t in self.store.mentions_of(user_id)[:MENTIONS_REACHABLE] if wanted(t)]
+        page = matching[: int(raw_max)]
+        if not page:
+            return 200, {"meta": {"result_count": 0}}
+        fields = set(csv_values(request, "tweet.fields"))
+        payload: dict[str, Any] = {"data": [render_tweet(t, fields) for t in page]}
+        includes = self._includes(request, page)
+        if includes:
+            payload["includes"] = includes
+        meta: dict[str, Any] = {
+            "result_count": len(page),
+            "newest_id": page[0].id,
+            "oldest_id": page[-1].id,
+        }
+        if len(matching) > len(page):
+            meta["next_token"] = base36(int(page[-1].id))
+        payload["meta"] = meta
+        return 200, payload
+
+    def api_get_tweet(
+        self, request: Request, principal: Principal, body: Any, tweet_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_query(request, "get_tweet", TWEET_EXPANSIONS)
+        if not ID_RE.match(tweet_id):
+            raise invalid(
+                f"The `id` query parameter value [{tweet_id}] is not valid", {"id": [tweet_id]}
+            )
+        tweet = self.store.get_tweet(tweet_id)
+        if tweet is None:
+            return 200, {"errors": [not_found_error("tweet", "id", tweet_id)]}
+        payload: dict[str, Any] = {
+            "data": render_tweet(tweet, set(csv_values(request, "tweet.fields")))
+        }
+        includes = self._includes(request, [tweet])
+        if includes:
+            payload["includes"] = includes
+        return 200, payload
+
+    def api_users_me(
+        self, request: Request, principal: Principal, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        user_id = self._require_user(principal)
+        self._check_query(request, "users_me", USER_EXPANSIONS)
+        user = self.store.get_user(user_id)
+        assert user is not None  # _authenticate only accepts known users
+        return 200, {"data": render_user(user, set(csv_values(request, "user.fields")))}
+
+    def api_create_tweet(
+        self, request: Request, principal: Principal, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        user_id = self._require_user(principal)
+        if not isinstance(body, dict):
+            raise invalid("The request body must be a JSON object.")
+        unknown = sorted(set(body) - TWEET_CREATE_KEYS)
+        if unknown:
+            raise invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid("Post text must not be empty.", {"text": [str(text or "")]})
+        weighted = parse_tweet(text).weightedLength
+        if weighted > TWEET_MAX_WEIGHTED:
+            raise invalid(
+                f"Post text is {weighted} characters by X's count; the limit is "
+                f"{TWEET_MAX_WEIGHTED}.",
+                {"text": [text]},
+            )
+        reply_to: str | None = None
+        reply = body.get("reply")
+        if reply is not None:
+            reply_to = str(reply.get("in_reply_to_tweet_id", "")) if isinstance(reply, dict) else ""
+            if not ID_RE.match(reply_to) or self.store.get_tweet(reply_to) is None:
+                raise invalid(
+                    f"The Post you are replying to ({reply_to or 'no id'}) does not exist or "
+                    "has been deleted.",
+                    {"reply.in_reply_to_tweet_id": [reply_to]},
+                )
+        if self.store.has_duplicate(author_id=user_id, text=text):
+            raise problem(403, "Forbidden", DUPLICATE_DETAIL)
+        tweet = self.store.add_tweet(author_id=user_id, text=text, in_reply_to_tweet_id=reply_to)
+        return 201, {
+            "data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
+        }
+
+    def api_create_dm(
+        self, request: Request, principal: Principal, body: Any, participant_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        user_id = self._require_user(principal)
+        if not isinstance(body, dict):
+            raise invalid("The request body must be a JSON object.")
+        if "attachments" in body:
+            raise invalid("The sandbox does not support DM attachments.")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid("The message text must not be empty.", {"text": [str(text or "")]})
+        if len(text) > DM_MAX_CHARS:
+            raise invalid(
+                f"The message is {len(text)} characters; the limit is {DM_MAX_CHARS}.",
+                {"text": [text[:50]]},
+            )
+        if not ID_RE.match(participant_id) or self.store.get_user(participant_id) is None:
+            raise invalid(
+                f"The `participant_id` value [{participant_id}] is not a user you can message.",
+                {"participant_id": [participant_id]},
+            )
+        if participant_id == user_id:
+            raise problem(403, "Forbidden", "You cannot send a Direct Message to yourself.")
+        event = self.store.add_dm(sender_id=user_id, recipient_id=participant_id, text=text)
+        return 201, {
+            "data": {
+                "dm_conversation_id": event.dm_conversation_id,
+                "dm_event_id": event.dm_event_id,
+            }
+        }
+
+
+def create_app(
+    store: XStore | None = None, *, rate_limits: dict[str, int] | None = None
+) -> XSandboxApp:
+    """A fresh emulator; ``rate_limits`` overrides the defaults (see configure_rate_limits)."""
+    return XSandboxApp(store, rate_limits)

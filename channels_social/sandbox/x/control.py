@@ -1,0 +1,142 @@
+"""A small client for the emulator's private ``/_sandbox/`` endpoints (tests, commands, demo)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import requests
+
+
+class SandboxError(Exception):
+    """The emulator could not be reached or refused the request; the message says which."""
+
+
+class SandboxUnreachable(SandboxError):
+    """Nothing answered at the emulator's address."""
+
+
+class SandboxControl:
+    """Drives the X emulator at ``base_url`` (e.g. ``http://127.0.0.1:8765``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        # No proxies from the environment: the emulator is always local.
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}/_sandbox/{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise SandboxUnreachable(
+                f"The X sandbox at {self.base_url} is not reachable ({type(exc).__name__}). "
+                "Is `manage.py run_x_sandbox` running?"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not response.ok:
+            message = body.get("error") if isinstance(body, dict) else None
+            raise SandboxError(
+                f"The X sandbox refused {method} /_sandbox/{path}: "
+                f"{message or f'HTTP {response.status_code}'}"
+            )
+        return body
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._call("GET", "health"))
+
+    def wait_until_up(self, timeout: float = 10.0) -> None:
+        """Poll the health endpoint until it answers; SandboxError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.health()
+                return
+            except SandboxError:
+                if time.monotonic() >= deadline:
+                    raise SandboxError(
+                        f"The X sandbox at {self.base_url} did not answer within {timeout:g} s. "
+                        "Start it with `manage.py run_x_sandbox`."
+                    ) from None
+                time.sleep(0.2)
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def upsert_user(
+        self, *, id: str, username: str, name: str = "", followers_count: int | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"id": str(id), "username": username, "name": name or username}
+        if followers_count is not None:
+            payload["followers_count"] = followers_count
+        return dict(self._call("POST", "users", json=payload))
+
+    def user_by_username(self, username: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"users/by-username/{username.lstrip('@')}"))
+
+    def post_mention(
+        self,
+        to_username: str,
+        author_id: str,
+        author_username: str,
+        followers: int,
+        text: str,
+        in_reply_to: str | None = None,
+        created_at: str | None = None,
+        author_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Inject a customer's post that mentions ``@to_username``; returns the stored post.
+
+        ``@to_username`` is put in front of the text unless the text already names it, as the
+        X apps do for replies.
+        """
+        handle = to_username.lstrip("@")
+        try:
+            self.user_by_username(handle)
+        except SandboxUnreachable:
+            raise
+        except SandboxError:
+            raise SandboxError(
+                f"@{handle} is not a user in the X sandbox; register the brand's account first "
+                "(manage.py sandbox_demo registers every account that points at the sandbox)."
+            ) from None
+        if not re.search(rf"(?<![A-Za-z0-9_])@{re.escape(handle)}(?![A-Za-z0-9_])", text, re.I):
+            text = f"@{handle} {text}"
+        payload: dict[str, Any] = {
+            "author": {
+                "id": str(author_id),
+                "username": author_username.lstrip("@"),
+                "name": author_name or author_username.lstrip("@"),
+                "followers_count": int(followers),
+            },
+            "text": text,
+        }
+        if in_reply_to:
+            payload["in_reply_to_tweet_id"] = str(in_reply_to)
+        if created_at:
+            payload["created_at"] = created_at
+        return dict(self._call("POST", "tweets", json=payload))
+
+    def get_tweet(self, tweet_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"tweets/{tweet_id}"))
+
+    def dm_events(self, participant_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"participant_id": participant_id} if participant_id else None
+        return list(self._call("GET", "dm_events", params=params)["data"])
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "requests")["data"])
+
+    def set_rate_limits(self, **limits: int) -> None:
+        """E.g. ``set_rate_limits(mentions=2)``; a reset restores the defaults."""
+        self._call("POST", "rate_limits", json=limits)
+
+    def inject_faults(self, status: int = 503, count: int = 1) -> None:
+        """The next ``count`` X API calls answer ``status``."""
+        self._call("POST", "faults", json={"status": status, "count": count})

@@ -1,0 +1,60 @@
+"""Serve the X emulator: in a background thread for tests, or in the foreground for demos."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from channels_social.sandbox.x.app import XSandboxApp, create_app
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Keeps test output readable: no access log line per request."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@dataclass
+class RunningServer:
+    """A server running in a daemon thread; ``stop()`` shuts it down and frees the port."""
+
+    app: XSandboxApp
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+
+
+def start_in_thread(
+    app: XSandboxApp, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True
+) -> RunningServer:
+    """Start ``app`` on ``host:port`` (0 picks a free port) and return at once."""
+    server = make_server(
+        host,
+        port,
+        app,
+        threaded=True,
+        request_handler=QuietRequestHandler if quiet else None,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="x-sandbox", daemon=True)
+    thread.start()
+    return RunningServer(app=app, server=server, thread=thread)
+
+
+def serve_forever(
+    host: str = "127.0.0.1", port: int = 8765, app: XSandboxApp | None = None
+) -> None:
+    """Serve until Ctrl-C; werkzeug's server swallows the KeyboardInterrupt and returns."""
+    server = make_server(host, port, app or create_app(), threaded=True)
+    server.serve_forever()

@@ -1,0 +1,254 @@
+"""X API v2 shapes the emulator answers with: the spec's field enums, Problems, renderers.
+
+The enums are copied from x-api-v2-openapi.json (components.parameters) so a connector that
+asks for a field X does not know fails here the way it would fail against X.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels_social.sandbox.x.store import XTweet, XUser, iso
+
+PROBLEM_BASE = "https://api.twitter.com/2/problems/"
+INVALID_REQUEST = PROBLEM_BASE + "invalid-request"
+UNSUPPORTED_AUTH = PROBLEM_BASE + "unsupported-authentication"
+RESOURCE_NOT_FOUND = PROBLEM_BASE + "resource-not-found"
+WINDOW_SECONDS = 15 * 60
+TWEET_MAX_WEIGHTED = 280
+DM_MAX_CHARS = 10_000
+MENTIONS_REACHABLE = 800
+DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+
+# Per endpoint and principal kind, per 15 minutes (PLATFORMS.md); unlisted pairs get FALLBACK.
+DEFAULT_RATE_LIMITS: dict[str, int] = {
+    "mentions:user": 300,
+    "mentions:app": 450,
+    "create_tweet:user": 100,
+    "create_dm:user": 200,
+    "users_me:user": 75,
+    "get_tweet:user": 900,
+    "get_tweet:app": 450,
+}
+FALLBACK_RATE_LIMIT = 900
+
+TWEET_FIELDS = frozenset(
+    [
+        "article",
+        "attachments",
+        "author_id",
+        "card_uri",
+        "community_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "display_text_range",
+        "edit_controls",
+        "edit_history_tweet_ids",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "media_metadata",
+        "non_public_metrics",
+        "note_tweet",
+        "organic_metrics",
+        "possibly_sensitive",
+        "promoted_metrics",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "scopes",
+        "source",
+        "suggested_source_links",
+        "suggested_source_links_with_counts",
+        "text",
+        "withheld",
+    ]
+)
+USER_FIELDS = frozenset(
+    [
+        "affiliation",
+        "confirmed_email",
+        "connection_status",
+        "created_at",
+        "description",
+        "entities",
+        "id",
+        "is_identity_verified",
+        "location",
+        "most_recent_tweet_id",
+        "name",
+        "parody",
+        "pinned_tweet_id",
+        "profile_banner_url",
+        "profile_image_url",
+        "protected",
+        "public_metrics",
+        "receives_your_dm",
+        "subscription",
+        "subscription_type",
+        "url",
+        "username",
+        "verified",
+        "verified_followers_count",
+        "verified_type",
+        "withheld",
+    ]
+)
+TWEET_EXPANSIONS = frozenset(
+    [
+        "article.cover_media",
+        "article.media_entities",
+        "attachments.media_keys",
+        "attachments.media_source_tweet",
+        "attachments.poll_ids",
+        "author_id",
+        "edit_history_tweet_ids",
+        "entities.mentions.username",
+        "geo.place_id",
+        "in_reply_to_user_id",
+        "entities.note.mentions.username",
+        "referenced_tweets.id",
+        "referenced_tweets.id.attachments.media_keys",
+        "referenced_tweets.id.author_id",
+    ]
+)
+USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
+FIELD_ENUMS = {"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS}
+OTHER_FIELDS = ("media.fields", "poll.fields", "place.fields")
+QUERY_PARAMS = {
+    "mentions": {
+        "since_id",
+        "until_id",
+        "max_results",
+        "pagination_token",
+        "start_time",
+        "end_time",
+        "tweet.fields",
+        "expansions",
+        "user.fields",
+        *OTHER_FIELDS,
+    },
+    "users_me": {"user.fields", "expansions", "tweet.fields"},
+    "get_tweet": {"tweet.fields", "expansions", "user.fields", *OTHER_FIELDS},
+}
+TWEET_CREATE_KEYS = frozenset(
+    [
+        "card_uri",
+        "community_id",
+        "direct_message_deep_link",
+        "edit_options",
+        "for_super_followers_only",
+        "geo",
+        "media",
+        "nullcast",
+        "poll",
+        "quote_tweet_id",
+        "reply",
+        "reply_settings",
+        "share_with_followers",
+        "text",
+    ]
+)
+
+
+class ApiError(Exception):
+    """Ends a request with an X Problem response."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("detail", ""))
+        self.status = status
+        self.problem = problem
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank") -> ApiError:
+    return ApiError(status, {"title": title, "detail": detail, "type": type_, "status": status})
+
+
+def invalid(message: str, parameters: dict[str, list[str]] | None = None) -> ApiError:
+    """X's 400 shape: a generic detail, the specifics in ``errors``."""
+    error: dict[str, Any] = {"message": message}
+    if parameters:
+        error["parameters"] = parameters
+    return ApiError(
+        400,
+        {
+            "errors": [error],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": INVALID_REQUEST,
+            "status": 400,
+        },
+    )
+
+
+def render_tweet(tweet: XTweet, fields: set[str]) -> dict[str, Any]:
+    """Only the requested fields, as X does; id, text and edit history always."""
+    out: dict[str, Any] = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
+    if "author_id" in fields:
+        out["author_id"] = tweet.author_id
+    if "created_at" in fields:
+        out["created_at"] = iso(tweet.created_at)
+    if "conversation_id" in fields:
+        out["conversation_id"] = tweet.conversation_id
+    if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id:
+        out["in_reply_to_user_id"] = tweet.in_reply_to_user_id
+    if "referenced_tweets" in fields and tweet.in_reply_to_tweet_id:
+        out["referenced_tweets"] = [{"type": "replied_to", "id": tweet.in_reply_to_tweet_id}]
+    if "entities" in fields and tweet.mentions:
+        out["entities"] = {"mentions": [dict(m) for m in tweet.mentions]}
+    if "lang" in fields:
+        out["lang"] = "en"
+    if "possibly_sensitive" in fields:
+        out["possibly_sensitive"] = False
+    if "public_metrics" in fields:
+        out["public_metrics"] = dict.fromkeys(
+            ("retweet_count", "reply_count", "like_count", "quote_count"), 0
+        ) | {"impression_count": 0, "bookmark_count": 0}
+    return out
+
+
+def render_user(user: XUser, fields: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
+    if "created_at" in fields:
+        out["created_at"] = iso(user.created_at)
+    if "public_metrics" in fields:
+        out["public_metrics"] = {
+            "followers_count": user.followers_count,
+            "following_count": user.following_count,
+            "tweet_count": user.tweet_count,
+            "listed_count": user.listed_count,
+            "like_count": 0,
+        }
+    if "verified" in fields:
+        out["verified"] = False
+    if "protected" in fields:
+        out["protected"] = False
+    if "description" in fields:
+        out["description"] = ""
+    return out
+
+
+def not_found_error(resource_type: str, parameter: str, value: str) -> dict[str, Any]:
+    """The partial-error object X puts in ``errors`` of a 200 when an id does not exist."""
+    return {
+        "value": value,
+        "detail": f"Could not find {resource_type} with {parameter}: [{value}].",
+        "title": "Not Found Error",
+        "resource_type": resource_type,
+        "parameter": parameter,
+        "resource_id": value,
+        "type": RESOURCE_NOT_FOUND,
+    }
+
+
+def base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, remainder = divmod(number, 36)
+        out = digits[remainder] + out
+        if not number:
+            return out

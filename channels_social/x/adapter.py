@@ -1,0 +1,217 @@
+"""The X connector: mentions in, public replies and DMs out, through tweepy and API v2.
+
+Every failure leaves as a ``ChannelError`` that says whether a retry can help, so the poller
+and the outbox never see tweepy or requests exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import requests
+import tweepy
+from twitter_text import parse_tweet
+
+from channels_social.base import (
+    Author,
+    ChannelAdapter,
+    ChannelError,
+    InboundPost,
+    MentionBatch,
+    RateLimit,
+    SentMessage,
+)
+from channels_social.x.client import XSession, build_client, uses_user_context
+
+PUBLIC_REPLY_LIMIT = 280  # weighted characters (twitter-text v3)
+DM_LIMIT = 10_000
+PAGE_SIZE = 100
+MAX_PAGES = 8  # X keeps only the last 800 mentions reachable
+DEFAULT_RETRY_AFTER = 60.0  # a 429 without x-rate-limit-reset
+TWEET_FIELDS = [
+    "created_at",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "author_id",
+    "lang",
+]
+USER_FIELDS = ["username", "name", "public_metrics", "verified"]
+
+
+def _parse_time(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _detail(exc: tweepy.HTTPException) -> str:
+    """The platform's own words, never the request (which could carry credentials)."""
+    messages = [str(message) for message in exc.api_messages if message]
+    return "; ".join(messages) or f"HTTP {exc.response.status_code} {exc.response.reason}"
+
+
+class XAdapter(ChannelAdapter):
+    """Talks to X API v2 on behalf of one brand account."""
+
+    platform: ClassVar[str] = "x"
+
+    def __init__(self, account: Any) -> None:
+        super().__init__(account)
+        self._client: tweepy.Client | None = None
+
+    @property
+    def client(self) -> tweepy.Client:
+        if self._client is None:
+            self._client = build_client(self.account)
+        return self._client
+
+    @property
+    def user_auth(self) -> bool:
+        return uses_user_context(dict(self.account.credentials or {}))
+
+    @property
+    def last_rate_limit(self) -> RateLimit | None:
+        session = self._client.session if self._client is not None else None
+        return session.last_rate_limit if isinstance(session, XSession) else None
+
+    @classmethod
+    def text_problem(cls, *, public: bool, text: str) -> str | None:
+        if not text or not text.strip():
+            return "A reply cannot be empty."
+        if public:
+            weighted = parse_tweet(text).weightedLength
+            if weighted > PUBLIC_REPLY_LIMIT:
+                return (
+                    f"This reply is {weighted} characters by X's count; "
+                    f"the limit is {PUBLIC_REPLY_LIMIT}."
+                )
+        elif len(text) > DM_LIMIT:
+            return f"This message is {len(text):,} characters; the limit is {DM_LIMIT:,}."
+        return None
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except tweepy.TooManyRequests as exc:
+            reset = exc.reset_time
+            retry_after = max(1.0, reset - time.time()) if reset else DEFAULT_RETRY_AFTER
+            raise ChannelError(
+                f"X rate limit reached: {_detail(exc)}",
+                permanent=False,
+                retry_after=retry_after,
+                status=429,
+            ) from None
+        except tweepy.TwitterServerError as exc:
+            raise ChannelError(
+                f"X is having trouble: {_detail(exc)}",
+                permanent=False,
+                status=exc.response.status_code,
+            ) from None
+        except tweepy.HTTPException as exc:
+            # 400, 401, 403, 404 and any other 4xx: the same call will fail the same way.
+            raise ChannelError(
+                _detail(exc), permanent=True, status=exc.response.status_code
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChannelError(
+                f"Could not reach X ({type(exc).__name__}).", permanent=False
+            ) from None
+        except tweepy.TweepyException as exc:
+            raise ChannelError(f"X client error: {type(exc).__name__}", permanent=False) from None
+        except requests.RequestException as exc:
+            raise ChannelError(
+                f"X request failed ({type(exc).__name__}).", permanent=False
+            ) from None
+
+    def fetch_mentions(self, *, since_id: str | None) -> MentionBatch:
+        posts: dict[str, InboundPost] = {}
+        newest_id: str | None = None
+        token: str | None = None
+        with self._translate_errors():
+            for page_number in range(MAX_PAGES):
+                response = self.client.get_users_mentions(
+                    self.account.external_id,
+                    since_id=since_id or None,
+                    max_results=PAGE_SIZE,
+                    pagination_token=token,
+                    tweet_fields=TWEET_FIELDS,
+                    expansions=["author_id"],
+                    user_fields=USER_FIELDS,
+                    user_auth=self.user_auth,
+                )
+                if response.errors and not response.data:
+                    raise ChannelError(
+                        "; ".join(e.get("detail", str(e)) for e in response.errors),
+                        permanent=True,
+                    )
+                meta = response.meta or {}
+                if page_number == 0:
+                    newest_id = meta.get("newest_id")
+                users = {
+                    str(user.data["id"]): user.data
+                    for user in (response.includes or {}).get("users", [])
+                }
+                for tweet in response.data or []:
+                    post = self._inbound(tweet.data, users)
+                    posts[post.external_id] = post
+                token = meta.get("next_token")
+                if not token:
+                    break
+        ordered = sorted(posts.values(), key=lambda post: int(post.external_id))
+        return MentionBatch(posts=ordered, newest_id=newest_id, rate_limit=self.last_rate_limit)
+
+    def _inbound(self, tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> InboundPost:
+        author_id = str(tweet.get("author_id", ""))
+        user_data = users.get(author_id, {})
+        replied_to = next(
+            (
+                ref["id"]
+                for ref in tweet.get("referenced_tweets", [])
+                if ref["type"] == "replied_to"
+            ),
+            "",
+        )
+        return InboundPost(
+            external_id=str(tweet["id"]),
+            text=tweet.get("text", ""),
+            created_at=_parse_time(tweet.get("created_at")),
+            author=Author(
+                external_id=author_id,
+                username=user_data.get("username", ""),
+                display_name=user_data.get("name", ""),
+                followers_count=int(
+                    user_data.get("public_metrics", {}).get("followers_count", 0) or 0
+                ),
+            ),
+            kind="reply" if replied_to else "post",
+            is_public=True,
+            conversation_id=str(tweet.get("conversation_id", "")),
+            in_reply_to_external_id=str(replied_to),
+            raw=dict(tweet),
+        )
+
+    def send_public_reply(self, *, text: str, in_reply_to_external_id: str) -> SentMessage:
+        with self._translate_errors():
+            response = self.client.create_tweet(
+                text=text, in_reply_to_tweet_id=in_reply_to_external_id, user_auth=self.user_auth
+            )
+        data = dict(response.data or {})
+        return SentMessage(external_id=str(data["id"]), conversation_id="", raw=data)
+
+    def send_private_message(self, *, text: str, recipient_external_id: str) -> SentMessage:
+        with self._translate_errors():
+            response = self.client.create_direct_message(
+                participant_id=recipient_external_id, text=text, user_auth=self.user_auth
+            )
+        data = dict(response.data or {})
+        return SentMessage(
+            external_id=str(data["dm_event_id"]),
+            conversation_id=str(data.get("dm_conversation_id", "")),
+            raw=data,
+        )

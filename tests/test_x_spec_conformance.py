@@ -1,0 +1,266 @@
+"""The emulator answers, and the connector asks, only in shapes the X API v2 spec allows.
+
+Responses are validated against the operation's response schema in the official OpenAPI
+document; requests the real tweepy-based XAdapter sent (read from the emulator's log) must
+name a documented path and method, documented query parameters with values inside the
+spec's enums and ranges, and a JSON body that validates against the requestBody schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from channels_social.models import SocialAccount
+from channels_social.x.adapter import XAdapter
+from tests.sandbox_fixtures import XSandbox
+
+SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
+SPEC_FILE = SPEC_DIR / "x-api-v2-openapi.json"
+SPEC_URI = "urn:x-api-v2-openapi"
+BRAND_ID = "1000"
+OAUTH = {"Authorization": f'OAuth oauth_consumer_key="ck", oauth_token="{BRAND_ID}-tok"'}
+BEARER = {"Authorization": "Bearer app-token"}
+AUTH_SCHEMES = {"oauth1": "UserToken", "bearer": "BearerToken"}
+
+pytestmark = pytest.mark.skipif(
+    not SPEC_DIR.is_dir(), reason=f"The X API spec folder {SPEC_DIR} is not present."
+)
+
+
+@cache
+def spec() -> dict[str, Any]:
+    return json.loads(SPEC_FILE.read_text())
+
+
+@cache
+def registry() -> Registry:
+    resource = Resource.from_contents(spec(), default_specification=DRAFT4)
+    return Registry().with_resource(SPEC_URI, resource)
+
+
+def validate(instance: Any, schema: dict[str, Any]) -> None:
+    """Validate against a schema fragment of the spec; its $refs resolve in the whole document."""
+    if "$ref" in schema:
+        schema = {"$ref": SPEC_URI + schema["$ref"]}
+    else:
+        schema = json.loads(json.dumps(schema).replace('"$ref": "#', f'"$ref": "{SPEC_URI}#'))
+    OAS30Validator(schema, registry=registry(), format_checker=oas30_format_checker).validate(
+        instance
+    )
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = spec()
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def response_schema(path: str, method: str, status: int) -> dict[str, Any]:
+    responses = spec()["paths"][path][method]["responses"]
+    if str(status) in responses:
+        return responses[str(status)]["content"]["application/json"]["schema"]
+    return responses["default"]["content"]["application/problem+json"]["schema"]
+
+
+def assert_conforms(response: requests.Response, path: str, method: str) -> None:
+    assert response.headers["Content-Type"].startswith("application/json")
+    for header in ("x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"):
+        assert response.headers[header].isdigit()
+    body = response.json()
+    validate(body, response_schema(path, method, response.status_code))
+    if response.status_code >= 400:
+        assert set(body) >= {"title", "detail", "type", "status"}
+        assert body["status"] == response.status_code
+        problem_types = resolve({"$ref": "#/components/schemas/Problem"})["discriminator"]
+        assert body["type"] in problem_types["mapping"]
+
+
+@pytest.fixture
+def sandbox(x_sandbox_clean: XSandbox) -> XSandbox:
+    x_sandbox_clean.register_brand(id=BRAND_ID, username="AcmeCare")
+    return x_sandbox_clean
+
+
+def call(method: str, url: str, **kwargs: Any) -> requests.Response:
+    kwargs.setdefault("headers", OAUTH)
+    return requests.request(method, url, timeout=5, **kwargs)
+
+
+MENTIONS = "/2/users/{id}/mentions"
+RICH = {
+    "tweet.fields": "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,"
+    "author_id,lang,entities,public_metrics",
+    "expansions": "author_id,referenced_tweets.id",
+    "user.fields": "username,name,public_metrics,verified,created_at",
+}
+
+
+def test_mentions_with_data_empty_and_paged(sandbox: XSandbox) -> None:
+    url = f"{sandbox.url}/2/users/{BRAND_ID}/mentions"
+    assert_conforms(call("GET", url), MENTIONS, "get")  # empty
+    first = sandbox.control.post_mention("AcmeCare", "2001", "dana", 12, "late order #A1")
+    for n in range(11):
+        sandbox.control.post_mention(
+            "AcmeCare", f"{2002 + n}", f"cust{n}", n, f"hi {n}", in_reply_to=first["id"]
+        )
+    assert_conforms(call("GET", url, params=RICH), MENTIONS, "get")
+    token = None
+    for _ in range(3):
+        params = {**RICH, "max_results": 5, **({"pagination_token": token} if token else {})}
+        response = call("GET", url, params=params)
+        assert_conforms(response, MENTIONS, "get")
+        token = response.json()["meta"].get("next_token")
+    assert token is None
+    assert_conforms(
+        call("GET", url, params={"since_id": first["id"]}, headers=BEARER), MENTIONS, "get"
+    )
+    unknown_user = call("GET", f"{sandbox.url}/2/users/424242/mentions")
+    assert unknown_user.json()["errors"]
+    assert_conforms(unknown_user, MENTIONS, "get")
+
+
+def test_create_tweet_dm_users_me_and_get_tweet(sandbox: XSandbox) -> None:
+    customer = sandbox.control.post_mention("AcmeCare", "2001", "dana", 12, "late order #A1")
+    created = call(
+        "POST",
+        f"{sandbox.url}/2/tweets",
+        json={"text": "So sorry!", "reply": {"in_reply_to_tweet_id": customer["id"]}},
+    )
+    assert created.status_code == 201
+    assert_conforms(created, "/2/tweets", "post")
+    dm = call("POST", f"{sandbox.url}/2/dm_conversations/with/2001/messages", json={"text": "Hi"})
+    assert dm.status_code == 201
+    assert_conforms(dm, "/2/dm_conversations/with/{participant_id}/messages", "post")
+    me = call("GET", f"{sandbox.url}/2/users/me", params={"user.fields": "public_metrics"})
+    assert_conforms(me, "/2/users/me", "get")
+    tweet = call("GET", f"{sandbox.url}/2/tweets/{customer['id']}", params=RICH)
+    assert_conforms(tweet, "/2/tweets/{id}", "get")
+
+
+def test_problems(sandbox: XSandbox) -> None:
+    url = f"{sandbox.url}/2/users/{BRAND_ID}/mentions"
+    bad_range = call("GET", url, params={"max_results": 500})
+    assert bad_range.status_code == 400
+    assert_conforms(bad_range, MENTIONS, "get")
+    too_long = call("POST", f"{sandbox.url}/2/tweets", json={"text": "x" * 281})
+    assert too_long.status_code == 400
+    assert_conforms(too_long, "/2/tweets", "post")
+    unauthorized = call("GET", url, headers={})
+    assert unauthorized.status_code == 401
+    assert_conforms(unauthorized, MENTIONS, "get")
+    call("POST", f"{sandbox.url}/2/tweets", json={"text": "same"})
+    duplicate = call("POST", f"{sandbox.url}/2/tweets", json={"text": "same"})
+    assert duplicate.status_code == 403
+    assert_conforms(duplicate, "/2/tweets", "post")
+    app_only = call("POST", f"{sandbox.url}/2/tweets", json={"text": "x"}, headers=BEARER)
+    assert app_only.status_code == 403
+    assert_conforms(app_only, "/2/tweets", "post")
+    sandbox.app.configure_rate_limits({"mentions": 1})
+    call("GET", url)
+    limited = call("GET", url)
+    assert limited.status_code == 429
+    assert_conforms(limited, MENTIONS, "get")
+
+
+def find_operation(path: str, method: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """The spec's path template and operation for a concrete path; literal paths win."""
+    candidates = []
+    for template, item in spec()["paths"].items():
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        match = re.fullmatch(pattern, path)
+        if match and method.lower() in item:
+            candidates.append((template.count("{"), template, item, match.groupdict()))
+    assert candidates, f"{method} {path} is not an operation of the X API v2 spec"
+    _, template, item, path_params = min(candidates, key=lambda c: c[0])
+    return template, item[method.lower()], path_params
+
+
+def query_value(raw: list[str], schema: dict[str, Any]) -> Any:
+    assert len(raw) == 1, "X takes each query parameter once"
+    schema = resolve(schema)
+    if schema.get("type") == "array":
+        return raw[0].split(",")
+    if schema.get("type") == "integer":
+        return int(raw[0])
+    return raw[0]
+
+
+def assert_request_conforms(entry: dict[str, Any]) -> None:
+    template, operation, path_params = find_operation(entry["path"], entry["method"])
+    parameters = [resolve(p) for p in operation.get("parameters", [])]
+    declared = {p["name"]: p for p in parameters if p["in"] == "query"}
+    for name, raw in entry["query"].items():
+        assert name in declared, f"{template}: query parameter {name!r} is not in the spec"
+        validate(query_value(raw, declared[name]["schema"]), declared[name]["schema"])
+    for parameter in parameters:
+        if parameter["in"] == "path":
+            validate(path_params[parameter["name"]], parameter["schema"])
+        if parameter["in"] == "query" and parameter.get("required"):
+            assert parameter["name"] in entry["query"]
+    body_spec = operation.get("requestBody")
+    if entry["json"] is not None or (body_spec and body_spec.get("required")):
+        assert body_spec, f"{template} takes no body"
+        validate(entry["json"], body_spec["content"]["application/json"]["schema"])
+    allowed = {name for scheme in operation["security"] for name in scheme}
+    assert AUTH_SCHEMES[entry["auth"]] in allowed, f"{template} does not accept {entry['auth']}"
+
+
+def test_every_request_the_adapter_sends_is_in_the_spec(sandbox: XSandbox) -> None:
+    store = sandbox.app.store
+    store.upsert_user(id="2001", username="dana", followers_count=12)
+    ids = [store.add_tweet(author_id="2001", text=f"@AcmeCare hi {n}").id for n in range(150)]
+    store.add_tweet(author_id="2001", text="still there?", in_reply_to_tweet_id=ids[0])
+    account = SocialAccount(
+        external_id=BRAND_ID,
+        username="AcmeCare",
+        api_base_url=sandbox.url,
+        credentials={
+            "consumer_key": "ck",
+            "consumer_secret": "cs",
+            "access_token": f"{BRAND_ID}-tok",
+            "access_token_secret": "ts",
+        },
+    )
+    adapter = XAdapter(account)
+    batch = adapter.fetch_mentions(since_id=None)
+    adapter.fetch_mentions(since_id=batch.newest_id)
+    adapter.fetch_mentions(since_id=ids[100])
+    adapter.send_public_reply(text="Sorry Dana! 🙏", in_reply_to_external_id=ids[0])
+    adapter.send_private_message(
+        text="Could you DM us your order number?", recipient_external_id="2001"
+    )
+    adapter.client.get_me(user_fields=["public_metrics"])
+    bearer = XAdapter(
+        SocialAccount(
+            external_id=BRAND_ID,
+            username="AcmeCare",
+            api_base_url=sandbox.url,
+            credentials={"bearer_token": "app"},
+        )
+    )
+    bearer.fetch_mentions(since_id=ids[140])
+
+    log = sandbox.control.requests_log()
+    assert {(e["method"], e["path"]) for e in log} >= {
+        ("GET", f"/2/users/{BRAND_ID}/mentions"),
+        ("POST", "/2/tweets"),
+        ("POST", "/2/dm_conversations/with/2001/messages"),
+        ("GET", "/2/users/me"),
+    }
+    assert any("pagination_token" in e["query"] for e in log)
+    for entry in log:
+        assert entry["status"] < 400, entry
+        assert_request_conforms(entry)
