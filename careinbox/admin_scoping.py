@@ -19,7 +19,7 @@ def _is_org_admin(request: HttpRequest) -> bool:
 class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Rows of the signed-in admin's organisation only; new rows are put in it."""
 
-    exclude: Any = ("organization",)
+    exclude = ("organization",)
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         queryset = super().get_queryset(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
 from django.db import models
@@ -24,13 +24,12 @@ if TYPE_CHECKING:
     from careinbox.accounts.models import User
 
 _M = TypeVar("_M", bound=models.Model)
-_Q = TypeVar("_Q", bound="OrgQuerySet[Any]")
 
 
 class OrgQuerySet(models.QuerySet[_M]):
     """A QuerySet for rows that belong to an organisation."""
 
-    def for_org(self: _Q, organization: Organization) -> _Q:
+    def for_org(self, organization: Organization) -> Self:
         return self.filter(organization=organization)
 
 

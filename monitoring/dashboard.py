@@ -65,11 +65,12 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         met=Count("pk", filter=Q(state=TimerState.MET)),
         breached=Count("pk", filter=~Q(state=TimerState.MET)),
     )
-    durations = [
-        fulfilled - started
+    seconds = [
+        (fulfilled - started).total_seconds()
         for started, fulfilled in timers.filter(
             fulfilled_at__gte=day_start, fulfilled_at__lte=now
         ).values_list("started_at", "fulfilled_at")
+        if fulfilled is not None
     ]
     active = timers.filter(state=TimerState.ACTIVE)
     met, breached = counts["met"], counts["breached"]
@@ -82,6 +83,6 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         met=met,
         breached=breached,
         compliance_percent=round(100 * met / (met + breached), 1) if met + breached else None,
-        median_first_response=statistics.median(durations) if durations else None,
-        first_responses=len(durations),
+        median_first_response=timedelta(seconds=statistics.median(seconds)) if seconds else None,
+        first_responses=len(seconds),
     )

@@ -40,7 +40,7 @@ STEP_HELP = {
 
 def _wants_partial(request: HttpRequest) -> bool:
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted
+    return htmx is not None and bool(htmx) and not htmx.boosted
 
 
 @require_GET
@@ -70,7 +70,7 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
         "timers": timers,
         "next_step": Step(step) if step else None,
         "next_step_public": STEP_RULES[step][2] if step else None,
-        "next_step_help": STEP_HELP.get(step) if step else None,
+        "next_step_help": STEP_HELP.get(Step(step)) if step else None,
         "next_step_number": list(Step).index(Step(step)) + 1 if step else None,
         "steps": [(s.value, s.label, s.value in done) for s in Step],
     }

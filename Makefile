@@ -1,0 +1,57 @@
+# CareInbox — `make run` for the demo, `make test` for the whole suite.
+# With DATABASE_URL / REDIS_URL set, both use PostgreSQL / Redis; otherwise SQLite and
+# Celery's filesystem transport under var/.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+SANDBOX_PORT ?= 8765
+
+export X_SANDBOX_URL ?= http://127.0.0.1:$(SANDBOX_PORT)
+
+.PHONY: run test lint bench soak clean chromium
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)/
+	PATH="$(CURDIR)/$(BIN):$$PATH" DEBUG=1 POLL_INTERVAL_SECONDS=$${POLL_INTERVAL_SECONDS:-5} PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) \
+	  $(BIN)/honcho -f Procfile.dev start
+
+# Browser tests drive Debian's Chromium through Playwright; install it when we may.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) ; \
+	  else echo "chromium is not installed (apt-get install chromium): browser tests will be skipped"; fi; \
+	fi
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	CAREINBOX_TESTING=1 $(BIN)/mypy careinbox tickets channels_social monitoring
+	CAREINBOX_TESTING=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: $(VENV)/.test-deps chromium lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/ingest_bench.py $(BENCH_ARGS)
+
+soak: $(VENV)/.test-deps
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
