@@ -10,7 +10,7 @@ COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
 RUN pip install --no-cache-dir . \
- && DEBUG=1 python manage.py collectstatic --noinput \
+ && SECRET_KEY=build-only CREDENTIALS_KEYS=build-only python manage.py collectstatic --noinput \
  && useradd --create-home careinbox && mkdir -p /app/var && chown -R careinbox /app/var
 USER careinbox
 EXPOSE 8000
