@@ -34,6 +34,7 @@ def sla_start(*, ticket: Ticket) -> SlaTimer:
     return timer
 
 
+@transaction.atomic
 def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
     """The brand's first public reply went out at ``at``: the timer is met or breached."""
     from tickets.models import EventKind

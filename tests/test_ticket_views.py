@@ -159,3 +159,16 @@ def test_get_on_step_url_is_not_allowed(agent: Persona) -> None:
     ticket = _ticket(agent)
     response = agent.client().get(reverse("tickets:step", args=[ticket.pk, "acknowledge"]))
     assert response.status_code == 405
+
+
+def test_ticket_page_refreshes_itself_only_while_a_reply_is_on_its_way(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    url = reverse("tickets:detail", args=[ticket.pk])
+    client = agent.client()
+    assert 'hx-trigger="every 2s"' not in client.get(url).content.decode()
+    client.post(reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": "On it!"})
+    page = client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' in page and 'hx-select="#messages"' in page
+    OutboxItem.objects.update(state="sent")
+    partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="messages"' in partial and 'hx-trigger="every 2s"' not in partial

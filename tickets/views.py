@@ -13,8 +13,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from careinbox.tenancy import get_for_org_or_404, role_required
-from tickets.models import STEP_RULES, Step, StepError, Ticket
+from tickets.models import STEP_RULES, Direction, OutboxState, Step, StepError, Ticket
 from tickets.services import ticket_take_step
+
+PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
 
 STEP_HELP = {
     Step.ACKNOWLEDGE: (
@@ -61,10 +63,15 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
     step = ticket.next_step
     timers = list(ticket.sla_timers.all())
     done = set(ticket.events.filter(kind__in=Step.values).values_list("kind", flat=True))
+    conversation = list(
+        ticket.messages.select_related("sent_by", "outbox").order_by("created_at", "pk")
+    )
     return {
         "ticket": ticket,
-        "conversation": ticket.messages.select_related("sent_by", "outbox").order_by(
-            "created_at", "pk"
+        "conversation": conversation,
+        "pending_delivery": any(
+            m.direction == Direction.OUTBOUND and m.outbox.state in PENDING_STATES
+            for m in conversation
         ),
         "events": ticket.events.select_related("actor", "message").order_by("at", "pk"),
         "timers": timers,
@@ -109,11 +116,8 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         response = render(
             request, "tickets/ticket.html#workspace", context, status=422 if error else 200
         )
-        if error:
-            # htmx swaps only 2xx by default; say where this 422 goes.
-            response["HX-Retarget"] = "#workspace"
-            response["HX-Reswap"] = "outerHTML"
-        else:
+        # A 422 is swapped in too (base.html's htmx-config): it carries the error and the draft.
+        if not error:
             response["HX-Trigger"] = "ticketChanged"
         return response
     if error:
