@@ -19,12 +19,15 @@ RISK_WORDS = re.compile(
 ANGRY_HASHTAGS = re.compile(r"#(thissucks|boycott\w*|fail|worst\w*|never\w*again)\b", re.I)
 NEGATIVE_WORDS = re.compile(
     r"\b(worst|terrible|awful|horrible|disgusting|unacceptable|ridiculous|useless|angry|furious|"
-    r"never again|refund|broken|still waiting|no one|nobody|cancel\w*|rude|lost|missing|"
-    r"overcharged|charged twice|down|outage|not working|doesn'?t work|wtf)\b",
+    r"never again|broken|still waiting|still no|no one|nobody|ignored|ghost\w*|rude|lost|missing|"
+    r"never arrived|late|overcharged|charged (?:twice|me)|billed|not ok|down|outage|error\w*|"
+    r"stopped working|not working|doesn'?t work|thanks for nothing|wtf)\b",
     re.I,
 )
 PRAISE_WORDS = re.compile(
-    r"\b(thanks?|thank you|love|great|awesome|amazing|shout ?out|kudos)\b", re.I
+    r"\b(thanks?|thank you|lov(?:e|ed|ing)|great|awesome|amazing|appreciated|super quick|"
+    r"best|shout ?out|kudos)\b",
+    re.I,
 )
 
 
