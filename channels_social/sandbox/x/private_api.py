@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
@@ -33,17 +33,17 @@ class ControlEndpoints:
     rate_limits: dict[str, int]
     _lock: threading.Lock
 
-    def reset(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by XSandboxApp
 
-    def requests_log(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        def reset(self) -> None: ...
 
-    def configure_rate_limits(self, overrides: dict[str, int], *, replace: bool = False) -> None:
-        raise NotImplementedError
+        def requests_log(self) -> list[dict[str, Any]]: ...
 
-    def inject_faults(self, status: int, count: int = 1) -> None:
-        raise NotImplementedError
+        def configure_rate_limits(
+            self, overrides: dict[str, int], *, replace: bool = False
+        ) -> None: ...
+
+        def inject_faults(self, status: int, count: int = 1) -> None: ...
 
     def _control(self, request: Request) -> Response:
         try:
