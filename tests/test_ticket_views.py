@@ -172,3 +172,20 @@ def test_ticket_page_refreshes_itself_only_while_a_reply_is_on_its_way(agent: Pe
     OutboxItem.objects.update(state="sent")
     partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert 'id="messages"' in partial and 'hx-trigger="every 2s"' not in partial
+
+
+def test_ticket_page_query_count_does_not_grow_with_messages(agent: Persona) -> None:
+    from tickets.services import ticket_take_step
+
+    ticket = _ticket(agent)
+    client = agent.client()
+    url = reverse("tickets:detail", args=[ticket.pk])
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    ticket_take_step(ticket=ticket, step="acknowledge", by=agent.user, text="Sorry!")
+    for n in range(8):
+        InboundMessageFactory(ticket=ticket, text=f"follow-up {n}")
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(response.context["conversation"]) == 10
+    assert len(many) == len(few)
