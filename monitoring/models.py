@@ -40,6 +40,9 @@ class SlaPolicy(models.Model):
     def __str__(self) -> str:
         return f"SLA policy of {self.organization}"
 
+    def first_response_due(self, started_at: datetime) -> datetime:
+        return started_at + timedelta(minutes=self.first_response_minutes)
+
     @classmethod
     def for_org(cls, organization: Organization) -> SlaPolicy:
         policy, _ = cls.objects.get_or_create(organization=organization)

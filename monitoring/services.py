@@ -3,7 +3,7 @@ for breaches."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -15,22 +15,20 @@ if TYPE_CHECKING:
     from tickets.models import Ticket
 
 
-def sla_start(*, ticket: Ticket) -> SlaTimer:
-    """Start the ticket's first-response timer from the organisation's policy."""
-    policy = SlaPolicy.for_org(ticket.organization)
-    started = ticket.opened_at
-    timer, _ = SlaTimer.objects.get_or_create(
+def sla_start(*, ticket: Ticket, policy: SlaPolicy | None = None) -> SlaTimer:
+    """Start the new ticket's first-response timer from the organisation's policy."""
+    policy = policy or SlaPolicy.for_org(ticket.organization)
+    timer = SlaTimer.objects.create(
+        organization_id=ticket.organization_id,
         ticket=ticket,
         metric=Metric.FIRST_RESPONSE,
-        defaults={
-            "organization_id": ticket.organization_id,
-            "target_minutes": policy.first_response_minutes,
-            "started_at": started,
-            "due_at": started + timedelta(minutes=policy.first_response_minutes),
-        },
+        target_minutes=policy.first_response_minutes,
+        started_at=ticket.opened_at,
+        due_at=policy.first_response_due(ticket.opened_at),
     )
-    ticket.first_response_due_at = timer.due_at
-    ticket.save(update_fields=["first_response_due_at"])
+    if ticket.first_response_due_at != timer.due_at:
+        ticket.first_response_due_at = timer.due_at
+        ticket.save(update_fields=["first_response_due_at"])
     return timer
 
 

@@ -133,6 +133,11 @@ class Ticket(models.Model):
             models.Index(
                 fields=["organization", "platform", "conversation_id"], name="ticket_thread_idx"
             ),
+            # Threading a new post: the customer's open tickets on this handle.
+            models.Index(
+                fields=["social_account", "customer_external_id", "status"],
+                name="ticket_customer_idx",
+            ),
         ]
 
     def __str__(self) -> str:

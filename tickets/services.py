@@ -17,6 +17,7 @@ from django.utils import timezone
 from channels_social.base import ChannelError, InboundPost, MentionBatch
 from channels_social.models import SocialAccount
 from channels_social.registry import adapter_class, adapter_for
+from monitoring.models import SlaPolicy
 from monitoring.services import sla_fulfil_first_response, sla_start
 from tickets import priority
 from tickets.models import (
@@ -70,7 +71,7 @@ def _find_thread_ticket(account: SocialAccount, post: InboundPost) -> Ticket | N
     return None
 
 
-def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
+def _open_ticket(account: SocialAccount, post: InboundPost, policy: SlaPolicy) -> Ticket:
     level, reasons = priority.assess(text=post.text, followers=post.author.followers_count)
     ticket = Ticket.objects.create(
         organization_id=account.organization_id,
@@ -85,10 +86,42 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
         customer_followers=post.author.followers_count,
         conversation_id=post.conversation_id or post.external_id,
         opened_at=post.created_at,
+        first_response_due_at=policy.first_response_due(post.created_at),
     )
     ticket.record(EventKind.OPENED, at=post.created_at, priority=level, reasons=reasons)
-    sla_start(ticket=ticket)
+    sla_start(ticket=ticket, policy=policy)
     return ticket
+
+
+def _store_post(account: SocialAccount, post: InboundPost, policy: SlaPolicy) -> bool:
+    """Store one new post in its ticket (opening one if needed); True if a ticket was opened."""
+    ticket = _find_thread_ticket(account, post)
+    opened = ticket is None
+    if ticket is None:
+        ticket = _open_ticket(account, post, policy)
+    message = Message.objects.create(
+        organization_id=account.organization_id,
+        ticket=ticket,
+        platform=account.platform,
+        kind=post.kind,
+        direction=Direction.INBOUND,
+        is_public=post.is_public,
+        external_id=post.external_id,
+        conversation_id=post.conversation_id,
+        in_reply_to_external_id=post.in_reply_to_external_id,
+        author_external_id=post.author.external_id,
+        author_username=post.author.username,
+        author_display_name=post.author.display_name,
+        author_followers=post.author.followers_count,
+        text=post.text,
+        created_at=post.created_at,
+        raw=post.raw,
+    )
+    if opened:
+        ticket.root_message = message
+        ticket.save(update_fields=["root_message"])
+    ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+    return opened
 
 
 def ingest_posts(*, account: SocialAccount, batch: MentionBatch) -> IngestResult:
@@ -101,47 +134,31 @@ def ingest_posts(*, account: SocialAccount, batch: MentionBatch) -> IngestResult
     created = tickets_created = duplicates = 0
     with transaction.atomic():
         locked = SocialAccount.objects.select_for_update().get(pk=account.pk)
-        for post in batch.posts:
-            exists = Message.objects.filter(
+        policy = SlaPolicy.for_org(account.organization)
+        known = set(
+            Message.objects.filter(
                 organization_id=account.organization_id,
                 platform=account.platform,
-                external_id=post.external_id,
-            ).exists()
-            if exists:
+                external_id__in=[post.external_id for post in batch.posts],
+            )
+            .exclude(external_id="")  # lets the partial unique index serve this lookup
+            .values_list("external_id", flat=True)
+        )
+        for post in batch.posts:
+            if post.external_id in known:
                 duplicates += 1
                 continue
-            ticket = _find_thread_ticket(account, post)
-            if ticket is None:
-                ticket = _open_ticket(account, post)
-                tickets_created += 1
             try:
+                # One savepoint per post: a post stored meanwhile through another handle of the
+                # same organisation rolls back alone, ticket included.
                 with transaction.atomic():
-                    message = Message.objects.create(
-                        organization_id=account.organization_id,
-                        ticket=ticket,
-                        platform=account.platform,
-                        kind=post.kind,
-                        direction=Direction.INBOUND,
-                        is_public=post.is_public,
-                        external_id=post.external_id,
-                        conversation_id=post.conversation_id,
-                        in_reply_to_external_id=post.in_reply_to_external_id,
-                        author_external_id=post.author.external_id,
-                        author_username=post.author.username,
-                        author_display_name=post.author.display_name,
-                        author_followers=post.author.followers_count,
-                        text=post.text,
-                        created_at=post.created_at,
-                        raw=post.raw,
-                    )
-            except IntegrityError:  # stored by a concurrent poll between the check and here
+                    opened = _store_post(account, post, policy)
+            except IntegrityError:
                 duplicates += 1
                 continue
-            if ticket.root_message_id is None:
-                ticket.root_message = message
-                ticket.save(update_fields=["root_message", "updated_at"])
-            ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+            known.add(post.external_id)
             created += 1
+            tickets_created += opened
         if batch.newest_id and _id_is_newer(batch.newest_id, locked.mentions_since_id):
             locked.mentions_since_id = batch.newest_id
         locked.last_polled_at = timezone.now()

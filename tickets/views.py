@@ -17,6 +17,7 @@ from tickets.models import STEP_RULES, Direction, OutboxState, Step, StepError, 
 from tickets.services import ticket_take_step
 
 PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
+INBOX_PAGE_SIZE = 200  # the most urgent 200; search and views come with the agent inbox work
 
 STEP_HELP = {
     Step.ACKNOWLEDGE: (
@@ -48,13 +49,13 @@ def _wants_partial(request: HttpRequest) -> bool:
 @require_GET
 @role_required()
 def inbox(request: HttpRequest) -> HttpResponse:
-    tickets = (
-        Ticket.objects.for_org(request.organization)  # type: ignore[attr-defined]
-        .open()
-        .inbox_order()
-        .select_related("root_message", "social_account")[:200]
-    )
-    context = {"tickets": tickets, "current_time": timezone.now()}
+    open_tickets = Ticket.objects.for_org(request.organization).open()  # type: ignore[attr-defined]
+    tickets = open_tickets.inbox_order().select_related("root_message")[:INBOX_PAGE_SIZE]
+    context = {
+        "tickets": tickets,
+        "open_count": open_tickets.count(),
+        "current_time": timezone.now(),
+    }
     template = "tickets/inbox.html#inbox-table" if _wants_partial(request) else "tickets/inbox.html"
     return render(request, template, context)
 
