@@ -20,6 +20,8 @@ class ChannelError(Exception):
 
     ``permanent`` says whether trying again can help (a 400 or 403 cannot; a 429 or a 503 can).
     ``retry_after`` is the number of seconds to wait before the next try, when the platform said.
+    ``maybe_delivered`` marks a write whose fate is unknown (the request went out, the answer
+    never came back): sending it again could post twice, so it must not be retried blindly.
     """
 
     def __init__(
@@ -29,11 +31,13 @@ class ChannelError(Exception):
         permanent: bool,
         retry_after: float | None = None,
         status: int | None = None,
+        maybe_delivered: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
         self.status = status
+        self.maybe_delivered = maybe_delivered
 
 
 @dataclass(frozen=True)

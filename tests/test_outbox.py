@@ -13,7 +13,7 @@ from channels_social.services import account_poll
 from monitoring.models import TimerState
 from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
-from tickets.models import EventKind, OutboxItem, OutboxState, Step, Ticket
+from tickets.models import EventKind, OutboxItem, OutboxState, Status, Step, Ticket
 from tickets.services import (
     TransientSendError,
     outbox_flag_interrupted,
@@ -93,8 +93,49 @@ def test_permanent_failure_is_recorded_and_not_retried(
     assert outbox_send(item_id=message.outbox.pk) == OutboxState.FAILED
     item = OutboxItem.objects.get(pk=message.outbox.pk)
     assert item.last_error and item.attempts == 1
-    assert ticket.events.filter(kind=EventKind.REPLY_FAILED).exists()
     assert ticket.sla_timers.get().state == TimerState.ACTIVE  # nothing went out: not met
+    # The ticket is back before the step, with the platform's reason, ready for a new reply.
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    failed = ticket.events.get(kind=EventKind.REPLY_FAILED)
+    assert failed.data["step"] == Step.ACKNOWLEDGE and failed.data["error"]
+    again = ticket_take_step(
+        ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi again, sorry!"
+    )
+    assert outbox_send(item_id=again.outbox.pk) == OutboxState.SENT
+    ticket.refresh_from_db()
+    assert ticket.status == Status.ACKNOWLEDGED
+
+
+def test_duplicate_text_refused_by_x_reopens_the_step_with_xs_reason(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    # X refuses a brand posting the same text twice; an agent pasting a canned line hits it.
+    x_sandbox_clean.control.post_mention("AcmeCare", "2002", "sam", 10, "Me too!")
+    account_poll(account_id=ticket.social_account_id)
+    other = Ticket.objects.exclude(pk=ticket.pk).get()
+    first = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    assert outbox_send(item_id=first.outbox.pk) == OutboxState.SENT
+    second = ticket_take_step(ticket=other, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    assert outbox_send(item_id=second.outbox.pk) == OutboxState.FAILED
+    other.refresh_from_db()
+    assert other.status == Status.NEW
+    assert "duplicate content" in other.events.get(kind=EventKind.REPLY_FAILED).data["error"]
+
+
+def test_a_closing_reply_refused_reopens_the_ticket(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    for step in (Step.ACKNOWLEDGE, Step.TAKE_OFFLINE, Step.RESOLVE):
+        sent = ticket_take_step(ticket=ticket, step=step, by=agent.user, text=f"Reply {step}")
+        assert outbox_send(item_id=sent.outbox.pk) == OutboxState.SENT
+    closing = ticket_take_step(ticket=ticket, step=Step.CLOSE_OUT, by=agent.user, text="Sorted!")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED and ticket.closed_at
+    x_sandbox_clean.control.inject_faults(status=403, count=1)
+    assert outbox_send(item_id=closing.outbox.pk) == OutboxState.FAILED
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED and ticket.closed_at is None
 
 
 def test_transient_failure_requeues_for_a_retry(
@@ -138,3 +179,44 @@ def test_queued_items_whose_enqueue_was_lost_are_found(ticket: Ticket, agent: Pe
         created_at=timezone.now() - timedelta(minutes=5)
     )
     assert outbox_requeue_lost() == [message.outbox.pk]
+
+
+def test_a_retried_item_whose_retry_was_lost_is_found_after_the_longest_wait(
+    ticket: Ticket, agent: Persona
+) -> None:
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(
+        attempts=1, claimed_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert outbox_requeue_lost() == []  # its retry may still be waiting out a rate limit
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(
+        claimed_at=timezone.now() - timedelta(minutes=20)
+    )
+    assert outbox_requeue_lost() == [message.outbox.pk]
+
+
+def test_a_send_that_finishes_after_being_flagged_is_recorded_as_sent(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Housekeeping flagged the item while the (real) platform call was still running."""
+    from tickets import services
+
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    real_adapter_for = services.adapter_for
+
+    def adapter_flagged_mid_send(account: SocialAccount):  # type: ignore[no-untyped-def]
+        adapter = real_adapter_for(account)
+        send = adapter.send_public_reply
+
+        def send_then_get_flagged(**kwargs):  # type: ignore[no-untyped-def]
+            sent = send(**kwargs)
+            OutboxItem.objects.filter(pk=message.outbox.pk).update(state=OutboxState.UNCERTAIN)
+            return sent
+
+        adapter.send_public_reply = send_then_get_flagged  # type: ignore[method-assign]
+        return adapter
+
+    monkeypatch.setattr(services, "adapter_for", adapter_flagged_mid_send)
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT
+    item = OutboxItem.objects.get(pk=message.outbox.pk)
+    assert item.state == OutboxState.SENT and item.attempts == 1

@@ -30,6 +30,11 @@ def _snapshot(ticket: Ticket) -> tuple[str, int, int, int]:
     )
 
 
+def _delivered() -> None:
+    """Stand-in for the outbox task (tested in test_outbox): the replies went out."""
+    OutboxItem.objects.filter(state="queued").update(state="sent")
+
+
 @pytest.fixture
 def ticket(agent: Persona) -> Ticket:
     ticket = TicketFactory(social_account__brand__organization=agent.organization)
@@ -53,7 +58,9 @@ def test_four_steps_in_order_queue_one_outbound_message_each(
         ticket.refresh_from_db()
         assert ticket.status == status
         assert message.direction == Direction.OUTBOUND
+        assert message.step == step
         assert message.outbox.state == "queued"
+        _delivered()
         assert message.external_id == ""
         event = ticket.events.get(kind=step)
         assert event.actor == agent.user
@@ -125,12 +132,14 @@ def test_unknown_step_is_refused(ticket: Ticket, agent: Persona) -> None:
 def test_closed_ticket_has_no_step_left(ticket: Ticket, agent: Persona) -> None:
     for step in Step:
         ticket_take_step(ticket=ticket, step=step, by=agent.user, text=f"text for {step}")
+        _delivered()
     with pytest.raises(StepError, match="closed out"):
         ticket_take_step(ticket=ticket, step=Step.CLOSE_OUT, by=agent.user, text="again")
 
 
 def test_private_message_may_be_long_but_not_over_10000(ticket: Ticket, agent: Persona) -> None:
     ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry!")
+    _delivered()
     with pytest.raises(StepError):
         ticket_take_step(ticket=ticket, step=Step.TAKE_OFFLINE, by=agent.user, text="d" * 10_001)
     ticket_take_step(ticket=ticket, step=Step.TAKE_OFFLINE, by=agent.user, text="d" * 1000)
@@ -140,3 +149,26 @@ def test_private_message_may_be_long_but_not_over_10000(ticket: Ticket, agent: P
 
 def test_opened_event_is_history_not_a_step(ticket: Ticket) -> None:
     assert EventKind.OPENED not in Step.values
+
+
+def test_next_step_waits_until_the_previous_reply_is_delivered(
+    ticket: Ticket, agent: Persona
+) -> None:
+    ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    before = _snapshot(ticket)
+    with pytest.raises(StepError, match="previous reply is still being sent"):
+        ticket_take_step(ticket=ticket, step=Step.TAKE_OFFLINE, by=agent.user, text="DM us")
+    assert _snapshot(ticket) == before
+    _delivered()
+    ticket_take_step(ticket=ticket, step=Step.TAKE_OFFLINE, by=agent.user, text="DM us")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OFFLINE
+
+
+def test_a_platform_without_adapter_is_a_clear_step_error(ticket: Ticket, agent: Persona) -> None:
+    Ticket.objects.filter(pk=ticket.pk).update(platform="facebook")
+    ticket.refresh_from_db()
+    before = _snapshot(ticket)
+    with pytest.raises(StepError, match="No adapter for platform 'facebook'"):
+        ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi")
+    assert _snapshot(ticket) == before

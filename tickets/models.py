@@ -197,6 +197,21 @@ class Ticket(models.Model):
         self.save(update_fields=fields)
         return self.record(step, actor=by, message=message)
 
+    def undo_step(self, step: str, *, message: Message, error: str) -> TicketEvent:
+        """The step's reply was refused for good: go back to before the step, and say why.
+
+        The agent sees the step's form again with the platform's reason, and can send a new
+        reply. Only the latest step can be undone (a step waits for its reply's delivery).
+        """
+        required, target, _public = STEP_RULES[step]
+        if self.status == target:
+            self.status = required
+            self.closed_at = None
+            self.save(update_fields=["status", "closed_at", "updated_at"])
+        return self.record(
+            EventKind.REPLY_FAILED, message=message, error=error, step=step, reopened_step=True
+        )
+
     def acknowledge(self, *, by: User, message: Message) -> TicketEvent:
         return self.take_step(Step.ACKNOWLEDGE, by=by, message=message)
 
@@ -241,6 +256,9 @@ class Message(models.Model):
     author_followers = models.PositiveIntegerField(default=0)
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    step = models.CharField(
+        max_length=16, choices=Step.choices, blank=True, help_text="The care step it was sent for."
     )
 
     text = models.TextField()

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_social.base import ChannelError, InboundPost, MentionBatch
@@ -191,7 +192,8 @@ def _reply_target(ticket: Ticket) -> Message | None:
 def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Message:
     """Take the ticket's next care step with the agent's text, sent through the outbox.
 
-    Raises StepError (out of order, unknown step, bad text) and changes nothing in that case.
+    Raises StepError (out of order, unknown step, bad text, the previous reply still on its
+    way) and changes nothing in that case.
     """
     from tickets.tasks import send_outbox_item
 
@@ -199,7 +201,15 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
         public = ticket.check_step(step)
-        problem = adapter_class(ticket.platform).text_problem(public=public, text=text)
+        if OutboxItem.objects.filter(message__ticket=ticket, state__in=PENDING).exists():
+            raise StepError(
+                "The previous reply is still being sent; the next step opens once it is "
+                "delivered (or refused)."
+            )
+        try:
+            problem = adapter_class(ticket.platform).text_problem(public=public, text=text)
+        except ChannelError as exc:
+            raise StepError(str(exc)) from None
         if problem:
             raise StepError(problem)
         target = _reply_target(ticket) if public else None
@@ -217,6 +227,7 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
             author_external_id=ticket.social_account.external_id,
             author_username=ticket.social_account.username,
             sent_by=by,
+            step=step,
             text=text,
             created_at=timezone.now(),
         )
@@ -224,6 +235,9 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
         ticket.take_step(step, by=by, message=message)
         transaction.on_commit(lambda: send_outbox_item.delay(item.pk))
     return message
+
+
+PENDING = (OutboxState.QUEUED, OutboxState.SENDING)
 
 
 class TransientSendError(Exception):
@@ -234,26 +248,38 @@ class TransientSendError(Exception):
         self.retry_after = retry_after
 
 
+def _finish_item(item_id: int, **values: object) -> bool:
+    """Record a send's outcome, only if this sender still holds the claim."""
+    return OutboxItem.objects.filter(pk=item_id, state=OutboxState.SENDING).update(**values) == 1
+
+
 def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
     """Send one outbox item if this caller wins the claim; return the item's resulting state.
 
     The claim is a single UPDATE from queued to sending: of two workers given the same item only
-    one calls the platform. A transient failure puts the item back to queued and raises
-    TransientSendError for the task to retry (on the final attempt it fails instead).
+    one calls the platform. Outcomes:
+    - delivered: the platform id is stored, ``reply_sent`` recorded, the SLA fulfilled;
+    - refused for good (or out of retries): ``failed``, and the ticket goes back to the step
+      so the agent can send a new reply;
+    - unknown (the request went out, no answer came back): ``uncertain``, never resent blindly;
+    - refused for now: back to ``queued``, and TransientSendError tells the task to retry.
     """
+    item = (
+        OutboxItem.objects.select_related("message__ticket__social_account")
+        .filter(pk=item_id)
+        .first()
+    )
+    if item is None:
+        return "missing"
     claimed = OutboxItem.objects.filter(pk=item_id, state=OutboxState.QUEUED).update(
-        state=OutboxState.SENDING, claimed_at=timezone.now()
+        state=OutboxState.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
     )
     if claimed != 1:
-        item = OutboxItem.objects.filter(pk=item_id).only("state").first()
-        return item.state if item else "missing"
-    item = OutboxItem.objects.select_related("message__ticket__social_account__organization").get(
-        pk=item_id
-    )
+        return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
     message = item.message
     ticket = message.ticket
-    adapter = adapter_for(ticket.social_account)
     try:
+        adapter = adapter_for(ticket.social_account)
         if message.is_public:
             sent = adapter.send_public_reply(
                 text=message.text, in_reply_to_external_id=message.in_reply_to_external_id
@@ -263,32 +289,43 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
                 text=message.text, recipient_external_id=ticket.customer_external_id
             )
     except ChannelError as exc:
-        attempts = item.attempts + 1
+        error = str(exc)
+        if exc.maybe_delivered:
+            with transaction.atomic():
+                if _finish_item(item_id, state=OutboxState.UNCERTAIN, last_error=error):
+                    ticket.record(
+                        EventKind.REPLY_FAILED,
+                        message=message,
+                        error=f"{error} It may have been posted: check before sending again.",
+                        status=exc.status,
+                    )
+            log.warning("outbox item %s: outcome unknown: %s", item_id, error)
+            return OutboxState.UNCERTAIN
         if exc.permanent or final_attempt:
             with transaction.atomic():
-                OutboxItem.objects.filter(pk=item_id).update(
-                    state=OutboxState.FAILED, attempts=attempts, last_error=str(exc)
-                )
-                ticket.record(
-                    EventKind.REPLY_FAILED, message=message, error=str(exc), status=exc.status
-                )
-            log.warning("outbox item %s failed: %s", item_id, exc)
+                if _finish_item(item_id, state=OutboxState.FAILED, last_error=error):
+                    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+                    if message.step:
+                        locked.undo_step(message.step, message=message, error=error)
+                    else:
+                        locked.record(EventKind.REPLY_FAILED, message=message, error=error)
+            log.warning("outbox item %s failed: %s", item_id, error)
             return OutboxState.FAILED
-        OutboxItem.objects.filter(pk=item_id, state=OutboxState.SENDING).update(
-            state=OutboxState.QUEUED, attempts=attempts, last_error=str(exc)
-        )
-        raise TransientSendError(str(exc), exc.retry_after) from exc
+        _finish_item(item_id, state=OutboxState.QUEUED, last_error=error)
+        raise TransientSendError(error, exc.retry_after) from exc
 
     sent_at = timezone.now()
     with transaction.atomic():
+        if not _finish_item(item_id, state=OutboxState.SENT, sent_at=sent_at, last_error=""):
+            # Housekeeping declared this send interrupted meanwhile; it did go out after all.
+            OutboxItem.objects.filter(pk=item_id).update(
+                state=OutboxState.SENT, sent_at=sent_at, last_error=""
+            )
         message.external_id = sent.external_id
         if sent.conversation_id:
             message.conversation_id = sent.conversation_id
         message.raw = sent.raw
         message.save(update_fields=["external_id", "conversation_id", "raw"])
-        OutboxItem.objects.filter(pk=item_id).update(
-            state=OutboxState.SENT, sent_at=sent_at, attempts=item.attempts + 1, last_error=""
-        )
         ticket.record(
             EventKind.REPLY_SENT, message=message, at=sent_at, external_id=sent.external_id
         )
@@ -305,25 +342,35 @@ def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> 
             "message__ticket"
         )
     )
+    flagged = 0
     for item in stuck:
         with transaction.atomic():
-            changed = OutboxItem.objects.filter(pk=item.pk, state=OutboxState.SENDING).update(
-                state=OutboxState.UNCERTAIN
-            )
-            if changed:
+            if _finish_item(item.pk, state=OutboxState.UNCERTAIN):
+                flagged += 1
                 item.message.ticket.record(
                     EventKind.REPLY_FAILED,
                     message=item.message,
                     error="The sender stopped mid-send; check the platform before resending.",
                 )
-    return len(stuck)
+    return flagged
+
+
+# A retried send waits at most this long (X's rate-limit window) before its task runs again.
+LONGEST_RETRY_WAIT = timedelta(minutes=16)
 
 
 def outbox_requeue_lost(*, older_than: timedelta = timedelta(minutes=1)) -> list[int]:
-    """Queued items whose enqueue never reached the broker (it was down): their ids to enqueue."""
-    cutoff = timezone.now() - older_than
+    """Queued items whose task never reached the broker (it was down): their ids to enqueue.
+
+    A never-tried item is lost after ``older_than``; a retried one once its longest retry wait
+    has passed. Enqueuing one that was not lost is harmless: the claim lets one send through.
+    """
+    now = timezone.now()
     return list(
-        OutboxItem.objects.filter(
-            state=OutboxState.QUEUED, attempts=0, created_at__lt=cutoff
-        ).values_list("pk", flat=True)
+        OutboxItem.objects.filter(state=OutboxState.QUEUED)
+        .filter(
+            Q(attempts=0, created_at__lt=now - older_than)
+            | Q(attempts__gt=0, claimed_at__lt=now - LONGEST_RETRY_WAIT)
+        )
+        .values_list("pk", flat=True)
     )

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 from twitter_text import parse_tweet
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from channels_social.base import (
     Author,
@@ -47,6 +48,16 @@ def _parse_time(value: str | None) -> datetime:
     if not value:
         return datetime.now(UTC)
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _never_reached_x(exc: requests.RequestException) -> bool:
+    """True when the request provably never left: no connection could be opened."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, NewConnectionError | NameResolutionError)
+    return False
 
 
 def _detail(exc: tweepy.HTTPException) -> str:
@@ -95,7 +106,13 @@ class XAdapter(ChannelAdapter):
         return None
 
     @contextmanager
-    def _translate_errors(self) -> Iterator[None]:
+    def _translate_errors(self, *, write: bool = False) -> Iterator[None]:
+        """Turn tweepy and requests failures into ChannelError.
+
+        For a write, only failures that prove X never took the request are retryable: the
+        connection was never made, or X answered 429 or 503. A read timeout, a dropped
+        connection or another 5xx after the request went out may hide a post that X did make.
+        """
         try:
             yield
         except tweepy.TooManyRequests as exc:
@@ -108,26 +125,29 @@ class XAdapter(ChannelAdapter):
                 status=429,
             ) from None
         except tweepy.TwitterServerError as exc:
+            status = exc.response.status_code
             raise ChannelError(
                 f"X is having trouble: {_detail(exc)}",
                 permanent=False,
-                status=exc.response.status_code,
+                status=status,
+                maybe_delivered=write and status != 503,
             ) from None
         except tweepy.HTTPException as exc:
             # 400, 401, 403, 404 and any other 4xx: the same call will fail the same way.
             raise ChannelError(
                 _detail(exc), permanent=True, status=exc.response.status_code
             ) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:
+            never_sent = _never_reached_x(exc)
             raise ChannelError(
-                f"Could not reach X ({type(exc).__name__}).", permanent=False
+                f"Could not reach X ({type(exc).__name__})."
+                if never_sent
+                else f"X did not answer ({type(exc).__name__}).",
+                permanent=False,
+                maybe_delivered=write and not never_sent,
             ) from None
         except tweepy.TweepyException as exc:
             raise ChannelError(f"X client error: {type(exc).__name__}", permanent=False) from None
-        except requests.RequestException as exc:
-            raise ChannelError(
-                f"X request failed ({type(exc).__name__}).", permanent=False
-            ) from None
 
     def fetch_mentions(self, *, since_id: str | None) -> MentionBatch:
         posts: dict[str, InboundPost] = {}
@@ -197,7 +217,7 @@ class XAdapter(ChannelAdapter):
         )
 
     def send_public_reply(self, *, text: str, in_reply_to_external_id: str) -> SentMessage:
-        with self._translate_errors():
+        with self._translate_errors(write=True):
             response = self.client.create_tweet(
                 text=text, in_reply_to_tweet_id=in_reply_to_external_id, user_auth=self.user_auth
             )
@@ -205,7 +225,7 @@ class XAdapter(ChannelAdapter):
         return SentMessage(external_id=str(data["id"]), conversation_id="", raw=data)
 
     def send_private_message(self, *, text: str, recipient_external_id: str) -> SentMessage:
-        with self._translate_errors():
+        with self._translate_errors(write=True):
             response = self.client.create_direct_message(
                 participant_id=recipient_external_id, text=text, user_auth=self.user_auth
             )
