@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
@@ -62,6 +62,11 @@ class SocialAccount(models.Model):
     )
     credentials = EncryptedJSONField(blank=True, default=dict, editable=False)
     enabled = models.BooleanField(default=True)
+    connected_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="Mentions posted before this are not imported on the first poll, so "
+        "connecting a busy handle does not fill the inbox with old, already-breached tickets.",
+    )
 
     # Polling state. The cursor advances only in the transaction that stores the batch.
     mentions_since_id = models.CharField(max_length=64, blank=True)
@@ -91,15 +96,22 @@ class SocialAccount(models.Model):
     def set_credentials(self, **values: Any) -> None:
         self.credentials = {key: value for key, value in values.items() if value}
 
-    def claim_poll(self, *, lease_seconds: int = 120) -> bool:
-        """Atomically take the right to poll this account; False while another poll holds it."""
+    def claim_poll(self, *, lease_seconds: int) -> datetime | None:
+        """Atomically take the right to poll this account for a while; None if another holds it.
+
+        Returns the lease's end, which ``release_poll`` needs: a poll that outlived its lease
+        must not release the lease a later poll has taken since.
+        """
         now = timezone.now()
+        lease_until = now + timedelta(seconds=lease_seconds)
         claimed = (
             SocialAccount.objects.filter(pk=self.pk, enabled=True)
             .filter(models.Q(poll_lease_until__isnull=True) | models.Q(poll_lease_until__lt=now))
-            .update(poll_lease_until=now + timedelta(seconds=lease_seconds))
+            .update(poll_lease_until=lease_until)
         )
-        return claimed == 1
+        return lease_until if claimed == 1 else None
 
-    def release_poll(self) -> None:
-        SocialAccount.objects.filter(pk=self.pk).update(poll_lease_until=None)
+    def release_poll(self, lease_until: datetime) -> None:
+        SocialAccount.objects.filter(pk=self.pk, poll_lease_until=lease_until).update(
+            poll_lease_until=None
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from channels_social.base import ChannelError
@@ -12,6 +13,10 @@ from channels_social.models import SocialAccount
 from channels_social.registry import adapter_for
 
 log = logging.getLogger(__name__)
+
+# Longer than the slowest possible poll (8 pages, each up to the HTTP timeout), so that two
+# polls of one account never overlap.
+POLL_LEASE_SECONDS = 8 * settings.CHANNEL_HTTP_TIMEOUT_SECONDS + 60
 
 
 def account_poll(*, account_id: int) -> str:
@@ -22,17 +27,19 @@ def account_poll(*, account_id: int) -> str:
     """
     from tickets.services import ingest_posts
 
-    account = SocialAccount.objects.select_related("organization").filter(pk=account_id).first()
+    account = SocialAccount.objects.filter(pk=account_id).first()
     if account is None or not account.enabled:
         return "skipped: account gone or disabled"
     reset_at = account.rate_limit_reset_at
     if account.rate_limit_remaining == 0 and reset_at and reset_at > timezone.now():
         return "skipped: rate limited until the window resets"
-    if not account.claim_poll():
+    lease = account.claim_poll(lease_seconds=POLL_LEASE_SECONDS)
+    if lease is None:
         return "skipped: another poll is running"
     try:
-        adapter = adapter_for(account)
+        account.refresh_from_db()  # the cursor as the previous poll left it
         try:
+            adapter = adapter_for(account)
             batch = adapter.fetch_mentions(since_id=account.mentions_since_id or None)
         except ChannelError as exc:
             updates: dict[str, object] = {"last_poll_error": str(exc)}
@@ -45,7 +52,8 @@ def account_poll(*, account_id: int) -> str:
         result = ingest_posts(account=account, batch=batch)
         return (
             f"ok: {result.messages_created} new, {result.tickets_created} tickets, "
-            f"{result.duplicates} already stored"
+            f"{result.duplicates} already stored, {result.before_connection} from before the "
+            "handle was connected"
         )
     finally:
-        account.release_poll()
+        account.release_poll(lease)

@@ -154,9 +154,40 @@ def test_a_429_records_when_the_window_resets(
 
 
 def test_a_poll_in_progress_is_not_run_twice(account: SocialAccount) -> None:
-    assert account.claim_poll()
+    lease = account.claim_poll(lease_seconds=60)
+    assert lease is not None
     assert account_poll(account_id=account.pk) == "skipped: another poll is running"
-    account.release_poll()
+    account.release_poll(lease)
+    assert account_poll(account_id=account.pk).startswith("ok")
+
+
+def test_a_poll_that_outlived_its_lease_does_not_release_the_next_ones(
+    account: SocialAccount,
+) -> None:
+    stale = account.claim_poll(lease_seconds=-1)  # already expired
+    assert stale is not None
+    fresh = account.claim_poll(lease_seconds=60)  # a later poll takes over
+    assert fresh is not None
+    account.release_poll(stale)  # the slow first poll finishes
+    assert account.claim_poll(lease_seconds=60) is None  # the later poll still holds it
+    account.release_poll(fresh)
+    assert account.claim_poll(lease_seconds=60) is not None
+
+
+def test_first_poll_skips_mentions_from_before_the_handle_was_connected(
+    account: SocialAccount, x_sandbox_clean: XSandbox
+) -> None:
+    _mention(x_sandbox_clean, "Old complaint from last week", created_at="2026-01-05T10:00:00Z")
+    new = _mention(x_sandbox_clean, "Brand new question")
+    result = account_poll(account_id=account.pk)
+    assert result.startswith("ok: 1 new, 1 tickets") and "1 from before" in result
+    assert list(Message.objects.values_list("external_id", flat=True)) == [new["id"]]
+    account.refresh_from_db()
+    assert account.mentions_since_id == new["id"]
+    # Later polls take everything past the cursor, whatever its stated time.
+    later = _mention(x_sandbox_clean, "Backdated but new", created_at="2026-01-06T10:00:00Z")
+    assert account_poll(account_id=account.pk).startswith("ok: 1 new")
+    assert Message.objects.filter(external_id=later["id"]).exists()
 
 
 def test_closed_ticket_does_not_swallow_a_new_post(

@@ -44,6 +44,7 @@ class IngestResult:
     messages_created: int
     tickets_created: int
     duplicates: int
+    before_connection: int = 0
 
 
 def _id_is_newer(candidate: str, current: str) -> bool:
@@ -132,20 +133,25 @@ def ingest_posts(*, account: SocialAccount, batch: MentionBatch) -> IngestResult
     cursor moves in the same transaction as the rows, so a crash loses nothing and a re-poll of
     the same page creates nothing twice.
     """
-    created = tickets_created = duplicates = 0
+    created = tickets_created = duplicates = old = 0
     with transaction.atomic():
         locked = SocialAccount.objects.select_for_update().get(pk=account.pk)
+        posts = batch.posts
+        if not locked.mentions_since_id:
+            # First poll: history from before the handle was connected is not the team's backlog.
+            posts = [post for post in posts if post.created_at >= locked.connected_at]
+            old = len(batch.posts) - len(posts)
         policy = SlaPolicy.for_org(account.organization)
         known = set(
             Message.objects.filter(
                 organization_id=account.organization_id,
                 platform=account.platform,
-                external_id__in=[post.external_id for post in batch.posts],
+                external_id__in=[post.external_id for post in posts],
             )
             .exclude(external_id="")  # lets the partial unique index serve this lookup
             .values_list("external_id", flat=True)
         )
-        for post in batch.posts:
+        for post in posts:
             if post.external_id in known:
                 duplicates += 1
                 continue
@@ -176,7 +182,7 @@ def ingest_posts(*, account: SocialAccount, batch: MentionBatch) -> IngestResult
                 "rate_limit_reset_at",
             ]
         )
-    return IngestResult(created, tickets_created, duplicates)
+    return IngestResult(created, tickets_created, duplicates, old)
 
 
 def _reply_target(ticket: Ticket) -> Message | None:
