@@ -1,25 +1,33 @@
-"""Django admin for organisation admins: they see and change only their own organisation's rows."""
+"""Django admin for organisation admins: they see and change only their own organisation's rows.
+
+Superusers (the operators of CareInbox) see every organisation and choose it on the form.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
 
 from careinbox.accounts.models import Role
 
 
-def _is_org_admin(request: HttpRequest) -> bool:
+def is_org_admin(request: HttpRequest) -> bool:
     membership = getattr(request, "membership", None)
     return bool(membership and membership.has_role(Role.ADMIN))
 
 
 class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Rows of the signed-in admin's organisation only; new rows are put in it."""
+    """Rows of the signed-in admin's organisation only; new rows are put in it.
 
-    exclude = ("organization",)
+    ``organization_from`` names a related field whose organisation a row takes (a social
+    account belongs to its brand's organisation), so the two can never disagree.
+    """
+
+    organization_from: str | None = None
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -27,8 +35,13 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return queryset
         return queryset.filter(organization=getattr(request, "organization", None))
 
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        if request.user.is_superuser and self.organization_from is None:
+            return ()
+        return ("organization",)
+
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or _is_org_admin(request)
+        return request.user.is_superuser or is_org_admin(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
@@ -42,10 +55,37 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not change and not getattr(obj, "organization_id", None):
-            obj.organization = request.organization  # type: ignore[attr-defined]
-        super().save_model(request, obj, form, change)
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        own_organization = getattr(request, "organization", None)
+        organization_from = self.organization_from
+
+        class ScopedForm(base):  # type: ignore[valid-type,misc]
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                instance = self.instance
+                if organization_from:
+                    related = getattr(instance, f"{organization_from}_id", None)
+                    if related:
+                        instance.organization = getattr(instance, organization_from).organization
+                elif not instance.organization_id and own_organization is not None:
+                    instance.organization = own_organization
+                # Unique constraints that include the organisation are skipped by the form
+                # (the field is not on it); check them here so a duplicate is a form error.
+                if instance.organization_id and not self.errors:
+                    try:
+                        instance.validate_constraints()
+                    except ValidationError as exc:
+                        self._update_errors(exc)
+
+        return ScopedForm
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, models.URLField):
+            kwargs.setdefault("assume_scheme", "https")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         related = db_field.related_model

@@ -10,12 +10,22 @@ if TYPE_CHECKING:
     from channels_social.models import SocialAccount
 
 
-def adapter_class(platform: str) -> type[ChannelAdapter]:
+def _adapters() -> dict[str, type[ChannelAdapter]]:
     from channels_social.x.adapter import XAdapter
 
-    adapters: dict[str, type[ChannelAdapter]] = {XAdapter.platform: XAdapter}
+    return {XAdapter.platform: XAdapter}
+
+
+def platforms_with_adapters() -> list[tuple[str, str]]:
+    """The (value, label) choices of the platforms CareInbox can talk to."""
+    from channels_social.models import Platform
+
+    return [(value, label) for value, label in Platform.choices if value in _adapters()]
+
+
+def adapter_class(platform: str) -> type[ChannelAdapter]:
     try:
-        return adapters[platform]
+        return _adapters()[platform]
     except KeyError:
         raise ChannelError(f"No adapter for platform {platform!r} yet.", permanent=True) from None
 

@@ -55,8 +55,9 @@ def test_admin_cannot_open_another_orgs_account(staff_admin: Persona, other_org:
     theirs = SocialAccountFactory(brand__organization=other_org)
     url = reverse("admin:channels_social_socialaccount_change", args=[theirs.pk])
     response = staff_admin.client().get(url)
-    assert response.status_code in (302, 404)  # admin redirects "does not exist" to the index
-    assert theirs.username not in response.content.decode()
+    # Django admin answers an id outside the queryset with a redirect to the admin index.
+    assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+    assert theirs.username not in staff_admin.client().get(response["Location"]).content.decode()
 
 
 def test_admin_edits_sla_target_of_own_org(staff_admin: Persona) -> None:
@@ -103,3 +104,67 @@ def test_agents_and_managers_have_no_admin(agent: Persona, manager: Persona) -> 
         persona.user.save()
         response = persona.client().get(reverse("admin:channels_social_socialaccount_changelist"))
         assert response.status_code == 403
+
+
+def test_duplicate_account_is_a_form_error_not_a_crash(staff_admin: Persona) -> None:
+    account = SocialAccountFactory(brand__organization=staff_admin.organization)
+    response = staff_admin.client().post(
+        reverse("admin:channels_social_socialaccount_add"),
+        {
+            "brand": account.brand_id,
+            "platform": "x",
+            "external_id": account.external_id,
+            "username": "Again",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "already exists" in response.content.decode()
+    assert SocialAccount.objects.count() == 1
+
+
+def test_org_admin_cannot_point_workers_at_an_arbitrary_address(staff_admin: Persona) -> None:
+    account = SocialAccountFactory(brand__organization=staff_admin.organization, api_base_url="")
+    url = reverse("admin:channels_social_socialaccount_change", args=[account.pk])
+    response = staff_admin.client().post(
+        url,
+        {
+            "brand": account.brand_id,
+            "platform": "x",
+            "external_id": account.external_id,
+            "username": account.username,
+            "enabled": "on",
+            "api_base_url": "http://169.254.169.254/latest/",
+        },
+    )
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.api_base_url == ""
+
+
+def test_superuser_adds_an_account_in_the_brands_organisation(
+    other_org: object, django_user_model: object
+) -> None:
+    from django.test import Client
+
+    from tests.factories import BrandFactory
+
+    root = django_user_model.objects.create_superuser("root", password="pw")  # type: ignore[attr-defined]
+    brand = BrandFactory(organization=other_org)
+    client = Client()
+    client.force_login(root)
+    response = client.post(
+        reverse("admin:channels_social_socialaccount_add"),
+        {
+            "brand": brand.pk,
+            "platform": "x",
+            "external_id": "77",
+            "username": "GlobexCare",
+            "enabled": "on",
+            "api_base_url": "http://127.0.0.1:8765",
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    account = SocialAccount.objects.get(username="GlobexCare")
+    assert account.organization == other_org
+    assert account.api_base_url == "http://127.0.0.1:8765"
