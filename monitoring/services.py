@@ -46,19 +46,21 @@ def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | Non
         return None
     timer.fulfilled_at = at
     fields = ["fulfilled_at"]
-    if timer.state == TimerState.ACTIVE:
-        met = at <= timer.due_at
+    met = at <= timer.due_at
+    # A breached timer turns met when the sweep ran after the due time but before this
+    # in-time reply was recorded; otherwise a timer settles once.
+    corrects_breach = timer.state == TimerState.BREACHED and met
+    if timer.state == TimerState.ACTIVE or corrects_breach:
         timer.state = TimerState.MET if met else TimerState.BREACHED
-        fields.append("state")
-        if not met:
-            timer.breached_at = timer.due_at
-            fields.append("breached_at")
+        timer.breached_at = None if met else timer.due_at
+        fields += ["state", "breached_at"]
         ticket.record(
             EventKind.SLA_MET if met else EventKind.SLA_BREACHED,
             at=at,
             metric=timer.metric,
             due_at=timer.due_at.isoformat(),
             elapsed_seconds=round((at - timer.started_at).total_seconds()),
+            corrects_breach=corrects_breach,
         )
     timer.save(update_fields=fields)
     ticket.first_response_due_at = None
@@ -73,9 +75,8 @@ def sla_sweep_breaches(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         overdue = list(
-            SlaTimer.objects.overdue(now)
-            .select_for_update(skip_locked=True)
-            .select_related("ticket")
+            # Lock the timers only (not their tickets, which agents are working on).
+            SlaTimer.objects.overdue(now).select_for_update(skip_locked=True, of=("self",))
         )
         if not overdue:
             return 0

@@ -86,3 +86,13 @@ def test_policy_bounds_are_validated(org: Organization, minutes: int) -> None:
     policy.first_response_minutes = minutes
     with pytest.raises(ValidationError):
         policy.full_clean()
+
+
+def test_a_reply_in_time_recorded_after_the_sweep_is_met(org: Organization) -> None:
+    ticket = _ticket(org, minutes_ago=61)
+    due = ticket.sla_timers.get().due_at
+    sla_sweep_breaches()  # runs just after the due time ...
+    timer = sla_fulfil_first_response(ticket=ticket, at=due - timedelta(seconds=5))  # ... sent
+    assert timer is not None and timer.state == TimerState.MET and timer.breached_at is None
+    met = ticket.events.get(kind=EventKind.SLA_MET)
+    assert met.data["corrects_breach"] is True
