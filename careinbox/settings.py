@@ -154,8 +154,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file (not :memory:) so that a Celery worker subprocess sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-careinbox.sqlite3")}
+    # A file (not :memory:) so that a Celery worker subprocess sees the test database; one per
+    # test run, so that two runs side by side never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-careinbox-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, resolve_url
 
 from careinbox.accounts.models import Membership, Organization, Role
 
@@ -97,6 +98,12 @@ def role_required(
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):
+                    # A background refresh after the session ended: reload the whole page
+                    # (to the login form) instead of swapping a login page into a partial.
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = resolve_url(settings.LOGIN_URL)
+                    return response
                 return redirect_to_login(request.get_full_path())
             membership: Membership | None = getattr(request, "membership", None)
             if membership is None or not membership.has_role(role):

@@ -189,3 +189,36 @@ def test_ticket_page_query_count_does_not_grow_with_messages(agent: Persona) -> 
         response = client.get(url)
     assert len(response.context["conversation"]) == 10
     assert len(many) == len(few)
+
+
+def test_htmx_refresh_after_the_session_ended_reloads_to_login(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(reverse("tickets:inbox"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("login")
+
+
+def test_a_refused_reply_shows_the_platforms_reason_above_the_reopened_step(
+    agent: Persona,
+) -> None:
+    from tickets.services import ticket_take_step
+
+    ticket = _ticket(agent)
+    message = ticket_take_step(ticket=ticket, step="acknowledge", by=agent.user, text="Hi!")
+    OutboxItem.objects.update(state="failed")
+    ticket.refresh_from_db()
+    ticket.undo_step(
+        "acknowledge",
+        message=message,
+        error="You are not allowed to create a Tweet with duplicate content.",
+    )
+    body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    assert "refused the last reply: You are not allowed to create a Tweet with duplicate" in body
+    assert "Step 1: Acknowledge" in body
+
+
+def test_plain_form_error_is_shown_once(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": ""}
+    )
+    assert response.content.decode().count("A reply cannot be empty.") == 1

@@ -63,7 +63,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def _ticket_context(ticket: Ticket) -> dict[str, object]:
     step = ticket.next_step
     timers = list(ticket.sla_timers.all())
-    done = set(ticket.events.filter(kind__in=Step.values).values_list("kind", flat=True))
+    events = list(ticket.events.select_related("actor", "message").order_by("at", "pk"))
+    done = {event.kind for event in events if event.kind in Step.values}
+    # The latest step's reply was refused and the step reopened: say why above its form.
+    refused = next(
+        (e for e in reversed(events) if e.kind in Step.values or e.data.get("reopened_step")),
+        None,
+    )
     conversation = list(
         ticket.messages.select_related("sent_by", "outbox").order_by("created_at", "pk")
     )
@@ -74,7 +80,8 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
             m.direction == Direction.OUTBOUND and m.outbox.state in PENDING_STATES
             for m in conversation
         ),
-        "events": ticket.events.select_related("actor", "message").order_by("at", "pk"),
+        "events": events,
+        "refusal": refused.data["error"] if refused and refused.kind not in Step.values else None,
         "timers": timers,
         "next_step": Step(step) if step else None,
         "next_step_public": STEP_RULES[step][2] if step else None,
@@ -122,7 +129,6 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
             response["HX-Trigger"] = "ticketChanged"
         return response
     if error:
-        messages.error(request, error)
         context = _ticket_context(ticket)
         context.update({"step_error": error, "draft": text})
         return render(request, "tickets/ticket.html", context, status=422)
