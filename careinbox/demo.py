@@ -49,20 +49,24 @@ def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAc
             user=user, organization=org, defaults={"role": login.role}
         )
     brand, _ = Brand.objects.get_or_create(organization=org, name="Acme")
-    account, _ = SocialAccount.objects.get_or_create(
+    account, created = SocialAccount.objects.get_or_create(
         organization=org,
         platform=Platform.X,
         external_id=DEMO_BRAND_X_ID,
-        defaults={"brand": brand, "username": DEMO_BRAND_HANDLE},
+        defaults={"brand": brand, "username": DEMO_BRAND_HANDLE, "api_base_url": sandbox_url},
     )
-    account.api_base_url = sandbox_url
-    account.enabled = True
-    # Sandbox credentials: OAuth 1.0a shaped; the emulator reads the user id before the '-'.
-    account.set_credentials(
-        consumer_key="sandbox-consumer-key",
-        consumer_secret="sandbox-consumer-secret",  # noqa: S106 - sandbox only
-        access_token=f"{DEMO_BRAND_X_ID}-sandbox-access-token",
-        access_token_secret="sandbox-access-token-secret",  # noqa: S106 - sandbox only
-    )
-    account.save()
+    if created or not account.credentials:
+        # Sandbox credentials, OAuth 1.0a shaped: the emulator reads the user id before '-'.
+        account.set_credentials(
+            consumer_key="sandbox-consumer-key",
+            consumer_secret="sandbox-consumer-secret",  # noqa: S106 - sandbox only
+            access_token=f"{DEMO_BRAND_X_ID}-sandbox-access-token",
+            access_token_secret="sandbox-access-token-secret",  # noqa: S106 - sandbox only
+        )
+        account.save()
+    elif account.api_base_url and account.api_base_url != sandbox_url:
+        # Still on a sandbox, whose port may have changed; an account an admin switched to
+        # the real API (empty base URL) keeps its settings.
+        account.api_base_url = sandbox_url
+        account.save(update_fields=["api_base_url"])
     return org, account

@@ -35,3 +35,24 @@ def test_printed_logins_work(capsys: pytest.CaptureFixture[str]) -> None:
             reverse("login"), {"username": login.username, "password": login.password}
         )
         assert response.status_code == 302 and response["Location"] == reverse("tickets:inbox")
+
+
+def test_seed_again_keeps_an_account_switched_to_the_real_api() -> None:
+    _, account = seed_demo()
+    account.api_base_url = ""
+    account.set_credentials(
+        consumer_key="real-ck",
+        consumer_secret="real-cs",
+        access_token=f"{account.external_id}-real",
+        access_token_secret="real-ats",
+    )
+    account.save()
+    _, again = seed_demo()
+    assert again.api_base_url == ""
+    assert again.credentials["consumer_key"] == "real-ck"
+
+
+def test_seed_again_follows_a_moved_sandbox() -> None:
+    seed_demo(sandbox_url="http://127.0.0.1:8765")
+    _, account = seed_demo(sandbox_url="http://127.0.0.1:9999")
+    assert account.api_base_url == "http://127.0.0.1:9999"

@@ -220,3 +220,25 @@ def test_a_send_that_finishes_after_being_flagged_is_recorded_as_sent(
     assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT
     item = OutboxItem.objects.get(pk=message.outbox.pk)
     assert item.state == OutboxState.SENT and item.attempts == 1
+
+
+@pytest.mark.parametrize("fault", ["delay", "drop"])
+def test_a_write_whose_answer_never_came_is_uncertain_and_not_resent(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox, settings: object, fault: str
+) -> None:
+    """X took the DM, but the answer was lost: sending again would message the customer twice."""
+    ack = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry!")
+    outbox_send(item_id=ack.outbox.pk)
+    dm = ticket_take_step(ticket=ticket, step=Step.TAKE_OFFLINE, by=agent.user, text="DM us?")
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 1  # type: ignore[attr-defined]
+    if fault == "delay":
+        x_sandbox_clean.control.inject_delay(2.5)
+    else:
+        x_sandbox_clean.control.inject_drop()
+    assert outbox_send(item_id=dm.outbox.pk) == OutboxState.UNCERTAIN
+    assert outbox_send(item_id=dm.outbox.pk) == OutboxState.UNCERTAIN  # a re-delivered task
+    assert [e["text"] for e in x_sandbox_clean.control.dm_events("2001")] == ["DM us?"]
+    failed = ticket.events.get(kind=EventKind.REPLY_FAILED)
+    assert "may have been posted" in failed.data["error"]
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OFFLINE  # most likely it went out: the step stands

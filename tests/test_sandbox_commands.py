@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from channels_social.management.commands import run_x_sandbox
+from channels_social.sandbox.x.app import XSandboxApp
+from channels_social.sandbox.x.control import SandboxControl
 from tests.factories import SocialAccountFactory
 from tests.sandbox_fixtures import XSandbox
 
@@ -83,3 +92,82 @@ def test_sandbox_demo_registers_accounts_and_posts(x_sandbox_clean: XSandbox, se
     assert x_sandbox_clean.control.health()["tweets"] == 4
     assert out.getvalue().count(" -> ") == 4
     assert "Stopped after 4 posts." in out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "VAR_DIR/x_sandbox_state.json"),
+        ({"state_file": "elsewhere.json"}, "elsewhere.json"),
+        ({"no_state": True}, None),
+    ],
+)
+def test_run_x_sandbox_state_file_options(
+    tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch, options: dict, expected: str | None
+) -> None:
+    settings.VAR_DIR = tmp_path
+    served: list[XSandboxApp] = []
+
+    def fake_serve_forever(host: str, port: int, app: XSandboxApp) -> None:
+        served.append(app)
+        app.store.upsert_user(id="1", username="a")
+        app.close()
+
+    monkeypatch.setattr(run_x_sandbox, "serve_forever", fake_serve_forever)
+    if "state_file" in options:
+        options = {"state_file": tmp_path / options["state_file"]}
+    out = StringIO()
+    call_command("run_x_sandbox", port=0, stdout=out, **options)
+    (app,) = served
+    if expected is None:
+        assert app.store.state_path is None
+        assert "in memory only" in out.getvalue()
+        assert list(tmp_path.iterdir()) == []
+    else:
+        path = tmp_path / expected.removeprefix("VAR_DIR/")
+        assert app.store.state_path == path
+        assert f"state in {path}" in out.getvalue()
+        assert json.loads(path.read_text())["users"][0]["username"] == "a"
+
+
+def test_run_x_sandbox_saves_its_state_on_sigterm(tmp_path: Path) -> None:
+    """honcho stops `make run` with SIGTERM; the next run must find yesterday's posts."""
+    state = tmp_path / "x_state.json"
+    port = free_port()
+    env = {**os.environ, "DEBUG": "1", "CAREINBOX_VAR_DIR": str(tmp_path / "var")}
+    env.pop("DATABASE_URL", None)
+    command = [sys.executable, "manage.py", "run_x_sandbox", "--port", str(port)]
+    command += ["--state-file", str(state)]
+    root = Path(__file__).resolve().parents[1]
+
+    def run_once() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+
+    control = SandboxControl(f"http://127.0.0.1:{port}")
+    first = run_once()
+    try:
+        control.wait_until_up(20)
+        control.upsert_user(id="1000", username="AcmeCare")
+        post = control.post_mention("AcmeCare", "2001", "dana", 12, "late order")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(10)
+    assert first.returncode == 0, first.stdout.read() if first.stdout else ""
+    second = run_once()
+    try:
+        control.wait_until_up(20)
+        assert control.get_tweet(post["id"])["text"] == "@AcmeCare late order"
+        assert control.health()["users"] == 2
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(10)
+    output = second.stdout.read().decode() if second.stdout else ""
+    assert f"state in {state}; 2 users, 1 posts" in output

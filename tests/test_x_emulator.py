@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from channels_social.sandbox.x.app import create_app
-from channels_social.sandbox.x.control import SandboxError
+from channels_social.sandbox.x.control import SandboxControl, SandboxError
 from channels_social.sandbox.x.server import start_in_thread
 from channels_social.sandbox.x.store import TWITTER_EPOCH_MS, XStore
 from tests.sandbox_fixtures import XSandbox
@@ -340,3 +343,232 @@ def test_injected_fault_answers_a_server_error(sandbox: XSandbox) -> None:
     sandbox.control.inject_faults(503, count=1)
     assert get_mentions(sandbox).status_code == 503
     assert get_mentions(sandbox).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "type_"),
+    [
+        (400, "Invalid Request", PROBLEMS + "invalid-request"),
+        (401, "Unauthorized", "about:blank"),
+        (403, "Client Forbidden", PROBLEMS + "client-forbidden"),
+        (404, "Not Found", "about:blank"),
+        (429, "Too Many Requests", "about:blank"),
+        (500, "Internal Server Error", "about:blank"),
+        (502, "Bad Gateway", "about:blank"),
+        (503, "Service Unavailable", "about:blank"),
+        (504, "Gateway Timeout", "about:blank"),
+    ],
+)
+def test_injected_fault_body_matches_its_status(
+    sandbox: XSandbox, status: int, title: str, type_: str
+) -> None:
+    sandbox.control.inject_faults(status)
+    response = post(f"{sandbox.url}/2/tweets", json={"text": "not stored"}, headers=oauth())
+    assert response.status_code == status
+    body = response.json()
+    assert (body["title"], body["type"], body["status"]) == (title, type_, status)
+    assert sandbox.control.health()["tweets"] == 0  # a status fault is not processed
+    if status == 429:
+        assert response.headers["x-rate-limit-remaining"] == "0"
+        assert int(response.headers["x-rate-limit-reset"]) > time.time()
+    if status == 403:
+        assert body["reason"] == "client-not-enrolled"
+    assert post(f"{sandbox.url}/2/tweets", json={"text": "ok"}, headers=oauth()).status_code == 201
+
+
+def test_fault_injection_refuses_what_it_cannot_do(sandbox: XSandbox) -> None:
+    with pytest.raises(SandboxError, match="Cannot inject HTTP 418"):
+        sandbox.control.inject_faults(418)
+    with pytest.raises(SandboxError, match="Unknown fault mode"):
+        sandbox.control.inject_faults(mode="explode")
+    with pytest.raises(SandboxError, match="delay must not be negative"):
+        sandbox.control.inject_delay(-1)
+    assert get_mentions(sandbox).status_code == 200
+
+
+def test_after_commit_delay_stores_the_write_then_answers_late(sandbox: XSandbox) -> None:
+    sandbox.control.upsert_user(id="99", username="early_adopter")
+    sandbox.control.inject_delay(1.0, count=2)
+    started = time.monotonic()
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(
+            f"{sandbox.url}/2/tweets", json={"text": "Sorry!"}, headers=oauth(), timeout=0.3
+        )
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(
+            f"{sandbox.url}/2/dm_conversations/with/99/messages",
+            json={"text": "Order number?"},
+            headers=oauth(),
+            timeout=0.3,
+        )
+    assert time.monotonic() - started < 1.5  # the client gave up, the server went on
+    (stored,) = sandbox.app.store.tweets.values()
+    assert (stored.text, stored.author_id) == ("Sorry!", BRAND_ID)
+    assert [event["text"] for event in sandbox.control.dm_events("99")] == ["Order number?"]
+    # Retrying the same post now hits X's duplicate check, as it would on X.
+    again = post(f"{sandbox.url}/2/tweets", json={"text": "Sorry!"}, headers=oauth())
+    assert again.status_code == 403
+    # A patient client gets the real answer, just late.
+    sandbox.control.inject_faults(mode="after_commit_delay", delay=0.5)
+    started = time.monotonic()
+    late = post(f"{sandbox.url}/2/tweets", json={"text": "Patience"}, headers=oauth())
+    assert late.status_code == 201
+    assert time.monotonic() - started >= 0.5
+    assert sandbox.control.get_tweet(late.json()["data"]["id"])["text"] == "Patience"
+    faults = [entry["fault"] for entry in sandbox.control.requests_log()]
+    assert faults == ["after_commit_delay", "after_commit_delay", None, "after_commit_delay"]
+
+
+def test_after_commit_drop_stores_the_write_and_closes_the_connection(
+    sandbox: XSandbox,
+) -> None:
+    sandbox.control.upsert_user(id="99", username="early_adopter")
+    # Through the raw control endpoint, as a non-Python tool would.
+    raw = post(f"{sandbox.url}/_sandbox/faults", json={"mode": "after_commit_drop", "count": 1})
+    assert raw.json() == {"ok": True}
+    with pytest.raises(requests.ConnectionError) as caught:
+        requests.post(
+            f"{sandbox.url}/2/tweets", json={"text": "Sorry!"}, headers=oauth(), timeout=5
+        )
+    assert not isinstance(caught.value, requests.Timeout)
+    (stored,) = sandbox.app.store.tweets.values()
+    assert stored.text == "Sorry!"
+    sandbox.control.inject_drop()
+    with requests.Session() as session, pytest.raises(requests.ConnectionError):
+        session.post(
+            f"{sandbox.url}/2/dm_conversations/with/99/messages",
+            json={"text": "Order number?"},
+            headers=oauth(),
+            timeout=5,
+        )
+    assert len(sandbox.control.dm_events("99")) == 1
+    # The next call (on a fresh connection) works normally.
+    assert post(f"{sandbox.url}/2/tweets", json={"text": "ok"}, headers=oauth()).status_code == 201
+    assert sandbox.control.requests_log()[0]["fault"] == "after_commit_drop"
+
+
+# Persistence
+
+
+def test_tests_and_threads_stay_in_memory(x_sandbox: XSandbox) -> None:
+    assert x_sandbox.app.store.state_path is None
+    assert x_sandbox.control.health()["state_file"] is None
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "x_state.json"
+    first_app = create_app(state_path=state)
+    server = start_in_thread(first_app)
+    control = SandboxControl(server.url)
+    try:
+        control.upsert_user(id=BRAND_ID, username="AcmeCare", name="Acme")
+        old = control.post_mention("AcmeCare", "2001", "dana", 12, "late order")
+        reply = post(
+            f"{server.url}/2/tweets",
+            json={"text": "Sorry Dana!", "reply": {"in_reply_to_tweet_id": old["id"]}},
+            headers=oauth(),
+        ).json()["data"]
+        dm = post(
+            f"{server.url}/2/dm_conversations/with/2001/messages",
+            json={"text": "Order number?"},
+            headers=oauth(),
+        ).json()["data"]
+        newest_before = control.post_mention("AcmeCare", "2002", "eli", 3, "hello?")
+    finally:
+        server.stop()  # a clean stop writes the state at once
+    assert json.loads(state.read_text())["version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["x_state.json"]  # no temp file left
+
+    app = create_app(state_path=state)
+    server = start_in_thread(app)
+    control = SandboxControl(server.url)
+    try:
+        assert control.health()["users"] == 3
+        assert control.user_by_username("dana")["followers_count"] == 12
+        assert control.user_by_username("AcmeCare")["tweet_count"] == 1
+        assert control.get_tweet(reply["id"])["in_reply_to_tweet_id"] == old["id"]
+        (event,) = control.dm_events("2001")
+        assert event["dm_event_id"] == dm["dm_event_id"]
+        assert event["dm_conversation_id"] == "1000-2001"
+        url = f"{server.url}/2/users/{BRAND_ID}/mentions"
+        everything = get(url, headers=oauth()).json()
+        assert [t["id"] for t in everything["data"]] == [newest_before["id"], old["id"]]
+        # Yesterday's ticket replies to yesterday's post: X still knows it.
+        again = post(
+            f"{server.url}/2/tweets",
+            json={"text": "Any news?", "reply": {"in_reply_to_tweet_id": old["id"]}},
+            headers=oauth(),
+        )
+        assert again.status_code == 201
+        assert int(again.json()["data"]["id"]) > int(newest_before["id"])
+        # The rebuilt mention index: a poller's since_id from before the restart still works.
+        fresh = control.post_mention("AcmeCare", "2001", "dana", 12, "still waiting")
+        assert int(fresh["id"]) > int(newest_before["id"])
+        newer = get(url, params={"since_id": newest_before["id"]}, headers=oauth()).json()
+        assert [t["id"] for t in newer["data"]] == [fresh["id"]]
+        assert newer["meta"]["newest_id"] == fresh["id"]
+        # The request log is not persisted: only this run's three X API calls are in it.
+        assert [entry["method"] for entry in control.requests_log()] == ["GET", "POST", "GET"]
+    finally:
+        server.stop()
+
+
+def test_state_is_saved_after_changes_and_flushed_on_close(tmp_path: Path) -> None:
+    quick = XStore(tmp_path / "quick.json", save_delay=0.05)
+    quick.upsert_user(id="1", username="a")
+    deadline = time.monotonic() + 3
+    while not (tmp_path / "quick.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert json.loads((tmp_path / "quick.json").read_text())["users"][0]["username"] == "a"
+    quick.close()
+
+    slow = XStore(tmp_path / "slow.json", save_delay=60)
+    slow.upsert_user(id="1", username="a")
+    slow.add_tweet(author_id="1", text="hi")
+    assert not (tmp_path / "slow.json").exists()  # still within the debounce
+    slow.close()
+    assert len(json.loads((tmp_path / "slow.json").read_text())["tweets"]) == 1
+    slow.reset()
+    slow.close()
+    assert XStore(tmp_path / "slow.json").tweets == {}
+
+
+def test_ids_after_a_restart_never_collide_with_loaded_ids(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    store = XStore(state)
+    store.upsert_user(id="1", username="a")
+    # A post from a machine whose clock ran an hour ahead.
+    future = store.next_id()
+    store._last_id = int(future) + (3_600_000 << 22)
+    ahead = store.add_tweet(author_id="1", text="from the future")
+    store.close()
+    # Even without the saved sequence, the loaded post's id alone keeps new ids above it.
+    state.write_text(json.dumps({**json.loads(state.read_text()), "last_id": "0"}))
+    restarted = XStore(state)
+    assert int(restarted.add_tweet(author_id="1", text="now").id) > int(ahead.id)
+    restarted.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"version": 1, "users": [{"id": "not-digits"}], "tweets": [], "dm_events": []}',
+        '["a list"]',
+    ],
+)
+def test_a_corrupt_state_file_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    state = tmp_path / "x_sandbox_state.json"
+    state.write_text(content)
+    with caplog.at_level(logging.WARNING, logger="channels_social.sandbox.x.store"):
+        app = create_app(state_path=state)
+    assert app.store.users == {} and app.store.tweets == {}
+    (aside,) = tmp_path.glob("x_sandbox_state.json.corrupt-*")
+    assert aside.read_text() == content
+    assert not state.exists()
+    assert "unreadable" in caplog.text and str(aside) in caplog.text
+    app.store.upsert_user(id="1", username="a")
+    app.close()
+    assert json.loads(state.read_text())["users"][0]["id"] == "1"

@@ -21,6 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from channels_social.models import SocialAccount
+from channels_social.sandbox.x.shapes import INJECTABLE_STATUSES
 from channels_social.x.adapter import XAdapter
 from tests.sandbox_fixtures import XSandbox
 
@@ -173,6 +174,40 @@ def test_problems(sandbox: XSandbox) -> None:
     limited = call("GET", url)
     assert limited.status_code == 429
     assert_conforms(limited, MENTIONS, "get")
+
+
+OPERATIONS = [
+    ("GET", f"/2/users/{BRAND_ID}/mentions", MENTIONS, "get", None),
+    ("GET", "/2/users/me", "/2/users/me", "get", None),
+    ("GET", "/2/tweets/1", "/2/tweets/{id}", "get", None),
+    ("POST", "/2/tweets", "/2/tweets", "post", {"text": "hi"}),
+    (
+        "POST",
+        "/2/dm_conversations/with/2001/messages",
+        "/2/dm_conversations/with/{participant_id}/messages",
+        "post",
+        {"text": "hi"},
+    ),
+]
+
+
+@pytest.mark.parametrize("status", INJECTABLE_STATUSES)
+def test_every_injectable_fault_is_a_spec_problem(sandbox: XSandbox, status: int) -> None:
+    sandbox.control.upsert_user(id="2001", username="dana")
+    for method, path, template, spec_method, body in OPERATIONS:
+        sandbox.control.inject_faults(status)
+        response = call(method, f"{sandbox.url}{path}", json=body)
+        assert response.status_code == status, (path, response.text)
+        assert_conforms(response, template, spec_method)
+        if status == 429:
+            assert response.headers["x-rate-limit-remaining"] == "0"
+
+
+def test_delayed_fault_answers_in_spec_shape(sandbox: XSandbox) -> None:
+    sandbox.control.inject_delay(0.1)
+    created = call("POST", f"{sandbox.url}/2/tweets", json={"text": "late but fine"})
+    assert created.status_code == 201
+    assert_conforms(created, "/2/tweets", "post")
 
 
 def find_operation(path: str, method: str) -> tuple[str, dict[str, Any], dict[str, str]]:

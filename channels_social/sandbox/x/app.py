@@ -8,13 +8,16 @@ private JSON control endpoints for tests and demos; they are not X-shaped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -40,6 +43,7 @@ from channels_social.sandbox.x.shapes import (
     WINDOW_SECONDS,
     ApiError,
     base36,
+    fault_problem,
     invalid,
     not_found_error,
     problem,
@@ -47,6 +51,21 @@ from channels_social.sandbox.x.shapes import (
     render_user,
 )
 from channels_social.sandbox.x.store import ID_RE, XStore, XTweet, parse_iso
+
+FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault; see XSandboxApp.inject_faults."""
+
+    mode: str
+    status: int = 503
+    delay: float = 0.0
+
+
+class DroppedConnection(ConnectionAbortedError):
+    """Raised after shutting the socket: werkzeug treats it as a dropped connection, quietly."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +114,13 @@ class XSandboxApp(ControlEndpoints):
     )
 
     def __init__(self, store: XStore | None = None, rate_limits: dict[str, int] | None = None):
-        self.store = store or XStore()
+        self.store = store if store is not None else XStore()
         self._initial_overrides = dict(rate_limits or {})
         self._lock = threading.Lock()
         self.request_log: list[dict[str, Any]] = []
         self.rate_limits: dict[str, int] = {}
         self._windows: dict[tuple[str, str], list[float]] = {}
-        self._faults: list[int] = []
+        self._faults: list[Fault] = []
         self.configure_rate_limits(self._initial_overrides, replace=True)
 
     # Test hooks
@@ -117,10 +136,35 @@ class XSandboxApp(ControlEndpoints):
             self.rate_limits = limits
             self._windows.clear()
 
-    def inject_faults(self, status: int, count: int = 1) -> None:
-        """The next ``count`` X API calls answer ``status`` (e.g. 503) instead of working."""
+    def inject_faults(
+        self, status: int = 503, count: int = 1, *, mode: str = "status", delay: float = 0.0
+    ) -> None:
+        """Make the next ``count`` X API calls (not ``/_sandbox/``) misbehave.
+
+        ``mode="status"``: the call is not processed and answers ``status`` with the Problem
+        X sends for it (see shapes.INJECTABLE_STATUSES). ``mode="after_commit_delay"``: the
+        call is processed as usual (the post or DM is stored), then the response waits
+        ``delay`` seconds: a client with a shorter read timeout gives up after X accepted the
+        write. ``mode="after_commit_drop"``: the call is processed, then the connection is
+        closed without any response. ``status`` is ignored by the two after-commit modes.
+        """
+        if mode not in FAULT_MODES:
+            raise ValueError(
+                f"Unknown fault mode {mode!r}; choose one of {', '.join(FAULT_MODES)}."
+            )
+        if mode == "status":
+            fault_problem(int(status))  # refuses a status the emulator cannot answer
+        if int(count) < 1:
+            raise ValueError("count must be at least 1.")
+        if float(delay) < 0:
+            raise ValueError("delay must not be negative.")
+        fault = Fault(mode=mode, status=int(status), delay=float(delay))
         with self._lock:
-            self._faults.extend([int(status)] * int(count))
+            self._faults.extend([fault] * int(count))
+
+    def close(self) -> None:
+        """Write any pending state to the state file; call on a clean shutdown."""
+        self.store.close()
 
     def reset(self) -> None:
         self.store.reset()
@@ -158,6 +202,7 @@ class XSandboxApp(ControlEndpoints):
             route_error = problem(404, "Not Found", "Sorry, that page does not exist.")
         headers, over_limit = self._consume_rate_limit(str(endpoint), principal)
         body: Any = None
+        fault: Fault | None = None
         try:
             if route_error is not None:
                 raise route_error
@@ -166,8 +211,10 @@ class XSandboxApp(ControlEndpoints):
             if over_limit:
                 raise problem(429, "Too Many Requests", "Too Many Requests")
             fault = self._take_fault()
-            if fault:
-                raise problem(fault, "Service Unavailable", "Service Unavailable")
+            if fault is not None and fault.mode == "status":
+                if fault.status == 429:
+                    headers["x-rate-limit-remaining"] = "0"
+                raise fault_problem(fault.status)
             body = self._json_body(request) if request.method == "POST" else None
             handler = getattr(self, f"api_{endpoint}")
             status, payload = handler(request, principal, body, **args)
@@ -176,8 +223,20 @@ class XSandboxApp(ControlEndpoints):
             response = json_response(error.problem, error.status)
         for name, value in headers.items():
             response.headers[name] = value
-        self._log(request, principal, body, response.status_code)
+        self._log(request, principal, body, response.status_code, fault)
+        if fault is not None and fault.mode == "after_commit_delay":
+            time.sleep(fault.delay)
+        elif fault is not None and fault.mode == "after_commit_drop":
+            self._drop_connection(request)
         return response
+
+    def _drop_connection(self, request: Request) -> None:
+        """Close the client's socket without a response (werkzeug's server only)."""
+        sock = request.environ.get("werkzeug.socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        raise DroppedConnection("The X sandbox dropped this connection on purpose (fault).")
 
     def _authenticate(self, request: Request) -> Principal:
         header = request.headers.get("Authorization", "").strip()
@@ -211,7 +270,7 @@ class XSandboxApp(ControlEndpoints):
         }
         return headers, used > limit
 
-    def _take_fault(self) -> int | None:
+    def _take_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
@@ -224,7 +283,14 @@ class XSandboxApp(ControlEndpoints):
         except ValueError:
             raise invalid("The request body is not valid JSON.") from None
 
-    def _log(self, request: Request, principal: Principal, body: Any, status: int) -> None:
+    def _log(
+        self,
+        request: Request,
+        principal: Principal,
+        body: Any,
+        status: int,
+        fault: Fault | None = None,
+    ) -> None:
         auth_header = request.headers.get("Authorization", "")
         auth_kind = auth_header.partition(" ")[0].lower() or None
         entry = {
@@ -235,6 +301,7 @@ class XSandboxApp(ControlEndpoints):
             "auth": {"oauth": "oauth1", "bearer": "bearer"}.get(auth_kind or "", auth_kind),
             "user_id": principal.user_id,
             "status": status,
+            "fault": fault.mode if fault is not None else None,
         }
         with self._lock:
             self.request_log.append(entry)
@@ -476,7 +543,16 @@ class XSandboxApp(ControlEndpoints):
 
 
 def create_app(
-    store: XStore | None = None, *, rate_limits: dict[str, int] | None = None
+    store: XStore | None = None,
+    *,
+    rate_limits: dict[str, int] | None = None,
+    state_path: Path | None = None,
 ) -> XSandboxApp:
-    """A fresh emulator; ``rate_limits`` overrides the defaults (see configure_rate_limits)."""
-    return XSandboxApp(store, rate_limits)
+    """A fresh emulator; ``rate_limits`` overrides the defaults (see configure_rate_limits).
+
+    ``state_path`` keeps users, posts and DM events in that JSON file across restarts (loaded
+    now, saved after every change); without it the emulator lives in memory only.
+    """
+    if store is not None and state_path is not None:
+        raise ValueError("Pass either a store or a state_path, not both.")
+    return XSandboxApp(store if store is not None else XStore(state_path), rate_limits)

@@ -137,6 +137,31 @@ class SandboxControl:
         """E.g. ``set_rate_limits(mentions=2)``; a reset restores the defaults."""
         self._call("POST", "rate_limits", json=limits)
 
-    def inject_faults(self, status: int = 503, count: int = 1) -> None:
-        """The next ``count`` X API calls answer ``status``."""
-        self._call("POST", "faults", json={"status": status, "count": count})
+    def inject_faults(
+        self, status: int = 503, count: int = 1, *, mode: str = "status", delay: float = 0.0
+    ) -> None:
+        """Make the next ``count`` X API calls (not ``/_sandbox/``) misbehave.
+
+        ``mode="status"`` (default): the call is not processed and answers ``status`` with the
+        Problem X sends for it: 400 invalid-request, 401 Unauthorized, 403 client-forbidden,
+        404 Not Found, 429 Too Many Requests (``x-rate-limit-remaining: 0``), 500/502/503/504.
+
+        ``mode="after_commit_delay"``: the call is processed (the post or DM IS stored), then
+        the response waits ``delay`` seconds, so a client with a shorter read timeout gives up
+        on a write X accepted. ``mode="after_commit_drop"``: the call is processed, then the
+        connection is closed with no response at all (``requests`` raises ConnectionError).
+        ``status`` is ignored by the after-commit modes.
+        """
+        self._call(
+            "POST",
+            "faults",
+            json={"status": status, "count": count, "mode": mode, "delay": delay},
+        )
+
+    def inject_delay(self, seconds: float, count: int = 1) -> None:
+        """Shorthand for ``inject_faults(mode="after_commit_delay", delay=seconds)``."""
+        self.inject_faults(count=count, mode="after_commit_delay", delay=seconds)
+
+    def inject_drop(self, count: int = 1) -> None:
+        """Shorthand for ``inject_faults(mode="after_commit_drop")``."""
+        self.inject_faults(count=count, mode="after_commit_drop")

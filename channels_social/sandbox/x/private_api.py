@@ -43,7 +43,9 @@ class ControlEndpoints:
             self, overrides: dict[str, int], *, replace: bool = False
         ) -> None: ...
 
-        def inject_faults(self, status: int, count: int = 1) -> None: ...
+        def inject_faults(
+            self, status: int = 503, count: int = 1, *, mode: str = "status", delay: float = 0.0
+        ) -> None: ...
 
     def _control(self, request: Request) -> Response:
         try:
@@ -67,7 +69,14 @@ class ControlEndpoints:
             return _json({"error": str(error)}, 400)
 
     def c_health(self, request: Request, body: Any) -> tuple[int, Any]:
-        return 200, {"ok": True, "users": len(self.store.users), "tweets": len(self.store.tweets)}
+        state = self.store.state_path
+        return 200, {
+            "ok": True,
+            "users": len(self.store.users),
+            "tweets": len(self.store.tweets),
+            "dm_events": len(self.store.dm_events),
+            "state_file": str(state) if state is not None else None,
+        }
 
     def c_reset(self, request: Request, body: Any) -> tuple[int, Any]:
         self.reset()
@@ -130,7 +139,12 @@ class ControlEndpoints:
         return 200, {"rate_limits": self.rate_limits}
 
     def c_faults(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
-        self.inject_faults(int(body.get("status", 503)), int(body.get("count", 1)))
+        self.inject_faults(
+            int(body.get("status", 503)),
+            int(body.get("count", 1)),
+            mode=str(body.get("mode", "status")),
+            delay=float(body.get("delay", 0.0)),
+        )
         return 200, {"ok": True}
 
 

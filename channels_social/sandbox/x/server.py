@@ -31,9 +31,11 @@ class RunningServer:
         return f"http://{self.server.host}:{self.server.port}"
 
     def stop(self) -> None:
+        """Stop serving, free the port and write any pending state (see ``create_app``)."""
         self.server.shutdown()
         self.thread.join(timeout=5)
         self.server.server_close()
+        self.app.close()
 
 
 def start_in_thread(
@@ -55,6 +57,14 @@ def start_in_thread(
 def serve_forever(
     host: str = "127.0.0.1", port: int = 8765, app: XSandboxApp | None = None
 ) -> None:
-    """Serve until Ctrl-C; werkzeug's server swallows the KeyboardInterrupt and returns."""
-    server = make_server(host, port, app or create_app(), threaded=True)
-    server.serve_forever()
+    """Serve until Ctrl-C; werkzeug's server swallows the KeyboardInterrupt and returns.
+
+    However serving ends (Ctrl-C, SystemExit from a SIGTERM handler, an error), the app's
+    pending state is written before this returns or raises.
+    """
+    app = app or create_app()
+    try:
+        server = make_server(host, port, app, threaded=True)
+        server.serve_forever()
+    finally:
+        app.close()

@@ -14,6 +14,7 @@ PROBLEM_BASE = "https://api.twitter.com/2/problems/"
 INVALID_REQUEST = PROBLEM_BASE + "invalid-request"
 UNSUPPORTED_AUTH = PROBLEM_BASE + "unsupported-authentication"
 RESOURCE_NOT_FOUND = PROBLEM_BASE + "resource-not-found"
+CLIENT_FORBIDDEN = PROBLEM_BASE + "client-forbidden"
 WINDOW_SECONDS = 15 * 60
 TWEET_MAX_WEIGHTED = 280
 DM_MAX_CHARS = 10_000
@@ -181,6 +182,49 @@ def invalid(message: str, parameters: dict[str, list[str]] | None = None) -> Api
             "type": INVALID_REQUEST,
             "status": 400,
         },
+    )
+
+
+CLIENT_FORBIDDEN_DETAIL = (
+    "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens "
+    "from a Twitter developer App that is attached to a Project. You can create a project via "
+    "the developer portal."
+)
+# Generic (about:blank) Problems X answers with, by status: title == detail.
+GENERIC_TITLES = {
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+INJECTABLE_STATUSES = (400, 401, 403, 404, 429, 500, 502, 503, 504)
+
+
+def fault_problem(status: int) -> ApiError:
+    """The Problem X answers for ``status``; what ``inject_faults(status)`` sends back."""
+    if status == 400:
+        return invalid("The sandbox injected a 400 fault: this request was refused.")
+    if status == 403:
+        return ApiError(
+            403,
+            {
+                "client_id": "sandbox",
+                "detail": CLIENT_FORBIDDEN_DETAIL,
+                "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+                "title": "Client Forbidden",
+                "required_enrollment": "Appropriate Level of API Access",
+                "reason": "client-not-enrolled",
+                "type": CLIENT_FORBIDDEN,
+                "status": 403,
+            },
+        )
+    if status in GENERIC_TITLES:
+        return problem(status, GENERIC_TITLES[status], GENERIC_TITLES[status])
+    raise ValueError(
+        f"Cannot inject HTTP {status}; choose one of {', '.join(map(str, INJECTABLE_STATUSES))}."
     )
 
 

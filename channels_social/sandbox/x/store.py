@@ -3,16 +3,31 @@
 Ids are snowflake-like, ``((ms since the Twitter epoch) << 22) | sequence``, so they grow with
 wall-clock time and an emulator restarted with an empty store still hands out ids larger than
 the ones a poller stored as its ``since_id`` before the restart.
+
+With a ``state_path`` the world survives restarts: it is loaded from that JSON file at start and
+written back (atomically, debounced by ``save_delay`` seconds) after every change; ``flush()``
+or ``close()`` writes any pending change at once. A file that cannot be read is moved aside
+to ``<name>.corrupt-<timestamp>`` and the emulator starts empty.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
+import logging
+import os
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
+STATE_VERSION = 1
 
 TWITTER_EPOCH_MS = 1288834974657
 # A handle as X recognises it inside text: not preceded by a word character.
@@ -112,14 +127,26 @@ def one_to_one_conversation_id(first_id: str, second_id: str) -> str:
 
 
 class XStore:
-    """Everything the emulator knows. Every public method takes the one lock."""
+    """Everything the emulator knows. Every public method takes the one lock.
 
-    def __init__(self) -> None:
+    ``state_path`` (optional) makes the users, posts and DM events persistent; the request log
+    and rate-limit windows live in the app and are never saved.
+    """
+
+    def __init__(self, state_path: Path | str | None = None, *, save_delay: float = 0.2) -> None:
         self._lock = threading.RLock()
         self._last_id = 0
         self.users: dict[str, XUser] = {}
         self.tweets: dict[str, XTweet] = {}
         self.dm_events: list[XDmEvent] = []
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.save_delay = save_delay
+        self._save_lock = threading.Lock()
+        self._dirty = False
+        self._timer: threading.Timer | None = None
+        if self.state_path is not None:
+            self._load(self.state_path)
+            atexit.register(self.flush)
 
     def reset(self) -> None:
         # _last_id survives a reset on purpose: ids must keep growing.
@@ -127,6 +154,106 @@ class XStore:
             self.users.clear()
             self.tweets.clear()
             self.dm_events.clear()
+            self._changed()
+
+    # Persistence
+
+    def _changed(self) -> None:
+        """Called under the lock after every change: schedule a save when there is a file."""
+        if self.state_path is None:
+            return
+        self._dirty = True
+        if self._timer is None:
+            self._timer = threading.Timer(self.save_delay, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The persistent part of the world as JSON-ready data."""
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "last_id": str(self._last_id),
+                "users": [
+                    {**user.record(), "created_at": user.created_at.isoformat()}
+                    for user in self.users.values()
+                ],
+                "tweets": [
+                    {**tweet.record(), "created_at": tweet.created_at.isoformat()}
+                    for tweet in self.tweets.values()
+                ],
+                "dm_events": [
+                    {**event.record(), "created_at": event.created_at.isoformat()}
+                    for event in self.dm_events
+                ],
+            }
+
+    def flush(self) -> None:
+        """Write pending changes to the state file now (no-op in memory or when clean)."""
+        if self.state_path is None:
+            return
+        with self._save_lock:
+            with self._lock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                if not self._dirty:
+                    return
+                data = self.snapshot()
+                self._dirty = False
+            try:
+                _write_atomically(self.state_path, json.dumps(data, separators=(",", ":")))
+            except OSError as exc:
+                with self._lock:
+                    self._dirty = True  # try again on the next change or flush
+                logger.warning("X sandbox: cannot save its state to %s: %s", self.state_path, exc)
+
+    def close(self) -> None:
+        """Flush and stop saving in the background; call on a clean shutdown."""
+        self.flush()
+        if self.state_path is not None:
+            atexit.unregister(self.flush)
+
+    def _load(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError(f"not an X sandbox state file (version {STATE_VERSION})")
+            users = [_user_from(item) for item in data["users"]]
+            tweets = [_tweet_from(item) for item in data["tweets"]]
+            events = [_dm_from(item) for item in data["dm_events"]]
+            last_id = int(data.get("last_id") or 0)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                os.replace(path, aside)
+                where = f"moved it to {aside}"
+            except OSError as move_error:
+                where = f"could not move it aside ({move_error})"
+            logger.warning(
+                "X sandbox: the state file %s is unreadable (%s: %s); %s and starting empty.",
+                path,
+                type(exc).__name__,
+                exc,
+                where,
+            )
+            return
+        with self._lock:
+            self.users = {user.id: user for user in users}
+            self.tweets = {tweet.id: tweet for tweet in tweets}
+            self.dm_events = events
+            # New ids must be larger than every id handed out before, whatever the clock says.
+            known = [int(t.id) for t in tweets] + [int(e.dm_event_id) for e in events]
+            self._last_id = max([self._last_id, last_id, *known])
+        logger.info(
+            "X sandbox: loaded %d users, %d posts and %d DM events from %s",
+            len(users),
+            len(tweets),
+            len(events),
+            path,
+        )
 
     def next_id(self) -> str:
         with self._lock:
@@ -167,6 +294,7 @@ class XStore:
                 user.following_count = max(0, int(following_count))
             if listed_count is not None:
                 user.listed_count = max(0, int(listed_count))
+            self._changed()
             return user
 
     def get_user(self, user_id: str) -> XUser | None:
@@ -210,6 +338,7 @@ class XStore:
             )
             self.tweets[tweet_id] = tweet
             author.tweet_count += 1
+            self._changed()
             return tweet
 
     def _mention_entities(self, text: str) -> list[dict[str, Any]]:
@@ -270,6 +399,7 @@ class XStore:
                 created_at=datetime.now(UTC),
             )
             self.dm_events.append(event)
+            self._changed()
             return event
 
     def dm_events_with(self, participant_id: str | None = None) -> list[XDmEvent]:
@@ -279,3 +409,69 @@ class XStore:
                 for event in self.dm_events
                 if participant_id is None or str(participant_id) in event.participant_ids
             ]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a temp file next to ``path``, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+def _id(value: Any) -> str:
+    if not ID_RE.match(str(value)):
+        raise ValueError(f"bad id {value!r}")
+    return str(value)
+
+
+def _opt_id(value: Any) -> str | None:
+    return None if value is None else _id(value)
+
+
+def _user_from(item: dict[str, Any]) -> XUser:
+    return XUser(
+        id=_id(item["id"]),
+        username=str(item["username"]),
+        name=str(item["name"]),
+        followers_count=int(item.get("followers_count", 0)),
+        following_count=int(item.get("following_count", 0)),
+        tweet_count=int(item.get("tweet_count", 0)),
+        listed_count=int(item.get("listed_count", 0)),
+        created_at=parse_iso(item["created_at"]),
+    )
+
+
+def _tweet_from(item: dict[str, Any]) -> XTweet:
+    mentions = item.get("mentions", [])
+    if not isinstance(mentions, list) or not all(isinstance(m, dict) for m in mentions):
+        raise ValueError("mentions must be a list of objects")
+    return XTweet(
+        id=_id(item["id"]),
+        text=str(item["text"]),
+        author_id=_id(item["author_id"]),
+        created_at=parse_iso(item["created_at"]),
+        conversation_id=_id(item["conversation_id"]),
+        in_reply_to_user_id=_opt_id(item.get("in_reply_to_user_id")),
+        in_reply_to_tweet_id=_opt_id(item.get("in_reply_to_tweet_id")),
+        mentions=[dict(m) for m in mentions],
+    )
+
+
+def _dm_from(item: dict[str, Any]) -> XDmEvent:
+    return XDmEvent(
+        dm_event_id=_id(item["dm_event_id"]),
+        dm_conversation_id=str(item["dm_conversation_id"]),
+        sender_id=_id(item["sender_id"]),
+        participant_ids=[_id(p) for p in item["participant_ids"]],
+        text=str(item["text"]),
+        created_at=parse_iso(item["created_at"]),
+    )
