@@ -75,6 +75,20 @@ def celery_worker_process(
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+    _purge_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def _purge_queue(name: str) -> None:
+    """This run's queue is its own: leave nothing behind in the broker for later runs."""
+    from careinbox.celery import app
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        try:
+            channel.queue_purge(name)
+            channel.queue_delete(name)
+        except Exception:  # noqa: S110 - a queue never declared is already gone
+            pass
 
 
 def wait_for(
