@@ -242,3 +242,45 @@ def test_a_write_whose_answer_never_came_is_uncertain_and_not_resent(
     assert "may have been posted" in failed.data["error"]
     ticket.refresh_from_db()
     assert ticket.status == Status.OFFLINE  # most likely it went out: the step stands
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_racing_for_one_item_post_it_once(
+    agent: Persona, make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox
+) -> None:
+    """Two workers got the same task (a redelivery): the claim lets exactly one call X."""
+    import threading
+
+    from django.db import connection
+
+    account = make_account(
+        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
+    )
+    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
+    x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 10, "Where is my parcel?")
+    account_poll(account_id=account.pk)
+    ticket = Ticket.objects.get()
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def send() -> None:
+        start.wait()
+        try:
+            results.append(outbox_send(item_id=message.outbox.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    posts = [
+        r
+        for r in x_sandbox_clean.control.requests_log()
+        if r["method"] == "POST" and r["path"] == "/2/tweets"
+    ]
+    assert len(posts) == 1
+    assert OutboxState.SENT in results and len(results) == 2
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.SENT
