@@ -23,17 +23,19 @@ from tickets.services import (
 )
 
 
+def _ticket_from_a_mention(make_account: Callable[..., SocialAccount], sandbox: XSandbox) -> Ticket:
+    account = make_account(external_id="1000", username="AcmeCare", api_base_url=sandbox.url)
+    sandbox.register_brand(id="1000", username="AcmeCare")
+    sandbox.control.post_mention("AcmeCare", "2001", "jo", 4200, "Package lost AGAIN")
+    account_poll(account_id=account.pk)
+    return Ticket.objects.get()
+
+
 @pytest.fixture
 def ticket(
     agent: Persona, make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox
 ) -> Ticket:
-    account = make_account(
-        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
-    )
-    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
-    x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 4200, "Package lost AGAIN")
-    account_poll(account_id=account.pk)
-    return Ticket.objects.get()
+    return _ticket_from_a_mention(make_account, x_sandbox_clean)
 
 
 def test_public_reply_goes_out_under_the_customers_post(
@@ -253,13 +255,7 @@ def test_two_senders_racing_for_one_item_post_it_once(
 
     from django.db import connection
 
-    account = make_account(
-        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
-    )
-    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
-    x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 10, "Where is my parcel?")
-    account_poll(account_id=account.pk)
-    ticket = Ticket.objects.get()
+    ticket = _ticket_from_a_mention(make_account, x_sandbox_clean)
     message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
     start = threading.Barrier(2)
     results: list[str] = []
