@@ -52,15 +52,26 @@ from playwright.sync_api import (  # noqa: E402
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+# The one Chromium of this run. Other modules import these fixtures, and pytest then registers
+# ``browser`` once per module; Playwright's sync API cannot start twice on one thread, so a
+# second registration shares the running browser instead of launching its own.
+_running: list[Browser] = []
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    if _running:
+        yield _running[0]
+        return
     # Playwright's sync API keeps an asyncio loop on this thread; Django would then refuse
     # ORM calls from the test body unless told that this is deliberate.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    _running.append(browser)
     yield browser
+    _running.clear()
     browser.close()
     playwright.stop()
     if previous is None:
