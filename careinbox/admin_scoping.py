@@ -35,6 +35,13 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return queryset
         return queryset.filter(organization=getattr(request, "organization", None))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and request.user.is_superuser and self.organization_from is None:
+            # A row's organisation is fixed once made: its related rows would stay behind.
+            return ("organization", *fields)
+        return fields
+
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         if request.user.is_superuser and self.organization_from is None:
             return ()
@@ -69,7 +76,16 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 if organization_from:
                     related = getattr(instance, f"{organization_from}_id", None)
                     if related:
-                        instance.organization = getattr(instance, organization_from).organization
+                        target = getattr(instance, organization_from).organization
+                        if instance.pk and instance.organization_id != target.pk:
+                            # Its tickets and history would stay behind in the old tenant.
+                            self.add_error(
+                                organization_from,
+                                "This would move it to another organisation, which is not "
+                                "supported; create a new one there instead.",
+                            )
+                            return
+                        instance.organization = target
                 elif not instance.organization_id and own_organization is not None:
                     instance.organization = own_organization
                 # Unique constraints that include the organisation are skipped by the form

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, resolve_url
+from django.shortcuts import get_object_or_404
 
 from careinbox.accounts.models import Membership, Organization, Role
 
@@ -102,7 +102,9 @@ def role_required(
                     # A background refresh after the session ended: reload the whole page
                     # (to the login form) instead of swapping a login page into a partial.
                     response = HttpResponse(status=204)
-                    response["HX-Redirect"] = resolve_url(settings.LOGIN_URL)
+                    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+                    page = current.path + (f"?{current.query}" if current.query else "")
+                    response["HX-Redirect"] = redirect_to_login(page or request.path)["Location"]
                     return response
                 return redirect_to_login(request.get_full_path())
             membership: Membership | None = getattr(request, "membership", None)

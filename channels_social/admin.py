@@ -6,8 +6,9 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from careinbox.admin_scoping import OrgScopedAdmin
 from channels_social.models import Brand, SocialAccount
@@ -40,8 +41,14 @@ class SocialAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         if "platform" in self.fields:  # only networks CareInbox can talk to yet
             self.fields["platform"].choices = platforms_with_adapters()  # type: ignore[attr-defined]
 
+    @sensitive_variables("typed")
     def save(self, commit: bool = True) -> Any:
         account: SocialAccount = super().save(commit=False)
+        if account.pk and {"external_id", "api_base_url", "platform"} & set(self.changed_data):
+            # Another account or another API: start like a newly connected handle, so its
+            # old mentions are not imported as a backlog of breached tickets.
+            account.mentions_since_id = ""
+            account.connected_at = timezone.now()
         typed = {name: self.cleaned_data.get(name) for name in CREDENTIAL_FIELDS}
         if any(typed.values()):
             account.set_credentials(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from careinbox.accounts.models import Organization
 from careinbox.crypto import EncryptedJSONField
@@ -93,6 +94,7 @@ class SocialAccount(models.Model):
     def __repr__(self) -> str:  # never show credentials
         return f"<SocialAccount {self.pk} {self.platform}:@{self.username}>"
 
+    @sensitive_variables("values")
     def set_credentials(self, **values: Any) -> None:
         self.credentials = {key: value for key, value in values.items() if value}
 

@@ -168,3 +168,51 @@ def test_superuser_adds_an_account_in_the_brands_organisation(
     account = SocialAccount.objects.get(username="GlobexCare")
     assert account.organization == other_org
     assert account.api_base_url == "http://127.0.0.1:8765"
+
+
+def test_an_account_cannot_be_moved_to_another_organisations_brand(
+    other_org: object, django_user_model: object
+) -> None:
+    from django.test import Client
+
+    from tests.factories import BrandFactory
+
+    root = django_user_model.objects.create_superuser("root", password="pw")  # type: ignore[attr-defined]
+    account = SocialAccountFactory()
+    elsewhere = BrandFactory(organization=other_org)
+    client = Client()
+    client.force_login(root)
+    response = client.post(
+        reverse("admin:channels_social_socialaccount_change", args=[account.pk]),
+        {
+            "brand": elsewhere.pk,
+            "platform": "x",
+            "external_id": account.external_id,
+            "username": account.username,
+            "enabled": "on",
+            "api_base_url": "",
+        },
+    )
+    assert response.status_code == 200 and "another organisation" in response.content.decode()
+    account.refresh_from_db()
+    assert account.brand_id != elsewhere.pk
+
+
+def test_repointing_an_account_starts_it_afresh(staff_admin: Persona) -> None:
+    account = SocialAccountFactory(
+        brand__organization=staff_admin.organization, mentions_since_id="123"
+    )
+    response = staff_admin.client().post(
+        reverse("admin:channels_social_socialaccount_change", args=[account.pk]),
+        {
+            "brand": account.brand_id,
+            "platform": "x",
+            "external_id": "999999",
+            "username": account.username,
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302
+    old_connected = account.connected_at
+    account.refresh_from_db()
+    assert account.mentions_since_id == "" and account.connected_at > old_connected

@@ -280,3 +280,43 @@ def test_two_senders_racing_for_one_item_post_it_once(
     assert len(posts) == 1
     assert OutboxState.SENT in results and len(results) == 2
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.SENT
+
+
+def test_duplicate_refusal_after_an_earlier_attempt_is_uncertain_not_failed(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    """A first attempt went through but its answer was lost; the retry is refused as a repeat."""
+    from channels_social.registry import adapter_for
+
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    adapter_for(ticket.social_account).send_public_reply(
+        text="On it!", in_reply_to_external_id=message.in_reply_to_external_id
+    )  # the lost first attempt
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(attempts=1)
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN
+    ticket.refresh_from_db()
+    assert ticket.status == Status.ACKNOWLEDGED  # not reopened: it is most likely on X
+
+
+def test_an_item_gives_up_after_its_attempts_whoever_scheduled_them(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    from tickets.services import MAX_SEND_ATTEMPTS
+
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(attempts=MAX_SEND_ATTEMPTS - 1)
+    x_sandbox_clean.control.inject_faults(status=503, count=1)
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.FAILED
+
+
+def test_a_refusing_proxy_means_the_reply_never_left(
+    ticket: Ticket, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the real API (no base URL) requests honours HTTPS_PROXY; a dead proxy sends nothing."""
+    SocialAccount.objects.update(api_base_url="")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.setenv("NO_PROXY", "")
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    with pytest.raises(TransientSendError):
+        outbox_send(item_id=message.outbox.pk)
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED

@@ -192,9 +192,14 @@ def test_ticket_page_query_count_does_not_grow_with_messages(agent: Persona) -> 
 
 
 def test_htmx_refresh_after_the_session_ended_reloads_to_login(client) -> None:  # type: ignore[no-untyped-def]
-    response = client.get(reverse("tickets:inbox"), HTTP_HX_REQUEST="true")
+    response = client.get(
+        reverse("tickets:inbox"),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/tickets/7/",
+    )
     assert response.status_code == 204
-    assert response["HX-Redirect"] == reverse("login")
+    # Back to the page the agent was on once they have signed in again.
+    assert response["HX-Redirect"] == reverse("login") + "?next=/tickets/7/"
 
 
 def test_a_refused_reply_shows_the_platforms_reason_above_the_reopened_step(

@@ -244,6 +244,8 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
 
 
 PENDING = (OutboxState.QUEUED, OutboxState.SENDING)
+# However the tries were scheduled (task retries, housekeeping requeues), an item gives up here.
+MAX_SEND_ATTEMPTS = 8
 
 
 class TransientSendError(Exception):
@@ -296,6 +298,11 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
             )
     except ChannelError as exc:
         error = str(exc)
+        attempts = item.attempts + 1  # this one included (the claim counted it)
+        if attempts > 1 and exc.status == 403 and "duplicate" in error.lower():
+            # X refuses a repeat of a post it already has: most likely our own earlier attempt,
+            # whose answer was lost, went through after all.
+            exc.maybe_delivered = True
         if exc.maybe_delivered:
             with transaction.atomic():
                 if _finish_item(item_id, state=OutboxState.UNCERTAIN, last_error=error):
@@ -307,7 +314,7 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
                     )
             log.warning("outbox item %s: outcome unknown: %s", item_id, error)
             return OutboxState.UNCERTAIN
-        if exc.permanent or final_attempt:
+        if exc.permanent or final_attempt or attempts >= MAX_SEND_ATTEMPTS:
             with transaction.atomic():
                 if _finish_item(item_id, state=OutboxState.FAILED, last_error=error):
                     locked = Ticket.objects.select_for_update().get(pk=ticket.pk)

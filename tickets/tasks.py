@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.app.task import Task
 
 from tickets.services import (
+    LONGEST_RETRY_WAIT,
     TransientSendError,
     outbox_flag_interrupted,
     outbox_requeue_lost,
@@ -15,6 +16,7 @@ from tickets.services import (
 )
 
 MAX_SEND_RETRIES = 6
+RETRY_WAIT_CAP_SECONDS = LONGEST_RETRY_WAIT.total_seconds() - 60
 
 
 @shared_task(bind=True, max_retries=MAX_SEND_RETRIES, acks_late=True)
@@ -24,7 +26,8 @@ def send_outbox_item(self: Task, item_id: int) -> str:  # type: ignore[type-arg]
         return outbox_send(item_id=item_id, final_attempt=final)
     except TransientSendError as exc:
         backoff = min(600, 5 * 2**self.request.retries)
-        countdown = exc.retry_after if exc.retry_after else backoff
+        # Wait for the platform's reset, but never past housekeeping's requeue of lost retries.
+        countdown = min(exc.retry_after or backoff, RETRY_WAIT_CAP_SECONDS)
         jitter = random.uniform(0, 3)  # noqa: S311 - spreads retries, not a secret
         raise self.retry(countdown=countdown + jitter, exc=exc) from exc
 

@@ -6,6 +6,7 @@ and the outbox never see tweepy or requests exceptions.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 from twitter_text import parse_tweet
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ProxyError
 
 from channels_social.base import (
     Author,
@@ -51,12 +52,33 @@ def _parse_time(value: str | None) -> datetime:
 
 
 def _never_reached_x(exc: requests.RequestException) -> bool:
-    """True when the request provably never left: no connection could be opened."""
-    if isinstance(exc, requests.ConnectTimeout):
+    """True when the request provably never reached X: no connection to it was opened.
+
+    Connect timeouts, refused connections, failed name look-ups, a refusing proxy and a
+    certificate X's side did not pass all happen before a byte of the request is sent.
+    """
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.ProxyError):
         return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _caused_by(exc, ssl.SSLCertVerificationError)
     if isinstance(exc, requests.ConnectionError):
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        return isinstance(reason, NewConnectionError | NameResolutionError)
+        return isinstance(reason, NewConnectionError | NameResolutionError | ProxyError)
+    return False
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        stack += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        stack += list(current.args)
     return False
 
 
