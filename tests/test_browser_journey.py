@@ -84,7 +84,7 @@ def test_new_user_journey_from_mention_to_closed_out_in_the_browser(
         "request",
         lambda r: (
             polls.append(r.url)
-            if r.method == "GET" and r.headers.get("hx-request") and r.url == page.url
+            if r.method == "GET" and r.headers.get("hx-request") and r.url.split("?")[0] == page.url
             else None
         ),
     )

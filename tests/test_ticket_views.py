@@ -227,3 +227,69 @@ def test_plain_form_error_is_shown_once(agent: Persona) -> None:
         reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": ""}
     )
     assert response.content.decode().count("A reply cannot be empty.") == 1
+
+
+def test_live_refresh_swaps_the_whole_workspace_when_the_step_changed(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    url = reverse("tickets:detail", args=[ticket.pk])
+    client = agent.client()
+    same = client.get(url, {"shown_step": "acknowledge"}, HTTP_HX_REQUEST="true")
+    assert "HX-Retarget" not in same
+    changed = client.get(url, {"shown_step": "take_offline"}, HTTP_HX_REQUEST="true")
+    assert changed["HX-Retarget"] == "#workspace" and changed["HX-Reselect"] == "#workspace"
+
+
+def _uncertain_reply(agent: Persona) -> tuple[Ticket, Message]:
+    from tickets.services import ticket_take_step
+
+    ticket = _ticket(agent)
+    message = ticket_take_step(ticket=ticket, step="acknowledge", by=agent.user, text="On it!")
+    OutboxItem.objects.update(
+        state="uncertain", last_error="X did not answer (ReadTimeout).", claimed_at=timezone.now()
+    )
+    return ticket, message
+
+
+def test_an_uncertain_reply_confirmed_as_posted_counts_as_delivered(agent: Persona) -> None:
+    from monitoring.models import TimerState
+
+    ticket, message = _uncertain_reply(agent)
+    client = agent.client()
+    page = client.get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    assert "It was posted" in page and "It was not posted" in page
+    response = client.post(
+        reverse("tickets:settle", args=[ticket.pk, message.pk]),
+        {"outcome": "posted", "post": "https://x.com/AcmeCare/status/1861234567890123456?s=20"},
+    )
+    assert response.status_code == 302
+    message.refresh_from_db()
+    assert message.external_id == "1861234567890123456"
+    assert message.outbox.state == "sent"
+    assert ticket.sla_timers.get().state == TimerState.MET
+    event = ticket.events.get(kind="reply_sent")
+    assert event.actor == agent.user and event.data["confirmed_by_agent"] is True
+
+
+def test_an_uncertain_reply_not_posted_reopens_its_step(agent: Persona) -> None:
+    ticket, message = _uncertain_reply(agent)
+    response = agent.client().post(
+        reverse("tickets:settle", args=[ticket.pk, message.pk]),
+        {"outcome": "not_posted"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert b"Step 1: Acknowledge" in response.content
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    message.refresh_from_db()
+    assert message.outbox.state == "failed"
+
+
+def test_settling_needs_a_post_id_and_belongs_to_the_org(agent: Persona, outsider: Persona) -> None:
+    ticket, message = _uncertain_reply(agent)
+    url = reverse("tickets:settle", args=[ticket.pk, message.pk])
+    bad = agent.client().post(url, {"outcome": "posted", "post": "it's there"})
+    assert bad.status_code == 422 and "Paste the post" in bad.content.decode()
+    assert outsider.client().post(url, {"outcome": "not_posted"}).status_code == 404
+    message.refresh_from_db()
+    assert message.outbox.state == "uncertain"

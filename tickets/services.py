@@ -7,6 +7,7 @@ transaction has committed.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from monitoring.services import sla_fulfil_first_response, sla_start
 from tickets import priority
 from tickets.models import (
     OPEN_STATUSES,
+    STEP_RULES,
     Direction,
     EventKind,
     Message,
@@ -387,3 +389,65 @@ def outbox_requeue_lost(*, older_than: timedelta = timedelta(minutes=1)) -> list
         )
         .values_list("pk", flat=True)
     )
+
+
+_POST_ID = re.compile(r"(?:/status(?:es)?/)?(\d{1,25})/?(?:[?#].*)?$")
+
+
+def outbox_settle_uncertain(
+    *, ticket: Ticket, message_id: int, by: User, posted: bool, post: str = ""
+) -> Message:
+    """The agent checked the platform for a reply whose fate was unknown, and says what they saw.
+
+    Posted: the reply is recorded as delivered with the id (or link) they found, at the time it
+    was sent, and the SLA takes it into account. Not posted: the reply is failed and, if its step
+    is still the ticket's latest, the step reopens for a new reply. Raises StepError otherwise.
+    """
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        item = (
+            OutboxItem.objects.select_for_update()
+            .select_related("message")
+            .filter(message__ticket=locked, message_id=message_id, state=OutboxState.UNCERTAIN)
+            .first()
+        )
+        if item is None:
+            raise StepError("That reply is not waiting for a check any more.")
+        message = item.message
+        if not posted:
+            item.state = OutboxState.FAILED
+            item.save(update_fields=["state"])
+            note = f"Checked by {by}: it was not posted."
+            if message.step and locked.status == STEP_RULES[message.step][1]:
+                locked.undo_step(message.step, message=message, error=note)
+            else:
+                locked.record(EventKind.REPLY_FAILED, actor=by, message=message, error=note)
+            return message
+        match = _POST_ID.search(post.strip())
+        if not match:
+            raise StepError("Paste the post's id or its link (…/status/1234567890).")
+        external_id = match.group(1)
+        duplicate = Message.objects.filter(
+            organization_id=locked.organization_id,
+            platform=locked.platform,
+            external_id=external_id,
+        ).exists()
+        if duplicate:
+            raise StepError(f"Post {external_id} is already in CareInbox; check the id.")
+        sent_at = item.claimed_at or timezone.now()
+        item.state = OutboxState.SENT
+        item.sent_at = sent_at
+        item.save(update_fields=["state", "sent_at"])
+        message.external_id = external_id
+        message.save(update_fields=["external_id"])
+        locked.record(
+            EventKind.REPLY_SENT,
+            actor=by,
+            message=message,
+            at=sent_at,
+            external_id=external_id,
+            confirmed_by_agent=True,
+        )
+        if message.is_public:
+            sla_fulfil_first_response(ticket=locked, at=sent_at)
+    return message

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from careinbox.tenancy import get_for_org_or_404, role_required
 from tickets.models import STEP_RULES, Direction, OutboxState, Step, StepError, Ticket
-from tickets.services import ticket_take_step
+from tickets.services import outbox_settle_uncertain, ticket_take_step
 
 PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
 INBOX_PAGE_SIZE = 200  # the most urgent 200; search and views come with the agent inbox work
@@ -99,8 +99,17 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request.organization,  # type: ignore[attr-defined]
         pk=pk,
     )
-    template = "tickets/ticket.html#workspace" if _wants_partial(request) else "tickets/ticket.html"
-    return render(request, template, _ticket_context(ticket))
+    partial = _wants_partial(request)
+    template = "tickets/ticket.html#workspace" if partial else "tickets/ticket.html"
+    response = render(request, template, _ticket_context(ticket))
+    shown_step = request.GET.get("shown_step")
+    if partial and shown_step is not None and shown_step != (ticket.next_step or ""):
+        # The live refresh swaps the conversation only, but the step changed under the agent
+        # (a refused reply reopened it): swap the whole workspace, form and reason included.
+        response["HX-Retarget"] = "#workspace"
+        response["HX-Reselect"] = "#workspace"
+        response["HX-Reswap"] = "outerHTML"
+    return response
 
 
 @require_POST
@@ -133,4 +142,35 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         context.update({"step_error": error, "draft": text})
         return render(request, "tickets/ticket.html", context, status=422)
     messages.success(request, f"{Step(step).label}: queued to send.")
+    return redirect("tickets:detail", pk=ticket.pk)
+
+
+@require_POST
+@role_required()
+def settle_uncertain(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    """The agent looked on the platform: the reply whose fate was unknown was posted, or not."""
+    ticket = get_for_org_or_404(
+        Ticket.objects.select_related("social_account", "brand"),
+        request.organization,  # type: ignore[attr-defined]
+        pk=pk,
+    )
+    error = None
+    try:
+        outbox_settle_uncertain(
+            ticket=ticket,
+            message_id=message_id,
+            by=request.user,  # type: ignore[arg-type]
+            posted=request.POST.get("outcome") == "posted",
+            post=request.POST.get("post", ""),
+        )
+    except StepError as exc:
+        error = str(exc)
+    ticket.refresh_from_db()
+    if _wants_partial(request) or error:
+        context = _ticket_context(ticket)
+        context["settle_error"] = error
+        template = (
+            "tickets/ticket.html#workspace" if _wants_partial(request) else "tickets/ticket.html"
+        )
+        return render(request, template, context, status=422 if error else 200)
     return redirect("tickets:detail", pk=ticket.pk)
