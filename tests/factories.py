@@ -60,6 +60,8 @@ class SocialAccountFactory(factory.django.DjangoModelFactory):
     platform = Platform.X
     external_id = factory.LazyFunction(next_platform_id)
     username = factory.Sequence(lambda n: f"BrandCare{n}")
+    # Never the real X API by accident: a local port where nothing listens (connection refused).
+    api_base_url = "http://127.0.0.1:9"
     credentials = factory.LazyAttribute(
         lambda o: {
             "consumer_key": "ck",
