@@ -15,6 +15,7 @@ from tickets.priority import assess
         ("My charger caught fire!", 50, Priority.URGENT, "legal or safety"),
         ("Charged me twice and nobody answers", 40_000, Priority.URGENT, "40,000 followers"),
         ("My order never arrived", 300, Priority.HIGH, "reads as a complaint"),
+        ("Received the wrong running shoes. How do I swap them?", 199, Priority.HIGH, "complaint"),
         ("What time do you open on Sunday?", 25_000, Priority.HIGH, "25,000 followers"),
         ("Does the blender come with a UK plug?", 120, Priority.NORMAL, "a question or comment"),
         ("Loving the new blender, best purchase this year.", 900, Priority.LOW, "praise"),

@@ -21,7 +21,8 @@ NEGATIVE_WORDS = re.compile(
     r"\b(worst|terrible|awful|horrible|disgusting|unacceptable|ridiculous|useless|angry|furious|"
     r"never again|broken|still waiting|still no|no one|nobody|ignored|ghost\w*|rude|lost|missing|"
     r"never arrived|late|overcharged|charged (?:twice|me)|billed|not ok|down|outage|error\w*|"
-    r"stopped working|not working|doesn'?t work|thanks for nothing|wtf)\b",
+    r"stopped working|not working|doesn'?t work|thanks for nothing|wrong|damaged|defective|"
+    r"faulty|wtf)\b",
     re.I,
 )
 PRAISE_WORDS = re.compile(
