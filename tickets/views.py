@@ -91,19 +91,35 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
     }
 
 
-@require_GET
-@role_required()
-def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    ticket = get_for_org_or_404(
+def _get_ticket(request: HttpRequest, pk: int) -> Ticket:
+    return get_for_org_or_404(
         Ticket.objects.select_related("social_account", "brand"),
         request.organization,  # type: ignore[attr-defined]
         pk=pk,
     )
+
+
+def _workspace(
+    request: HttpRequest, ticket: Ticket, *, error: str | None = None, **extra: object
+) -> HttpResponse:
+    """The ticket page, or its workspace partial for htmx; 422 when an action was refused.
+
+    A 422 is swapped in too (base.html's htmx-config): it carries the error and the draft.
+    """
+    context = _ticket_context(ticket)
+    context.update(extra)
     partial = _wants_partial(request)
     template = "tickets/ticket.html#workspace" if partial else "tickets/ticket.html"
-    response = render(request, template, _ticket_context(ticket))
+    return render(request, template, context, status=422 if error else 200)
+
+
+@require_GET
+@role_required()
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = _get_ticket(request, pk)
+    response = _workspace(request, ticket)
     shown_step = request.GET.get("shown_step")
-    if partial and shown_step is not None and shown_step != (ticket.next_step or ""):
+    if _wants_partial(request) and shown_step not in (None, ticket.next_step or ""):
         # The live refresh swaps the conversation only, but the step changed under the agent
         # (a refused reply reopened it): swap the whole workspace, form and reason included.
         response["HX-Retarget"] = "#workspace"
@@ -115,32 +131,18 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required()
 def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
-    ticket = get_for_org_or_404(
-        Ticket.objects.select_related("social_account", "brand"),
-        request.organization,  # type: ignore[attr-defined]
-        pk=pk,
-    )
+    ticket = _get_ticket(request, pk)
     text = request.POST.get("text", "")
-    error = None
     try:
         ticket_take_step(ticket=ticket, step=step, by=request.user, text=text)  # type: ignore[arg-type]
     except StepError as exc:
-        error = str(exc)
+        ticket.refresh_from_db()
+        return _workspace(request, ticket, error=str(exc), step_error=str(exc), draft=text)
     ticket.refresh_from_db()
     if _wants_partial(request):
-        context = _ticket_context(ticket)
-        context.update({"step_error": error, "draft": text if error else ""})
-        response = render(
-            request, "tickets/ticket.html#workspace", context, status=422 if error else 200
-        )
-        # A 422 is swapped in too (base.html's htmx-config): it carries the error and the draft.
-        if not error:
-            response["HX-Trigger"] = "ticketChanged"
+        response = _workspace(request, ticket)
+        response["HX-Trigger"] = "ticketChanged"
         return response
-    if error:
-        context = _ticket_context(ticket)
-        context.update({"step_error": error, "draft": text})
-        return render(request, "tickets/ticket.html", context, status=422)
     messages.success(request, f"{Step(step).label}: queued to send.")
     return redirect("tickets:detail", pk=ticket.pk)
 
@@ -149,12 +151,7 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
 @role_required()
 def settle_uncertain(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     """The agent looked on the platform: the reply whose fate was unknown was posted, or not."""
-    ticket = get_for_org_or_404(
-        Ticket.objects.select_related("social_account", "brand"),
-        request.organization,  # type: ignore[attr-defined]
-        pk=pk,
-    )
-    error = None
+    ticket = _get_ticket(request, pk)
     try:
         outbox_settle_uncertain(
             ticket=ticket,
@@ -164,13 +161,9 @@ def settle_uncertain(request: HttpRequest, pk: int, message_id: int) -> HttpResp
             post=request.POST.get("post", ""),
         )
     except StepError as exc:
-        error = str(exc)
+        ticket.refresh_from_db()
+        return _workspace(request, ticket, error=str(exc), settle_error=str(exc))
     ticket.refresh_from_db()
-    if _wants_partial(request) or error:
-        context = _ticket_context(ticket)
-        context["settle_error"] = error
-        template = (
-            "tickets/ticket.html#workspace" if _wants_partial(request) else "tickets/ticket.html"
-        )
-        return render(request, template, context, status=422 if error else 200)
+    if _wants_partial(request):
+        return _workspace(request, ticket)
     return redirect("tickets:detail", pk=ticket.pk)
