@@ -572,18 +572,28 @@ def print_table(r: dict[str, Any]) -> None:
         ("(e) peak RSS (bench + emulator)", f"{r['peak_rss_mb']:.0f} MiB"),
         ("wall time", f"{r['wall_seconds']:.1f} s"),
     ]
+    print_rows(
+        f"CareInbox ingest benchmark · {r['date']} · {r['machine']}",
+        rows,
+        r["failures"],
+        "correctness: every mention stored exactly once, counts match",
+    )
+
+
+def print_rows(title: str, rows: list[tuple[str, str]], failures: list[str], passed: str) -> None:
+    """A result table, then each failed check, or the line that says every check passed."""
     width = max(len(name) for name, _ in rows)
-    print(f"\nCareInbox ingest benchmark · {r['date']} · {r['machine']}")
+    print(f"\n{title}")
     print("-" * (width + 60))
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print("-" * (width + 60))
-    if r["failures"]:
+    if failures:
         print("FAILED:")
-        for failure in r["failures"]:
+        for failure in failures:
             print(f"  - {failure}")
     else:
-        print("correctness: every mention stored exactly once, counts match")
+        print(passed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ from ingest_bench import (
     database_url,
     machine,
     make_tenant,
+    print_rows,
     running_emulator,
     setup_django,
     summary,
@@ -397,20 +398,12 @@ def print_report(r: dict[str, Any]) -> None:
         ("worker log", f"{r['worker_log']} {r['worker_log_counts']}"),
         ("wall time", f"{r['wall_seconds']:.0f} s"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"\nCareInbox soak · {r['date']} · {r['machine']}")
-    print("-" * (width + 64))
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print("-" * (width + 64))
-    if r["failures"]:
-        print("FAILED:")
-        for failure in r["failures"]:
-            print(f"  - {failure}")
-    else:
-        print(
-            "checks: every mention stored once, every acknowledgement delivered once, outbox empty"
-        )
+    print_rows(
+        f"CareInbox soak · {r['date']} · {r['machine']}",
+        rows,
+        r["failures"],
+        "checks: every mention stored once, every acknowledgement delivered once, outbox empty",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,19 @@ from tests.conftest import Persona
 from tests.factories import SocialAccountFactory
 
 
+def _account_form(account: SocialAccount, **changes: object) -> dict[str, object]:
+    """The social account admin form as submitted for ``account``, with ``changes``."""
+    return {
+        "brand": account.brand_id,
+        "platform": "x",
+        "external_id": account.external_id,
+        "username": account.username,
+        "api_base_url": "",
+        "enabled": "on",
+        **changes,
+    }
+
+
 @pytest.fixture
 def staff_admin(org_admin: Persona) -> Persona:
     org_admin.user.is_staff = True
@@ -77,18 +90,13 @@ def test_admin_form_stores_credentials_write_only(
     caplog.set_level(logging.DEBUG)
     response = staff_admin.client().post(
         url,
-        {
-            "brand": account.brand_id,
-            "platform": "x",
-            "external_id": account.external_id,
-            "username": account.username,
-            "api_base_url": "",
-            "enabled": "on",
-            "consumer_key": "ck-123",
-            "consumer_secret": "cs-456",
-            "access_token": "1-at-789",
-            "access_token_secret": "ats-000",
-        },
+        _account_form(
+            account,
+            consumer_key="ck-123",
+            consumer_secret="cs-456",
+            access_token="1-at-789",
+            access_token_secret="ats-000",
+        ),
     )
     assert response.status_code == 302, response.content[:2000]
     account.refresh_from_db()
@@ -128,14 +136,7 @@ def test_org_admin_cannot_point_workers_at_an_arbitrary_address(staff_admin: Per
     url = reverse("admin:channels_social_socialaccount_change", args=[account.pk])
     response = staff_admin.client().post(
         url,
-        {
-            "brand": account.brand_id,
-            "platform": "x",
-            "external_id": account.external_id,
-            "username": account.username,
-            "enabled": "on",
-            "api_base_url": "http://169.254.169.254/latest/",
-        },
+        _account_form(account, api_base_url="http://169.254.169.254/latest/"),
     )
     assert response.status_code == 302
     account.refresh_from_db()
@@ -184,14 +185,7 @@ def test_an_account_cannot_be_moved_to_another_organisations_brand(
     client.force_login(root)
     response = client.post(
         reverse("admin:channels_social_socialaccount_change", args=[account.pk]),
-        {
-            "brand": elsewhere.pk,
-            "platform": "x",
-            "external_id": account.external_id,
-            "username": account.username,
-            "enabled": "on",
-            "api_base_url": "",
-        },
+        _account_form(account, brand=elsewhere.pk),
     )
     assert response.status_code == 200 and "another organisation" in response.content.decode()
     account.refresh_from_db()

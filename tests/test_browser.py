@@ -17,22 +17,14 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from bench.screenshot import CHROMIUM as CHROMIUM_PATH
+from bench.screenshot import CHROMIUM_ARGS
 from monitoring.services import sla_fulfil_first_response, sla_start
 from tests.conftest import Persona
 from tests.factories import InboundMessageFactory, TicketFactory
 from tickets.models import Direction, Message, OutboxItem, OutboxState, Status, Ticket
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = Path(CHROMIUM_PATH)
 ACK_TEXT = "So sorry about the wait! We're looking into your order right now."
 
 if not CHROMIUM.exists():
