@@ -229,7 +229,11 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
-    # kombu's filesystem transport: one folder for in and out, so producer and worker meet.
+    # kombu's filesystem layout, one folder for in and out so producer and worker meet, through
+    # our transport: kombu's own writes a message file before its body, and a worker that
+    # reads it in between dies (kombu issue #1551); see careinbox/broker.py. The URL's scheme
+    # is ignored once a transport is named.
+    CELERY_BROKER_TRANSPORT = "careinbox.broker:Transport"
     _broker_dir = VAR_DIR / "celery" / "broker"
     _processed_dir = VAR_DIR / "celery" / "processed"
     _control_dir = VAR_DIR / "celery" / "control"
