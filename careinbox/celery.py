@@ -21,15 +21,22 @@ def _schedule(sender: Celery, **_: object) -> None:
     poll = settings.POLL_INTERVAL_SECONDS
     sweep = settings.SLA_SWEEP_INTERVAL_SECONDS
     sender.conf.beat_schedule = {
-        "poll-all-accounts": {
-            "task": "channels_social.tasks.poll_all_accounts",
-            "schedule": float(poll),
-            "options": {"expires": poll * 0.9},
+        # Asks often which accounts are due; each account is polled every ``poll`` seconds,
+        # most overdue first (channels_social.services.accounts_to_poll).
+        "poll-due-accounts": {
+            "task": "channels_social.tasks.poll_due_accounts",
+            "schedule": float(min(poll, 2)),
+            "options": {"expires": min(poll, 2) * 0.9},
         },
         "sla-sweep-breaches": {
             "task": "monitoring.tasks.sweep_sla_breaches",
             "schedule": float(sweep),
             "options": {"expires": sweep * 0.9},
+        },
+        "dispatch-ticket-events": {
+            "task": "tickets.tasks.dispatch_ticket_events",
+            "schedule": 10.0,
+            "options": {"expires": 9},
         },
         "outbox-housekeeping": {
             "task": "tickets.tasks.outbox_housekeeping",

@@ -6,15 +6,16 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from careinbox.admin_scoping import OrgScopedAdmin
-from channels_social.models import Brand, SocialAccount
-from channels_social.registry import platforms_with_adapters
+from channels_social.intake import quarantine_retry
+from channels_social.models import Brand, QuarantinedPost, SocialAccount
+from channels_social.registry import all_credential_fields, platforms_with_adapters
 
-CREDENTIAL_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+# Every adapter's secrets, by name (an X handle's OAuth keys, a Facebook page's token, ...).
+CREDENTIAL_FIELDS = tuple(field.name for field in all_credential_fields())
 
 
 def _formfield(db_field: Any, **kwargs: Any) -> Any:
@@ -23,13 +24,21 @@ def _formfield(db_field: Any, **kwargs: Any) -> Any:
     return db_field.formfield(**kwargs)
 
 
-class SocialAccountForm(forms.ModelForm):  # type: ignore[type-arg]
-    """Credentials are write-only: shown never, replaced only when a new value is typed."""
+def _credential_formfields() -> dict[str, forms.Field]:
+    return {
+        field.name: forms.CharField(
+            required=False, label=field.label, help_text=field.help_text, widget=forms.PasswordInput
+        )
+        for field in all_credential_fields()
+    }
 
-    consumer_key = forms.CharField(required=False, widget=forms.PasswordInput)
-    consumer_secret = forms.CharField(required=False, widget=forms.PasswordInput)
-    access_token = forms.CharField(required=False, widget=forms.PasswordInput)
-    access_token_secret = forms.CharField(required=False, widget=forms.PasswordInput)
+
+class _SocialAccountBaseForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Credentials are write-only: shown never, replaced only when a new value is typed.
+
+    The credential fields are the ones the adapters declare (``credential_fields``), added as
+    declared fields below so the admin knows them.
+    """
 
     class Meta:
         model = SocialAccount
@@ -47,8 +56,7 @@ class SocialAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         if account.pk and {"external_id", "api_base_url", "platform"} & set(self.changed_data):
             # Another account or another API: start like a newly connected handle, so its
             # old mentions are not imported as a backlog of breached tickets.
-            account.mentions_since_id = ""
-            account.connected_at = timezone.now()
+            account.restart_intake()
         typed = {name: self.cleaned_data.get(name) for name in CREDENTIAL_FIELDS}
         if any(typed.values()):
             account.set_credentials(
@@ -57,6 +65,13 @@ class SocialAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         if commit:
             account.save()
         return account
+
+
+SocialAccountForm = type(
+    "SocialAccountForm",
+    (_SocialAccountBaseForm,),
+    {**_credential_formfields(), "__module__": __name__},
+)
 
 
 @admin.register(Brand)
@@ -68,8 +83,24 @@ class BrandAdmin(OrgScopedAdmin):
 class SocialAccountAdmin(OrgScopedAdmin):
     form = SocialAccountForm
     organization_from = "brand"
-    list_display = ("username", "platform", "brand", "enabled", "last_polled_at", "has_credentials")
-    status_fields = ("connected_at", "mentions_since_id", "last_polled_at", "last_poll_error")
+    list_display = (
+        "username",
+        "platform",
+        "brand",
+        "enabled",
+        "last_polled_at",
+        "last_poll_error_at",
+        "has_credentials",
+    )
+    status_fields = (
+        "connected_at",
+        "last_polled_at",
+        "next_poll_at",
+        "last_poll_error",
+        "last_poll_error_at",
+        "rate_limit_remaining",
+        "rate_limit_reset_at",
+    )
 
     @admin.display(boolean=True, description="Credentials stored")
     def has_credentials(self, obj: SocialAccount) -> bool:
@@ -83,8 +114,47 @@ class SocialAccountAdmin(OrgScopedAdmin):
         return ("api_base_url", *self.status_fields)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [*SocialAccountForm.Meta.fields, *CREDENTIAL_FIELDS, *self.status_fields]
+        return [*_SocialAccountBaseForm.Meta.fields, *CREDENTIAL_FIELDS, *self.status_fields]
 
     @method_decorator(sensitive_post_parameters(*CREDENTIAL_FIELDS))
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
+
+
+@admin.register(QuarantinedPost)
+class QuarantinedPostAdmin(OrgScopedAdmin):
+    """Posts intake set aside: what went wrong, the raw item, and a retry once it is fixed."""
+
+    organization_from = "account"
+    list_display = (
+        "external_id",
+        "account",
+        "stream",
+        "error",
+        "attempts",
+        "created_at",
+        "resolved_at",
+    )
+    list_filter = ("resolved_at",)
+    readonly_fields = (
+        "account",
+        "stream",
+        "external_id",
+        "error",
+        "payload",
+        "post",
+        "attempts",
+        "created_at",
+        "last_tried_at",
+        "resolved_at",
+    )
+    actions = ("retry",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry storing the selected posts")
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
+        for item in queryset:
+            outcome = quarantine_retry(item_id=item.pk)
+            self.message_user(request, f"{item.external_id or item.pk}: {outcome}")

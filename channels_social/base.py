@@ -1,14 +1,18 @@
-"""The one interface every social network adapter implements, and its one error type.
+"""The one platform-neutral contract every social network adapter implements, and its error type.
 
-Callers (polling, the outbox) speak only these dataclasses and ``ChannelError``; nothing
-outside an adapter package imports tweepy or facebook-sdk.
+Callers (polling, webhooks, the outbox, the ticket page) speak only these dataclasses, the
+``Stream`` and ``OutboundKind`` names and ``ChannelError``; nothing outside an adapter package
+imports tweepy or facebook-sdk, and nothing outside it knows a platform's quirks (how its ids
+order, how it words a duplicate refusal, what its post links look like, which keys it needs).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -22,6 +26,7 @@ class ChannelError(Exception):
     ``retry_after`` is the number of seconds to wait before the next try, when the platform said.
     ``maybe_delivered`` marks a write whose fate is unknown (the request went out, the answer
     never came back): sending it again could post twice, so it must not be retried blindly.
+    ``status`` is the HTTP status, when there was one, for logs and rate-limit handling.
     """
 
     def __init__(
@@ -40,6 +45,23 @@ class ChannelError(Exception):
         self.maybe_delivered = maybe_delivered
 
 
+class Stream(StrEnum):
+    """What a poll reads. Each (account, stream, key) has a cursor of its own."""
+
+    MENTIONS = "mentions"
+    DIRECT_MESSAGES = "direct_messages"
+    SEARCH = "search"  # keyed by the listening query
+    PAGE_FEED = "page_feed"
+    CONVERSATIONS = "conversations"
+
+
+class OutboundKind(StrEnum):
+    """What the brand sends. Each kind has its own text rules, checked before it is queued."""
+
+    PUBLIC_REPLY = "public_reply"
+    PRIVATE_MESSAGE = "private_message"
+
+
 @dataclass(frozen=True)
 class Author:
     external_id: str
@@ -50,7 +72,13 @@ class Author:
 
 @dataclass(frozen=True)
 class InboundPost:
-    """One post that reached the brand (a mention, a reply in a thread, later a DM or comment)."""
+    """One post that reached the brand (a mention, a reply in a thread, later a DM or comment).
+
+    ``addressed_account_ids`` are the platform ids of the accounts the author spoke to, most
+    directly addressed first (the account replied to, then mentions in the order written), so
+    that a post fetched by several of an organisation's handles is filed under the same one
+    whichever fetched it first.
+    """
 
     external_id: str
     text: str
@@ -60,7 +88,17 @@ class InboundPost:
     is_public: bool = True
     conversation_id: str = ""
     in_reply_to_external_id: str = ""
+    addressed_account_ids: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class UnreadableItem:
+    """An item a platform sent that the adapter could not make a post of; set aside, not lost."""
+
+    external_id: str
+    error: str
+    raw: Any
 
 
 @dataclass(frozen=True)
@@ -71,12 +109,22 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
-class MentionBatch:
-    """Everything new since the cursor, oldest first, and the cursor to store once it is saved."""
+class Batch:
+    """What is new in one stream since the cursor, oldest first, and the cursor to store once
+    it is saved (None: keep the current one)."""
 
     posts: list[InboundPost]
-    newest_id: str | None
+    next_cursor: str | None
     rate_limit: RateLimit | None = None
+    unreadable: list[UnreadableItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SendTarget:
+    """Where an outbound message goes: under a post, or to a person."""
+
+    in_reply_to_external_id: str = ""
+    recipient_external_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,27 +134,63 @@ class SentMessage:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class CredentialField:
+    """One secret an account of this platform needs; the admin form is built from these."""
+
+    name: str
+    label: str
+    help_text: str = ""
+
+
 class ChannelAdapter(ABC):
     """Talks to one platform on behalf of one SocialAccount."""
 
     platform: ClassVar[str]
+    #: The streams beat polls for every account of this platform.
+    polled_streams: ClassVar[tuple[Stream, ...]]
+    #: What a message of each kind is for a person: "Public reply", "Direct message".
+    outbound_kinds: ClassVar[dict[OutboundKind, str]]
+    credential_fields: ClassVar[Sequence[CredentialField]]
 
     def __init__(self, account: SocialAccount) -> None:
         self.account = account
 
     @classmethod
     @abstractmethod
-    def text_problem(cls, *, public: bool, text: str) -> str | None:
-        """Why ``text`` cannot be sent as a public reply (or a private message), or None."""
+    def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
+        """Why ``text`` cannot be sent as a message of ``kind``, or None."""
+
+    @classmethod
+    @abstractmethod
+    def cursor_is_newer(cls, candidate: str, current: str) -> bool:
+        """Whether ``candidate`` is past ``current`` in this platform's id order."""
+
+    @classmethod
+    @abstractmethod
+    def post_url(cls, account: SocialAccount, external_id: str, author_username: str = "") -> str:
+        """The public address of a post, by its id and, where known, its author's handle."""
+
+    @classmethod
+    @abstractmethod
+    def post_id_from_reference(cls, account: SocialAccount, reference: str) -> str:
+        """The id of the account's own post, from its id or link as a person pastes it.
+
+        Raises ValueError, with a sentence saying what is wrong, for anything else (another
+        account's post, a link to another site, an id cut short or too long).
+        """
+
+    @classmethod
+    def has_credentials(cls, credentials: dict[str, Any]) -> bool:
+        return all(credentials.get(f.name) for f in cls.credential_fields)
 
     @abstractmethod
-    def fetch_mentions(self, *, since_id: str | None) -> MentionBatch:
-        """Every post that mentions the account since ``since_id`` (all of them if None)."""
+    def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
+        """Every item of ``stream`` newer than ``cursor`` (a first page if None), oldest first."""
 
     @abstractmethod
-    def send_public_reply(self, *, text: str, in_reply_to_external_id: str) -> SentMessage:
-        """Reply in public under the given post."""
-
-    @abstractmethod
-    def send_private_message(self, *, text: str, recipient_external_id: str) -> SentMessage:
-        """Send a private message (DM) to the given user."""
+    def send(
+        self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool = True
+    ) -> SentMessage:
+        """Send one message. ``first_attempt`` False: an earlier attempt's fate is unknown, so a
+        refusal that means "I already have this" must come back as ``maybe_delivered``."""

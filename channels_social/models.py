@@ -37,13 +37,18 @@ class Brand(models.Model):
         return self.name
 
 
+def stale_after(interval_seconds: int) -> timedelta:
+    """How long without a successful poll before a handle counts as failing."""
+    return timedelta(seconds=max(4 * interval_seconds, 60))
+
+
 class SocialAccountQuerySet(OrgQuerySet["SocialAccount"]):
     def pollable(self) -> SocialAccountQuerySet:
         return self.filter(enabled=True)
 
 
 class SocialAccount(models.Model):
-    """A brand's handle on one platform, with its encrypted credentials and its poll cursor.
+    """A brand's handle on one platform, with its encrypted credentials and its poll state.
 
     ``api_base_url`` empty means the real platform API; set, every call goes to that address
     instead (the project's sandbox emulators).
@@ -69,11 +74,18 @@ class SocialAccount(models.Model):
         "connecting a busy handle does not fill the inbox with old, already-breached tickets.",
     )
 
-    # Polling state. The cursor advances only in the transaction that stores the batch.
-    mentions_since_id = models.CharField(max_length=64, blank=True)
+    # Poll state (the cursors are PollCursor rows, one per stream). Beat polls the accounts
+    # whose ``next_poll_at`` has come, most overdue first, so no handle is starved.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a poll task was last sent and not yet started."
+    )
     poll_lease_until = models.DateTimeField(null=True, blank=True)
-    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(
+        null=True, blank=True, help_text="The end of the last poll that succeeded."
+    )
     last_poll_error = models.TextField(blank=True)
+    last_poll_error_at = models.DateTimeField(null=True, blank=True)
     rate_limit_remaining = models.IntegerField(null=True, blank=True)
     rate_limit_reset_at = models.DateTimeField(null=True, blank=True)
 
@@ -86,6 +98,9 @@ class SocialAccount(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "platform", "external_id"], name="account_once_per_org"
             )
+        ]
+        indexes = [
+            models.Index(fields=["enabled", "next_poll_at"], name="account_poll_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -117,3 +132,84 @@ class SocialAccount(models.Model):
         SocialAccount.objects.filter(pk=self.pk, poll_lease_until=lease_until).update(
             poll_lease_until=None
         )
+
+    def restart_intake(self) -> None:
+        """Start like a newly connected account: no cursors, nothing from before now.
+
+        For an account pointed at another platform id or API, so that its old posts are not
+        imported as a backlog of breached tickets.
+        """
+        self.connected_at = timezone.now()
+        if self.pk:
+            self.cursors.all().delete()
+
+    def poll_is_stale(self, now: datetime, interval_seconds: int) -> bool:
+        """No successful poll for a few intervals (or ever, a while after connecting)."""
+        last = self.last_polled_at or self.connected_at
+        return self.enabled and now - last > stale_after(interval_seconds)
+
+
+class PollCursor(models.Model):
+    """How far intake has read one stream of one account (mentions, DMs, one listening query).
+
+    The position is the platform's own (an id, a paging token, a time); it moves only in the
+    transaction that stores what was read up to it.
+    """
+
+    account = models.ForeignKey(SocialAccount, on_delete=models.CASCADE, related_name="cursors")
+    stream = models.CharField(max_length=32)
+    key = models.CharField(
+        max_length=200, blank=True, help_text="Which one, for streams with several (a query)."
+    )
+    position = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "stream", "key"], name="one_cursor_per_stream"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.stream}{':' + self.key if self.key else ''} @ {self.position}"
+
+
+class QuarantineQuerySet(OrgQuerySet["QuarantinedPost"]):
+    def waiting(self) -> QuarantineQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+
+class QuarantinedPost(models.Model):
+    """A post intake could not read or store: set aside with the error, so the rest moves on.
+
+    ``payload`` is the post exactly as received, as ASCII-only JSON text (lossless, and storable
+    whatever it holds); ``post`` is what the adapter made of it, when it could, for a retry.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(SocialAccount, on_delete=models.CASCADE, related_name="quarantine")
+    stream = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField()
+    payload = models.TextField(help_text="The raw item, as ASCII JSON.")
+    post = models.TextField(blank=True, help_text="The parsed post, as ASCII JSON, if any.")
+    attempts = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_tried_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = QuarantineQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "quarantined post"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "stream", "external_id"],
+                condition=models.Q(resolved_at__isnull=True) & ~models.Q(external_id=""),
+                name="quarantine_once_while_waiting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} {self.external_id or '?'} from {self.account}: {self.error[:60]}"

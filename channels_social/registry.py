@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from channels_social.base import ChannelAdapter, ChannelError
+from channels_social.base import ChannelAdapter, ChannelError, CredentialField
 
 if TYPE_CHECKING:
     from channels_social.models import SocialAccount
@@ -32,3 +32,12 @@ def adapter_class(platform: str) -> type[ChannelAdapter]:
 
 def adapter_for(account: SocialAccount) -> ChannelAdapter:
     return adapter_class(account.platform)(account)
+
+
+def all_credential_fields() -> list[CredentialField]:
+    """Every adapter's credential fields, each name once (for the account form)."""
+    seen: dict[str, CredentialField] = {}
+    for adapter in _adapters().values():
+        for field in adapter.credential_fields:
+            seen.setdefault(field.name, field)
+    return list(seen.values())

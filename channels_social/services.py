@@ -1,59 +1,210 @@
-"""Polling: fetch what is new for a handle and hand it to the tickets ingest."""
+"""Polling: which accounts are due, and one poll of one account, stream by stream.
+
+Fairness: beat calls ``accounts_to_poll`` every few seconds; it picks the accounts whose
+``next_poll_at`` has come, most overdue first, and marks each as queued, so at most one poll task
+per account waits in the broker. A task that expires or is lost frees its account after
+``requeue_after``, and that account, now the most overdue, goes first. However many accounts
+and however slow the workers, every account waits its turn; none is dropped every cycle.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_social.base import ChannelError
-from channels_social.models import SocialAccount
+from channels_social.base import ChannelError, Stream
+from channels_social.intake import quarantine_unreadable, store_posts
+from channels_social.models import PollCursor, SocialAccount, stale_after
 from channels_social.registry import adapter_for
+from channels_social.text import clean_text
 
 log = logging.getLogger(__name__)
 
-# Longer than the slowest possible poll (8 pages, each up to the HTTP timeout), so that two
-# polls of one account never overlap.
+# Longer than the slowest possible poll (8 pages per stream, each up to the HTTP timeout), so
+# that two polls of one account never overlap.
 POLL_LEASE_SECONDS = 8 * settings.CHANNEL_HTTP_TIMEOUT_SECONDS + 60
+# An account whose task has not started this long after it was queued is queued again.
+REQUEUE_AFTER_INTERVALS = 3
+
+
+def poll_interval() -> timedelta:
+    return timedelta(seconds=settings.POLL_INTERVAL_SECONDS)
+
+
+def requeue_after() -> timedelta:
+    return poll_interval() * REQUEUE_AFTER_INTERVALS
+
+
+def accounts_to_poll(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """The ids of the accounts due for a poll, most overdue first; each is marked queued."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (
+            SocialAccount.objects.pollable()
+            .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+            .filter(Q(poll_queued_at__isnull=True) | Q(poll_queued_at__lt=now - requeue_after()))
+            .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        ids = list(due)
+        if ids:
+            SocialAccount.objects.filter(pk__in=ids).update(
+                poll_queued_at=now, next_poll_at=now + poll_interval()
+            )
+    return ids
+
+
+@dataclass
+class PollOutcome:
+    stored: int = 0
+    tickets_opened: int = 0
+    duplicates: int = 0
+    before_connection: int = 0
+    set_aside: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"ok: {self.stored} new, {self.tickets_opened} tickets, {self.duplicates} already "
+            f"stored, {self.before_connection} from before the handle was connected, "
+            f"{self.set_aside} set aside"
+        )
 
 
 def account_poll(*, account_id: int) -> str:
-    """Poll one account once. Returns what happened, for the task log.
+    """Poll one account once, every stream its platform polls. Returns what happened, for logs.
 
-    Only one poll of an account runs at a time (an atomic lease). The cursor advances inside
-    ``ingest_posts``' transaction, after the batch is stored.
+    Only one poll of an account runs at a time (an atomic lease). Each stream's cursor moves in
+    the transaction that stores what was read up to it. Any failure, of any kind, is recorded on
+    the account with its time, so health and the admins see it.
     """
-    from tickets.services import ingest_posts
-
+    SocialAccount.objects.filter(pk=account_id).update(poll_queued_at=None)
     account = SocialAccount.objects.filter(pk=account_id).first()
     if account is None or not account.enabled:
         return "skipped: account gone or disabled"
+    now = timezone.now()
     reset_at = account.rate_limit_reset_at
-    if account.rate_limit_remaining == 0 and reset_at and reset_at > timezone.now():
+    if account.rate_limit_remaining == 0 and reset_at and reset_at > now:
+        SocialAccount.objects.filter(pk=account_id).update(next_poll_at=reset_at)
         return "skipped: rate limited until the window resets"
     lease = account.claim_poll(lease_seconds=POLL_LEASE_SECONDS)
     if lease is None:
         return "skipped: another poll is running"
     try:
-        account.refresh_from_db()  # the cursor as the previous poll left it
-        try:
-            adapter = adapter_for(account)
-            batch = adapter.fetch_mentions(since_id=account.mentions_since_id or None)
-        except ChannelError as exc:
-            updates: dict[str, object] = {"last_poll_error": str(exc)}
-            if exc.status == 429 and exc.retry_after:
-                updates["rate_limit_remaining"] = 0
-                updates["rate_limit_reset_at"] = timezone.now() + timedelta(seconds=exc.retry_after)
-            SocialAccount.objects.filter(pk=account.pk).update(**updates)
-            log.warning("poll of %r failed: %s", account, exc)
-            return f"error: {exc}"
-        result = ingest_posts(account=account, batch=batch)
-        return (
-            f"ok: {result.messages_created} new, {result.tickets_created} tickets, "
-            f"{result.duplicates} already stored, {result.before_connection} from before the "
-            "handle was connected"
+        outcome = _poll_streams(account)
+    except ChannelError as exc:
+        _record_failure(
+            account, str(exc), retry_after=exc.retry_after if exc.status == 429 else None
         )
+        log.warning("poll of %r failed: %s", account, exc)
+        return f"error: {exc}"
+    except Exception as exc:
+        # A bug or a database fault must not hide: record it, and let the next poll try again.
+        _record_failure(account, f"Unexpected {type(exc).__name__}: {exc}")
+        log.exception("poll of %r failed unexpectedly", account)
+        return f"error: {type(exc).__name__}: {exc}"
     finally:
         account.release_poll(lease)
+    return str(outcome)
+
+
+def _poll_streams(account: SocialAccount) -> PollOutcome:
+    adapter = adapter_for(account)
+    outcome = PollOutcome()
+    rate_limit = None
+    for stream in adapter.polled_streams:
+        cursor, _ = PollCursor.objects.get_or_create(account=account, stream=stream, key="")
+        batch = adapter.fetch(stream, cursor=cursor.position or None)
+        rate_limit = batch.rate_limit or rate_limit
+        posts = batch.posts
+        if not cursor.position:
+            # First read of this stream: history from before the handle was connected is not
+            # the team's backlog.
+            posts = [post for post in posts if post.created_at >= account.connected_at]
+            outcome.before_connection += len(batch.posts) - len(posts)
+        with transaction.atomic():
+            result = store_posts(account=account, posts=posts, stream=stream)
+            quarantine_unreadable(account=account, stream=stream, items=batch.unreadable)
+            moved = batch.next_cursor and adapter.cursor_is_newer(
+                batch.next_cursor, cursor.position
+            )
+            if moved:
+                PollCursor.objects.filter(pk=cursor.pk).update(
+                    position=batch.next_cursor, updated_at=timezone.now()
+                )
+        outcome.stored += result.stored
+        outcome.tickets_opened += result.tickets_opened
+        outcome.duplicates += result.duplicates
+        outcome.set_aside += len(result.failed) + len(batch.unreadable)
+    now = timezone.now()
+    updates: dict[str, object] = {
+        "last_polled_at": now,
+        "last_poll_error": "",
+        "next_poll_at": now + poll_interval(),
+    }
+    if rate_limit is not None:
+        updates["rate_limit_remaining"] = rate_limit.remaining
+        updates["rate_limit_reset_at"] = rate_limit.reset_at
+    SocialAccount.objects.filter(pk=account.pk).update(**updates)
+    return outcome
+
+
+def _record_failure(
+    account: SocialAccount, error: str, *, retry_after: float | None = None
+) -> None:
+    now = timezone.now()
+    updates: dict[str, object] = {
+        "last_poll_error": clean_text(error)[:2000],
+        "last_poll_error_at": now,
+        "next_poll_at": now + poll_interval(),
+    }
+    if retry_after:
+        reset = now + timedelta(seconds=retry_after)
+        updates.update(rate_limit_remaining=0, rate_limit_reset_at=reset, next_poll_at=reset)
+    SocialAccount.objects.filter(pk=account.pk).update(**updates)
+
+
+def cursor_position(account: SocialAccount, stream: Stream, key: str = "") -> str:
+    """Where intake has read ``stream`` of ``account`` up to ('' before the first read)."""
+    return (
+        PollCursor.objects.filter(account=account, stream=stream, key=key)
+        .values_list("position", flat=True)
+        .first()
+        or ""
+    )
+
+
+@dataclass(frozen=True)
+class ChannelHealth:
+    account_id: int
+    username: str
+    platform: str
+    last_polled_at: datetime | None
+    last_poll_error: str
+    last_poll_error_at: datetime | None
+
+
+def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
+    """Enabled accounts with no successful poll for a few intervals: intake has stalled there."""
+    now = now or timezone.now()
+    cutoff = now - stale_after(settings.POLL_INTERVAL_SECONDS)
+    stale = SocialAccount.objects.pollable().filter(
+        Q(last_polled_at__lt=cutoff) | Q(last_polled_at__isnull=True, connected_at__lt=cutoff)
+    )
+    return [
+        ChannelHealth(
+            account_id=account.pk,
+            username=account.username,
+            platform=account.platform,
+            last_polled_at=account.last_polled_at,
+            last_poll_error=account.last_poll_error,
+            last_poll_error_at=account.last_poll_error_at,
+        )
+        for account in stale.order_by("pk")[:100]
+    ]

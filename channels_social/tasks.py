@@ -1,19 +1,20 @@
-"""Beat fans out one poll task per enabled account; each task re-fetches and polls once."""
+"""Beat asks every few seconds which accounts are due and sends one poll task for each."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
-from channels_social.models import SocialAccount
-from channels_social.services import account_poll
+from channels_social.services import account_poll, accounts_to_poll, requeue_after
 
 
 @shared_task
-def poll_all_accounts() -> int:
-    ids = list(SocialAccount.objects.pollable().values_list("pk", flat=True))
+def poll_due_accounts() -> int:
+    ids = accounts_to_poll()
+    expires = requeue_after().total_seconds()
     for account_id in ids:
-        poll_account.apply_async((account_id,), expires=settings.POLL_INTERVAL_SECONDS * 0.9)
+        # An expired task frees its account at the same moment the dispatcher would queue it
+        # again, most overdue first, so nothing is dropped for good.
+        poll_account.apply_async((account_id,), expires=expires)
     return len(ids)
 
 

@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "SLA and monitoring"
+
+    def ready(self) -> None:
+        from monitoring import handlers
+
+        handlers.register()

@@ -1,5 +1,6 @@
 """SLA timers: started when a ticket opens, fulfilled by the events that meet them, and swept
-for breaches."""
+for breaches. Driven by ticket events (``monitoring.handlers``); monitoring writes nothing of
+the ticket but its SLA due time (``Ticket.set_sla_due``) and events (``Ticket.record``)."""
 
 from __future__ import annotations
 
@@ -10,40 +11,44 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import Metric, SlaPolicy, SlaTimer, TimerState
+from tickets.events import record_events
+from tickets.models import EventKind, TicketEvent
 
 if TYPE_CHECKING:
     from tickets.models import Ticket
 
 
 def sla_start(*, ticket: Ticket, policy: SlaPolicy | None = None) -> SlaTimer:
-    """Start the new ticket's first-response timer from the organisation's policy."""
-    policy = policy or SlaPolicy.for_org(ticket.organization)
-    timer = SlaTimer.objects.create(
-        organization_id=ticket.organization_id,
-        ticket=ticket,
-        metric=Metric.FIRST_RESPONSE,
-        target_minutes=policy.first_response_minutes,
-        started_at=ticket.opened_at,
-        due_at=policy.first_response_due(ticket.opened_at),
-    )
-    if ticket.first_response_due_at != timer.due_at:
-        ticket.first_response_due_at = timer.due_at
-        ticket.save(update_fields=["first_response_due_at"])
+    """The ticket's first-response timer, started from the organisation's policy if new."""
+    timer = SlaTimer.objects.filter(ticket=ticket, metric=Metric.FIRST_RESPONSE).first()
+    if timer is None:
+        policy = policy or SlaPolicy.for_org(ticket.organization)
+        timer, _ = SlaTimer.objects.get_or_create(
+            ticket=ticket,
+            metric=Metric.FIRST_RESPONSE,
+            defaults={
+                "organization_id": ticket.organization_id,
+                "target_minutes": policy.first_response_minutes,
+                "started_at": ticket.opened_at,
+                "due_at": policy.first_response_due(ticket.opened_at),
+            },
+        )
+        if timer.fulfilled_at is None:
+            ticket.set_sla_due(timer.due_at)
     return timer
 
 
 @transaction.atomic
 def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
     """The brand's first public reply went out at ``at``: the timer is met or breached."""
-    from tickets.models import EventKind
-
+    sla_start(ticket=ticket)
     timer = (
         SlaTimer.objects.select_for_update()
         .filter(ticket=ticket, metric=Metric.FIRST_RESPONSE, fulfilled_at__isnull=True)
         .first()
     )
     if timer is None:
-        return None
+        return None  # fulfilled already: a later reply, or this event delivered again
     timer.fulfilled_at = at
     fields = ["fulfilled_at"]
     met = at <= timer.due_at
@@ -63,15 +68,12 @@ def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | Non
             corrects_breach=corrects_breach,
         )
     timer.save(update_fields=fields)
-    ticket.first_response_due_at = None
-    ticket.save(update_fields=["first_response_due_at"])
+    ticket.set_sla_due(None)
     return timer
 
 
 def sla_sweep_breaches(*, now: datetime | None = None) -> int:
     """Mark every running timer past its due time as breached, once, with an event each."""
-    from tickets.models import EventKind, TicketEvent
-
     now = now or timezone.now()
     with transaction.atomic():
         overdue = list(
@@ -80,15 +82,17 @@ def sla_sweep_breaches(*, now: datetime | None = None) -> int:
         )
         if not overdue:
             return 0
-        TicketEvent.objects.bulk_create(
-            TicketEvent(
-                organization_id=timer.organization_id,
-                ticket_id=timer.ticket_id,
-                kind=EventKind.SLA_BREACHED,
-                at=timer.due_at,
-                data={"metric": timer.metric, "due_at": timer.due_at.isoformat()},
-            )
-            for timer in overdue
+        record_events(
+            [
+                TicketEvent(
+                    organization_id=timer.organization_id,
+                    ticket_id=timer.ticket_id,
+                    kind=EventKind.SLA_BREACHED,
+                    at=timer.due_at,
+                    data={"metric": timer.metric, "due_at": timer.due_at.isoformat()},
+                )
+                for timer in overdue
+            ]
         )
         for timer in overdue:
             timer.state = TimerState.BREACHED

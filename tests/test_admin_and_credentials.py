@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from channels_social.models import SocialAccount
+from channels_social.base import Stream
+from channels_social.models import PollCursor, SocialAccount
 from monitoring.models import SlaPolicy
 from tests.conftest import Persona
 from tests.factories import SocialAccountFactory
@@ -193,9 +194,8 @@ def test_an_account_cannot_be_moved_to_another_organisations_brand(
 
 
 def test_repointing_an_account_starts_it_afresh(staff_admin: Persona) -> None:
-    account = SocialAccountFactory(
-        brand__organization=staff_admin.organization, mentions_since_id="123"
-    )
+    account = SocialAccountFactory(brand__organization=staff_admin.organization)
+    PollCursor.objects.create(account=account, stream=Stream.MENTIONS, position="123")
     response = staff_admin.client().post(
         reverse("admin:channels_social_socialaccount_change", args=[account.pk]),
         {
@@ -209,4 +209,4 @@ def test_repointing_an_account_starts_it_afresh(staff_admin: Persona) -> None:
     assert response.status_code == 302
     old_connected = account.connected_at
     account.refresh_from_db()
-    assert account.mentions_since_id == "" and account.connected_at > old_connected
+    assert not account.cursors.exists() and account.connected_at > old_connected

@@ -1,4 +1,7 @@
-"""The outbox: the only way a reply leaves, claimed once, sent through tweepy to the X sandbox."""
+"""The outbox: the only way a reply leaves, claimed once, sent through tweepy to the X sandbox.
+
+Transactional, so that events reach their handlers after commit (the SLA is met from
+``reply_sent`` by monitoring's handler) as they do in production."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from channels_social.base import OutboundKind, SendTarget
 from channels_social.models import SocialAccount
 from channels_social.services import account_poll
 from monitoring.models import TimerState
@@ -15,12 +19,16 @@ from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, OutboxItem, OutboxState, Status, Step, Ticket
 from tickets.services import (
+    SettleOutcome,
     TransientSendError,
     outbox_flag_interrupted,
     outbox_requeue_lost,
     outbox_send,
+    outbox_settle_uncertain,
     ticket_take_step,
 )
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _ticket_from_a_mention(make_account: Callable[..., SocialAccount], sandbox: XSandbox) -> Ticket:
@@ -29,6 +37,31 @@ def _ticket_from_a_mention(make_account: Callable[..., SocialAccount], sandbox: 
     sandbox.control.post_mention("AcmeCare", "2001", "jo", 4200, "Package lost AGAIN")
     account_poll(account_id=account.pk)
     return Ticket.objects.get()
+
+
+def _queued_reply_without_task(ticket: Ticket, agent: Persona, text: str) -> Message:
+    """The acknowledgement as ticket_take_step leaves it, minus its task: a Celery worker of
+    this test session may be listening, and it must not be a sender in a race test."""
+    root = ticket.root_message
+    assert root is not None
+    message = Message.objects.create(
+        organization=ticket.organization,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind="reply",
+        direction="out",
+        is_public=True,
+        in_reply_to_external_id=root.external_id,
+        author_external_id="1000",
+        author_username="AcmeCare",
+        sent_by=agent.user,
+        step=Step.ACKNOWLEDGE,
+        text=text,
+        created_at=timezone.now(),
+    )
+    OutboxItem.objects.create(organization=ticket.organization, message=message)
+    ticket.take_step(Step.ACKNOWLEDGE, by=agent.user, message=message)
+    return message
 
 
 @pytest.fixture
@@ -99,8 +132,13 @@ def test_permanent_failure_is_recorded_and_not_retried(
     # The ticket is back before the step, with the platform's reason, ready for a new reply.
     ticket.refresh_from_db()
     assert ticket.status == Status.NEW
-    failed = ticket.events.get(kind=EventKind.REPLY_FAILED)
-    assert failed.data["step"] == Step.ACKNOWLEDGE and failed.data["error"]
+    refused = ticket.events.get(kind=EventKind.REPLY_REFUSED)
+    assert refused.data["error"] and refused.data["status"] == 403
+    reopened = ticket.events.get(kind=EventKind.STEP_REOPENED)
+    assert reopened.data["step"] == Step.ACKNOWLEDGE
+    assert reopened.data["cause"] == EventKind.REPLY_REFUSED
+    assert reopened.data["reason"] == refused.data["error"]
+    assert not ticket.events.filter(kind=EventKind.REPLY_FAILED).exists()
     again = ticket_take_step(
         ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi again, sorry!"
     )
@@ -122,7 +160,7 @@ def test_duplicate_text_refused_by_x_reopens_the_step_with_xs_reason(
     assert outbox_send(item_id=second.outbox.pk) == OutboxState.FAILED
     other.refresh_from_db()
     assert other.status == Status.NEW
-    assert "duplicate content" in other.events.get(kind=EventKind.REPLY_FAILED).data["error"]
+    assert "duplicate content" in other.events.get(kind=EventKind.REPLY_REFUSED).data["error"]
 
 
 def test_a_closing_reply_refused_reopens_the_ticket(
@@ -158,6 +196,10 @@ def test_unreachable_platform_is_transient(ticket: Ticket, agent: Persona) -> No
         outbox_send(item_id=message.outbox.pk)
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED
     assert outbox_send(item_id=message.outbox.pk, final_attempt=True) == OutboxState.FAILED
+    # Gave up retrying: its own kind of event, then the step reopens.
+    assert ticket.events.filter(kind=EventKind.REPLY_FAILED).count() == 1
+    assert not ticket.events.filter(kind=EventKind.REPLY_REFUSED).exists()
+    assert ticket.events.get(kind=EventKind.STEP_REOPENED).data["cause"] == EventKind.REPLY_FAILED
 
 
 def test_a_send_interrupted_mid_way_is_flagged_not_resent(
@@ -170,6 +212,7 @@ def test_a_send_interrupted_mid_way_is_flagged_not_resent(
     )
     assert outbox_flag_interrupted() == 1
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.UNCERTAIN
+    assert ticket.events.filter(kind=EventKind.SEND_INTERRUPTED).count() == 1
     assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN
     assert not [r for r in x_sandbox_clean.control.requests_log() if r["method"] == "POST"]
 
@@ -197,31 +240,101 @@ def test_a_retried_item_whose_retry_was_lost_is_found_after_the_longest_wait(
     assert outbox_requeue_lost() == [message.outbox.pk]
 
 
-def test_a_send_that_finishes_after_being_flagged_is_recorded_as_sent(
+def test_a_send_that_finishes_after_being_flagged_records_a_late_result_only(
     ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Housekeeping flagged the item while the (real) platform call was still running."""
-    from tickets import services
+    """Housekeeping took the claim while the (real) platform call was still running."""
+    from tickets.services import outbox as outbox_module
 
     message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
-    real_adapter_for = services.adapter_for
+    real_adapter_for = outbox_module.adapter_for
 
     def adapter_flagged_mid_send(account: SocialAccount):  # type: ignore[no-untyped-def]
         adapter = real_adapter_for(account)
-        send = adapter.send_public_reply
+        send = adapter.send
 
-        def send_then_get_flagged(**kwargs):  # type: ignore[no-untyped-def]
-            sent = send(**kwargs)
-            OutboxItem.objects.filter(pk=message.outbox.pk).update(state=OutboxState.UNCERTAIN)
+        def send_then_get_flagged(*args, **kwargs):  # type: ignore[no-untyped-def]
+            sent = send(*args, **kwargs)
+            OutboxItem.objects.filter(pk=message.outbox.pk).update(
+                claimed_at=timezone.now() - timedelta(minutes=10)
+            )
+            assert outbox_flag_interrupted() == 1
             return sent
 
-        adapter.send_public_reply = send_then_get_flagged  # type: ignore[method-assign]
+        adapter.send = send_then_get_flagged  # type: ignore[method-assign]
         return adapter
 
-    monkeypatch.setattr(services, "adapter_for", adapter_flagged_mid_send)
-    assert outbox_send(item_id=message.outbox.pk) == OutboxState.SENT
+    monkeypatch.setattr(outbox_module, "adapter_for", adapter_flagged_mid_send)
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN
     item = OutboxItem.objects.get(pk=message.outbox.pk)
-    assert item.state == OutboxState.SENT and item.attempts == 1
+    assert item.state == OutboxState.UNCERTAIN and item.attempts == 1
+    late = ticket.events.get(kind=EventKind.LATE_RESULT)
+    assert late.data["outcome"] == "posted" and late.data["external_id"]
+    assert late.data["url"] == f"https://x.com/AcmeCare/status/{late.data['external_id']}"
+    assert not ticket.events.filter(kind=EventKind.REPLY_SENT).exists()
+    assert ticket.sla_timers.get().state == TimerState.ACTIVE
+
+
+def test_settle_race_a_stalled_send_finishing_after_not_posted_changes_nothing(
+    agent: Persona, make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox
+) -> None:
+    """The race as it happened: a send stalls past housekeeping's limit, housekeeping flags it,
+    the agent settles "not posted" (the step reopens), then the stalled send completes. Its
+    late answer is recorded for the agent and moves nothing: no ``reply_sent``, no SLA met,
+    the item stays failed, and the outbox never sends it again."""
+    import threading
+
+    from django.db import connection
+
+    ticket = _ticket_from_a_mention(make_account, x_sandbox_clean)
+    message = _queued_reply_without_task(ticket, agent, "Hi!")
+    x_sandbox_clean.control.inject_delay(4, count=1)  # X posts it, then answers 4 s later
+    results: list[str] = []
+
+    def stalled_send() -> None:
+        try:
+            results.append(outbox_send(item_id=message.outbox.pk))
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=stalled_send)
+    sender.start()
+    for _ in range(100):  # wait until the send is on its way to X
+        if OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.SENDING:
+            break
+        threading.Event().wait(0.02)
+    assert outbox_flag_interrupted(older_than=timedelta(0)) == 1
+    outbox_settle_uncertain(
+        ticket=ticket, message_id=message.pk, by=agent.user, outcome=SettleOutcome.NOT_POSTED
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW  # the step reopened
+    sender.join(timeout=30)
+    assert results == [OutboxState.FAILED]  # the state the settle left, untouched
+
+    item = OutboxItem.objects.get(pk=message.outbox.pk)
+    assert item.state == OutboxState.FAILED
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    kinds = list(ticket.events.values_list("kind", flat=True))
+    assert EventKind.REPLY_SENT not in kinds and EventKind.SLA_MET not in kinds
+    assert kinds[-4:] == [
+        EventKind.SEND_INTERRUPTED,
+        EventKind.SETTLED_NOT_POSTED,
+        EventKind.STEP_REOPENED,
+        EventKind.LATE_RESULT,
+    ]
+    late = ticket.events.get(kind=EventKind.LATE_RESULT)
+    assert late.data["outcome"] == "posted"
+    assert ticket.sla_timers.get().state == TimerState.ACTIVE
+    # Nothing sends it again: redelivered tasks find it settled.
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.FAILED
+    posts = [
+        r
+        for r in x_sandbox_clean.control.requests_log()
+        if r["method"] == "POST" and r["path"] == "/2/tweets"
+    ]
+    assert len(posts) == 1
 
 
 @pytest.mark.parametrize("fault", ["delay", "drop"])
@@ -240,13 +353,12 @@ def test_a_write_whose_answer_never_came_is_uncertain_and_not_resent(
     assert outbox_send(item_id=dm.outbox.pk) == OutboxState.UNCERTAIN
     assert outbox_send(item_id=dm.outbox.pk) == OutboxState.UNCERTAIN  # a re-delivered task
     assert [e["text"] for e in x_sandbox_clean.control.dm_events("2001")] == ["DM us?"]
-    failed = ticket.events.get(kind=EventKind.REPLY_FAILED)
-    assert "may have been posted" in failed.data["error"]
+    uncertain = ticket.events.get(kind=EventKind.REPLY_UNCERTAIN)
+    assert uncertain.data["error"]
     ticket.refresh_from_db()
     assert ticket.status == Status.OFFLINE  # most likely it went out: the step stands
 
 
-@pytest.mark.django_db(transaction=True)
 def test_two_senders_racing_for_one_item_post_it_once(
     agent: Persona, make_account: Callable[..., SocialAccount], x_sandbox_clean: XSandbox
 ) -> None:
@@ -256,26 +368,7 @@ def test_two_senders_racing_for_one_item_post_it_once(
     from django.db import connection
 
     ticket = _ticket_from_a_mention(make_account, x_sandbox_clean)
-    # The queued reply as ticket_take_step leaves it, minus its task: a Celery worker of this
-    # test session may be listening, and it must not be a third sender here.
-    root = ticket.root_message
-    assert root is not None
-    message = Message.objects.create(
-        organization=ticket.organization,
-        ticket=ticket,
-        platform=ticket.platform,
-        kind="reply",
-        direction="out",
-        is_public=True,
-        in_reply_to_external_id=root.external_id,
-        author_external_id="1000",
-        author_username="AcmeCare",
-        sent_by=agent.user,
-        step=Step.ACKNOWLEDGE,
-        text="On it!",
-        created_at=timezone.now(),
-    )
-    OutboxItem.objects.create(organization=ticket.organization, message=message)
+    message = _queued_reply_without_task(ticket, agent, "On it!")
     start = threading.Barrier(2)
     results: list[str] = []
 
@@ -308,8 +401,10 @@ def test_duplicate_refusal_after_an_earlier_attempt_is_uncertain_not_failed(
     from channels_social.registry import adapter_for
 
     message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
-    adapter_for(ticket.social_account).send_public_reply(
-        text="On it!", in_reply_to_external_id=message.in_reply_to_external_id
+    adapter_for(ticket.social_account).send(
+        OutboundKind.PUBLIC_REPLY,
+        SendTarget(in_reply_to_external_id=message.in_reply_to_external_id),
+        "On it!",
     )  # the lost first attempt
     OutboxItem.objects.filter(pk=message.outbox.pk).update(attempts=1)
     assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN

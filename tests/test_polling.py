@@ -1,5 +1,5 @@
 """Polling a handle through the real tweepy client against the X sandbox; each mention stored
-once."""
+once. Transactional: SLA timers start from the ``opened`` event after commit, as in production."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels_social.base import MentionBatch
-from channels_social.models import SocialAccount
-from channels_social.services import account_poll
-from channels_social.tasks import poll_all_accounts
+from channels_social.base import Stream
+from channels_social.models import PollCursor, SocialAccount
+from channels_social.services import account_poll, cursor_position
+from channels_social.tasks import poll_due_accounts
 from channels_social.x.adapter import XAdapter
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, Priority, Status, Ticket
 from tickets.services import ingest_posts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _cursor(account: SocialAccount) -> str:
+    return cursor_position(account, Stream.MENTIONS)
 
 
 @pytest.fixture
@@ -52,8 +58,7 @@ def test_poll_creates_tickets_and_advances_the_cursor(
     )
 
     assert account_poll(account_id=account.pk).startswith("ok: 2 new, 2 tickets")
-    account.refresh_from_db()
-    assert account.mentions_since_id == second["id"]
+    assert _cursor(account) == second["id"]
     tickets = {t.customer_username: t for t in Ticket.objects.for_org(account.organization)}
     assert set(tickets) == {"jo", "bigvoice"}
     loud = tickets["bigvoice"]
@@ -77,13 +82,13 @@ def test_re_polling_the_same_page_changes_nothing(
 ) -> None:
     _mention(x_sandbox_clean, "My refund never arrived")
     _mention(x_sandbox_clean, "Still waiting on that refund", author="2003", name="sam")
-    batch = XAdapter(account).fetch_mentions(since_id=None)
+    batch = XAdapter(account).fetch(Stream.MENTIONS, cursor=None)
     assert len(batch.posts) == 2
-    first = ingest_posts(account=account, batch=batch)
+    first = ingest_posts(account, batch.posts)
     counts = (Ticket.objects.count(), Message.objects.count())
-    again = ingest_posts(account=account, batch=batch)  # the same page delivered again
-    assert (first.messages_created, first.tickets_created) == (2, 2)
-    assert (again.messages_created, again.tickets_created, again.duplicates) == (0, 0, 2)
+    again = ingest_posts(account, batch.posts)  # the same page delivered again
+    assert (first.stored, first.tickets_opened) == (2, 2)
+    assert (again.stored, again.tickets_opened, again.duplicates) == (0, 0, 2)
     assert (Ticket.objects.count(), Message.objects.count()) == counts
 
 
@@ -112,19 +117,18 @@ def test_many_mentions_across_pages_arrive_oldest_first(
     assert account_poll(account_id=account.pk).startswith("ok: 130 new, 130 tickets")
     stored = list(Message.objects.order_by("pk").values_list("external_id", flat=True))
     assert stored == ids
-    account.refresh_from_db()
-    assert account.mentions_since_id == ids[-1]
+    assert _cursor(account) == ids[-1]
 
 
 def test_failed_fetch_keeps_the_cursor_and_records_the_error(
     account: SocialAccount, x_sandbox_clean: XSandbox
 ) -> None:
-    account.mentions_since_id = "5"
-    account.save()
+    PollCursor.objects.create(account=account, stream=Stream.MENTIONS, position="5")
     x_sandbox_clean.control.inject_faults(status=503, count=1)
     assert account_poll(account_id=account.pk).startswith("error:")
     account.refresh_from_db()
-    assert account.mentions_since_id == "5" and account.last_poll_error
+    assert _cursor(account) == "5" and account.last_poll_error
+    assert account.last_poll_error_at is not None and account.last_polled_at is None
     assert account.poll_lease_until is None  # the lease is released for the next poll
 
 
@@ -182,8 +186,7 @@ def test_first_poll_skips_mentions_from_before_the_handle_was_connected(
     result = account_poll(account_id=account.pk)
     assert result.startswith("ok: 1 new, 1 tickets") and "1 from before" in result
     assert list(Message.objects.values_list("external_id", flat=True)) == [new["id"]]
-    account.refresh_from_db()
-    assert account.mentions_since_id == new["id"]
+    assert _cursor(account) == new["id"]
     # Later polls take everything past the cursor, whatever its stated time.
     later = _mention(x_sandbox_clean, "Backdated but new", created_at="2026-01-06T10:00:00Z")
     assert account_poll(account_id=account.pk).startswith("ok: 1 new")
@@ -201,7 +204,7 @@ def test_closed_ticket_does_not_swallow_a_new_post(
     assert Ticket.objects.count() == 2
 
 
-def test_poll_all_fans_out_to_enabled_accounts_only(
+def test_beat_queues_due_enabled_accounts_once(
     make_account: Callable[..., SocialAccount], settings: object
 ) -> None:
     enabled = make_account()
@@ -209,7 +212,9 @@ def test_poll_all_fans_out_to_enabled_accounts_only(
     from unittest import mock
 
     with mock.patch("channels_social.tasks.poll_account.apply_async") as enqueue:
-        assert poll_all_accounts() == 1
+        assert poll_due_accounts() == 1
+        # Queued and not yet started: the next tick does not queue it a second time.
+        assert poll_due_accounts() == 0
     enqueue.assert_called_once()
     assert enqueue.call_args.args[0] == (enabled.pk,)
 
@@ -229,8 +234,7 @@ def test_ingest_keeps_org_separation_for_the_same_post(
         author=Author(external_id="7", username="u"),
         kind="post",
     )
-    batch = MentionBatch(posts=[post], newest_id="999")
-    ingest_posts(account=ours, batch=batch)
-    ingest_posts(account=theirs, batch=batch)
+    ingest_posts(ours, [post])
+    ingest_posts(theirs, [post])
     assert Ticket.objects.for_org(ours.organization).count() == 1
     assert Ticket.objects.for_org(theirs.organization).count() == 1

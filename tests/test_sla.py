@@ -31,7 +31,7 @@ def test_timer_due_time_follows_the_org_policy(org: Organization) -> None:
     ticket = _ticket(org)
     timer = ticket.sla_timers.get()
     assert timer.due_at - timer.started_at == timedelta(minutes=15)
-    assert ticket.first_response_due_at == timer.due_at
+    assert ticket.sla_due_at == timer.due_at
     assert timer.state == TimerState.ACTIVE
 
 
@@ -45,7 +45,7 @@ def test_reply_before_due_is_met_and_recorded(org: Organization) -> None:
     event = ticket.events.get(kind=EventKind.SLA_MET)
     assert event.data["metric"] == "first_response"
     ticket.refresh_from_db()
-    assert ticket.first_response_due_at is None
+    assert ticket.sla_due_at is None
 
 
 def test_reply_after_due_is_breached(org: Organization) -> None:

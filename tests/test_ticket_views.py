@@ -211,10 +211,11 @@ def test_a_refused_reply_shows_the_platforms_reason_above_the_reopened_step(
     message = ticket_take_step(ticket=ticket, step="acknowledge", by=agent.user, text="Hi!")
     OutboxItem.objects.update(state="failed")
     ticket.refresh_from_db()
-    ticket.undo_step(
+    ticket.reopen_step(
         "acknowledge",
         message=message,
-        error="You are not allowed to create a Tweet with duplicate content.",
+        reason="You are not allowed to create a Tweet with duplicate content.",
+        cause="reply_refused",
     )
     body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
     assert "refused the last reply: You are not allowed to create a Tweet with duplicate" in body
@@ -250,16 +251,18 @@ def _uncertain_reply(agent: Persona) -> tuple[Ticket, Message]:
     return ticket, message
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_uncertain_reply_confirmed_as_posted_counts_as_delivered(agent: Persona) -> None:
     from monitoring.models import TimerState
 
     ticket, message = _uncertain_reply(agent)
+    handle = ticket.social_account.username
     client = agent.client()
     page = client.get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
     assert "It was posted" in page and "It was not posted" in page
     response = client.post(
         reverse("tickets:settle", args=[ticket.pk, message.pk]),
-        {"outcome": "posted", "post": "https://x.com/AcmeCare/status/1861234567890123456?s=20"},
+        {"outcome": "posted", "post": f"https://x.com/{handle}/status/1861234567890123456?s=20"},
     )
     assert response.status_code == 302
     message.refresh_from_db()
@@ -285,11 +288,50 @@ def test_an_uncertain_reply_not_posted_reopens_its_step(agent: Persona) -> None:
     assert message.outbox.state == "failed"
 
 
-def test_settling_needs_a_post_id_and_belongs_to_the_org(agent: Persona, outsider: Persona) -> None:
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"post": "https://x.com/{handle}/status/123"}, "Say what you found on the platform"),
+        ({"outcome": "maybe"}, "Say what you found on the platform"),
+        ({"outcome": "posted", "post": "it's there"}, "That is not a link to a post on X"),
+        ({"outcome": "posted", "post": ""}, "Paste the post&#x27;s link"),
+        (
+            {"outcome": "posted", "post": "https://x.com/someone_else/status/1861234567890123456"},
+            "That link is a post by @someone_else, not by @{handle}",
+        ),
+        (
+            # 25 digits: never silently cut to the last 20.
+            {
+                "outcome": "posted",
+                "post": "https://x.com/{handle}/status/1234567890123456789012345",
+            },
+            "is not a whole X post id",
+        ),
+        ({"outcome": "posted", "post": "1234567890123456789012345"}, "too long for an X post id"),
+        (
+            {"outcome": "posted", "post": "https://evil.example/{handle}/status/123"},
+            "That is not a link to a post on X",
+        ),
+    ],
+)
+def test_settling_needs_an_explicit_answer_and_the_brands_own_post(
+    agent: Persona, form: dict[str, str], error: str
+) -> None:
+    ticket, message = _uncertain_reply(agent)
+    handle = ticket.social_account.username
+    url = reverse("tickets:settle", args=[ticket.pk, message.pk])
+    sent = {key: value.format(handle=handle) for key, value in form.items()}
+    bad = agent.client().post(url, sent)
+    assert bad.status_code == 422
+    assert error.format(handle=handle) in bad.content.decode()
+    message.refresh_from_db()
+    assert message.outbox.state == "uncertain" and message.external_id == ""
+    assert not ticket.events.filter(kind__in=["reply_sent", "settled_not_posted"]).exists()
+
+
+def test_settling_belongs_to_the_org(agent: Persona, outsider: Persona) -> None:
     ticket, message = _uncertain_reply(agent)
     url = reverse("tickets:settle", args=[ticket.pk, message.pk])
-    bad = agent.client().post(url, {"outcome": "posted", "post": "it's there"})
-    assert bad.status_code == 422 and "Paste the post" in bad.content.decode()
     assert outsider.client().post(url, {"outcome": "not_posted"}).status_code == 404
     message.refresh_from_db()
     assert message.outbox.state == "uncertain"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels_social.base import ChannelError
+from channels_social.base import ChannelError, OutboundKind, SendTarget, Stream
 from channels_social.models import SocialAccount
 from channels_social.x.adapter import XAdapter
 from channels_social.x.client import XTransport, build_client
@@ -58,9 +58,9 @@ def mention_calls(sandbox: XSandbox) -> list[dict]:
 
 def test_fetch_follows_pages_and_returns_oldest_first(sandbox: XSandbox, adapter: XAdapter) -> None:
     ids = inject_mentions(sandbox, 230)
-    batch = adapter.fetch_mentions(since_id=None)
+    batch = adapter.fetch(Stream.MENTIONS, cursor=None)
     assert [post.external_id for post in batch.posts] == ids
-    assert batch.newest_id == ids[-1]
+    assert batch.next_cursor == ids[-1]
     calls = mention_calls(sandbox)
     assert len(calls) == 3
     assert "pagination_token" not in calls[0]["query"]
@@ -75,7 +75,7 @@ def test_fetch_follows_pages_and_returns_oldest_first(sandbox: XSandbox, adapter
 
 def test_fetch_stops_at_eight_pages(sandbox: XSandbox, adapter: XAdapter) -> None:
     ids = inject_mentions(sandbox, 850)
-    batch = adapter.fetch_mentions(since_id=None)
+    batch = adapter.fetch(Stream.MENTIONS, cursor=None)
     assert len(batch.posts) == 800
     assert batch.posts[-1].external_id == ids[-1]
     assert len(mention_calls(sandbox)) == 8
@@ -83,12 +83,12 @@ def test_fetch_stops_at_eight_pages(sandbox: XSandbox, adapter: XAdapter) -> Non
 
 def test_fetch_since_id(sandbox: XSandbox, adapter: XAdapter) -> None:
     ids = inject_mentions(sandbox, 5)
-    batch = adapter.fetch_mentions(since_id=ids[2])
+    batch = adapter.fetch(Stream.MENTIONS, cursor=ids[2])
     assert [post.external_id for post in batch.posts] == ids[3:]
     assert mention_calls(sandbox)[0]["query"]["since_id"] == [ids[2]]
-    empty = adapter.fetch_mentions(since_id=ids[-1])
+    empty = adapter.fetch(Stream.MENTIONS, cursor=ids[-1])
     assert empty.posts == []
-    assert empty.newest_id is None
+    assert empty.next_cursor is None
 
 
 def test_fetch_maps_posts_replies_and_authors(sandbox: XSandbox, adapter: XAdapter) -> None:
@@ -98,7 +98,7 @@ def test_fetch_maps_posts_replies_and_authors(sandbox: XSandbox, adapter: XAdapt
     follow_up = sandbox.control.post_mention(
         "AcmeCare", "7001", "dana_k", 2_345, "hello??", in_reply_to=first["id"]
     )
-    post, reply = adapter.fetch_mentions(since_id=None).posts
+    post, reply = adapter.fetch(Stream.MENTIONS, cursor=None).posts
     assert post.external_id == first["id"]
     assert post.kind == "post"
     assert post.text == "@AcmeCare my order is late"
@@ -117,8 +117,10 @@ def test_fetch_maps_posts_replies_and_authors(sandbox: XSandbox, adapter: XAdapt
 
 def test_send_public_reply(sandbox: XSandbox, adapter: XAdapter) -> None:
     customer = sandbox.control.post_mention("AcmeCare", "7001", "dana_k", 10, "late again")
-    sent = adapter.send_public_reply(
-        text="@dana_k Sorry Dana, we're on it.", in_reply_to_external_id=customer["id"]
+    sent = adapter.send(
+        OutboundKind.PUBLIC_REPLY,
+        SendTarget(in_reply_to_external_id=customer["id"]),
+        "@dana_k Sorry Dana, we're on it.",
     )
     assert sent.conversation_id == ""
     stored = sandbox.control.get_tweet(sent.external_id)
@@ -129,8 +131,10 @@ def test_send_public_reply(sandbox: XSandbox, adapter: XAdapter) -> None:
 
 def test_send_private_message(sandbox: XSandbox, adapter: XAdapter) -> None:
     sandbox.control.upsert_user(id="7001", username="dana_k")
-    sent = adapter.send_private_message(
-        text="Hi Dana, your order number?", recipient_external_id="7001"
+    sent = adapter.send(
+        OutboundKind.PRIVATE_MESSAGE,
+        SendTarget(recipient_external_id="7001"),
+        "Hi Dana, your order number?",
     )
     assert sent.conversation_id == "1000-7001"
     (event,) = sandbox.control.dm_events("7001")
@@ -140,19 +144,25 @@ def test_send_private_message(sandbox: XSandbox, adapter: XAdapter) -> None:
 
 def test_platform_refusals_are_permanent(sandbox: XSandbox, adapter: XAdapter) -> None:
     customer = sandbox.control.post_mention("AcmeCare", "7001", "dana_k", 10, "late again")
-    adapter.send_public_reply(text="On it!", in_reply_to_external_id=customer["id"])
+    adapter.send(
+        OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=customer["id"]), "On it!"
+    )
     with pytest.raises(ChannelError) as duplicate:
-        adapter.send_public_reply(text="On it!", in_reply_to_external_id=customer["id"])
+        adapter.send(
+            OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=customer["id"]), "On it!"
+        )
     assert duplicate.value.permanent
     assert duplicate.value.status == 403
     assert "duplicate content" in str(duplicate.value)
     with pytest.raises(ChannelError) as too_long:
-        adapter.send_public_reply(text="a" * 281, in_reply_to_external_id=customer["id"])
+        adapter.send(
+            OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=customer["id"]), "a" * 281
+        )
     assert too_long.value.permanent
     assert too_long.value.status == 400
     assert "281" in str(too_long.value)
     with pytest.raises(ChannelError) as gone:
-        adapter.send_public_reply(text="Hello", in_reply_to_external_id="42")
+        adapter.send(OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id="42"), "Hello")
     assert gone.value.permanent
     assert gone.value.status == 400
 
@@ -160,9 +170,13 @@ def test_platform_refusals_are_permanent(sandbox: XSandbox, adapter: XAdapter) -
 def test_rate_limit_is_transient_with_retry_after(sandbox: XSandbox, adapter: XAdapter) -> None:
     sandbox.app.configure_rate_limits({"create_tweet": 1})
     customer = sandbox.control.post_mention("AcmeCare", "7001", "dana_k", 10, "late again")
-    adapter.send_public_reply(text="One", in_reply_to_external_id=customer["id"])
+    adapter.send(
+        OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=customer["id"]), "One"
+    )
     with pytest.raises(ChannelError) as error:
-        adapter.send_public_reply(text="Two", in_reply_to_external_id=customer["id"])
+        adapter.send(
+            OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=customer["id"]), "Two"
+        )
     assert error.value.permanent is False
     assert error.value.status == 429
     assert error.value.retry_after is not None
@@ -172,7 +186,7 @@ def test_rate_limit_is_transient_with_retry_after(sandbox: XSandbox, adapter: XA
 def test_server_error_is_transient(sandbox: XSandbox, adapter: XAdapter) -> None:
     sandbox.app.inject_faults(503)
     with pytest.raises(ChannelError) as error:
-        adapter.fetch_mentions(since_id=None)
+        adapter.fetch(Stream.MENTIONS, cursor=None)
     assert error.value.permanent is False
     assert error.value.status == 503
 
@@ -183,7 +197,7 @@ def test_connection_refused_is_transient() -> None:
         port = probe.getsockname()[1]
     adapter = XAdapter(make_account(f"http://127.0.0.1:{port}"))
     with pytest.raises(ChannelError) as error:
-        adapter.fetch_mentions(since_id=None)
+        adapter.fetch(Stream.MENTIONS, cursor=None)
     assert error.value.permanent is False
     assert "secret" not in str(error.value)
 
@@ -191,7 +205,7 @@ def test_connection_refused_is_transient() -> None:
 def test_bad_credentials_are_permanent_and_never_leak(sandbox: XSandbox) -> None:
     adapter = XAdapter(make_account(sandbox.url, **{**SECRETS, "access_token": "999-at-secret"}))
     with pytest.raises(ChannelError) as error:
-        adapter.fetch_mentions(since_id=None)
+        adapter.fetch(Stream.MENTIONS, cursor=None)
     assert error.value.permanent
     assert error.value.status == 401
     assert "secret" not in str(error.value)
@@ -203,11 +217,11 @@ def test_bearer_only_account_reads_but_cannot_post(
     inject_mentions(sandbox, 2)
     adapter = XAdapter(make_account(sandbox.url, bearer_token="bearer-secret-value"))
     with caplog.at_level(logging.DEBUG, logger="tweepy.client"):
-        assert len(adapter.fetch_mentions(since_id=None).posts) == 2
+        assert len(adapter.fetch(Stream.MENTIONS, cursor=None).posts) == 2
     assert mention_calls(sandbox)[0]["auth"] == "bearer"
     assert "bearer-secret-value" not in caplog.text
     with pytest.raises(ChannelError) as error:
-        adapter.send_public_reply(text="hi", in_reply_to_external_id="1")
+        adapter.send(OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id="1"), "hi")
     assert error.value.permanent
     assert error.value.status == 403
 
@@ -217,7 +231,7 @@ def test_user_context_credentials_never_reach_the_logs(
 ) -> None:
     inject_mentions(sandbox, 1)
     with caplog.at_level(logging.DEBUG):
-        adapter.fetch_mentions(since_id=None)
+        adapter.fetch(Stream.MENTIONS, cursor=None)
     assert caplog.records  # tweepy and urllib3 did log at DEBUG
     assert "secret-value" not in caplog.text
 
@@ -225,7 +239,7 @@ def test_user_context_credentials_never_reach_the_logs(
 def test_account_without_credentials_is_a_permanent_error(sandbox: XSandbox) -> None:
     account = SocialAccount(external_id=BRAND_ID, username="AcmeCare", api_base_url=sandbox.url)
     with pytest.raises(ChannelError) as error:
-        XAdapter(account).fetch_mentions(since_id=None)
+        XAdapter(account).fetch(Stream.MENTIONS, cursor=None)
     assert error.value.permanent
 
 
@@ -264,4 +278,5 @@ def test_client_uses_the_configured_timeout(sandbox: XSandbox, settings) -> None
     ],
 )
 def test_text_problem(public: bool, text: str, problem: str | None) -> None:
-    assert XAdapter.text_problem(public=public, text=text) == problem
+    kind = OutboundKind.PUBLIC_REPLY if public else OutboundKind.PRIVATE_MESSAGE
+    assert XAdapter.text_problem(kind, text) == problem

@@ -20,6 +20,7 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from channels_social.base import OutboundKind, SendTarget, Stream
 from channels_social.models import SocialAccount
 from channels_social.sandbox.x.shapes import INJECTABLE_STATUSES
 from channels_social.x.adapter import XAdapter
@@ -270,12 +271,16 @@ def test_every_request_the_adapter_sends_is_in_the_spec(sandbox: XSandbox) -> No
         },
     )
     adapter = XAdapter(account)
-    batch = adapter.fetch_mentions(since_id=None)
-    adapter.fetch_mentions(since_id=batch.newest_id)
-    adapter.fetch_mentions(since_id=ids[100])
-    adapter.send_public_reply(text="Sorry Dana! 🙏", in_reply_to_external_id=ids[0])
-    adapter.send_private_message(
-        text="Could you DM us your order number?", recipient_external_id="2001"
+    batch = adapter.fetch(Stream.MENTIONS, cursor=None)
+    adapter.fetch(Stream.MENTIONS, cursor=batch.next_cursor)
+    adapter.fetch(Stream.MENTIONS, cursor=ids[100])
+    adapter.send(
+        OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=ids[0]), "Sorry Dana! 🙏"
+    )
+    adapter.send(
+        OutboundKind.PRIVATE_MESSAGE,
+        SendTarget(recipient_external_id="2001"),
+        "Could you DM us your order number?",
     )
     adapter.client.get_me(user_fields=["public_metrics"])
     bearer = XAdapter(
@@ -286,7 +291,7 @@ def test_every_request_the_adapter_sends_is_in_the_spec(sandbox: XSandbox) -> No
             credentials={"bearer_token": "app"},
         )
     )
-    bearer.fetch_mentions(since_id=ids[140])
+    bearer.fetch(Stream.MENTIONS, cursor=ids[140])
 
     log = sandbox.control.requests_log()
     assert {(e["method"], e["path"]) for e in log} >= {

@@ -24,10 +24,14 @@ def _test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(
     django_db_setup: None, django_db_blocker: object
 ) -> Iterator[subprocess.Popen[str]]:
+    """One worker per test module that asks for it, stopped after the module: tests elsewhere
+    send outbox items by hand and must not race a worker for them. Tasks queued meanwhile by
+    other modules (their items long gone) are purged first."""
+    _purge_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),

@@ -2,14 +2,15 @@
 
 A ticket walks the four care steps in order: acknowledge (public reply), take offline (DM),
 resolve (private resolution message), close out (public reply). Each step is a model method that
-checks the current state and writes a ``TicketEvent``; the event log is the single history from
-which SLA timers and reports are derived.
+checks the current state and records a ``TicketEvent`` through ``Ticket.record``; the event log
+is the single history from which SLA timers and reports are derived, and each event is published
+after commit to the handlers other apps register (``tickets.events``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -47,14 +48,19 @@ class Step(models.TextChoices):
     CLOSE_OUT = "close_out", "Close out"
 
 
-# step -> (status it requires, status it leads to, the reply is public?)
-STEP_RULES: dict[str, tuple[str, str, bool]] = {
-    Step.ACKNOWLEDGE: (Status.NEW, Status.ACKNOWLEDGED, True),
-    Step.TAKE_OFFLINE: (Status.ACKNOWLEDGED, Status.OFFLINE, False),
-    Step.RESOLVE: (Status.OFFLINE, Status.RESOLVED, False),
-    Step.CLOSE_OUT: (Status.RESOLVED, Status.CLOSED, True),
+class StepRule(NamedTuple):
+    requires: str  # the status the ticket must be in
+    leads_to: str  # the status it is in once the step is taken
+    public: bool  # the step's reply goes on the public thread (else privately)
+
+
+STEP_RULES: dict[str, StepRule] = {
+    Step.ACKNOWLEDGE: StepRule(Status.NEW, Status.ACKNOWLEDGED, public=True),
+    Step.TAKE_OFFLINE: StepRule(Status.ACKNOWLEDGED, Status.OFFLINE, public=False),
+    Step.RESOLVE: StepRule(Status.OFFLINE, Status.RESOLVED, public=False),
+    Step.CLOSE_OUT: StepRule(Status.RESOLVED, Status.CLOSED, public=True),
 }
-NEXT_STEP: dict[str, str] = {required: step for step, (required, _, _) in STEP_RULES.items()}
+NEXT_STEP: dict[str, str] = {rule.requires: step for step, rule in STEP_RULES.items()}
 
 
 class Priority(models.IntegerChoices):
@@ -82,10 +88,8 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
         return self.filter(status__in=OPEN_STATUSES)
 
     def inbox_order(self) -> TicketQuerySet:
-        """Most urgent first; within a priority, the one whose first response is due soonest."""
-        return self.order_by(
-            "priority", models.F("first_response_due_at").asc(nulls_last=True), "opened_at"
-        )
+        """Most urgent first; within a priority, the one whose SLA target is due soonest."""
+        return self.order_by("priority", models.F("sla_due_at").asc(nulls_last=True), "opened_at")
 
 
 class Ticket(models.Model):
@@ -112,8 +116,9 @@ class Ticket(models.Model):
     root_message = models.ForeignKey(
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Denormalised from the first-response SLA timer for the inbox order (kept by monitoring).
-    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    # The soonest due time of the ticket's running SLA timers, for the inbox order. Kept by
+    # the app that owns the timers (monitoring), through ``set_sla_due``.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
 
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -127,15 +132,15 @@ class Ticket(models.Model):
     class Meta:
         indexes = [
             models.Index(
-                fields=["organization", "status", "priority", "first_response_due_at"],
+                fields=["organization", "status", "priority", "sla_due_at"],
                 name="ticket_inbox_idx",
             ),
             models.Index(
                 fields=["organization", "platform", "conversation_id"], name="ticket_thread_idx"
             ),
-            # Threading a new post: the customer's open tickets on this handle.
+            # Threading a new post: the customer's open tickets on any of the org's handles.
             models.Index(
-                fields=["social_account", "customer_external_id", "status"],
+                fields=["organization", "platform", "customer_external_id", "status"],
                 name="ticket_customer_idx",
             ),
         ]
@@ -160,35 +165,36 @@ class Ticket(models.Model):
         at: datetime | None = None,
         **data: Any,
     ) -> TicketEvent:
-        return TicketEvent.objects.create(
-            organization_id=self.organization_id,
-            ticket=self,
-            kind=kind,
-            actor=actor,
-            message=message,
-            at=at or timezone.now(),
-            data=data,
-        )
+        """Append one event to the ticket's history; it is published once the transaction
+        commits (``tickets.events``)."""
+        from tickets.events import record_event
+
+        return record_event(self, kind, actor=actor, message=message, at=at, data=data)
+
+    def set_sla_due(self, due_at: datetime | None) -> None:
+        if self.sla_due_at != due_at:
+            self.sla_due_at = due_at
+            Ticket.objects.filter(pk=self.pk).update(sla_due_at=due_at)
 
     def check_step(self, step: str) -> bool:
         """Raise StepError unless ``step`` is the next one; return whether its reply is public."""
         try:
-            required, _target, public = STEP_RULES[step]
+            rule = STEP_RULES[step]
         except KeyError:
             raise StepError(f"There is no care step called {step!r}.") from None
-        if self.status != required:
+        if self.status != rule.requires:
             if self.next_step is None:
                 raise StepError("This ticket is closed out; there is no step left.")
             raise StepError(
                 f"This ticket is {self.get_status_display().lower()}: "
                 f"the next step is {Step(self.next_step).label}, not {Step(step).label}."
             )
-        return public
+        return rule.public
 
     def take_step(self, step: str, *, by: User, message: Message | None) -> TicketEvent:
         """Move the ticket one care step forward; refuse (StepError) a step out of order."""
         self.check_step(step)
-        target = STEP_RULES[step][1]
+        target = STEP_RULES[step].leads_to
         self.status = target
         fields = ["status", "updated_at"]
         if target == Status.CLOSED:
@@ -197,19 +203,24 @@ class Ticket(models.Model):
         self.save(update_fields=fields)
         return self.record(step, actor=by, message=message)
 
-    def undo_step(self, step: str, *, message: Message, error: str) -> TicketEvent:
-        """The step's reply was refused for good: go back to before the step, and say why.
+    def reopen_step(
+        self, step: str, *, message: Message, reason: str, cause: str
+    ) -> TicketEvent | None:
+        """The step's reply did not go out: go back to before the step, and say why.
 
-        The agent sees the step's form again with the platform's reason, and can send a new
-        reply. Only the latest step can be undone (a step waits for its reply's delivery).
+        The agent sees the step's form again with the reason (and their text), and can send a
+        new reply; ``cause`` is the kind of the event that made it go back. Only the latest step
+        can reopen (a step waits for its reply's delivery); if the ticket has moved on, nothing
+        changes and None is returned.
         """
-        required, target, _public = STEP_RULES[step]
-        if self.status == target:
-            self.status = required
-            self.closed_at = None
-            self.save(update_fields=["status", "closed_at", "updated_at"])
+        rule = STEP_RULES[step]
+        if self.status != rule.leads_to:
+            return None
+        self.status = rule.requires
+        self.closed_at = None
+        self.save(update_fields=["status", "closed_at", "updated_at"])
         return self.record(
-            EventKind.REPLY_FAILED, message=message, error=error, step=step, reopened_step=True
+            EventKind.STEP_REOPENED, message=message, step=step, reason=reason, cause=cause
         )
 
     def acknowledge(self, *, by: User, message: Message) -> TicketEvent:
@@ -293,14 +304,17 @@ class OutboxState(models.TextChoices):
 class OutboxItem(models.Model):
     """An outbound message waiting to be sent, sent, or failed: the only way a reply leaves.
 
-    A sender claims an item by moving it from queued to sending in one UPDATE; only the claimant
-    calls the platform. An item found still ``sending`` after a crash is marked ``uncertain``
-    and never re-sent blindly, so a crash never posts twice.
+    A sender claims an item by moving it from queued to sending in one UPDATE that also sets a
+    fresh ``claim_token``; only the claimant calls the platform, and only it may record the
+    outcome. An item found still ``sending`` after a crash is marked ``uncertain`` and never
+    re-sent blindly, so a crash never posts twice.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="outbox")
     state = models.CharField(max_length=16, choices=OutboxState.choices, default=OutboxState.QUEUED)
+    # A new token with every claim: only the sender holding the current one records an outcome.
+    claim_token = models.UUIDField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -317,6 +331,8 @@ class OutboxItem(models.Model):
 
 
 class EventKind(models.TextChoices):
+    """One kind per fact, so the timeline and every report read it without guessing."""
+
     OPENED = "opened", "Opened"
     MESSAGE_RECEIVED = "message_received", "Customer wrote"
     ACKNOWLEDGE = "acknowledge", "Acknowledged"
@@ -324,7 +340,18 @@ class EventKind(models.TextChoices):
     RESOLVE = "resolve", "Resolved"
     CLOSE_OUT = "close_out", "Closed out"
     REPLY_SENT = "reply_sent", "Reply delivered"
-    REPLY_FAILED = "reply_failed", "Reply failed"
+    # The platform said no, for good (a 4xx such as X's duplicate-content refusal).
+    REPLY_REFUSED = "reply_refused", "Reply refused by the platform"
+    # Retryable failures went on until the outbox gave up.
+    REPLY_FAILED = "reply_failed", "Reply failed after retries"
+    # The request went out and no answer came back: it may or may not be on the platform.
+    REPLY_UNCERTAIN = "reply_uncertain", "Reply may not have been posted"
+    # Housekeeping found a send that a stopped worker left half done.
+    SEND_INTERRUPTED = "send_interrupted", "Sending was interrupted"
+    SETTLED_NOT_POSTED = "settled_not_posted", "Checked: the reply was not posted"
+    STEP_REOPENED = "step_reopened", "Step reopened"
+    # A send whose claim was taken away (it stalled) finished anyway; nothing else changes.
+    LATE_RESULT = "late_result", "Late answer from the platform"
     SLA_MET = "sla_met", "SLA met"
     SLA_BREACHED = "sla_breached", "SLA breached"
 
@@ -345,14 +372,24 @@ class TicketEvent(models.Model):
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
-    at = models.DateTimeField(default=timezone.now)
+    at = models.DateTimeField(default=timezone.now, help_text="When it happened.")
     data = models.JSONField(default=dict, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now, help_text="When it was written.")
+    # Set once every handler has run; events left unset are delivered again by a sweep.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     objects = TicketEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["at", "pk"]
-        indexes = [models.Index(fields=["ticket", "at"], name="event_ticket_at_idx")]
+        indexes = [
+            models.Index(fields=["ticket", "at"], name="event_ticket_at_idx"),
+            models.Index(
+                fields=["recorded_at"],
+                condition=models.Q(dispatched_at__isnull=True),
+                name="event_undispatched_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"

@@ -7,6 +7,7 @@ import random
 from celery import shared_task
 from celery.app.task import Task
 
+from tickets.events import dispatch_pending
 from tickets.services import (
     LONGEST_RETRY_WAIT,
     TransientSendError,
@@ -39,3 +40,9 @@ def outbox_housekeeping() -> dict[str, int]:
     for item_id in lost:
         send_outbox_item.delay(item_id)
     return {"interrupted": interrupted, "requeued": len(lost)}
+
+
+@shared_task
+def dispatch_ticket_events() -> int:
+    """Deliver events whose after-commit delivery never happened (a crash, a failed handler)."""
+    return dispatch_pending()

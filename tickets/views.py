@@ -13,7 +13,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from careinbox.tenancy import get_for_org_or_404, role_required
-from tickets.models import STEP_RULES, Direction, OutboxState, Step, StepError, Ticket
+from tickets.models import (
+    STEP_RULES,
+    Direction,
+    EventKind,
+    OutboxState,
+    Step,
+    StepError,
+    Ticket,
+)
 from tickets.services import outbox_settle_uncertain, ticket_take_step
 
 PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
@@ -64,15 +72,29 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
     step = ticket.next_step
     timers = list(ticket.sla_timers.all())
     events = list(ticket.events.select_related("actor", "message").order_by("at", "pk"))
-    done = {event.kind for event in events if event.kind in Step.values}
-    # The latest step's reply was refused and the step reopened: say why above its form.
-    refused = next(
-        (e for e in reversed(events) if e.kind in Step.values or e.data.get("reopened_step")),
+    # The steps before the next one are done (a reopened step is not, whatever it recorded).
+    order = list(Step)
+    done = {s.value for s in order[: order.index(Step(step)) if step else len(order)]}
+    # The latest step's reply did not go out and the step reopened: say why above its form.
+    latest = next(
+        (e for e in reversed(events) if e.kind in Step.values or e.kind == EventKind.STEP_REOPENED),
         None,
     )
+    reopened = latest if latest is not None and latest.kind == EventKind.STEP_REOPENED else None
+    # A send whose claim was taken away came back later: offer its link to the settle form.
+    late_links = {
+        e.message_id: e.data.get("url", "")
+        for e in events
+        if e.kind == EventKind.LATE_RESULT and e.data.get("outcome") == "posted"
+    }
     conversation = list(
         ticket.messages.select_related("sent_by", "outbox").order_by("created_at", "pk")
     )
+    # A reopened step's box holds the reply that did not go out, to edit rather than retype.
+    replies = [m for m in conversation if m.direction == Direction.OUTBOUND]
+    refused_text = ""
+    if replies and step and replies[-1].step == step:
+        refused_text = replies[-1].text if replies[-1].outbox.state == OutboxState.FAILED else ""
     return {
         "ticket": ticket,
         "conversation": conversation,
@@ -81,13 +103,18 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
             for m in conversation
         ),
         "events": events,
-        "refusal": refused.data["error"] if refused and refused.kind not in Step.values else None,
+        "refusal": reopened.data.get("reason") if reopened else None,
+        "refused_by_platform": bool(
+            reopened and reopened.data.get("cause") == EventKind.REPLY_REFUSED
+        ),
+        "late_links": late_links,
         "timers": timers,
         "next_step": Step(step) if step else None,
-        "next_step_public": STEP_RULES[step][2] if step else None,
+        "next_step_public": STEP_RULES[step].public if step else None,
         "next_step_help": STEP_HELP.get(Step(step)) if step else None,
         "next_step_number": list(Step).index(Step(step)) + 1 if step else None,
         "steps": [(s.value, s.label, s.value in done) for s in Step],
+        "draft": refused_text,
     }
 
 
@@ -117,11 +144,16 @@ def _workspace(
 @role_required()
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = _get_ticket(request, pk)
-    response = _workspace(request, ticket)
-    shown_step = request.GET.get("shown_step")
-    if _wants_partial(request) and shown_step not in (None, ticket.next_step or ""):
-        # The live refresh swaps the conversation only, but the step changed under the agent
-        # (a refused reply reopened it): swap the whole workspace, form and reason included.
+    shown_step = request.GET.get("shown_step")  # sent by the live refresh only
+    live = _wants_partial(request) and shown_step is not None
+    step_changed = live and shown_step != (ticket.next_step or "")
+    # Same step: the conversation, and out of band the steps, SLA, history and button; the
+    # box the agent may be typing in stays. htmx takes out-of-band parts out of the response
+    # before its main swap, so none are marked when the whole workspace is swapped.
+    response = _workspace(request, ticket, live_refresh=live and not step_changed)
+    if step_changed:
+        # The step changed under the agent (a refused reply reopened it): swap the whole
+        # workspace, form and reason included.
         response["HX-Retarget"] = "#workspace"
         response["HX-Reselect"] = "#workspace"
         response["HX-Reswap"] = "outerHTML"
@@ -137,7 +169,15 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         ticket_take_step(ticket=ticket, step=step, by=request.user, text=text)  # type: ignore[arg-type]
     except StepError as exc:
         ticket.refresh_from_db()
-        return _workspace(request, ticket, error=str(exc), step_error=str(exc), draft=text)
+        # The draft goes back into the box only if the box is for the step it was written for.
+        # If the ticket moved on meanwhile (another tab took the step), a public reply must
+        # never land in a DM box, one click from going out privately: it is shown aside.
+        if step == ticket.next_step:
+            kept: dict[str, object] = {"draft": text}
+        else:
+            label = Step(step).label if step in Step.values else step
+            kept = {"unsent_draft": text.strip(), "unsent_step": label}
+        return _workspace(request, ticket, error=str(exc), step_error=str(exc), **kept)
     ticket.refresh_from_db()
     if _wants_partial(request):
         response = _workspace(request, ticket)
@@ -157,7 +197,7 @@ def settle_uncertain(request: HttpRequest, pk: int, message_id: int) -> HttpResp
             ticket=ticket,
             message_id=message_id,
             by=request.user,  # type: ignore[arg-type]
-            posted=request.POST.get("outcome") == "posted",
+            outcome=request.POST.get("outcome", ""),
             post=request.POST.get("post", ""),
         )
     except StepError as exc:

@@ -1,17 +1,21 @@
 """The X connector: mentions in, public replies and DMs out, through tweepy and API v2.
 
 Every failure leaves as a ``ChannelError`` that says whether a retry can help, so the poller
-and the outbox never see tweepy or requests exceptions.
+and the outbox never see tweepy or requests exceptions. X's own rules live here and nowhere
+else: ids order as numbers, a repeat of the brand's own text is refused as a duplicate, a post's
+link is ``x.com/<handle>/status/<id>``, and every string is cleaned before it leaves.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 import tweepy
@@ -20,14 +24,20 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError, ProxyErr
 
 from channels_social.base import (
     Author,
+    Batch,
     ChannelAdapter,
     ChannelError,
+    CredentialField,
     InboundPost,
-    MentionBatch,
+    OutboundKind,
     RateLimit,
+    SendTarget,
     SentMessage,
+    Stream,
+    UnreadableItem,
 )
-from channels_social.x.client import XSession, build_client, uses_user_context
+from channels_social.text import clean_payload, clean_text
+from channels_social.x.client import USER_CONTEXT_KEYS, XSession, build_client, uses_user_context
 
 PUBLIC_REPLY_LIMIT = 280  # weighted characters (twitter-text v3)
 DM_LIMIT = 10_000
@@ -41,8 +51,16 @@ TWEET_FIELDS = [
     "referenced_tweets",
     "author_id",
     "lang",
+    "entities",
 ]
 USER_FIELDS = ["username", "name", "public_metrics", "verified"]
+
+
+WEB_HOSTS = {"x.com", "twitter.com", "www.x.com", "www.twitter.com", "mobile.x.com"}
+MOBILE_HOSTS = {"mobile.twitter.com"}
+# X ids are unsigned 64-bit numbers: at most 20 digits. A longer run of digits is not an id.
+POST_ID = re.compile(r"[0-9]{1,20}")
+STATUS_PATH = re.compile(r"/(?P<handle>[A-Za-z0-9_]{1,15}|i/web|i)/status(?:es)?/(?P<id>[^/?#]+)")
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -92,6 +110,15 @@ class XAdapter(ChannelAdapter):
     """Talks to X API v2 on behalf of one brand account."""
 
     platform: ClassVar[str] = "x"
+    polled_streams: ClassVar[tuple[Stream, ...]] = (Stream.MENTIONS,)
+    outbound_kinds: ClassVar[dict[OutboundKind, str]] = {
+        OutboundKind.PUBLIC_REPLY: "Public reply",
+        OutboundKind.PRIVATE_MESSAGE: "Direct message",
+    }
+    credential_fields: ClassVar[Sequence[CredentialField]] = tuple(
+        CredentialField(name=name, label=name.replace("_", " ").capitalize())
+        for name in USER_CONTEXT_KEYS
+    )
 
     def __init__(self, account: Any) -> None:
         super().__init__(account)
@@ -113,19 +140,68 @@ class XAdapter(ChannelAdapter):
         return session.last_rate_limit if isinstance(session, XSession) else None
 
     @classmethod
-    def text_problem(cls, *, public: bool, text: str) -> str | None:
+    def has_credentials(cls, credentials: dict[str, Any]) -> bool:
+        return uses_user_context(credentials) or bool(credentials.get("bearer_token"))
+
+    @classmethod
+    def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
         if not text or not text.strip():
             return "A reply cannot be empty."
-        if public:
+        if kind == OutboundKind.PUBLIC_REPLY:
             weighted = parse_tweet(text).weightedLength
             if weighted > PUBLIC_REPLY_LIMIT:
                 return (
                     f"This reply is {weighted} characters by X's count; "
                     f"the limit is {PUBLIC_REPLY_LIMIT}."
                 )
-        elif len(text) > DM_LIMIT:
-            return f"This message is {len(text):,} characters; the limit is {DM_LIMIT:,}."
+        elif kind == OutboundKind.PRIVATE_MESSAGE:
+            if len(text) > DM_LIMIT:
+                return f"This message is {len(text):,} characters; the limit is {DM_LIMIT:,}."
+        else:
+            return f"X cannot send a {kind}."
         return None
+
+    @classmethod
+    def cursor_is_newer(cls, candidate: str, current: str) -> bool:
+        """X ids are decimal strings that grow with time: compare them as numbers."""
+        if not current:
+            return True
+        try:
+            return int(candidate) > int(current)
+        except ValueError:
+            return False
+
+    @classmethod
+    def post_url(cls, account: Any, external_id: str, author_username: str = "") -> str:
+        return f"https://x.com/{author_username or 'i/web'}/status/{external_id}"
+
+    @classmethod
+    def post_id_from_reference(cls, account: Any, reference: str) -> str:
+        reference = reference.strip()
+        if not reference:
+            raise ValueError("Paste the post's link (https://x.com/…/status/…) or its id.")
+        if reference.isdigit():
+            if not POST_ID.fullmatch(reference):
+                raise ValueError(f"{reference} is too long for an X post id (20 digits at most).")
+            return reference
+        parts = urlsplit(reference if "//" in reference else f"https://{reference}")
+        host = (parts.hostname or "").lower()
+        match = STATUS_PATH.fullmatch(parts.path.rstrip("/")) or STATUS_PATH.match(parts.path)
+        if host not in WEB_HOSTS | MOBILE_HOSTS or match is None:
+            raise ValueError(
+                "That is not a link to a post on X: it should look like "
+                f"https://x.com/{account.username}/status/1234567890."
+            )
+        post_id = match.group("id")
+        if not POST_ID.fullmatch(post_id):
+            raise ValueError(f"'{post_id}' in that link is not a whole X post id.")
+        handle = match.group("handle")
+        if handle not in ("i", "i/web") and handle.lower() != account.username.lower():
+            raise ValueError(
+                f"That link is a post by @{handle}, not by @{account.username}: paste the "
+                "brand's own reply."
+            )
+        return post_id
 
     @contextmanager
     def _translate_errors(self, *, write: bool = False) -> Iterator[None]:
@@ -171,8 +247,14 @@ class XAdapter(ChannelAdapter):
         except tweepy.TweepyException as exc:
             raise ChannelError(f"X client error: {type(exc).__name__}", permanent=False) from None
 
-    def fetch_mentions(self, *, since_id: str | None) -> MentionBatch:
+    def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
+        if stream != Stream.MENTIONS:
+            raise ChannelError(f"X polling of {stream} is not built yet.", permanent=True)
+        return self._fetch_mentions(since_id=cursor)
+
+    def _fetch_mentions(self, *, since_id: str | None) -> Batch:
         posts: dict[str, InboundPost] = {}
+        unreadable: list[UnreadableItem] = []
         newest_id: str | None = None
         token: str | None = None
         with self._translate_errors():
@@ -196,19 +278,39 @@ class XAdapter(ChannelAdapter):
                 if page_number == 0:
                     newest_id = meta.get("newest_id")
                 users = {
-                    str(user.data["id"]): user.data
+                    str(user.data.get("id")): user.data
                     for user in (response.includes or {}).get("users", [])
                 }
                 for tweet in response.data or []:
-                    post = self._inbound(tweet.data, users)
+                    data = dict(tweet.data)
+                    try:
+                        post = self._inbound(data, users)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        # One item X sent in a shape we cannot read must not stall the handle.
+                        unreadable.append(
+                            UnreadableItem(
+                                external_id=clean_text(str(data.get("id", "")))[:64],
+                                error=f"Could not read this post: {type(exc).__name__}: {exc}",
+                                raw=data,
+                            )
+                        )
+                        continue
                     posts[post.external_id] = post
                 token = meta.get("next_token")
                 if not token:
                     break
         ordered = sorted(posts.values(), key=lambda post: int(post.external_id))
-        return MentionBatch(posts=ordered, newest_id=newest_id, rate_limit=self.last_rate_limit)
+        return Batch(
+            posts=ordered,
+            next_cursor=newest_id,
+            rate_limit=self.last_rate_limit,
+            unreadable=unreadable,
+        )
 
     def _inbound(self, tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> InboundPost:
+        external_id = str(tweet["id"])
+        if not POST_ID.fullmatch(external_id):
+            raise ValueError(f"{external_id!r} is not an X post id")
         author_id = str(tweet.get("author_id", ""))
         user_data = users.get(author_id, {})
         replied_to = next(
@@ -219,37 +321,60 @@ class XAdapter(ChannelAdapter):
             ),
             "",
         )
+        addressed = [str(tweet["in_reply_to_user_id"])] if tweet.get("in_reply_to_user_id") else []
+        for mention in (tweet.get("entities") or {}).get("mentions", []):
+            mentioned = str(mention.get("id") or "")
+            if mentioned and mentioned not in addressed:
+                addressed.append(mentioned)
         return InboundPost(
-            external_id=str(tweet["id"]),
-            text=tweet.get("text", ""),
+            external_id=external_id,
+            text=clean_text(str(tweet.get("text", ""))),
             created_at=_parse_time(tweet.get("created_at")),
             author=Author(
-                external_id=author_id,
-                username=user_data.get("username", ""),
-                display_name=user_data.get("name", ""),
+                external_id=clean_text(author_id),
+                username=clean_text(str(user_data.get("username", ""))),
+                display_name=clean_text(str(user_data.get("name", ""))),
                 followers_count=int(
                     user_data.get("public_metrics", {}).get("followers_count", 0) or 0
                 ),
             ),
             kind="reply" if replied_to else "post",
             is_public=True,
-            conversation_id=str(tweet.get("conversation_id", "")),
-            in_reply_to_external_id=str(replied_to),
-            raw=dict(tweet),
+            conversation_id=clean_text(str(tweet.get("conversation_id", ""))),
+            in_reply_to_external_id=clean_text(str(replied_to)),
+            addressed_account_ids=tuple(clean_text(a) for a in addressed),
+            raw=clean_payload(tweet),
         )
 
-    def send_public_reply(self, *, text: str, in_reply_to_external_id: str) -> SentMessage:
+    def send(
+        self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool = True
+    ) -> SentMessage:
+        text = clean_text(text)
+        try:
+            if kind == OutboundKind.PUBLIC_REPLY:
+                return self._post_reply(text=text, in_reply_to=target.in_reply_to_external_id)
+            if kind == OutboundKind.PRIVATE_MESSAGE:
+                return self._send_dm(text=text, recipient=target.recipient_external_id)
+        except ChannelError as exc:
+            if not first_attempt and exc.status == 403 and "duplicate" in str(exc).lower():
+                # X refuses a repeat of a post it already has: most likely our own earlier
+                # attempt, whose answer was lost, went through after all.
+                exc.maybe_delivered = True
+            raise
+        raise ChannelError(f"X cannot send a {kind}.", permanent=True)
+
+    def _post_reply(self, *, text: str, in_reply_to: str) -> SentMessage:
         with self._translate_errors(write=True):
             response = self.client.create_tweet(
-                text=text, in_reply_to_tweet_id=in_reply_to_external_id, user_auth=self.user_auth
+                text=text, in_reply_to_tweet_id=in_reply_to, user_auth=self.user_auth
             )
         data = dict(response.data or {})
         return SentMessage(external_id=str(data["id"]), conversation_id="", raw=data)
 
-    def send_private_message(self, *, text: str, recipient_external_id: str) -> SentMessage:
+    def _send_dm(self, *, text: str, recipient: str) -> SentMessage:
         with self._translate_errors(write=True):
             response = self.client.create_direct_message(
-                participant_id=recipient_external_id, text=text, user_auth=self.user_auth
+                participant_id=recipient, text=text, user_auth=self.user_auth
             )
         data = dict(response.data or {})
         return SentMessage(

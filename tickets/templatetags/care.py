@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import template
 
@@ -25,3 +26,9 @@ def duration(value: timedelta | None) -> str:
     if minutes:
         return f"{sign}{minutes} min {secs} s"
     return f"{sign}{secs} s"
+
+
+@register.filter
+def get_item(mapping: dict[Any, Any] | None, key: Any) -> Any:
+    """``mapping[key]`` in a template, or None."""
+    return (mapping or {}).get(key)

@@ -1,0 +1,160 @@
+"""Ingest: the post sink that ``channels_social`` hands every batch to (polling, webhooks).
+
+Each post is stored once per organisation, platform and id (a unique constraint), in its own
+savepoint, and threaded into the customer's open ticket whichever of the organisation's handles
+fetched it; a new ticket is filed under the handle the customer addressed, so replies go out
+from that handle. The sink neither locks the account nor touches a cursor: polling moves the
+cursor in the same transaction, webhooks have none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.db import IntegrityError, transaction
+
+from channels_social.base import InboundPost
+from channels_social.intake import StoreResult
+from channels_social.models import SocialAccount
+from tickets import priority
+from tickets.models import OPEN_STATUSES, Direction, EventKind, Message, Ticket
+
+log = logging.getLogger(__name__)
+
+
+def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreResult:
+    """Store each new post once and thread it into a ticket; return what happened.
+
+    A post already stored changes nothing. A post that fails to store rolls back alone (its
+    ticket included) and comes back in ``failed`` for the caller to set aside.
+    """
+    if not posts:
+        return StoreResult()
+    stored = tickets_opened = duplicates = 0
+    failed: list[tuple[InboundPost, str]] = []
+    with transaction.atomic():
+        known = _stored_ids(account, [post.external_id for post in posts])
+        handles = {
+            handle.external_id: handle
+            for handle in SocialAccount.objects.filter(
+                organization_id=account.organization_id, platform=account.platform, enabled=True
+            )
+        }
+        for post in posts:
+            if post.external_id in known:
+                duplicates += 1
+                continue
+            try:
+                # One savepoint per post: a post stored meanwhile through another handle of the
+                # same organisation, or one the database refuses, rolls back alone.
+                with transaction.atomic():
+                    opened = _store_post(account, post, handles)
+            except IntegrityError as exc:
+                if _stored_ids(account, [post.external_id]):
+                    duplicates += 1
+                else:
+                    failed.append((post, f"{type(exc).__name__}: {exc}"))
+                continue
+            except Exception as exc:
+                # A value the database or its driver refuses: set this post aside, go on.
+                log.warning("could not store post %s: %s", post.external_id, exc)
+                failed.append((post, f"{type(exc).__name__}: {exc}"))
+                continue
+            known.add(post.external_id)
+            stored += 1
+            tickets_opened += opened
+    return StoreResult(stored, tickets_opened, duplicates, failed)
+
+
+def _stored_ids(account: SocialAccount, external_ids: list[str]) -> set[str]:
+    return set(
+        Message.objects.filter(
+            organization_id=account.organization_id,
+            platform=account.platform,
+            external_id__in=external_ids,
+        )
+        .exclude(external_id="")  # lets the partial unique index serve this lookup
+        .values_list("external_id", flat=True)
+    )
+
+
+def _find_thread_ticket(account: SocialAccount, post: InboundPost) -> Ticket | None:
+    """The customer's open ticket this post continues, on any of the organisation's handles:
+    it replies to a message of the ticket, or it is in the ticket's thread."""
+    candidates = Ticket.objects.filter(
+        organization_id=account.organization_id,
+        platform=account.platform,
+        customer_external_id=post.author.external_id,
+        status__in=OPEN_STATUSES,
+    )
+    if post.in_reply_to_external_id:
+        by_parent = candidates.filter(messages__external_id=post.in_reply_to_external_id).first()
+        if by_parent is not None:
+            return by_parent
+    if post.conversation_id:
+        return candidates.filter(conversation_id=post.conversation_id).order_by("pk").first()
+    return None
+
+
+def _addressed_handle(
+    fetched_by: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+) -> SocialAccount:
+    """The organisation's handle the customer spoke to first (replied to, then mentioned)."""
+    for external_id in post.addressed_account_ids:
+        if external_id in handles:
+            return handles[external_id]
+    return fetched_by
+
+
+def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
+    level, reasons = priority.assess(text=post.text, followers=post.author.followers_count)
+    ticket = Ticket.objects.create(
+        organization_id=account.organization_id,
+        brand_id=account.brand_id,
+        social_account=account,
+        platform=account.platform,
+        priority=level,
+        priority_reasons=reasons,
+        customer_external_id=post.author.external_id,
+        customer_username=post.author.username,
+        customer_display_name=post.author.display_name,
+        customer_followers=post.author.followers_count,
+        conversation_id=post.conversation_id or post.external_id,
+        opened_at=post.created_at,
+    )
+    ticket.record(EventKind.OPENED, at=post.created_at, priority=level, reasons=reasons)
+    return ticket
+
+
+def _store_post(
+    fetched_by: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+) -> bool:
+    """Store one new post in its ticket (opening one if needed); True if a ticket was opened."""
+    ticket = _find_thread_ticket(fetched_by, post)
+    opened = ticket is None
+    if ticket is None:
+        ticket = _open_ticket(_addressed_handle(fetched_by, post, handles), post)
+    message = Message.objects.create(
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind=post.kind,
+        direction=Direction.INBOUND,
+        is_public=post.is_public,
+        external_id=post.external_id,
+        conversation_id=post.conversation_id,
+        in_reply_to_external_id=post.in_reply_to_external_id,
+        author_external_id=post.author.external_id,
+        author_username=post.author.username,
+        author_display_name=post.author.display_name,
+        author_followers=post.author.followers_count,
+        text=post.text,
+        created_at=post.created_at,
+        raw=post.raw,
+    )
+    if opened:
+        ticket.root_message = message
+        ticket.save(update_fields=["root_message"])
+    ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+    return opened

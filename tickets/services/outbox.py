@@ -1,0 +1,294 @@
+"""The outbox: the only way a reply leaves, sent once, its outcome recorded once.
+
+A sender claims an item with one UPDATE from queued to sending that sets a fresh claim token;
+only the holder of the current token may record an outcome. Housekeeping takes the claim away
+from a send that stalled (it becomes ``uncertain``, for the agent to check), and a stalled
+send that finishes after that records a ``late_result`` event and changes nothing else, so a
+settle and a late answer can never both move the ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from channels_social.base import ChannelError, OutboundKind, SendTarget
+from channels_social.registry import adapter_class, adapter_for
+from tickets.models import EventKind, Message, OutboxItem, OutboxState, StepError, Ticket
+
+if TYPE_CHECKING:
+    from careinbox.accounts.models import User
+
+log = logging.getLogger(__name__)
+
+# However the tries were scheduled (task retries, housekeeping requeues), an item gives up here.
+MAX_SEND_ATTEMPTS = 8
+# A retried send waits at most this long (X's rate-limit window) before its task runs again.
+LONGEST_RETRY_WAIT = timedelta(minutes=16)
+
+
+class TransientSendError(Exception):
+    """The platform could not take the message now; the outbox item is queued again."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _finish_item(item_id: int, token: uuid.UUID, **values: object) -> bool:
+    """Record a send's outcome, only if this sender still holds the current claim."""
+    return (
+        OutboxItem.objects.filter(pk=item_id, state=OutboxState.SENDING, claim_token=token).update(
+            **values
+        )
+        == 1
+    )
+
+
+def _kind_and_target(message: Message, ticket: Ticket) -> tuple[OutboundKind, SendTarget]:
+    if message.is_public:
+        return OutboundKind.PUBLIC_REPLY, SendTarget(
+            in_reply_to_external_id=message.in_reply_to_external_id
+        )
+    return OutboundKind.PRIVATE_MESSAGE, SendTarget(
+        recipient_external_id=ticket.customer_external_id
+    )
+
+
+def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
+    """Send one outbox item if this caller wins the claim; return the item's resulting state.
+
+    Outcomes, each its own event:
+    - delivered: the platform id is stored, ``reply_sent`` recorded (monitoring meets the SLA);
+    - refused for good: ``reply_refused``; out of retries: ``reply_failed``; either way the
+      item is failed and the ticket goes back before the step (``step_reopened``);
+    - unknown (the request went out, no answer came back): ``reply_uncertain``, never resent;
+    - refused for now: back to ``queued``, and TransientSendError tells the task to retry;
+    - the claim was taken away meanwhile: ``late_result``, nothing else changes.
+    """
+    item = (
+        OutboxItem.objects.select_related("message__ticket__social_account")
+        .filter(pk=item_id)
+        .first()
+    )
+    if item is None:
+        return "missing"
+    token = uuid.uuid4()
+    claimed = OutboxItem.objects.filter(pk=item_id, state=OutboxState.QUEUED).update(
+        state=OutboxState.SENDING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if claimed != 1:
+        return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
+    message = item.message
+    ticket = message.ticket
+    attempts = item.attempts + 1  # this one included (the claim counted it)
+    kind, target = _kind_and_target(message, ticket)
+    try:
+        adapter = adapter_for(ticket.social_account)
+        sent = adapter.send(kind, target, message.text, first_attempt=attempts == 1)
+    except ChannelError as exc:
+        return _record_failure(item_id, token, message, exc, attempts, final_attempt)
+
+    sent_at = timezone.now()
+    with transaction.atomic():
+        if not _finish_item(item_id, token, state=OutboxState.SENT, sent_at=sent_at, last_error=""):
+            url = adapter.post_url(
+                ticket.social_account, sent.external_id, ticket.social_account.username
+            )
+            ticket.record(
+                EventKind.LATE_RESULT,
+                message=message,
+                at=sent_at,
+                outcome="posted",
+                external_id=sent.external_id,
+                url=url if message.is_public else "",
+            )
+            log.warning("outbox item %s: a late answer after the claim was taken", item_id)
+            return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
+        message.external_id = sent.external_id
+        if sent.conversation_id:
+            message.conversation_id = sent.conversation_id
+        message.raw = sent.raw
+        message.save(update_fields=["external_id", "conversation_id", "raw"])
+        ticket.record(
+            EventKind.REPLY_SENT, message=message, at=sent_at, external_id=sent.external_id
+        )
+    return OutboxState.SENT
+
+
+def _record_failure(
+    item_id: int,
+    token: uuid.UUID,
+    message: Message,
+    exc: ChannelError,
+    attempts: int,
+    final_attempt: bool,
+) -> str:
+    error = str(exc)
+    ticket = message.ticket
+    if exc.maybe_delivered:
+        with transaction.atomic():
+            if _finish_item(item_id, token, state=OutboxState.UNCERTAIN, last_error=error):
+                ticket.record(
+                    EventKind.REPLY_UNCERTAIN, message=message, error=error, status=exc.status
+                )
+            else:
+                ticket.record(
+                    EventKind.LATE_RESULT, message=message, outcome="unknown", error=error
+                )
+        log.warning("outbox item %s: outcome unknown: %s", item_id, error)
+        return OutboxState.UNCERTAIN
+    if exc.permanent or final_attempt or attempts >= MAX_SEND_ATTEMPTS:
+        with transaction.atomic():
+            if _finish_item(item_id, token, state=OutboxState.FAILED, last_error=error):
+                locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+                cause = EventKind.REPLY_REFUSED if exc.permanent else EventKind.REPLY_FAILED
+                locked.record(
+                    cause,
+                    message=message,
+                    error=error,
+                    status=exc.status,
+                    attempts=attempts,
+                )
+                if message.step:
+                    locked.reopen_step(message.step, message=message, reason=error, cause=cause)
+            else:
+                ticket.record(
+                    EventKind.LATE_RESULT, message=message, outcome="refused", error=error
+                )
+        log.warning("outbox item %s failed: %s", item_id, error)
+        return OutboxState.FAILED
+    if not _finish_item(item_id, token, state=OutboxState.QUEUED, last_error=error):
+        return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
+    raise TransientSendError(error, exc.retry_after) from exc
+
+
+def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> int:
+    """Items left ``sending`` (a worker stopped, or the send stalled): take the claim away and
+    mark them uncertain, for the agent to check. Never resent blindly."""
+    cutoff = timezone.now() - older_than
+    stuck = list(
+        OutboxItem.objects.filter(state=OutboxState.SENDING, claimed_at__lt=cutoff).select_related(
+            "message__ticket"
+        )
+    )
+    flagged = 0
+    for item in stuck:
+        with transaction.atomic():
+            taken = OutboxItem.objects.filter(
+                pk=item.pk, state=OutboxState.SENDING, claim_token=item.claim_token
+            ).update(state=OutboxState.UNCERTAIN)
+            if taken:
+                flagged += 1
+                item.message.ticket.record(
+                    EventKind.SEND_INTERRUPTED,
+                    message=item.message,
+                    error="The send stopped or stalled midway; check the platform before "
+                    "sending again.",
+                )
+    return flagged
+
+
+def outbox_requeue_lost(*, older_than: timedelta = timedelta(minutes=1)) -> list[int]:
+    """Queued items whose task never reached the broker (it was down): their ids to enqueue.
+
+    A never-tried item is lost after ``older_than``; a retried one once its longest retry wait
+    has passed. Enqueuing one that was not lost is harmless: the claim lets one send through.
+    """
+    now = timezone.now()
+    return list(
+        OutboxItem.objects.filter(state=OutboxState.QUEUED)
+        .filter(
+            Q(attempts=0, created_at__lt=now - older_than)
+            | Q(attempts__gt=0, claimed_at__lt=now - LONGEST_RETRY_WAIT)
+        )
+        .values_list("pk", flat=True)
+    )
+
+
+class SettleOutcome:
+    POSTED = "posted"
+    NOT_POSTED = "not_posted"
+    CHOICES = (POSTED, NOT_POSTED)
+
+
+def outbox_settle_uncertain(
+    *, ticket: Ticket, message_id: int, by: User, outcome: str, post: str = ""
+) -> Message:
+    """The agent checked the platform for a reply whose fate was unknown, and says what they saw.
+
+    ``posted``: the reply is recorded as delivered with the link (or id) of the brand's own post
+    they found, at the time it was sent, and the SLA takes it into account. ``not_posted``: the
+    reply is failed and, if its step is still the ticket's latest, the step reopens. Anything
+    else, or a link that is not the brand's own post, raises StepError and changes nothing.
+    """
+    if outcome not in SettleOutcome.CHOICES:
+        raise StepError(
+            "Say what you found on the platform: the reply was posted (with its link), or it "
+            "was not posted."
+        )
+    with transaction.atomic():
+        locked = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("social_account")
+            .get(pk=ticket.pk)
+        )
+        item = (
+            OutboxItem.objects.select_for_update(of=("self",))
+            .select_related("message")
+            .filter(message__ticket=locked, message_id=message_id, state=OutboxState.UNCERTAIN)
+            .first()
+        )
+        if item is None:
+            raise StepError("That reply is not waiting for a check any more.")
+        message = item.message
+        if outcome == SettleOutcome.NOT_POSTED:
+            item.state = OutboxState.FAILED
+            item.save(update_fields=["state"])
+            note = f"Checked by {by}: it was not posted."
+            locked.record(EventKind.SETTLED_NOT_POSTED, actor=by, message=message)
+            if message.step:
+                locked.reopen_step(
+                    message.step,
+                    message=message,
+                    reason=note,
+                    cause=EventKind.SETTLED_NOT_POSTED,
+                )
+            return message
+        try:
+            external_id = adapter_class(locked.platform).post_id_from_reference(
+                locked.social_account, post
+            )
+        except ValueError as exc:
+            raise StepError(str(exc)) from None
+        duplicate = Message.objects.filter(
+            organization_id=locked.organization_id,
+            platform=locked.platform,
+            external_id=external_id,
+        ).exists()
+        if duplicate:
+            raise StepError(f"Post {external_id} is already in CareInbox; check the link.")
+        sent_at = item.claimed_at or timezone.now()
+        item.state = OutboxState.SENT
+        item.sent_at = sent_at
+        item.save(update_fields=["state", "sent_at"])
+        message.external_id = external_id
+        message.save(update_fields=["external_id"])
+        locked.record(
+            EventKind.REPLY_SENT,
+            actor=by,
+            message=message,
+            at=sent_at,
+            external_id=external_id,
+            confirmed_by_agent=True,
+        )
+    return message
