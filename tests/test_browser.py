@@ -3,6 +3,7 @@
 They prove what the Django test client cannot: the login form works in a browser, htmx swaps
 the workspace without a page load, the inbox refreshes itself, a validation error reaches the
 page, everything still works with JavaScript off, and the step form is reachable by keyboard.
+Every page they open must end without a console error (htmx logs its error events there).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if not CHROMIUM.exists():
 from playwright.sync_api import (  # noqa: E402
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     expect,
     sync_playwright,
@@ -72,16 +74,45 @@ def browser() -> Iterator[Browser]:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Chromium logs every 4xx answer to the console; a 422 is the app's deliberate "refused, here is
+# the form with the reason" (htmx swaps it, base.html), so it is not an error of the page.
+EXPECTED_CONSOLE_ERRORS = re.compile(r"the server responded with a status of 422\b")
+
+
 @contextmanager
-def _new_context(browser: Browser, *, javascript: bool = True) -> Iterator[BrowserContext]:
+def _new_context(
+    browser: Browser, *, javascript: bool = True, allow_errors: str | None = None
+) -> Iterator[BrowserContext]:
+    """A fresh browser profile whose pages must end without a console error.
+
+    htmx reports each of its error events (``htmx:oobErrorNoTarget``, ``htmx:targetError``,
+    ``htmx:swapError``, ``htmx:responseError``...) with ``console.error``; uncaught exceptions
+    are page errors. Either fails the test once it has run, unless ``allow_errors`` (a regex)
+    says the test expects it.
+    """
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, java_script_enabled=javascript
     )
     context.set_default_timeout(10_000)
+    errors: list[str] = []
+    allowed = re.compile(allow_errors) if allow_errors else None
+
+    def on_console(message: ConsoleMessage) -> None:
+        text = message.text
+        expected = EXPECTED_CONSOLE_ERRORS.search(text) or (allowed and allowed.search(text))
+        if message.type == "error" and not expected:
+            errors.append(f"console error on {message.page and message.page.url}: {text}")
+
+    def watch(page: Page) -> None:
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: errors.append(f"page error on {page.url}: {exc}"))
+
+    context.on("page", watch)
     try:
         yield context
     finally:
         context.close()
+    assert not errors, "the browser reported errors:\n" + "\n".join(errors)
 
 
 @pytest.fixture
@@ -221,7 +252,7 @@ def test_manager_sees_dashboard_and_agent_gets_404(
     expect(page.locator("#sla-compliance")).to_have_text("100.0%")
     expect(page.locator("#median-first-response")).not_to_have_text("—")
 
-    with _new_context(browser) as context:
+    with _new_context(browser, allow_errors=r"status of 404 \(Not Found\)") as context:
         agent_page = context.new_page()
         _sign_in(agent_page, base, agent)
         expect(agent_page.get_by_role("link", name="Dashboard")).to_have_count(0)
