@@ -22,7 +22,9 @@ from monitoring.models import TimerState
 from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
 from tests.test_browser import _sign_in, browser, page  # noqa: F401 - fixtures
-from tickets.models import Direction, Status, Ticket
+from tests.worker_fixtures import wait_for
+from tickets.models import Direction, OutboxItem, OutboxState, Status, Step, Ticket
+from tickets.services import ticket_take_step
 
 pytestmark = [
     pytest.mark.browser,
@@ -133,3 +135,153 @@ def test_new_user_journey_from_mention_to_closed_out_in_the_browser(
         assert tweet["text"] == reply_message.text
     dms = x_sandbox_clean.control.dm_events("2001")
     assert [dm["text"] for dm in dms] == [STEPS[1][2], STEPS[2][2]]
+
+
+# What a new user hit in the browser: a reply the platform refused, and a second tab.
+DUPLICATE = "duplicate content"  # X's words (the emulator's too) for a repeated post
+
+
+def _account(sandbox: XSandbox, make_account: Callable[..., SocialAccount]) -> SocialAccount:
+    sandbox.register_brand(id="1000", username="AcmeCare")
+    return make_account(external_id="1000", username="AcmeCare", api_base_url=sandbox.url)
+
+
+def _mention(sandbox: XSandbox, account: SocialAccount, customer_id: str, username: str) -> Ticket:
+    """A customer's mention, polled (in this process) into a ticket."""
+    sandbox.control.post_mention("AcmeCare", customer_id, username, 1200, "Where is my order?")
+    poll_account(account.pk)
+    return Ticket.objects.get(social_account=account, customer_username=username)
+
+
+def _delivered(ticket: Ticket, step: str, agent: Persona, text: str) -> None:
+    """Take a step as the worker sees it from the UI, and wait until X has the reply."""
+    message = ticket_take_step(ticket=ticket, step=step, by=agent.user, text=text)
+    wait_for(
+        lambda: OutboxItem.objects.filter(pk=message.outbox.pk, state=OutboxState.SENT).exists(),
+        timeout=15,
+        what=f"the {step} reply delivered",
+    )
+
+
+def _expect_step_reopened(tab: Page, number: int, label: str, refused_text: str) -> None:
+    """The live refresh brought the whole step back: reason, refused text, steps, SLA, history."""
+    heading = tab.get_by_role("heading", name=re.compile(rf"^Step {number}: {label}\b"))
+    expect(heading).to_be_visible(timeout=15_000)
+    expect(tab.locator("#step-error")).to_contain_text(DUPLICATE)
+    for box in ("#steps-box", "#sla-box", "#history"):
+        expect(tab.locator(box)).to_be_visible()
+    expect(tab.locator("#steps-box li.current")).to_have_text(label)
+    expect(tab.get_by_role("button", name=label, exact=True)).to_be_enabled()
+    expect(tab.locator("#step-text")).to_have_value(refused_text)
+
+
+def test_a_close_out_refused_as_duplicate_comes_back_whole_with_its_text(
+    page: Page,  # noqa: F811
+    live_server: object,
+    celery_worker_process: object,
+    x_sandbox_clean: XSandbox,
+    make_account: Callable[..., SocialAccount],
+    agent: Persona,
+) -> None:
+    ticket = _mention(x_sandbox_clean, _account(x_sandbox_clean, make_account), "2001", "jo")
+    for step, (_label, _channel, text) in zip(list(Step)[:3], STEPS[:3], strict=True):
+        _delivered(ticket, step, agent, text)
+    base = str(live_server)
+    _sign_in(page, base, agent, next_path=f"/tickets/{ticket.pk}/")
+    page.evaluate(f"{MARKER} = 'still here'")
+
+    # Closing with the acknowledgement's words: X has that post already and refuses it.
+    repeated = STEPS[0][2]
+    page.get_by_label("Public reply to @jo").fill(repeated)
+    page.get_by_role("button", name="Close out", exact=True).click()
+    expect(page.locator("p.done")).to_be_visible()  # closed, the reply on its way
+
+    _expect_step_reopened(page, 4, "Close out", repeated)
+    _assert_not_reloaded(page)
+
+    # Edit the refused text, not retype it: it goes out this time.
+    page.get_by_label("Public reply to @jo").press("End")
+    page.keyboard.type(" Thanks, Jo!")
+    page.get_by_role("button", name="Close out", exact=True).click()
+    reply = page.locator("#messages li.message.out", has_text=f"{repeated} Thanks, Jo!")
+    expect(reply.locator(".delivery")).to_have_text(re.compile(r"^delivered"), timeout=15_000)
+    expect(page.locator("p.done")).to_contain_text("Closed out publicly")
+    expect(page.locator("#steps-box li.done")).to_have_count(4)
+    _assert_not_reloaded(page)
+    ticket.refresh_from_db()
+    assert ticket.status == Status.CLOSED
+
+
+def test_an_acknowledgement_reused_for_a_second_customer_comes_back_to_edit(
+    page: Page,  # noqa: F811
+    live_server: object,
+    celery_worker_process: object,
+    x_sandbox_clean: XSandbox,
+    make_account: Callable[..., SocialAccount],
+    agent: Persona,
+) -> None:
+    account = _account(x_sandbox_clean, make_account)
+    first = _mention(x_sandbox_clean, account, "2001", "jo")
+    second = _mention(x_sandbox_clean, account, "2002", "sam")
+    canned = "So sorry about this! We're looking into your order right now."
+    _delivered(first, Step.ACKNOWLEDGE, agent, canned)
+    base = str(live_server)
+    _sign_in(page, base, agent, next_path=f"/tickets/{second.pk}/")
+    page.evaluate(f"{MARKER} = 'still here'")
+
+    page.get_by_label("Public reply to @sam").fill(canned)
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    # While it is on its way the agent starts the DM; the refusal must not leave it in the box.
+    expect(page.get_by_role("heading", name=re.compile(r"^Step 2: Take offline"))).to_be_visible()
+    page.get_by_label("Direct message to @sam").fill("Hi Sam, could you DM us your order number?")
+
+    _expect_step_reopened(page, 1, "Acknowledge", canned)
+    _assert_not_reloaded(page)
+
+    page.get_by_label("Public reply to @sam").press("End")
+    page.keyboard.type(" Hang on, Sam.")
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    reply = page.locator("#messages li.message.out", has_text=f"{canned} Hang on, Sam.")
+    expect(reply.locator(".delivery")).to_have_text(re.compile(r"^delivered"), timeout=15_000)
+    expect(page.get_by_role("button", name="Take offline", exact=True)).to_be_enabled()
+    expect(page.locator("#sla-box")).to_contain_text("Met")
+    _assert_not_reloaded(page)
+
+
+def test_a_draft_from_a_second_tab_never_lands_in_another_steps_box(
+    page: Page,  # noqa: F811
+    live_server: object,
+    celery_worker_process: object,
+    x_sandbox_clean: XSandbox,
+    make_account: Callable[..., SocialAccount],
+    agent: Persona,
+) -> None:
+    ticket = _mention(x_sandbox_clean, _account(x_sandbox_clean, make_account), "2001", "jo")
+    base = str(live_server)
+    url = f"{base}/tickets/{ticket.pk}/"
+    _sign_in(page, base, agent, next_path=f"/tickets/{ticket.pk}/")
+    second_tab = page.context.new_page()
+    second_tab.goto(url)
+    second_tab.evaluate(f"{MARKER} = 'still here'")
+    public_words = "Jo, we're so sorry! We're on it right now."
+    second_tab.get_by_label("Public reply to @jo").fill(public_words)
+
+    # The first tab acknowledges; the second, still showing step 1, sends its own.
+    page.get_by_label("Public reply to @jo").fill(STEPS[0][2])
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Step 2: Take offline"))).to_be_visible()
+    second_tab.get_by_role("button", name="Acknowledge", exact=True).click()
+
+    expect(second_tab.locator("#step-error")).to_contain_text(
+        "the next step is Take offline, not Acknowledge"
+    )
+    dm_box = second_tab.get_by_label("Direct message to @jo")
+    expect(dm_box).to_have_value("")
+    expect(second_tab.locator(".unsent")).to_contain_text(public_words)  # shown, to copy from
+    # Once the acknowledgement is delivered the live refresh opens the DM button: still empty.
+    expect(second_tab.get_by_role("button", name="Take offline", exact=True)).to_be_enabled(
+        timeout=15_000
+    )
+    expect(dm_box).to_have_value("")
+    _assert_not_reloaded(second_tab)
+    assert [m.text for m in ticket.messages.filter(direction=Direction.OUTBOUND)] == [STEPS[0][2]]

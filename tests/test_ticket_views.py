@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -220,6 +222,14 @@ def test_a_refused_reply_shows_the_platforms_reason_above_the_reopened_step(
     body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
     assert "refused the last reply: You are not allowed to create a Tweet with duplicate" in body
     assert "Step 1: Acknowledge" in body
+    assert _composer(body) == "Hi!"  # the refused text, back in the box to edit
+
+
+def _composer(body: str) -> str:
+    """What the step's text box holds."""
+    match = re.search(r'<textarea id="step-text"[^>]*>(.*?)</textarea>', body, re.S)
+    assert match, "no step form"
+    return html.unescape(match.group(1))
 
 
 def test_plain_form_error_is_shown_once(agent: Persona) -> None:
@@ -238,6 +248,29 @@ def test_live_refresh_swaps_the_whole_workspace_when_the_step_changed(agent: Per
     assert "HX-Retarget" not in same
     changed = client.get(url, {"shown_step": "take_offline"}, HTTP_HX_REQUEST="true")
     assert changed["HX-Retarget"] == "#workspace" and changed["HX-Reselect"] == "#workspace"
+    # Out-of-band parts would be taken out of the workspace before it is swapped in.
+    assert 'hx-swap-oob="true"' in same.content.decode()
+    assert "hx-swap-oob" not in changed.content.decode()
+    assert "hx-swap-oob" not in client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-swap-oob" not in client.get(url).content.decode()
+
+
+def test_a_draft_for_a_step_the_ticket_moved_past_stays_out_of_the_box(agent: Persona) -> None:
+    from tickets.services import ticket_take_step
+
+    ticket = _ticket(agent)
+    ticket_take_step(ticket=ticket, step="acknowledge", by=agent.user, text="On it!")
+    # A second tab still showing step 1 sends its public reply.
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "Sorry, Jo, looking into it"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "the next step is Take offline, not Acknowledge" in body
+    assert "Direct message to @" in body and _composer(body) == ""
+    assert "Not sent, written for Acknowledge" in body and "Sorry, Jo, looking into it" in body
 
 
 def _uncertain_reply(agent: Persona) -> tuple[Ticket, Message]:
