@@ -2,10 +2,12 @@
 
 A throwaway database, the X emulator in a thread, and a real Celery worker subprocess on a queue
 of its own (Redis when ``REDIS_URL`` is set, else kombu's filesystem transport). Every second
-the script enqueues ``poll_account`` (as beat would, at a 1 s interval) and posts ``--rate``
-mentions into the emulator over HTTP; it acknowledges every new ticket with ``ticket_take_step``
-and the worker sends the replies. Then it drains and checks that every mention was stored once,
-every acknowledgement delivered once, and nothing is left in the outbox::
+the script enqueues ``poll_account`` for the one handle (beat's dispatcher, ``poll_due_accounts``,
+is left out here: ``bench/poll_fairness.py`` measures it) and posts ``--rate`` mentions into the
+emulator over HTTP; it acknowledges every new ticket with ``ticket_take_step`` and the worker
+sends the replies. Then it drains and checks that every mention was stored once, every
+acknowledgement delivered once, every ticket's SLA timer started and met (by the event handlers,
+after commit, in the worker), and nothing is left in the outbox::
 
     .venv/bin/python bench/soak.py                         # 300 s at 5 mentions/s
     .venv/bin/python bench/soak.py --small                 # 20 s
@@ -186,15 +188,17 @@ class Load:
 
 
 def enqueue_poll(account_id: int) -> None:
-    """Beat's job for one handle, at a 1 s interval. No ``expires`` (beat sets 0.9 x interval):
-    the filesystem transport delivers a task up to 1 s late, so every poll would expire; a
-    backlog of polls is harmless, the lease makes an overlapping one skip."""
+    """One poll of the handle, every second (a 1 s interval; settings allow 2 s at least). No
+    ``expires``: a backlog of polls is harmless, the lease makes an overlapping one skip."""
     from channels_social.tasks import poll_account
 
     poll_account.delay(account_id)
 
 
 def pipeline_done(load: Load) -> bool:
+    """Everything stored, acknowledged and sent, and every SLA timer met: the handlers run
+    after each commit, so the timers come a moment after the rows they follow."""
+    from monitoring.models import SlaTimer, TimerState
     from tickets.models import Direction, Message, OutboxItem, OutboxState, Status, Ticket
 
     stored = Message.objects.filter(direction=Direction.INBOUND).count()
@@ -202,7 +206,13 @@ def pipeline_done(load: Load) -> bool:
         state__in=[OutboxState.QUEUED, OutboxState.SENDING]
     ).exists()
     fresh = Ticket.objects.filter(status=Status.NEW).exists()
-    return stored >= len(load.posted) and not pending and not fresh
+    timers_met = SlaTimer.objects.filter(state=TimerState.MET).count()
+    return (
+        stored >= len(load.posted)
+        and not pending
+        and not fresh
+        and timers_met >= Ticket.objects.count()
+    )
 
 
 def run_load(args: argparse.Namespace, load: Load, worker_pid: int) -> dict[str, Any]:
@@ -256,6 +266,7 @@ def run_load(args: argparse.Namespace, load: Load, worker_pid: int) -> dict[str,
 
 def check(load: Load, emu: Emulator) -> tuple[dict[str, Any], list[str]]:
     """Exactly-once in, exactly-once out, nothing stuck; latencies from the stored rows."""
+    from monitoring.models import SlaTimer, TimerState
     from tickets.models import Direction, Message, OutboxItem, OutboxState, Ticket
 
     failures: list[str] = []
@@ -285,6 +296,13 @@ def check(load: Load, emu: Emulator) -> tuple[dict[str, Any], list[str]]:
     expected_tickets = len(load.posted) - len(load.follow_ups)
     if tickets != expected_tickets:
         failures.append(f"{tickets} tickets, expected {expected_tickets}")
+    timer_states = Counter(SlaTimer.objects.values_list("state", flat=True))
+    untimed = Ticket.objects.filter(sla_timers__isnull=True).count()
+    if untimed:
+        failures.append(f"{untimed} tickets without an SLA timer")
+    not_met = {state: n for state, n in timer_states.items() if state != TimerState.MET}
+    if not_met:
+        failures.append(f"SLA timers not met although every ticket was answered: {not_met}")
 
     items = list(
         OutboxItem.objects.select_related("message").values_list(
@@ -350,6 +368,7 @@ def check(load: Load, emu: Emulator) -> tuple[dict[str, Any], list[str]]:
         "acknowledgements": len(load.acknowledged),
         "replies_sent": sent,
         "replies_in_emulator": len(accepted),
+        "sla_timers_met": timer_states.get(TimerState.MET, 0),
         "mention_to_stored_s": summary(to_stored),
         "step_to_delivered_s": summary(to_delivered),
     }
@@ -388,6 +407,7 @@ def print_report(r: dict[str, Any]) -> None:
             "acknowledged / sent / in emulator",
             f"{f['acknowledgements']} / {f['replies_sent']} / {f['replies_in_emulator']}",
         ),
+        ("SLA timers met / tickets", f"{f['sla_timers_met']} / {f['tickets']}"),
         ("mention -> stored", lat(f["mention_to_stored_s"])),
         ("step -> delivered", lat(f["step_to_delivered_s"])),
         ("worker RSS start -> end (max)", f"{rss[0]:.0f} -> {rss[-1]:.0f} MiB ({max(rss):.0f})"),
@@ -402,7 +422,8 @@ def print_report(r: dict[str, Any]) -> None:
         f"CareInbox soak · {r['date']} · {r['machine']}",
         rows,
         r["failures"],
-        "checks: every mention stored once, every acknowledgement delivered once, outbox empty",
+        "checks: every mention stored once, every acknowledgement delivered once, every SLA "
+        "timer met, outbox empty",
     )
 
 
