@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -135,21 +135,13 @@ def quarantine_retry(*, item_id: int) -> str:
         )
         return "The platform's item could not be read as a post; it stays set aside."
     post = _post_from_json(item.post)
-    try:
-        with transaction.atomic():
-            result = store_posts(account=item.account, posts=[post], stream=item.stream)
-            if result.failed:
-                raise _StillFailing(result.failed[0][1])
-            QuarantinedPost.objects.filter(pk=item.pk).update(resolved_at=timezone.now())
-    except _StillFailing as exc:
-        return f"Still failing: {exc}"
-    except IntegrityError as exc:  # pragma: no cover - the sink's savepoint catches these
-        return f"Still failing: {exc}"
+    with transaction.atomic():
+        # A failure is set aside again by store_posts itself: the same row, one more attempt.
+        result = store_posts(account=item.account, posts=[post], stream=item.stream)
+        if result.failed:
+            return f"Still failing: {result.failed[0][1]}"
+        QuarantinedPost.objects.filter(pk=item.pk).update(resolved_at=timezone.now())
     return "Stored." if result.stored else "Already stored: nothing to do."
-
-
-class _StillFailing(Exception):
-    pass
 
 
 def _post_to_json(post: InboundPost) -> str:

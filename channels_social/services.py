@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_social.base import ChannelError, Stream
+from channels_social.base import ChannelError, RateLimit, Stream
 from channels_social.intake import quarantine_unreadable, store_posts
 from channels_social.models import PollCursor, SocialAccount, stale_after
 from channels_social.registry import adapter_for
@@ -84,7 +84,7 @@ def account_poll(*, account_id: int) -> str:
     the transaction that stores what was read up to it. Any failure, of any kind, is recorded on
     the account with its time, so health and the admins see it.
     """
-    SocialAccount.objects.filter(pk=account_id).update(poll_queued_at=None)
+    poll_started(account_id)
     account = SocialAccount.objects.filter(pk=account_id).first()
     if account is None or not account.enabled:
         return "skipped: account gone or disabled"
@@ -142,7 +142,17 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         outcome.tickets_opened += result.tickets_opened
         outcome.duplicates += result.duplicates
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
-    now = timezone.now()
+    poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit)
+    return outcome
+
+
+def poll_started(account_id: int) -> None:
+    """The account's queued task has started: the dispatcher may queue it again later."""
+    SocialAccount.objects.filter(pk=account_id).update(poll_queued_at=None)
+
+
+def poll_succeeded(account_id: int, *, now: datetime, rate_limit: RateLimit | None = None) -> None:
+    """Record a successful poll; the next is due one interval from now."""
     updates: dict[str, object] = {
         "last_polled_at": now,
         "last_poll_error": "",
@@ -151,8 +161,7 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
     if rate_limit is not None:
         updates["rate_limit_remaining"] = rate_limit.remaining
         updates["rate_limit_reset_at"] = rate_limit.reset_at
-    SocialAccount.objects.filter(pk=account.pk).update(**updates)
-    return outcome
+    SocialAccount.objects.filter(pk=account_id).update(**updates)
 
 
 def _record_failure(
