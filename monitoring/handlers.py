@@ -5,6 +5,7 @@ Every handler is idempotent (events are delivered at least once, see ``tickets.e
 
 from __future__ import annotations
 
+from monitoring.models import SlaEventKind
 from monitoring.services import sla_fulfil_first_response, sla_start
 from tickets import events
 from tickets.models import EventKind, TicketEvent
@@ -21,5 +22,6 @@ def on_reply_sent(event: TicketEvent) -> None:
 
 
 def register() -> None:
+    events.register_kinds(SlaEventKind)
     events.subscribe(on_ticket_opened, kinds=[EventKind.OPENED])
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])

@@ -49,6 +49,13 @@ class SlaPolicy(models.Model):
         return policy
 
 
+class SlaEventKind(models.TextChoices):
+    """The ticket events monitoring records (registered with ``tickets.events``)."""
+
+    SLA_MET = "sla_met", "SLA met"
+    SLA_BREACHED = "sla_breached", "SLA breached"
+
+
 class Metric(models.TextChoices):
     FIRST_RESPONSE = "first_response", "First response"
 

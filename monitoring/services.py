@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring.models import Metric, SlaPolicy, SlaTimer, TimerState
+from monitoring.models import Metric, SlaEventKind, SlaPolicy, SlaTimer, TimerState
 from tickets.events import record_events
-from tickets.models import EventKind, TicketEvent
+from tickets.models import TicketEvent
 
 if TYPE_CHECKING:
     from tickets.models import Ticket
@@ -60,7 +60,7 @@ def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | Non
         timer.breached_at = None if met else timer.due_at
         fields += ["state", "breached_at"]
         ticket.record(
-            EventKind.SLA_MET if met else EventKind.SLA_BREACHED,
+            SlaEventKind.SLA_MET if met else SlaEventKind.SLA_BREACHED,
             at=at,
             metric=timer.metric,
             due_at=timer.due_at.isoformat(),
@@ -87,7 +87,7 @@ def sla_sweep_breaches(*, now: datetime | None = None) -> int:
                 TicketEvent(
                     organization_id=timer.organization_id,
                     ticket_id=timer.ticket_id,
-                    kind=EventKind.SLA_BREACHED,
+                    kind=SlaEventKind.SLA_BREACHED,
                     at=timer.due_at,
                     data={"metric": timer.metric, "due_at": timer.due_at.isoformat()},
                 )

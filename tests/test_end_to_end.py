@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from channels_social.models import SocialAccount
 from channels_social.tasks import poll_account
-from monitoring.models import TimerState
+from monitoring.models import SlaEventKind, TimerState
 from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
 from tests.worker_fixtures import wait_for
@@ -71,7 +71,7 @@ def test_mention_to_publicly_closed_out_ticket(
     assert timer.state == TimerState.MET
     kinds = list(ticket.events.values_list("kind", flat=True))
     assert kinds.count(EventKind.REPLY_SENT) == 4
-    assert EventKind.SLA_MET in kinds
+    assert SlaEventKind.SLA_MET in kinds
     for step in texts:
         assert ticket.events.get(kind=step).actor == agent.user
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from careinbox.accounts.models import Organization
-from monitoring.models import SlaTimer
+from monitoring.models import SlaEventKind, SlaTimer
 from tests.factories import TicketFactory
 from tickets import events
 from tickets.models import EventKind, Ticket, TicketEvent
@@ -112,7 +112,7 @@ def test_the_sweep_publishes_its_bulk_events(org: Organization, seen: list) -> N
     def on_breach(event: TicketEvent) -> None:
         breached.append(event.ticket_id)
 
-    events.subscribe(on_breach, kinds=[EventKind.SLA_BREACHED])
+    events.subscribe(on_breach, kinds=[SlaEventKind.SLA_BREACHED])
     try:
         ticket = TicketFactory(
             social_account__brand__organization=org,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from channels_social.base import OutboundKind, SendTarget
 from channels_social.models import SocialAccount
 from channels_social.services import account_poll
-from monitoring.models import TimerState
+from monitoring.models import SlaEventKind, TimerState
 from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, OutboxItem, OutboxState, Status, Step, Ticket
@@ -317,7 +317,7 @@ def test_settle_race_a_stalled_send_finishing_after_not_posted_changes_nothing(
     ticket.refresh_from_db()
     assert ticket.status == Status.NEW
     kinds = list(ticket.events.values_list("kind", flat=True))
-    assert EventKind.REPLY_SENT not in kinds and EventKind.SLA_MET not in kinds
+    assert EventKind.REPLY_SENT not in kinds and SlaEventKind.SLA_MET not in kinds
     assert kinds[-4:] == [
         EventKind.SEND_INTERRUPTED,
         EventKind.SETTLED_NOT_POSTED,

@@ -8,10 +8,10 @@ import pytest
 from django.utils import timezone
 
 from careinbox.accounts.models import Organization
-from monitoring.models import SlaPolicy, SlaTimer, TimerState
+from monitoring.models import SlaEventKind, SlaPolicy, SlaTimer, TimerState
 from monitoring.services import sla_fulfil_first_response, sla_start, sla_sweep_breaches
 from tests.factories import TicketFactory
-from tickets.models import EventKind, Ticket
+from tickets.models import Ticket
 
 
 def _ticket(org: Organization, *, minutes_ago: float = 0) -> Ticket:
@@ -42,7 +42,7 @@ def test_reply_before_due_is_met_and_recorded(org: Organization) -> None:
     assert timer.elapsed is not None and timedelta(minutes=9) < timer.elapsed < timedelta(
         minutes=11
     )
-    event = ticket.events.get(kind=EventKind.SLA_MET)
+    event = ticket.events.get(kind=SlaEventKind.SLA_MET)
     assert event.data["metric"] == "first_response"
     ticket.refresh_from_db()
     assert ticket.sla_due_at is None
@@ -53,7 +53,7 @@ def test_reply_after_due_is_breached(org: Organization) -> None:
     timer = sla_fulfil_first_response(ticket=ticket, at=timezone.now())
     assert timer is not None and timer.state == TimerState.BREACHED
     assert timer.breached_at == timer.due_at
-    assert ticket.events.filter(kind=EventKind.SLA_BREACHED).count() == 1
+    assert ticket.events.filter(kind=SlaEventKind.SLA_BREACHED).count() == 1
 
 
 def test_sweep_breaches_overdue_timers_once(org: Organization) -> None:
@@ -63,11 +63,11 @@ def test_sweep_breaches_overdue_timers_once(org: Organization) -> None:
     assert sla_sweep_breaches() == 0  # fires once
     assert late.sla_timers.get().state == TimerState.BREACHED
     assert on_time.sla_timers.get().state == TimerState.ACTIVE
-    assert late.events.filter(kind=EventKind.SLA_BREACHED).count() == 1
+    assert late.events.filter(kind=SlaEventKind.SLA_BREACHED).count() == 1
     # A reply after the breach records when it came but stays breached, with no second event.
     timer = sla_fulfil_first_response(ticket=late, at=timezone.now())
     assert timer is not None and timer.state == TimerState.BREACHED and timer.fulfilled_at
-    assert late.events.filter(kind=EventKind.SLA_BREACHED).count() == 1
+    assert late.events.filter(kind=SlaEventKind.SLA_BREACHED).count() == 1
 
 
 def test_second_reply_does_not_touch_a_fulfilled_timer(org: Organization) -> None:
@@ -94,5 +94,5 @@ def test_a_reply_in_time_recorded_after_the_sweep_is_met(org: Organization) -> N
     sla_sweep_breaches()  # runs just after the due time ...
     timer = sla_fulfil_first_response(ticket=ticket, at=due - timedelta(seconds=5))  # ... sent
     assert timer is not None and timer.state == TimerState.MET and timer.breached_at is None
-    met = ticket.events.get(kind=EventKind.SLA_MET)
+    met = ticket.events.get(kind=SlaEventKind.SLA_MET)
     assert met.data["corrects_breach"] is True

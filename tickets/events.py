@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from tickets.models import TicketEvent
+from tickets.models import EventKind, TicketEvent
 
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
@@ -49,6 +49,19 @@ class Subscription:
 
 
 _subscriptions: list[Subscription] = []
+_labels: dict[str, str] = {}
+
+
+def register_kinds(kinds: type[models.TextChoices]) -> None:
+    """Name an app's own event kinds, for the timeline (``monitoring`` registers its SLA kinds)."""
+    _labels.update({str(value): str(label) for value, label in kinds.choices})
+
+
+def label_for(kind: str) -> str:
+    return _labels.get(kind, kind.replace("_", " ").capitalize())
+
+
+register_kinds(EventKind)
 
 
 def subscribe(handler: Handler, *, kinds: Iterable[str] | None = None) -> Handler:

@@ -331,7 +331,10 @@ class OutboxItem(models.Model):
 
 
 class EventKind(models.TextChoices):
-    """One kind per fact, so the timeline and every report read it without guessing."""
+    """The kinds of fact tickets records, one kind per fact, so the timeline and every report
+    read them without guessing. Other apps record kinds of their own (monitoring's ``sla_met``)
+    and register their labels with ``tickets.events.register_kinds``; the column itself is an
+    open set, so a new kind needs no migration here."""
 
     OPENED = "opened", "Opened"
     MESSAGE_RECEIVED = "message_received", "Customer wrote"
@@ -352,8 +355,6 @@ class EventKind(models.TextChoices):
     STEP_REOPENED = "step_reopened", "Step reopened"
     # A send whose claim was taken away (it stalled) finished anyway; nothing else changes.
     LATE_RESULT = "late_result", "Late answer from the platform"
-    SLA_MET = "sla_met", "SLA met"
-    SLA_BREACHED = "sla_breached", "SLA breached"
 
 
 class TicketEventQuerySet(OrgQuerySet["TicketEvent"]):
@@ -365,7 +366,7 @@ class TicketEvent(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    kind = models.CharField(max_length=32)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -392,4 +393,11 @@ class TicketEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.label} at {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def label(self) -> str:
+        """What the kind is called in the timeline ("Reply delivered", "SLA met")."""
+        from tickets.events import label_for
+
+        return label_for(self.kind)
