@@ -41,7 +41,11 @@ def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAc
             username=login.username,
             defaults={"first_name": login.role.capitalize(), "last_name": "Demo"},
         )
-        user.set_password(login.password)
+        # Only when it differs: every new hash has a new salt, and the session of everyone
+        # signed in as this user is tied to the hash, so resetting it at each `make run`
+        # signed everybody out.
+        if not user.check_password(login.password):
+            user.set_password(login.password)
         # Organisation admins use Django admin (scoped to their organisation) for settings.
         user.is_staff = login.role == Role.ADMIN
         user.save()

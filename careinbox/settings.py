@@ -12,6 +12,8 @@ kombu's ``filesystem://`` transport) so that ``make run`` works on a machine wit
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,21 +74,58 @@ def env_url(name: str, default: str, *, schemes: set[str]) -> str:
     return raw
 
 
-DEBUG = env_bool("DEBUG", False)
+# `manage.py sandbox_post` serves nothing and talks only to the local X emulator: it runs in
+# development mode unless DEBUG says otherwise, so the README's command works as written in a
+# second terminal next to `make run`. Every other process (web, worker, beat, every other
+# command) keeps DEBUG off by default, and so still fails without SECRET_KEY.
+LOCAL_SANDBOX_TOOL = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] == ["sandbox_post"]
+DEBUG = env_bool("DEBUG", LOCAL_SANDBOX_TOOL)
 # pytest (8.2+) sets PYTEST_VERSION for its run and for the worker subprocesses it starts.
 TESTING = env_bool("CAREINBOX_TESTING", "PYTEST_VERSION" in os.environ)
-
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not (DEBUG or TESTING):
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-" + "x" * 20
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 VAR_DIR = Path(env_str("CAREINBOX_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def dev_secret_key(path: Path) -> str:
+    """The development secret kept in ``path``: made once, then the same for every process.
+
+    A key that changed per process or per run would sign every user out at each restart of
+    ``make run`` (sessions and CSRF tokens are signed with it). Web, worker and beat may start
+    at the same moment, so a new key is written to a private temporary file and linked into
+    place: exactly one process creates it and nobody reads it half-written.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.unlink(missing_ok=True)
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temp.unlink()
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(
+            f"{path} holds no usable development secret key; delete it to make a new one."
+        )
+    return key
+
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if DEBUG:
+        SECRET_KEY = dev_secret_key(VAR_DIR / "dev-secret-key")
+    elif TESTING:
+        SECRET_KEY = "test-only-insecure-key-do-not-use-in-production-" + "x" * 20
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
