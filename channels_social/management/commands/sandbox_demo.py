@@ -3,21 +3,38 @@
 It registers every X account that points at ``settings.X_SANDBOX_URL`` as a user in the
 emulator, posts a burst, then a trickle: complaints, questions, praise, the odd furious
 influencer, and now and then a customer chasing their own earlier post.
+
+It is a demo helper next to the real stack, so it never stops on its own account:
+
+* it never collides with itself. A customer's id is derived from the handle, so the same
+  handle is the same user in every run (the emulator keeps its users across restarts, in
+  ``var/x_sandbox_state.json``); one run never draws the same handle twice; and a handle the
+  emulator already knows under another id (a hand-made ``sandbox_post`` user, a user made by
+  an older version of this command) is adopted with that id rather than fought over;
+* any error (emulator down or restarted, database not migrated yet, no account yet, a refused
+  post) is logged, waited out with a capped backoff, and the stream goes on. Only Ctrl-C or
+  ``--count`` ends it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, close_old_connections
 
 from channels_social.models import Platform, SocialAccount
-from channels_social.sandbox.x.control import SandboxControl, SandboxError
+from channels_social.sandbox.x.control import SandboxControl, SandboxError, SandboxUnreachable
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
 
 FIRST_NAMES = [
     "Amelia",
@@ -138,6 +155,25 @@ class Customer:
     posts: dict[str, list[str]] = field(default_factory=dict)  # brand handle -> post ids
 
 
+class NotReady(Exception):
+    """Setup cannot finish yet (no account points at the sandbox); retried, never fatal."""
+
+
+def customer_id(username: str) -> str:
+    """A stable X id for a demo handle: the same handle is the same user in every run.
+
+    Derived, not drawn, so a restarted generator re-uses the users it made before instead of
+    asking the emulator to give an existing handle to a new id (which it refuses).
+    """
+    digest = hashlib.sha256(f"careinbox-demo:{username.lower()}".encode()).digest()
+    return str(10**15 + int.from_bytes(digest[:8], "big") % (9 * 10**17))
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row: 1, 2, 4, ... up to 30."""
+    return float(min(MAX_BACKOFF_SECONDS, 2 ** max(0, failures - 1)))
+
+
 class Command(BaseCommand):
     help = "Post a realistic stream of customer mentions to the brand accounts in the X sandbox."
 
@@ -151,39 +187,60 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument(
-            "--wait", type=float, default=30.0, help="Seconds to wait for the sandbox."
+            "--wait",
+            type=float,
+            default=30.0,
+            help="Seconds to wait for the sandbox before logging that it is not up (and "
+            "waiting on).",
+        )
+        parser.add_argument(
+            "--customers", type=int, default=40, help="Ordinary customers (plus 5 influencers)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        url = settings.X_SANDBOX_URL.rstrip("/")
-        control = SandboxControl(url)
+        self.url = settings.X_SANDBOX_URL.rstrip("/")
+        self.control = SandboxControl(self.url)
         self.rng = random.Random(options["seed"])  # noqa: S311 - demo data, not security
         try:
-            control.wait_until_up(options["wait"])
-            brands = self._register_accounts(control, url)
-            self._stream(control, brands, options)
+            brands = self._until_ready(options["wait"])
+            customers = self._customers(options["customers"])
+            self._stream(brands, customers, options)
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
-        except SandboxError as exc:
-            raise CommandError(str(exc)) from exc
-        except DatabaseError as exc:
-            raise CommandError(
-                f"Cannot read the X accounts ({exc}); run `manage.py migrate`?"
-            ) from exc
 
-    def _register_accounts(self, control: SandboxControl, url: str) -> list[str]:
+    # Setup, retried until it works
+
+    def _until_ready(self, wait: float) -> list[str]:
+        failures = 0
+        while True:
+            try:
+                self.control.wait_until_up(wait)
+                return self._register_accounts()
+            except (SandboxError, DatabaseError, NotReady) as exc:
+                failures += 1
+                delay = backoff(failures)
+                logger.warning(
+                    "Demo mentions: not ready (%s: %s); trying again in %.0f s.",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                close_old_connections()  # a broken connection must not poison the next try
+                time.sleep(delay)
+
+    def _register_accounts(self) -> list[str]:
         accounts = [
             account
             for account in SocialAccount.objects.filter(platform=Platform.X).select_related("brand")
-            if account.api_base_url.rstrip("/") == url
+            if account.api_base_url.rstrip("/") == self.url
         ]
         if not accounts:
-            raise CommandError(
-                f"No X account points at the sandbox ({url}). Set an account's API base URL to "
-                "it in the admin (or the seed command) first."
+            raise NotReady(
+                f"no X account points at the sandbox ({self.url}); set an account's API base "
+                "URL to it in the admin (or run the seed command)"
             )
         for account in accounts:
-            control.upsert_user(
+            self.control.upsert_user(
                 id=account.external_id,
                 username=account.username,
                 name=account.brand.name,
@@ -194,13 +251,83 @@ class Command(BaseCommand):
             )
         return [account.username for account in accounts]
 
-    def _stream(self, control: SandboxControl, brands: list[str], options: dict[str, Any]) -> None:
-        customers = [self._new_customer(influencer=False) for _ in range(40)]
-        customers += [self._new_customer(influencer=True) for _ in range(5)]
-        posted = 0
+    # Customers: distinct handles, stable ids, reconciled with the emulator
+
+    def _customers(self, ordinary: int) -> list[Customer]:
+        taken: set[str] = set()
+        customers = [self._new_customer(taken, influencer=False) for _ in range(ordinary)]
+        customers += [self._new_customer(taken, influencer=True) for _ in range(5)]
+        for customer in customers:
+            self._adopt_existing(customer)
+        return customers
+
+    def _new_customer(self, taken: set[str], *, influencer: bool) -> Customer:
+        for attempt in range(1000):
+            first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+            style = self.rng.choice(("{f}{n}", "{f}_{l}", "{f}{l}{n}", "the_{f}"))
+            if attempt > 20:
+                style = "{f}{l}{n}"  # the widest pattern, once the pool is crowded
+            handle = style.format(
+                f=first.lower(), l=last.lower().replace("ü", "u"), n=self.rng.randint(1, 999)
+            )[:15]
+            if handle.lower() not in taken:
+                break
+        else:  # 30 x 20 x 999 combinations: unreachable for any sensible --customers
+            raise ValueError("no free demo handle left")
+        taken.add(handle.lower())
+        followers = (
+            self.rng.randint(20_000, 500_000)
+            if influencer
+            else int(self.rng.triangular(50, 3_000, 300))
+        )
+        return Customer(
+            id=customer_id(handle), username=handle, name=f"{first} {last}", followers=followers
+        )
+
+    def _adopt_existing(self, customer: Customer) -> None:
+        """If the emulator knows the handle under another id, become that user.
+
+        Best effort: an unreachable emulator here is found again (and logged) at the first post.
+        """
+        try:
+            known = self.control.user_by_username(customer.username)
+        except SandboxError:
+            return  # no such user (404) or not reachable: keep our id
+        if known.get("id") and known["id"] != customer.id:
+            customer.id = str(known["id"])
+
+    # The stream: every failure logged and survived
+
+    def _stream(
+        self, brands: list[str], customers: list[Customer], options: dict[str, Any]
+    ) -> None:
+        posted = failures = 0
+        needs_registration = False
         try:
             while options["count"] == 0 or posted < options["count"]:
-                self._post_one(control, self.rng.choice(brands), customers)
+                brand = self.rng.choice(brands)
+                try:
+                    if needs_registration:  # the emulator may have restarted empty
+                        brands = self._register_accounts()
+                        needs_registration = False
+                    self._post_one(brand, customers)
+                except Exception as exc:  # a demo helper: log it, wait, go on
+                    failures += 1
+                    needs_registration = True
+                    delay = backoff(failures)
+                    logger.warning(
+                        "Demo mentions: a post to @%s failed (%s: %s); going on in %.0f s.",
+                        brand,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                        exc_info=not isinstance(exc, SandboxError | DatabaseError | NotReady),
+                    )
+                    if isinstance(exc, DatabaseError):
+                        close_old_connections()
+                    time.sleep(delay)
+                    continue
+                failures = 0
                 posted += 1
                 if options["count"] and posted >= options["count"]:
                     break
@@ -211,24 +338,6 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         self.stdout.write(f"Stopped after {posted} posts.")
-
-    def _new_customer(self, *, influencer: bool) -> Customer:
-        first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
-        style = self.rng.choice(("{f}{n}", "{f}_{l}", "{f}{l}{n}", "the_{f}"))
-        handle = style.format(
-            f=first.lower(), l=last.lower().replace("ü", "u"), n=self.rng.randint(1, 999)
-        )
-        followers = (
-            self.rng.randint(20_000, 500_000)
-            if influencer
-            else int(self.rng.triangular(50, 3_000, 300))
-        )
-        return Customer(
-            id=str(self.rng.randrange(10**9, 10**18)),
-            username=handle[:15],
-            name=f"{first} {last}",
-            followers=followers,
-        )
 
     def _fill(self, template: str) -> str:
         return template.format(
@@ -242,7 +351,7 @@ class Command(BaseCommand):
             hours=self.rng.randint(3, 48),
         )
 
-    def _post_one(self, control: SandboxControl, brand: str, customers: list[Customer]) -> None:
+    def _post_one(self, brand: str, customers: list[Customer]) -> None:
         chasers = [c for c in customers if c.posts.get(brand)]
         in_reply_to: str | None = None
         if chasers and self.rng.random() < 0.15:
@@ -259,17 +368,26 @@ class Command(BaseCommand):
             customer = self.rng.choice([c for c in customers if c.followers < 20_000])
             kind, templates, _ = self.rng.choices(KINDS, weights=[w for *_, w in KINDS])[0]
             text = self._fill(self.rng.choice(templates))
-        post = control.post_mention(
-            to_username=brand,
-            author_id=customer.id,
-            author_username=customer.username,
-            author_name=customer.name,
-            followers=customer.followers,
-            text=text,
-            in_reply_to=in_reply_to,
-        )
+        try:
+            post = self.control.post_mention(
+                to_username=brand,
+                author_id=customer.id,
+                author_username=customer.username,
+                author_name=customer.name,
+                followers=customer.followers,
+                text=text,
+                in_reply_to=in_reply_to,
+            )
+        except SandboxUnreachable:
+            raise
+        except SandboxError:
+            if in_reply_to:  # the post it chased may be gone (the emulator was reset)
+                customer.posts[brand].remove(in_reply_to)
+            self._adopt_existing(customer)  # someone may have taken the handle meanwhile
+            raise
         customer.posts.setdefault(brand, []).append(post["id"])
         self.stdout.write(
             f"{time.strftime('%H:%M:%S')} {kind:<9} @{customer.username} "
             f"({customer.followers:,} followers) -> {post['id']}: {post['text']}"
         )
+        self.stdout.flush()
