@@ -171,3 +171,65 @@ def test_run_x_sandbox_saves_its_state_on_sigterm(tmp_path: Path) -> None:
         second.wait(10)
     output = second.stdout.read().decode() if second.stdout else ""
     assert f"state in {state}; 2 users, 1 posts" in output
+
+
+def second_terminal_env(var_dir: Path) -> dict[str, str]:
+    """A fresh shell in the checkout: nothing from `make run` (no DEBUG, no X_SANDBOX_URL)."""
+    unset = {"PYTEST_VERSION", "CAREINBOX_TESTING", "DEBUG", "X_SANDBOX_URL", "SECRET_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in unset | {"DATABASE_URL"}}
+    return {**env, "CAREINBOX_VAR_DIR": str(var_dir)}
+
+
+def test_sandbox_post_in_a_second_terminal_finds_the_emulator_on_any_port(
+    tmp_path: Path,
+) -> None:
+    """The README's command as written (no DEBUG, no --sandbox-url, no X_SANDBOX_URL) reaches
+    an emulator started on a port other than the default (as `make run SANDBOX_PORT=...`)."""
+    var_dir = tmp_path / "var"
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    env = second_terminal_env(var_dir)
+    emulator = subprocess.Popen(
+        [sys.executable, "manage.py", "run_x_sandbox", "--port", str(port), "--no-state"],
+        cwd=root,
+        env={**env, "DEBUG": "1"},  # as make run starts it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    record = var_dir / run_x_sandbox.ADDRESS_FILE
+    post = [sys.executable, "manage.py", "sandbox_post", "--to", "AcmeCare", "--author-id", "42"]
+    post += ["--author-username", "dana", "--followers", "1200", "--text", "My parcel is late"]
+    try:
+        control = SandboxControl(f"http://127.0.0.1:{port}")
+        control.wait_until_up(20)
+        assert json.loads(record.read_text())["url"] == f"http://127.0.0.1:{port}"
+        control.upsert_user(id="1000", username="AcmeCare")
+        posted = subprocess.run(
+            post, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert posted.returncode == 0, posted.stderr
+        assert control.get_tweet(posted.stdout.strip())["text"] == "@AcmeCare My parcel is late"
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(10)
+    assert not record.exists()  # stopped: the record goes with it
+    refused = subprocess.run(
+        post, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode == 1
+    assert "not reachable" in refused.stderr
+    assert "no emulator recorded its address" in refused.stderr
+
+
+def test_a_record_left_by_a_killed_emulator_is_ignored(tmp_path: Path, settings) -> None:
+    settings.VAR_DIR = tmp_path
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / run_x_sandbox.ADDRESS_FILE).write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "pid": dead.pid})
+    )
+    assert run_x_sandbox.recorded_url() is None
+    (tmp_path / run_x_sandbox.ADDRESS_FILE).write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid()})
+    )
+    assert run_x_sandbox.recorded_url() == "http://127.0.0.1:9"

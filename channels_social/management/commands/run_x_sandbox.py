@@ -3,10 +3,16 @@
 Users, posts and DM events are kept in ``--state-file`` (default ``VAR_DIR/x_sandbox_state.json``)
 so tickets from an earlier ``make run`` still point at posts the emulator knows; ``--no-state``
 keeps everything in memory.
+
+While it serves, it records where it listens in ``VAR_DIR/x_sandbox.json``, so that
+``manage.py sandbox_post`` in a second terminal finds it whatever ``SANDBOX_PORT`` was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
 from pathlib import Path
 from types import FrameType
@@ -14,9 +20,65 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from werkzeug.serving import make_server
 
-from channels_social.sandbox.x.app import create_app
-from channels_social.sandbox.x.server import serve_forever
+from channels_social.sandbox.x.app import XSandboxApp, create_app
+
+ADDRESS_FILE = "x_sandbox.json"
+
+
+def address_file() -> Path:
+    return Path(settings.VAR_DIR) / ADDRESS_FILE
+
+
+def record_address(url: str) -> Path:
+    """Write ``{"url", "pid"}`` for sandbox_post; atomically, as it may be read at any moment."""
+    path = address_file()
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    os.replace(temp, path)
+    return path
+
+
+def forget_address() -> None:
+    """Remove the record if it is still ours (a newer emulator may have replaced it)."""
+    path = address_file()
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+
+
+def recorded_url() -> str | None:
+    """The URL a running emulator recorded, or None when none did (or its process is gone)."""
+    try:
+        record = json.loads(address_file().read_text(encoding="utf-8"))
+        url, pid = str(record["url"]), int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # a record left by an emulator that was killed
+    except PermissionError:
+        pass  # alive, run by another user
+    return url
+
+
+def serve_forever(host: str, port: int, app: XSandboxApp) -> None:
+    """Bind, record the address, serve until Ctrl-C or SIGTERM; the state is saved either way.
+
+    As ``channels_social.sandbox.x.server.serve_forever``, but the address is recorded only
+    once the port is ours, so an emulator that cannot bind never replaces a running one's.
+    """
+    try:
+        server = make_server(host, port, app, threaded=True)
+        record_address(f"http://{host}:{server.port}")
+        try:
+            server.serve_forever()  # werkzeug's: returns on Ctrl-C and closes the socket
+        finally:
+            forget_address()
+    finally:
+        app.close()
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -1,16 +1,22 @@
 """``manage.py sandbox_post``: make a customer mention a brand in the X sandbox.
 
 Prints only the new post's id, so scripts can capture it (``ID=$(manage.py sandbox_post ...)``).
+
+The emulator is found at ``--sandbox-url``, else ``X_SANDBOX_URL`` from the environment, else
+where the running ``run_x_sandbox`` recorded it (``VAR_DIR/x_sandbox.json``), so the same
+command works in a second terminal whatever ``SANDBOX_PORT`` ``make run`` was given.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from channels_social.sandbox.x.control import SandboxControl, SandboxError
+from channels_social.management.commands.run_x_sandbox import address_file, recorded_url
+from channels_social.sandbox.x.control import SandboxControl, SandboxError, SandboxUnreachable
 from channels_social.sandbox.x.store import ID_RE, USERNAME_RE, parse_iso
 
 
@@ -25,7 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--text", required=True)
         parser.add_argument("--in-reply-to", default=None, help="Id of the post this replies to.")
         parser.add_argument("--created-at", default=None, help="ISO 8601, e.g. 2025-01-31T09:00Z")
-        parser.add_argument("--sandbox-url", default=None, help="Default: settings.X_SANDBOX_URL")
+        parser.add_argument(
+            "--sandbox-url",
+            default=None,
+            help="Default: X_SANDBOX_URL if set, else where the running emulator recorded it "
+            "(VAR_DIR/x_sandbox.json), else settings.X_SANDBOX_URL.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         author_id = str(options["author_id"])
@@ -47,7 +58,8 @@ class Command(BaseCommand):
                     f"--created-at {created_at!r} is not an ISO 8601 date and time "
                     "(e.g. 2025-01-31T09:00:00Z)."
                 ) from None
-        control = SandboxControl(options["sandbox_url"] or settings.X_SANDBOX_URL)
+        url, source = sandbox_url(options["sandbox_url"])
+        control = SandboxControl(url)
         try:
             post = control.post_mention(
                 to_username=options["to"],
@@ -58,6 +70,20 @@ class Command(BaseCommand):
                 in_reply_to=options["in_reply_to"],
                 created_at=created_at,
             )
+        except SandboxUnreachable as exc:
+            raise CommandError(f"{exc} (address from {source})") from exc
         except SandboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(post["id"])
+
+
+def sandbox_url(option: str | None) -> tuple[str, str]:
+    """Where the emulator is, and where that came from (for the error when it is not there)."""
+    if option:
+        return option, "--sandbox-url"
+    if os.environ.get("X_SANDBOX_URL"):
+        return settings.X_SANDBOX_URL, "X_SANDBOX_URL"
+    recorded = recorded_url()
+    if recorded:
+        return recorded, str(address_file())
+    return settings.X_SANDBOX_URL, "the default X_SANDBOX_URL; no emulator recorded its address"
