@@ -9,7 +9,7 @@ after commit to the handlers other apps register (``tickets.events``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
@@ -70,6 +70,23 @@ class Priority(models.IntegerChoices):
     LOW = 4, "Low"
 
 
+# The inbox ranks open tickets by SLA risk: the due time of the soonest running target, moved
+# earlier by the priority's head start (later for Low). An Urgent ticket due in 56 minutes ranks
+# as if due in -4, so a High one breached a minute ago (-31) sits above it; a ticket long past
+# due rises above everything still in time. Tickets with no running target come last.
+INBOX_HEAD_START: dict[int, timedelta] = {
+    Priority.URGENT: timedelta(minutes=60),
+    Priority.HIGH: timedelta(minutes=30),
+    Priority.NORMAL: timedelta(0),
+    Priority.LOW: timedelta(minutes=-30),
+}
+
+
+def sla_risk_at(due_at: datetime | None, priority: int) -> datetime | None:
+    """The instant the inbox orders a ticket by, soonest first: its due time less its head start."""
+    return None if due_at is None else due_at - INBOX_HEAD_START.get(priority, timedelta(0))
+
+
 class MessageKind(models.TextChoices):
     POST = "post", "Public post"
     REPLY = "reply", "Public reply"
@@ -88,8 +105,11 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
         return self.filter(status__in=OPEN_STATUSES)
 
     def inbox_order(self) -> TicketQuerySet:
-        """Most urgent first; within a priority, the one whose SLA target is due soonest."""
-        return self.order_by("priority", models.F("sla_due_at").asc(nulls_last=True), "opened_at")
+        """Most at risk first: priority and time to breach both count (``INBOX_HEAD_START``);
+        tickets with no running SLA target last, by priority."""
+        return self.order_by(
+            models.F("sla_risk_at").asc(nulls_last=True), "priority", "opened_at", "pk"
+        )
 
 
 class Ticket(models.Model):
@@ -119,6 +139,8 @@ class Ticket(models.Model):
     # The soonest due time of the ticket's running SLA timers, for the inbox order. Kept by
     # the app that owns the timers (monitoring), through ``set_sla_due``.
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # ``sla_due_at`` less the priority's head start: the inbox order (``INBOX_HEAD_START``).
+    sla_risk_at = models.DateTimeField(null=True, blank=True)
 
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -131,9 +153,11 @@ class Ticket(models.Model):
 
     class Meta:
         indexes = [
+            # The inbox: an organisation's open tickets, most at risk first.
             models.Index(
-                fields=["organization", "status", "priority", "sla_due_at"],
-                name="ticket_inbox_idx",
+                fields=["organization", "sla_risk_at"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="ticket_inbox_risk_idx",
             ),
             models.Index(
                 fields=["organization", "platform", "conversation_id"], name="ticket_thread_idx"
@@ -172,9 +196,46 @@ class Ticket(models.Model):
         return record_event(self, kind, actor=actor, message=message, at=at, data=data)
 
     def set_sla_due(self, due_at: datetime | None) -> None:
-        if self.sla_due_at != due_at:
-            self.sla_due_at = due_at
-            Ticket.objects.filter(pk=self.pk).update(sla_due_at=due_at)
+        """The soonest due time of the ticket's running SLA targets (monitoring keeps it), and
+        with it the inbox's risk order."""
+        risk_at = sla_risk_at(due_at, self.priority)
+        if self.sla_due_at != due_at or self.sla_risk_at != risk_at:
+            self.sla_due_at, self.sla_risk_at = due_at, risk_at
+            Ticket.objects.filter(pk=self.pk).update(sla_due_at=due_at, sla_risk_at=risk_at)
+
+    @property
+    def sla_risk_note(self) -> str:
+        """Why the ticket sits where it does in the inbox, for the row's tooltip."""
+        if self.sla_due_at is None:
+            return "No SLA target running: ranked after every ticket with one, by priority."
+        head_start = INBOX_HEAD_START.get(self.priority, timedelta(0))
+        minutes = round(head_start.total_seconds() / 60)
+        label = Priority(self.priority).label
+        if minutes > 0:
+            shift = f"{label}: ranked as if due {minutes} min sooner"
+        elif minutes < 0:
+            shift = f"{label}: ranked as if due {-minutes} min later"
+        else:
+            shift = f"{label}: ranked by its due time"
+        return f"{shift} (most at risk first)."
+
+    def change_priority(self, level: int, *, by: User | None, reason: str) -> TicketEvent | None:
+        """An agent overrides the priority; recorded (monitoring recomputes the SLA due times).
+        The same priority again changes nothing and returns None."""
+        level = Priority(level)
+        if level == self.priority:
+            return None
+        before = self.priority
+        self.priority = level
+        self.sla_risk_at = sla_risk_at(self.sla_due_at, level)
+        self.save(update_fields=["priority", "sla_risk_at", "updated_at"])
+        return self.record(
+            EventKind.PRIORITY_CHANGED,
+            actor=by,
+            before=int(before),
+            after=int(level),
+            reason=reason,
+        )
 
     def check_step(self, step: str) -> bool:
         """Raise StepError unless ``step`` is the next one; return whether its reply is public."""
@@ -355,6 +416,7 @@ class EventKind(models.TextChoices):
     STEP_REOPENED = "step_reopened", "Step reopened"
     # A send whose claim was taken away (it stalled) finished anyway; nothing else changes.
     LATE_RESULT = "late_result", "Late answer from the platform"
+    PRIORITY_CHANGED = "priority_changed", "Priority changed"
 
 
 class TicketEventQuerySet(OrgQuerySet["TicketEvent"]):
