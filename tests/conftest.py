@@ -17,6 +17,7 @@ from tests.factories import (
     SocialAccountFactory,
     UserFactory,
 )
+from tests.facebook_sandbox_fixtures import *  # noqa: F403
 from tests.sandbox_fixtures import *  # noqa: F403
 from tests.worker_fixtures import celery_worker_process  # noqa: F401
 
