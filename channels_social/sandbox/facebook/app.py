@@ -43,7 +43,7 @@ from channels_social.sandbox.facebook.errors import (
 )
 from channels_social.sandbox.facebook.graph_api import GraphHandlers
 from channels_social.sandbox.facebook.private_api import ControlEndpoints
-from channels_social.sandbox.facebook.render import GraphView, decode_cursor
+from channels_social.sandbox.facebook.render import GraphView
 from channels_social.sandbox.facebook.store import (
     FacebookStore,
     FbComment,
@@ -508,8 +508,6 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         # An empty page whose next link asks for the same page again: Graph does this when
         # privacy filtering removes every item of a page, so a client must not stop at it.
         cursor = {k: str(params[k]) for k in ("after", "before") if params.get(k)}
-        for name, value in cursor.items():
-            decode_cursor(value, name)
         edge_params = {k: str(v) for k, v in params.items() if k not in ("fields", *cursor)}
         fields = self._fields(params)
         limit = view.limit_of(edge_params)
