@@ -1,16 +1,109 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpRequest
 
 from careinbox.admin_scoping import OrgScopedAdmin
 from monitoring.models import SlaPolicy
+from monitoring.services import sla_policy_changed
+
+# What, when changed, moves the due times of the policy's running timers.
+TIMING_FIELDS = (
+    "first_response_minutes",
+    "next_response_minutes",
+    "take_offline_minutes",
+    "resolution_minutes",
+    "close_out_minutes",
+    "warning_percent",
+    "time_zone",
+    "calendar",
+)
 
 
 @admin.register(SlaPolicy)
 class SlaPolicyAdmin(OrgScopedAdmin):
-    list_display = ("organization", "first_response_minutes", "updated_at")
+    list_display = (
+        "name",
+        "position",
+        "brand",
+        "platform",
+        "priority",
+        "first_response_minutes",
+        "next_response_minutes",
+        "resolution_minutes",
+        "time_zone",
+        "updated_at",
+    )
+    list_display_links = ("name",)
+    list_editable = ("position",)
+    ordering = ("organization", "position", "pk")
+    fieldsets = (
+        (None, {"fields": ("organization", "name", "position")}),
+        ("Applies to (empty: any)", {"fields": ("brand", "platform", "priority")}),
+        (
+            "Targets, in business minutes (empty: none)",
+            {
+                "fields": (
+                    "first_response_minutes",
+                    "next_response_minutes",
+                    "take_offline_minutes",
+                    "resolution_minutes",
+                    "close_out_minutes",
+                    "warning_percent",
+                    "apply_to_running",
+                )
+            },
+        ),
+        ("Business hours", {"fields": ("time_zone", "calendar")}),
+    )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Every organisation has exactly one, made on first use; admins edit it.
-        return request.user.is_superuser
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        excluded = set(self.get_exclude(request, obj) or ())
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in excluded]})
+            for name, options in fieldsets
+        ]
+
+    def save_model(self, request: HttpRequest, obj: SlaPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and set(form.changed_data) & set(TIMING_FIELDS):
+            changed = sla_policy_changed(policy=obj)
+            if changed:
+                self.message_user(
+                    request, f"The due times of {changed} running timers were recomputed."
+                )
+
+    def _is_last_policy(self, obj: SlaPolicy) -> bool:
+        return not SlaPolicy.objects.filter(organization_id=obj.organization_id).exclude(
+            pk=obj.pk
+        ).exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An organisation always keeps one policy: its tickets would otherwise get the
+        # default one back, silently.
+        if obj is not None and self._is_last_policy(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
+        chosen = set(queryset.values_list("pk", flat=True))
+        keep = []
+        for organization_id in set(queryset.values_list("organization_id", flat=True)):
+            policies = list(
+                SlaPolicy.objects.filter(organization_id=organization_id)
+                .order_by("position", "pk")
+                .values_list("pk", flat=True)
+            )
+            if all(pk in chosen for pk in policies):
+                keep.append(policies[-1])
+        if keep:
+            self.message_user(
+                request,
+                "An organisation keeps at least one SLA policy: its last one was not deleted.",
+                messages.WARNING,
+            )
+        super().delete_queryset(request, queryset.exclude(pk__in=keep))

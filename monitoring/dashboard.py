@@ -59,7 +59,7 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
     ended_today = timers.filter(
         Q(state=TimerState.MET, fulfilled_at__gte=day_start, fulfilled_at__lte=now)
         | Q(state=TimerState.BREACHED, breached_at__gte=day_start, breached_at__lte=now)
-        | Q(state=TimerState.ACTIVE, due_at__gte=day_start, due_at__lt=now)
+        | Q(state=TimerState.RUNNING, due_at__gte=day_start, due_at__lt=now)
     )
     counts = ended_today.aggregate(
         met=Count("pk", filter=Q(state=TimerState.MET)),
@@ -72,7 +72,7 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         ).values_list("started_at", "fulfilled_at")
         if fulfilled is not None
     ]
-    active = timers.filter(state=TimerState.ACTIVE)
+    active = timers.filter(state=TimerState.RUNNING)
     met, breached = counts["met"], counts["breached"]
     return TodaySummary(
         day_start=day_start,

@@ -1,27 +1,74 @@
-"""Monitoring listens to the ticket event log: timers start, and are met, from events.
+"""Monitoring listens to the ticket event log: timers start, are met, pause and resume, and
+follow priority changes, from events alone.
 
-Every handler is idempotent (events are delivered at least once, see ``tickets.events``).
+Every handler is idempotent (events are delivered at least once, see ``tickets.events``), and
+after each ticket event the ticket's own timers are checked for a warning or breach at once
+(``on_ticket_event``), so an agent never waits for beat's next sweep to see one.
 """
 
 from __future__ import annotations
 
 from monitoring.models import SlaEventKind
-from monitoring.services import sla_fulfil_first_response, sla_start
+from monitoring.services import (
+    sla_customer_wrote,
+    sla_rematch,
+    sla_reply_delivered,
+    sla_restart,
+    sla_start,
+    sla_sweep,
+)
 from tickets import events
-from tickets.models import EventKind, TicketEvent
+from tickets.models import Direction, EventKind, TicketEvent
+
+# Recorded by the care workflow when a closed ticket opens again (its own work, coming).
+REOPENED = "reopened"
 
 
 def on_ticket_opened(event: TicketEvent) -> None:
     sla_start(ticket=event.ticket)
 
 
+def on_message_received(event: TicketEvent) -> None:
+    """A customer message: once the brand has replied, it awaits a reply of its own."""
+    if event.message is not None and event.message.direction == Direction.INBOUND:
+        sla_customer_wrote(ticket=event.ticket, message=event.message, at=event.at)
+
+
 def on_reply_sent(event: TicketEvent) -> None:
-    """The brand's first public reply the platform accepted fulfils the first response."""
-    if event.message is not None and event.message.is_public:
-        sla_fulfil_first_response(ticket=event.ticket, at=event.at)
+    """A brand reply the platform accepted: the targets it meets are met (the first public one
+    is the first response, as Zendesk counts first reply time)."""
+    if event.message is not None and event.message.direction == Direction.OUTBOUND:
+        sla_reply_delivered(ticket=event.ticket, message=event.message, at=event.at)
+
+
+def on_priority_changed(event: TicketEvent) -> None:
+    sla_rematch(ticket=event.ticket, at=event.at, cause=event.kind, actor=event.actor)
+
+
+def on_reopened(event: TicketEvent) -> None:
+    sla_restart(ticket=event.ticket, at=event.at)
+
+
+# ``step_reopened`` needs no handler: it means the step's reply never went out, so no
+# ``reply_sent`` was recorded and no timer was met by it; the timers simply run on.
+
+
+def on_ticket_event(event: TicketEvent) -> None:
+    """After any ticket event, the cheap per-ticket check for warnings and breaches."""
+    sla_sweep(ticket_id=event.ticket_id)
+
+
+# The kinds after which the ticket's timers are checked at once: every kind tickets records
+# (never monitoring's own, which the sweep writes in bulk).
+CHECKED_KINDS = [*EventKind.values, REOPENED]
 
 
 def register() -> None:
     events.register_kinds(SlaEventKind)
     events.subscribe(on_ticket_opened, kinds=[EventKind.OPENED])
+    events.subscribe(on_message_received, kinds=[EventKind.MESSAGE_RECEIVED])
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
+    events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
+    events.subscribe(on_reopened, kinds=[REOPENED])
+    # Last: it sees what the handlers above changed.
+    events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

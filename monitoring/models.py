@@ -1,33 +1,117 @@
 """SLA policies and timers.
 
-A timer is a row per target per ticket (today only the first response; next response, take
-offline, resolution and close-out targets come later as further ``Metric`` values). It starts
-when the ticket opens, is fulfilled by the event that meets the target, and is met or breached.
+An organisation has an ordered list of policies; a ticket follows the first one whose brand,
+platform and priority match (``monitoring.policies.policy_for``). A policy names up to five
+targets, in business minutes of its calendar, and a warning threshold.
+
+A timer is a row per target per ticket: it starts from an event (the customer's post, a
+customer message awaiting a reply, a reopen), runs on the policy's business calendar, may pause
+while the brand waits on the customer, and ends met or breached. Ended rows are kept, so a
+ticket has one row per customer message for the next response and one per reopen for the
+resolution and close-out, and reports see each one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from careinbox.accounts.models import Organization
 from careinbox.tenancy import OrgQuerySet
+from channels_social.models import Brand, Platform
+from monitoring.calendars import BusinessCalendar, CalendarError
+from tickets.models import Priority
 
 DEFAULT_FIRST_RESPONSE_MINUTES = 60
+DEFAULT_WARNING_PERCENT = 75
+RESPONSE_MAX_MINUTES = 60 * 24 * 14
+CASE_MAX_MINUTES = 60 * 24 * 90
+
+
+def always_open_config() -> dict[str, Any]:
+    return BusinessCalendar.always_open("UTC").to_config()
+
+
+class Metric(models.TextChoices):
+    """The five targets, in the order a ticket meets them."""
+
+    FIRST_RESPONSE = "first_response", "First response"
+    NEXT_RESPONSE = "next_response", "Next response"
+    TAKE_OFFLINE = "take_offline", "Take offline"
+    RESOLUTION = "resolution", "Resolution"
+    CLOSE_OUT = "close_out", "Public close-out"
+
+
+def _target_field(help_text: str, maximum: int) -> models.PositiveIntegerField[Any, Any]:
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(maximum)],
+        help_text=f"{help_text} In business minutes; empty: no target.",
+    )
 
 
 class SlaPolicy(models.Model):
-    """An organisation's SLA targets, in calendar minutes."""
+    """A set of SLA targets for the tickets it matches (brand, platform, priority; empty is any),
+    counted on a business calendar. An organisation's policies are tried in ``position`` order
+    and the first that matches wins."""
 
-    organization = models.OneToOneField(
-        Organization, on_delete=models.CASCADE, related_name="sla_policy"
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="sla_policies"
     )
-    first_response_minutes = models.PositiveIntegerField(
-        default=DEFAULT_FIRST_RESPONSE_MINUTES,
-        validators=[MinValueValidator(1), MaxValueValidator(60 * 24 * 14)],
-        help_text="Time from the customer's first post to the brand's first public reply.",
+    position = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    name = models.CharField(max_length=100, default="Default")
+    brand = models.ForeignKey(
+        Brand, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: any brand."
+    )
+    platform = models.CharField(
+        max_length=16, choices=Platform.choices, blank=True, help_text="Empty: any platform."
+    )
+    priority = models.PositiveSmallIntegerField(
+        choices=Priority.choices, null=True, blank=True, help_text="Empty: any priority."
+    )
+
+    first_response_minutes = _target_field(
+        "From the customer's post to the brand's first public reply the platform accepted.",
+        RESPONSE_MAX_MINUTES,
+    )
+    next_response_minutes = _target_field(
+        "From each later customer message to the brand's next reply.", RESPONSE_MAX_MINUTES
+    )
+    take_offline_minutes = _target_field(
+        "From the acknowledgement to the direct message that takes the case offline.",
+        RESPONSE_MAX_MINUTES,
+    )
+    resolution_minutes = _target_field(
+        "From the customer's post (or a reopen) to the resolution message.", CASE_MAX_MINUTES
+    )
+    close_out_minutes = _target_field(
+        "From the customer's post (or a reopen) to the public close-out.", CASE_MAX_MINUTES
+    )
+    warning_percent = models.PositiveSmallIntegerField(
+        default=DEFAULT_WARNING_PERCENT,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text="Warn when this share of a target's business time has passed.",
+    )
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="The zone of the opening hours, e.g. Europe/London."
+    )
+    calendar = models.JSONField(
+        default=always_open_config,
+        help_text='Opening hours as BusinessCalendar.to_config() writes them: "hours" per '
+        'weekday ("mon": "08:00-20:00", or "closed"), "holiday_country" / '
+        '"holiday_subdivision" (e.g. "GB" / "ENG"), "closed_dates" ["2026-12-24"], '
+        '"special_hours" {"2026-12-31": "08:00-12:00"}.',
+    )
+    apply_to_running = models.BooleanField(
+        default=True,
+        help_text="A change of targets or hours recomputes the due times of running timers "
+        "(recorded on each ticket); otherwise it applies to timers started afterwards.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -36,17 +120,85 @@ class SlaPolicy(models.Model):
     class Meta:
         verbose_name = "SLA policy"
         verbose_name_plural = "SLA policies"
+        ordering = ["organization", "position", "pk"]
+        indexes = [models.Index(fields=["organization", "position"], name="sla_policy_order_idx")]
 
     def __str__(self) -> str:
-        return f"SLA policy of {self.organization}"
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored calendar is always exactly what to_config() wrote, in the policy's zone.
+        self.calendar = self.calendar_config()
+        self.__dict__.pop("business_calendar", None)
+        super().save(*args, **kwargs)
+
+    # The calendar -----------------------------------------------------------------------------
+
+    def calendar_config(self) -> dict[str, Any]:
+        return {**(self.calendar or {}), "time_zone": self.time_zone}
+
+    @cached_property
+    def business_calendar(self) -> BusinessCalendar:
+        return BusinessCalendar.from_config(self.calendar_config())
+
+    def clean(self) -> None:
+        try:
+            calendar = BusinessCalendar.from_config(self.calendar_config())
+        except (CalendarError, TypeError, AttributeError) as error:
+            field = "time_zone" if "time zone" in str(error) else "calendar"
+            raise ValidationError({field: str(error)}) from error
+        self.calendar = calendar.to_config()
+        self.__dict__.pop("business_calendar", None)
+        brand = self.brand if self.brand_id else None
+        if (
+            brand is not None
+            and self.organization_id
+            and brand.organization_id != (self.organization_id)
+        ):
+            raise ValidationError({"brand": "That brand belongs to another organisation."})
+
+    # Matching and targets -----------------------------------------------------------------
+
+    def matches(self, *, brand_id: int, platform: str, priority: int) -> bool:
+        return (
+            (self.brand_id is None or self.brand_id == brand_id)
+            and (not self.platform or self.platform == platform)
+            and (self.priority is None or self.priority == priority)
+        )
+
+    def target_minutes(self, metric: str) -> int | None:
+        value: int | None = getattr(self, f"{metric}_minutes")
+        return value
+
+    def due(self, started_at: datetime, minutes: int, *, paused: timedelta) -> datetime:
+        """The instant ``minutes`` of business time (plus the time spent paused) have passed."""
+        return self.business_calendar.add_business_time(
+            started_at, timedelta(minutes=minutes) + paused
+        )
+
+    def warn(self, started_at: datetime, minutes: int, *, paused: timedelta) -> datetime:
+        share = timedelta(minutes=minutes) * self.warning_percent / 100
+        return self.business_calendar.add_business_time(started_at, share + paused)
 
     def first_response_due(self, started_at: datetime) -> datetime:
-        return started_at + timedelta(minutes=self.first_response_minutes)
+        return self.due(started_at, self.first_response_minutes or 0, paused=timedelta(0))
+
+    @classmethod
+    def default_for_id(cls, organization_id: int) -> SlaPolicy:
+        """The policy of an organisation that has none yet (unsaved): 24/7 in UTC, a 60-minute
+        first response, nothing else."""
+        return cls(
+            organization_id=organization_id,
+            name="Default",
+            first_response_minutes=DEFAULT_FIRST_RESPONSE_MINUTES,
+        )
 
     @classmethod
     def for_org(cls, organization: Organization) -> SlaPolicy:
-        policy, _ = cls.objects.get_or_create(organization=organization)
-        return policy
+        """The organisation's first policy, the default one made if it has none."""
+        from monitoring.policies import org_policies
+
+        return org_policies(organization.pk)[0]
 
 
 class SlaEventKind(models.TextChoices):
@@ -54,52 +206,107 @@ class SlaEventKind(models.TextChoices):
 
     SLA_MET = "sla_met", "SLA met"
     SLA_BREACHED = "sla_breached", "SLA breached"
-
-
-class Metric(models.TextChoices):
-    FIRST_RESPONSE = "first_response", "First response"
+    SLA_WARNING = "sla_warning", "SLA at risk"
+    SLA_PAUSED = "sla_paused", "SLA paused: waiting on the customer"
+    SLA_RESUMED = "sla_resumed", "SLA resumed"
+    SLA_DUE_CHANGED = "sla_due_changed", "SLA due time changed"
+    SLA_STOPPED = "sla_stopped", "SLA target dropped"
 
 
 class TimerState(models.TextChoices):
-    ACTIVE = "active", "Running"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
     MET = "met", "Met"
     BREACHED = "breached", "Breached"
+    # The policy no longer has the target (a priority or policy change): kept, never reported.
+    STOPPED = "stopped", "Stopped"
+
+
+# The one-metric engine called a running timer "active"; the name stays for its callers.
+TimerState.ACTIVE = TimerState.RUNNING  # type: ignore[attr-defined]
+
+
+# A timer still waiting for the event that fulfils it. A breached timer waits too: its reply
+# is still owed (and it still ranks the ticket in the inbox).
+LIVE_STATES = (TimerState.RUNNING, TimerState.PAUSED, TimerState.BREACHED)
 
 
 class SlaTimerQuerySet(OrgQuerySet["SlaTimer"]):
     def active(self) -> SlaTimerQuerySet:
-        return self.filter(state=TimerState.ACTIVE)
+        return self.filter(state=TimerState.RUNNING)
+
+    running = active
+
+    def live(self) -> SlaTimerQuerySet:
+        """Waiting for their fulfilment: running, paused, or breached and still owed."""
+        return self.filter(state__in=LIVE_STATES, fulfilled_at__isnull=True)
 
     def overdue(self, now: datetime) -> SlaTimerQuerySet:
         return self.active().filter(due_at__lt=now)
 
+    def to_warn(self, now: datetime) -> SlaTimerQuerySet:
+        return self.active().filter(warn_at__lte=now, warned_at__isnull=True, due_at__gte=now)
+
 
 class SlaTimer(models.Model):
-    """One SLA target on one ticket: when it started, when it is due, and how it ended."""
+    """One SLA target on one ticket: when it started, when it is due, how it ended."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     ticket = models.ForeignKey(
         "tickets.Ticket", on_delete=models.CASCADE, related_name="sla_timers"
     )
+    policy = models.ForeignKey(
+        SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="timers"
+    )
+    # The customer message a next-response timer waits to answer.
+    message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     metric = models.CharField(max_length=32, choices=Metric.choices)
     target_minutes = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     due_at = models.DateTimeField()
-    state = models.CharField(max_length=16, choices=TimerState.choices, default=TimerState.ACTIVE)
+    warn_at = models.DateTimeField(null=True, blank=True)
+    warned_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=TimerState.choices, default=TimerState.RUNNING)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # Business time spent paused (waiting on the customer): the due time moves on by as much.
+    paused_for = models.DurationField(default=timedelta(0))
     fulfilled_at = models.DateTimeField(null=True, blank=True)
+    # Business time from start to fulfilment, pauses excluded: the figure reports count.
+    business_time = models.DurationField(null=True, blank=True)
     breached_at = models.DateTimeField(null=True, blank=True)
 
     objects = SlaTimerQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["ticket", "metric"], name="one_timer_per_metric")
+            models.UniqueConstraint(
+                fields=["ticket", "metric"],
+                condition=models.Q(state__in=LIVE_STATES, fulfilled_at__isnull=True),
+                name="one_live_timer_per_metric",
+            )
         ]
-        indexes = [models.Index(fields=["state", "due_at"], name="sla_timer_due_idx")]
+        indexes = [
+            # The sweep: running timers past due, and running timers past their warning.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(state="running"),
+                name="sla_timer_running_due_idx",
+            ),
+            models.Index(
+                fields=["warn_at"],
+                condition=models.Q(state="running", warned_at__isnull=True),
+                name="sla_timer_to_warn_idx",
+            ),
+            models.Index(fields=["ticket", "metric"], name="sla_timer_ticket_idx"),
+            models.Index(fields=["organization", "metric", "state"], name="sla_timer_report_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_metric_display()} on ticket {self.ticket_id}: {self.state}"
 
     @property
     def elapsed(self) -> timedelta | None:
+        """Calendar time from start to fulfilment (first reply time, as Zendesk counts it)."""
         return self.fulfilled_at - self.started_at if self.fulfilled_at else None

@@ -1,101 +1,529 @@
-"""SLA timers: started when a ticket opens, fulfilled by the events that meet them, and swept
-for breaches. Driven by ticket events (``monitoring.handlers``); monitoring writes nothing of
-the ticket but its SLA due time (``Ticket.set_sla_due``) and events (``Ticket.record``)."""
+"""SLA timers: started, fulfilled, paused, resumed and recomputed from ticket events, and swept
+set-based for warnings and breaches.
+
+Driven by ticket events (``monitoring.handlers``); monitoring writes nothing of the ticket but its
+SLA due time (``Ticket.set_sla_due``) and events (``Ticket.record``, ``record_events``). Every
+function here is idempotent: an event delivered twice changes nothing the second time.
+
+Due times count business time only, on the calendar of the timer's policy: a timer is due once
+its target, plus the business time it spent paused, has passed since it started
+(``SlaPolicy.due``). So a pause, a priority change or a policy change recomputes the due time
+from the same three facts (start, target, time paused), never by adding up deltas.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from monitoring.models import Metric, SlaEventKind, SlaPolicy, SlaTimer, TimerState
+from monitoring.models import (
+    LIVE_STATES,
+    Metric,
+    SlaEventKind,
+    SlaPolicy,
+    SlaTimer,
+    TimerState,
+)
+from monitoring.policies import policy_for
 from tickets.events import record_events
-from tickets.models import TicketEvent
+from tickets.models import Direction, EventKind, Message, Step, Ticket, TicketEvent
 
 if TYPE_CHECKING:
-    from tickets.models import Ticket
+    from careinbox.accounts.models import User
+
+# Started when the ticket opens (the customer's first post), and again when it is reopened.
+OPENING_METRICS = (Metric.FIRST_RESPONSE, Metric.RESOLUTION, Metric.CLOSE_OUT)
+REOPEN_METRICS = (Metric.RESOLUTION, Metric.CLOSE_OUT)
+# Waiting on the customer (the brand asked them a question) stops these clocks.
+PAUSABLE_METRICS = (Metric.NEXT_RESPONSE, Metric.RESOLUTION, Metric.CLOSE_OUT)
+# The step whose delivered reply meets a target.
+STEP_METRIC: dict[str, str] = {
+    Step.TAKE_OFFLINE: Metric.TAKE_OFFLINE,
+    Step.RESOLVE: Metric.RESOLUTION,
+    Step.CLOSE_OUT: Metric.CLOSE_OUT,
+}
 
 
-def sla_start(*, ticket: Ticket, policy: SlaPolicy | None = None) -> SlaTimer:
-    """The ticket's first-response timer, started from the organisation's policy if new."""
-    timer = SlaTimer.objects.filter(ticket=ticket, metric=Metric.FIRST_RESPONSE).first()
-    if timer is None:
-        policy = policy or SlaPolicy.for_org(ticket.organization)
-        timer, _ = SlaTimer.objects.get_or_create(
-            ticket=ticket,
-            metric=Metric.FIRST_RESPONSE,
-            defaults={
-                "organization_id": ticket.organization_id,
-                "target_minutes": policy.first_response_minutes,
-                "started_at": ticket.opened_at,
-                "due_at": policy.first_response_due(ticket.opened_at),
-            },
-        )
-        if timer.fulfilled_at is None:
-            ticket.set_sla_due(timer.due_at)
+# Starting -------------------------------------------------------------------------------------
+
+
+def _refresh_due(ticket: Ticket) -> None:
+    """``Ticket.sla_due_at``: the soonest due time of the timers still owed and counting
+    (running, or breached and not yet fulfilled); a paused timer does not count."""
+    due = SlaTimer.objects.filter(
+        ticket_id=ticket.pk,
+        state__in=(TimerState.RUNNING, TimerState.BREACHED),
+        fulfilled_at__isnull=True,
+    ).aggregate(due=Min("due_at"))["due"]
+    ticket.set_sla_due(due)
+
+
+def _new_timer(
+    ticket: Ticket,
+    policy: SlaPolicy,
+    metric: str,
+    started_at: datetime,
+    *,
+    message: Message | None = None,
+) -> SlaTimer | None:
+    """Start one timer unless the policy has no such target or one is already owed."""
+    minutes = policy.target_minutes(metric)
+    if minutes is None:
+        return None
+    timer = SlaTimer(
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        policy=policy,
+        message=message,
+        metric=metric,
+        target_minutes=minutes,
+        started_at=started_at,
+        due_at=policy.due(started_at, minutes, paused=timedelta(0)),
+        warn_at=policy.warn(started_at, minutes, paused=timedelta(0)),
+    )
+    try:
+        with transaction.atomic():
+            timer.save()
+    except IntegrityError:
+        return None  # one is owed already (one live timer per ticket and metric)
     return timer
+
+
+def _start(
+    ticket: Ticket,
+    metrics: Iterable[str],
+    started_at: datetime,
+    *,
+    policy: SlaPolicy | None = None,
+) -> list[SlaTimer]:
+    """Start ``metrics`` from ``started_at``, once: a timer of the metric that started at that
+    very instant (this event, delivered again) or one still owed is kept as it is."""
+    metrics = list(metrics)
+    seen = set(
+        SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=metrics)
+        .filter(Q(started_at=started_at) | Q(state__in=LIVE_STATES, fulfilled_at__isnull=True))
+        .values_list("metric", flat=True)
+    )
+    wanted = [metric for metric in metrics if metric not in seen]
+    if not wanted:
+        return []
+    policy = policy or policy_for(ticket)
+    if policy is None:
+        return []
+    started = [
+        timer
+        for metric in wanted
+        if (timer := _new_timer(ticket, policy, metric, started_at)) is not None
+    ]
+    if started:
+        _refresh_due(ticket)
+    return started
+
+
+def sla_start(*, ticket: Ticket, policy: SlaPolicy | None = None) -> SlaTimer | None:
+    """The ticket opened: start its first-response, resolution and close-out timers as its
+    policy has them, from the customer's post time. Returns the first-response timer."""
+    _start(ticket, OPENING_METRICS, ticket.opened_at, policy=policy)
+    return (
+        SlaTimer.objects.filter(ticket_id=ticket.pk, metric=Metric.FIRST_RESPONSE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+
+
+def sla_restart(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:
+    """The ticket was reopened at ``at``: the resolution and close-out start again (new rows;
+    the ended ones stay for reports). A timer still owed is kept."""
+    return _start(ticket, REOPEN_METRICS, at)
+
+
+def _brand_replied_before(ticket: Ticket, at: datetime) -> bool:
+    return TicketEvent.objects.filter(
+        ticket_id=ticket.pk, kind=EventKind.REPLY_SENT, at__lte=at
+    ).exists()
+
+
+def sla_customer_wrote(*, ticket: Ticket, message: Message, at: datetime) -> SlaTimer | None:
+    """A customer message arrived. Once the brand has replied, it awaits a reply: the paused
+    timers resume, and a next-response timer starts (or the one still owed is kept)."""
+    if message.direction != Direction.INBOUND or not _brand_replied_before(ticket, at):
+        return None
+    sla_resume(ticket=ticket, at=at)
+    if SlaTimer.objects.filter(ticket_id=ticket.pk, message=message).exists():
+        return None  # this message, delivered again
+    policy = policy_for(ticket)
+    if policy is None:
+        return None
+    timer = _new_timer(ticket, policy, Metric.NEXT_RESPONSE, at, message=message)
+    if timer is not None:
+        _refresh_due(ticket)
+    return timer
+
+
+# Fulfilling -----------------------------------------------------------------------------------
+
+
+def _close_pause(timer: SlaTimer, at: datetime) -> None:
+    """End a pause at ``at``: its business time moves the due and warning times on."""
+    assert timer.policy is not None and timer.paused_at is not None
+    paused = timer.policy.business_calendar.business_time_between(timer.paused_at, at)
+    timer.paused_for += paused
+    timer.paused_at = None
+    timer.state = TimerState.RUNNING
+    timer.due_at = timer.policy.due(timer.started_at, timer.target_minutes, paused=timer.paused_for)
+    timer.warn_at = timer.policy.warn(
+        timer.started_at, timer.target_minutes, paused=timer.paused_for
+    )
+
+
+def _business_time(timer: SlaTimer, at: datetime) -> timedelta:
+    if timer.policy is None:
+        return at - timer.started_at - timer.paused_for
+    worked = timer.policy.business_calendar.business_time_between(timer.started_at, at)
+    return max(worked - timer.paused_for, timedelta(0))
 
 
 @transaction.atomic
-def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
-    """The brand's first public reply went out at ``at``: the timer is met or breached."""
-    sla_start(ticket=ticket)
-    timer = (
-        SlaTimer.objects.select_for_update()
-        .filter(ticket=ticket, metric=Metric.FIRST_RESPONSE, fulfilled_at__isnull=True)
-        .first()
+def sla_fulfil(*, ticket: Ticket, metrics: Iterable[str], at: datetime) -> list[SlaTimer]:
+    """The event that meets ``metrics`` happened at ``at``: each timer still owed (and started
+    by then) is met or breached, with an event. A breach the sweep recorded just before an
+    in-time reply was recorded turns met (``corrects_breach``)."""
+    timers = list(
+        SlaTimer.objects.live()
+        .select_for_update(of=("self",))
+        .select_related("policy")
+        .filter(ticket_id=ticket.pk, metric__in=list(metrics), started_at__lte=at)
+        .order_by("pk")
     )
-    if timer is None:
-        return None  # fulfilled already: a later reply, or this event delivered again
-    timer.fulfilled_at = at
-    fields = ["fulfilled_at"]
-    met = at <= timer.due_at
-    # A breached timer turns met when the sweep ran after the due time but before this
-    # in-time reply was recorded; otherwise a timer settles once.
-    corrects_breach = timer.state == TimerState.BREACHED and met
-    if timer.state == TimerState.ACTIVE or corrects_breach:
-        timer.state = TimerState.MET if met else TimerState.BREACHED
-        timer.breached_at = None if met else timer.due_at
-        fields += ["state", "breached_at"]
-        ticket.record(
-            SlaEventKind.SLA_MET if met else SlaEventKind.SLA_BREACHED,
-            at=at,
-            metric=timer.metric,
-            due_at=timer.due_at.isoformat(),
-            elapsed_seconds=round((at - timer.started_at).total_seconds()),
-            corrects_breach=corrects_breach,
+    for timer in timers:
+        if timer.state == TimerState.PAUSED:
+            _close_pause(timer, at)
+        timer.fulfilled_at = at
+        timer.business_time = _business_time(timer, at)
+        met = at <= timer.due_at
+        corrects_breach = timer.state == TimerState.BREACHED and met
+        if timer.state == TimerState.RUNNING or corrects_breach:
+            timer.state = TimerState.MET if met else TimerState.BREACHED
+            timer.breached_at = None if met else timer.due_at
+            ticket.record(
+                SlaEventKind.SLA_MET if met else SlaEventKind.SLA_BREACHED,
+                at=at,
+                metric=timer.metric,
+                due_at=timer.due_at.isoformat(),
+                elapsed_seconds=round((at - timer.started_at).total_seconds()),
+                business_seconds=round(timer.business_time.total_seconds()),
+                corrects_breach=corrects_breach,
+            )
+        timer.save()
+    if timers:
+        _refresh_due(ticket)
+    return timers
+
+
+def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
+    """The brand's first public reply the platform accepted went out at ``at``. Returns the
+    first-response timer it fulfilled; None when there was none left to fulfil."""
+    sla_start(ticket=ticket)
+    timers = sla_fulfil(ticket=ticket, metrics=[Metric.FIRST_RESPONSE], at=at)
+    return timers[0] if timers else None
+
+
+def asks_a_question(text: str) -> bool:
+    return "?" in text
+
+
+def sla_reply_delivered(*, ticket: Ticket, message: Message, at: datetime) -> list[SlaTimer]:
+    """A brand reply the platform accepted at ``at``. Any reply answers the customer (next
+    response); a public one is the first response; a step's reply meets its step's target; the
+    acknowledgement starts the take-offline clock; a direct message that asks the customer a
+    question pauses the clocks that now wait on them."""
+    metrics: list[str] = [Metric.NEXT_RESPONSE]
+    if message.is_public:
+        metrics.append(Metric.FIRST_RESPONSE)
+    if message.step in STEP_METRIC:
+        metrics.append(STEP_METRIC[message.step])
+    fulfilled = sla_fulfil(ticket=ticket, metrics=metrics, at=at)
+    if message.step == Step.ACKNOWLEDGE:
+        _start(ticket, [Metric.TAKE_OFFLINE], at)
+    if (
+        not message.is_public
+        and message.step in (Step.TAKE_OFFLINE, Step.RESOLVE)
+        and asks_a_question(message.text)
+    ):
+        sla_pause(ticket=ticket, at=at, message=message)
+    return fulfilled
+
+
+# Pausing --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sla_pause(*, ticket: Ticket, at: datetime, message: Message | None = None) -> list[SlaTimer]:
+    """The brand asked the customer a question: the clocks that wait on them stop."""
+    timers = list(
+        SlaTimer.objects.select_for_update(of=("self",)).filter(
+            ticket_id=ticket.pk, state=TimerState.RUNNING, metric__in=PAUSABLE_METRICS
         )
-    timer.save(update_fields=fields)
-    ticket.set_sla_due(None)
-    return timer
+    )
+    if not timers:
+        return []
+    for timer in timers:
+        timer.state = TimerState.PAUSED
+        timer.paused_at = at
+    SlaTimer.objects.bulk_update(timers, ["state", "paused_at"])
+    ticket.record(
+        SlaEventKind.SLA_PAUSED,
+        at=at,
+        message=message,
+        metrics=sorted(timer.metric for timer in timers),
+        reason="waiting on the customer",
+    )
+    _refresh_due(ticket)
+    return timers
 
 
-def sla_sweep_breaches(*, now: datetime | None = None) -> int:
-    """Mark every running timer past its due time as breached, once, with an event each."""
+@transaction.atomic
+def sla_resume(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:
+    """The customer answered: the paused clocks run again, due later by the business time
+    they were paused."""
+    timers = list(
+        SlaTimer.objects.select_for_update(of=("self",))
+        .select_related("policy")
+        .filter(ticket_id=ticket.pk, state=TimerState.PAUSED)
+    )
+    if not timers:
+        return []
+    for timer in timers:
+        _close_pause(timer, max(at, timer.paused_at or at))
+    SlaTimer.objects.bulk_update(timers, ["state", "paused_at", "paused_for", "due_at", "warn_at"])
+    ticket.record(
+        SlaEventKind.SLA_RESUMED,
+        at=at,
+        metrics=sorted(timer.metric for timer in timers),
+        paused_seconds={timer.metric: round(timer.paused_for.total_seconds()) for timer in timers},
+    )
+    _refresh_due(ticket)
+    return timers
+
+
+# Recomputing ----------------------------------------------------------------------------------
+
+
+def _retarget(timer: SlaTimer, policy: SlaPolicy, now: datetime) -> dict[str, Any] | None:
+    """Put ``timer`` on ``policy`` (its target and calendar); the change, or None if none."""
+    minutes = policy.target_minutes(timer.metric)
+    before = {"due_at": timer.due_at.isoformat(), "target_minutes": timer.target_minutes}
+    if minutes is None:
+        timer.state = TimerState.STOPPED
+        timer.policy = policy
+        return {**before, "metric": timer.metric, "stopped": True, "policy": policy.name}
+    due = policy.due(timer.started_at, minutes, paused=timer.paused_for)
+    warn = policy.warn(timer.started_at, minutes, paused=timer.paused_for)
+    if (
+        timer.policy_id == policy.pk
+        and timer.target_minutes == minutes
+        and timer.due_at == due
+        and timer.warn_at == warn
+    ):
+        return None
+    timer.policy, timer.target_minutes, timer.due_at, timer.warn_at = policy, minutes, due, warn
+    if timer.warned_at is not None and warn > now:
+        timer.warned_at = None  # warned on the old threshold: warn again on the new one
+    return {
+        "metric": timer.metric,
+        "before": before,
+        "due_at": due.isoformat(),
+        "target_minutes": minutes,
+        "policy": policy.name,
+    }
+
+
+def _change_kind(change: dict[str, Any]) -> str:
+    return SlaEventKind.SLA_STOPPED if change.get("stopped") else SlaEventKind.SLA_DUE_CHANGED
+
+
+def _delivered_steps(ticket: Ticket) -> set[str]:
+    return set(
+        Message.objects.filter(ticket_id=ticket.pk, direction=Direction.OUTBOUND)
+        .exclude(external_id="")
+        .values_list("step", flat=True)
+    )
+
+
+@transaction.atomic
+def sla_rematch(
+    *, ticket: Ticket, at: datetime, cause: str, actor: User | None = None
+) -> list[SlaTimer]:
+    """The ticket's priority (or what its policy matches on) changed: its running and paused
+    timers follow the policy it matches now, due times recomputed, each change recorded
+    (``sla_due_changed``). A target the new policy lacks stops; an opening target it adds
+    starts from the customer's post, unless that target was met already."""
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    policy = policy_for(ticket)
+    timers = list(
+        SlaTimer.objects.select_for_update(of=("self",))
+        .select_related("policy")
+        .filter(ticket_id=ticket.pk, state__in=(TimerState.RUNNING, TimerState.PAUSED))
+    )
+    changed: list[SlaTimer] = []
+    for timer in timers:
+        change = None if policy is None else _retarget(timer, policy, at)
+        if change is None:
+            continue
+        timer.save()
+        changed.append(timer)
+        ticket.record(_change_kind(change), at=at, actor=actor, cause=cause, **change)
+    if policy is not None:
+        ever = set(
+            SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=OPENING_METRICS).values_list(
+                "metric", flat=True
+            )
+        )
+        missing = [metric for metric in OPENING_METRICS if metric not in ever]
+        if missing:
+            delivered = _delivered_steps(ticket)
+            met_already = {
+                Metric.FIRST_RESPONSE: bool(delivered),
+                Metric.RESOLUTION: Step.RESOLVE in delivered,
+                Metric.CLOSE_OUT: Step.CLOSE_OUT in delivered,
+            }
+            wanted = [metric for metric in missing if not met_already[metric]]
+            changed += _start(ticket, wanted, ticket.opened_at, policy=policy)
+    _refresh_due(ticket)
+    return changed
+
+
+@transaction.atomic
+def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int:
+    """A policy's targets, warning or hours changed. With ``apply_to_running`` its running and
+    paused timers are recomputed, each change recorded on its ticket (in bulk); otherwise the
+    change applies to timers started from now on. Returns the number of timers changed."""
+    if not policy.apply_to_running:
+        return 0
     now = now or timezone.now()
-    with transaction.atomic():
-        overdue = list(
-            # Lock the timers only (not their tickets, which agents are working on).
-            SlaTimer.objects.overdue(now).select_for_update(skip_locked=True, of=("self",))
+    policy = SlaPolicy.objects.get(pk=policy.pk)  # as saved, calendar rebuilt
+    timers = list(
+        SlaTimer.objects.select_for_update(of=("self",)).filter(
+            policy=policy, state__in=(TimerState.RUNNING, TimerState.PAUSED)
         )
-        if not overdue:
-            return 0
+    )
+    events: list[TicketEvent] = []
+    changed: list[SlaTimer] = []
+    for timer in timers:
+        timer.policy = policy
+        change = _retarget(timer, policy, now)
+        if change is None:
+            continue
+        changed.append(timer)
+        events.append(
+            TicketEvent(
+                organization_id=timer.organization_id,
+                ticket_id=timer.ticket_id,
+                kind=_change_kind(change),
+                at=now,
+                data={**change, "cause": "policy_changed"},
+            )
+        )
+    if not changed:
+        return 0
+    SlaTimer.objects.bulk_update(
+        changed, ["state", "target_minutes", "due_at", "warn_at", "warned_at"], batch_size=500
+    )
+    record_events(events)
+    _refresh_due_many({timer.ticket_id for timer in changed})
+    return len(changed)
+
+
+def _refresh_due_many(ticket_ids: Iterable[int]) -> None:
+    ids = list(ticket_ids)
+    due = dict(
+        SlaTimer.objects.filter(
+            ticket_id__in=ids,
+            state__in=(TimerState.RUNNING, TimerState.BREACHED),
+            fulfilled_at__isnull=True,
+        )
+        .values("ticket_id")
+        .annotate(due=Min("due_at"))
+        .values_list("ticket_id", "due")
+    )
+    tickets = Ticket.objects.filter(pk__in=ids).only("pk", "priority", "sla_due_at", "sla_risk_at")
+    for ticket in tickets:
+        ticket.set_sla_due(due.get(ticket.pk))
+
+
+# Sweeping -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    warned: int
+    breached: int
+
+
+def _claim(queryset: Any, fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    # Lock the timers only (not their tickets, which agents are working on); a timer another
+    # sweep holds is skipped, and that sweep settles it.
+    return list(queryset.select_for_update(skip_locked=True, of=("self",)).values_list(*fields))
+
+
+def sweep_queries(now: datetime) -> tuple[Any, Any]:
+    """The sweep's two reads: running timers past due, and running timers past their warning
+    but not yet due. Each is served by a partial index (``sla_timer_running_due_idx``,
+    ``sla_timer_to_warn_idx``)."""
+    return SlaTimer.objects.overdue(now), SlaTimer.objects.to_warn(now)
+
+
+def sla_sweep(*, now: datetime | None = None, ticket_id: int | None = None) -> SweepResult:
+    """One set-based pass: every running timer past due is breached and every one past its
+    warning threshold warned, each once, its events written in one insert. ``ticket_id``
+    narrows it to one ticket (the cheap check after each of the ticket's events)."""
+    now = now or timezone.now()
+    fields = ("pk", "organization_id", "ticket_id", "metric", "due_at", "warn_at")
+    overdue, to_warn = sweep_queries(now)
+    if ticket_id is not None:
+        overdue, to_warn = overdue.filter(ticket_id=ticket_id), to_warn.filter(ticket_id=ticket_id)
+    with transaction.atomic():
+        breaching = _claim(overdue, fields)
+        warning = _claim(to_warn, fields)
+        if not breaching and not warning:
+            return SweepResult(0, 0)
+        if breaching:
+            SlaTimer.objects.filter(
+                pk__in=[row[0] for row in breaching], state=TimerState.RUNNING
+            ).update(state=TimerState.BREACHED, breached_at=F("due_at"))
+        if warning:
+            SlaTimer.objects.filter(pk__in=[row[0] for row in warning]).update(warned_at=now)
         record_events(
             [
                 TicketEvent(
-                    organization_id=timer.organization_id,
-                    ticket_id=timer.ticket_id,
+                    organization_id=org_id,
+                    ticket_id=tid,
                     kind=SlaEventKind.SLA_BREACHED,
-                    at=timer.due_at,
-                    data={"metric": timer.metric, "due_at": timer.due_at.isoformat()},
+                    at=due_at,
+                    data={"metric": metric, "due_at": due_at.isoformat()},
                 )
-                for timer in overdue
+                for _pk, org_id, tid, metric, due_at, _warn_at in breaching
+            ]
+            + [
+                TicketEvent(
+                    organization_id=org_id,
+                    ticket_id=tid,
+                    kind=SlaEventKind.SLA_WARNING,
+                    at=warn_at,
+                    data={"metric": metric, "due_at": due_at.isoformat()},
+                )
+                for _pk, org_id, tid, metric, due_at, warn_at in warning
             ]
         )
-        for timer in overdue:
-            timer.state = TimerState.BREACHED
-            timer.breached_at = timer.due_at
-        SlaTimer.objects.bulk_update(overdue, ["state", "breached_at"])
-    return len(overdue)
+    return SweepResult(warned=len(warning), breached=len(breaching))
+
+
+def sla_sweep_breaches(*, now: datetime | None = None) -> int:
+    """The sweep (warnings too); returns the number of timers it breached."""
+    return sla_sweep(now=now).breached

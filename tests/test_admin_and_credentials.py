@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -77,7 +78,9 @@ def test_admin_cannot_open_another_orgs_account(staff_admin: Persona, other_org:
 def test_admin_edits_sla_target_of_own_org(staff_admin: Persona) -> None:
     policy = SlaPolicy.for_org(staff_admin.organization)
     url = reverse("admin:monitoring_slapolicy_change", args=[policy.pk])
-    response = staff_admin.client().post(url, {"first_response_minutes": "15"})
+    form = {"name": policy.name, "position": "0", "time_zone": "UTC", "warning_percent": "75"}
+    form["calendar"] = json.dumps(policy.calendar)
+    response = staff_admin.client().post(url, {**form, "first_response_minutes": "15"})
     assert response.status_code == 302, response.content[:2000]
     policy.refresh_from_db()
     assert policy.first_response_minutes == 15
