@@ -51,15 +51,18 @@ class Stream(StrEnum):
     MENTIONS = "mentions"
     DIRECT_MESSAGES = "direct_messages"
     SEARCH = "search"  # keyed by the listening query
-    PAGE_FEED = "page_feed"
-    CONVERSATIONS = "conversations"
+    PAGE_FEED = "page_feed"  # a page's posts, visitor posts and their comments
+    TAGGED = "tagged"  # posts that tag a page
+    CONVERSATIONS = "conversations"  # Messenger threads
 
 
 class OutboundKind(StrEnum):
     """What the brand sends. Each kind has its own text rules, checked before it is queued."""
 
-    PUBLIC_REPLY = "public_reply"
-    PRIVATE_MESSAGE = "private_message"
+    PUBLIC_REPLY = "public_reply"  # X: a reply post; Facebook: a comment reply
+    PRIVATE_MESSAGE = "private_message"  # X: a DM; Facebook: a Messenger message
+    PRIVATE_REPLY = "private_reply"  # Facebook: the one private reply to a comment
+    HIDE = "hide"  # X: hide a reply; Facebook: hide a comment (moderation, with a reason)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Author:
     username: str
     display_name: str = ""
     followers_count: int = 0
+    verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,13 @@ class InboundPost:
     conversation_id: str = ""
     in_reply_to_external_id: str = ""
     addressed_account_ids: tuple[str, ...] = ()
+    #: How intake found it, when not addressed to the brand: "listening:<query>".
+    found_by: str = ""
+    #: The post this one quotes, or (a pure repost, which opens no ticket) reposts.
+    quoted_external_id: str = ""
+    reposted_external_id: str = ""
+    #: The platform's public counts at fetch time (reposts, quotes, likes, replies).
+    metrics: dict[str, int] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 

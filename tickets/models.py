@@ -90,9 +90,12 @@ def sla_risk_at(due_at: datetime | None, priority: int) -> datetime | None:
 class MessageKind(models.TextChoices):
     POST = "post", "Public post"
     REPLY = "reply", "Public reply"
+    QUOTE = "quote", "Quote post"
     DM = "dm", "Direct message"
     COMMENT = "comment", "Comment"
+    VISITOR_POST = "visitor_post", "Visitor post"
     MESSENGER = "messenger", "Messenger"
+    PRIVATE_REPLY = "private_reply", "Private reply"
 
 
 class Direction(models.TextChoices):
@@ -326,6 +329,10 @@ class Message(models.Model):
     author_username = models.CharField(max_length=100, blank=True)
     author_display_name = models.CharField(max_length=200, blank=True)
     author_followers = models.PositiveIntegerField(default=0)
+    author_verified = models.BooleanField(default=False)
+    found_by = models.CharField(
+        max_length=200, blank=True, help_text="How intake found it: 'listening:<query>'."
+    )
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

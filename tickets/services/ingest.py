@@ -149,6 +149,8 @@ def _store_post(
         author_username=post.author.username,
         author_display_name=post.author.display_name,
         author_followers=post.author.followers_count,
+        author_verified=post.author.verified,
+        found_by=post.found_by,
         text=post.text,
         created_at=post.created_at,
         raw=post.raw,
