@@ -11,7 +11,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from careinbox.admin_scoping import OrgScopedAdmin
 from channels_social.intake import quarantine_retry
-from channels_social.models import Brand, QuarantinedPost, SocialAccount
+from channels_social.models import Brand, ListeningQuery, QuarantinedPost, SocialAccount
 from channels_social.registry import all_credential_fields, platforms_with_adapters
 
 # Every adapter's secrets, by name (an X handle's OAuth keys, a Facebook page's token, ...).
@@ -119,6 +119,16 @@ class SocialAccountAdmin(OrgScopedAdmin):
     @method_decorator(sensitive_post_parameters(*CREDENTIAL_FIELDS))
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
+
+
+@admin.register(ListeningQuery)
+class ListeningQueryAdmin(OrgScopedAdmin):
+    """The searches CareInbox runs on X for a brand; each match becomes a ticket."""
+
+    organization_from = "brand"
+    list_display = ("query", "brand", "enabled", "created_at")
+    list_filter = ("enabled",)
+    fields = ("brand", "query", "enabled")
 
 
 @admin.register(QuarantinedPost)

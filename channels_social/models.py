@@ -213,3 +213,59 @@ class QuarantinedPost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream} {self.external_id or '?'} from {self.account}: {self.error[:60]}"
+
+
+# X's search query limit for recent search on the self-serve tiers is 512 characters
+# (PLATFORMS.md; the spec allows up to 4,096 for the higher tiers). CareInbox adds
+# " -is:retweet -from:<handle>" (at most 29 characters) to every query, so the admin's part
+# keeps room for it.
+LISTENING_QUERY_MAX_LENGTH = 512 - len(" -is:retweet -from:") - 15
+
+
+def validate_listening_query(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    text = value.strip()
+    if not text:
+        raise ValidationError("A listening query cannot be empty.")
+    if len(text) > LISTENING_QUERY_MAX_LENGTH:
+        raise ValidationError(
+            f"This query is {len(text)} characters; X searches at most 512, and CareInbox "
+            f"needs room for its filters, so keep it to {LISTENING_QUERY_MAX_LENGTH}."
+        )
+    if text.count('"') % 2:
+        raise ValidationError('A quoted phrase is not closed: check the " marks.')
+
+
+class ListeningQueryQuerySet(OrgQuerySet["ListeningQuery"]):
+    def enabled(self) -> ListeningQueryQuerySet:
+        return self.filter(enabled=True)
+
+
+class ListeningQuery(models.Model):
+    """A search an admin writes for a brand (its name without the @, product names,
+    ``#thissucks``-style hashtags). Each match not addressed to the brand opens a ticket under
+    the brand's X account, marked as found by listening; each query has its own cursor,
+    ``PollCursor(account, "search", key=str(pk))``."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="listening_queries")
+    query = models.CharField(
+        max_length=LISTENING_QUERY_MAX_LENGTH,
+        validators=[validate_listening_query],
+        help_text='X search syntax: words, #hashtags, "quoted phrases", -excluded words. '
+        "Retweets and the brand's own posts are left out.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ListeningQueryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "listening queries"
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "query"], name="listening_query_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand}: {self.query}"
