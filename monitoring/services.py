@@ -14,9 +14,8 @@ from the same three facts (start, target, time paused), never by adding up delta
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Min, Q
@@ -155,8 +154,14 @@ def sla_customer_wrote(*, ticket: Ticket, message: Message, at: datetime) -> Sla
     if message.direction != Direction.INBOUND or not _brand_replied_before(ticket, at):
         return None
     sla_resume(ticket=ticket, at=at)
-    if SlaTimer.objects.filter(ticket_id=ticket.pk, message=message).exists():
-        return None  # this message, delivered again
+    covered = SlaTimer.objects.filter(
+        Q(fulfilled_at__isnull=True) | Q(fulfilled_at__gte=at),
+        ticket_id=ticket.pk,
+        metric=Metric.NEXT_RESPONSE,
+        started_at__lte=at,
+    ).exclude(state=TimerState.STOPPED)
+    if covered.exists():
+        return None  # it waits with an earlier message (or is this one, delivered again)
     policy = policy_for(ticket)
     if policy is None:
         return None
@@ -268,7 +273,10 @@ def sla_pause(*, ticket: Ticket, at: datetime, message: Message | None = None) -
     """The brand asked the customer a question: the clocks that wait on them stop."""
     timers = list(
         SlaTimer.objects.select_for_update(of=("self",)).filter(
-            ticket_id=ticket.pk, state=TimerState.RUNNING, metric__in=PAUSABLE_METRICS
+            ticket_id=ticket.pk,
+            state=TimerState.RUNNING,
+            metric__in=PAUSABLE_METRICS,
+            started_at__lte=at,  # not a timer started after the question (a reopen)
         )
     )
     if not timers:
@@ -295,12 +303,12 @@ def sla_resume(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:
     timers = list(
         SlaTimer.objects.select_for_update(of=("self",))
         .select_related("policy")
-        .filter(ticket_id=ticket.pk, state=TimerState.PAUSED)
+        .filter(ticket_id=ticket.pk, state=TimerState.PAUSED, paused_at__lte=at)
     )
     if not timers:
         return []
     for timer in timers:
-        _close_pause(timer, max(at, timer.paused_at or at))
+        _close_pause(timer, at)
     SlaTimer.objects.bulk_update(timers, ["state", "paused_at", "paused_for", "due_at", "warn_at"])
     ticket.record(
         SlaEventKind.SLA_RESUMED,
@@ -316,7 +324,8 @@ def sla_resume(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:
 
 
 def _retarget(timer: SlaTimer, policy: SlaPolicy, now: datetime) -> dict[str, Any] | None:
-    """Put ``timer`` on ``policy`` (its target and calendar); the change, or None if none."""
+    """Put ``timer`` on ``policy`` (its target and calendar). Returns what changed for the
+    ticket's history; an empty dict when only the policy did; None when nothing did."""
     minutes = policy.target_minutes(timer.metric)
     before = {"due_at": timer.due_at.isoformat(), "target_minutes": timer.target_minutes}
     if minutes is None:
@@ -325,13 +334,11 @@ def _retarget(timer: SlaTimer, policy: SlaPolicy, now: datetime) -> dict[str, An
         return {**before, "metric": timer.metric, "stopped": True, "policy": policy.name}
     due = policy.due(timer.started_at, minutes, paused=timer.paused_for)
     warn = policy.warn(timer.started_at, minutes, paused=timer.paused_for)
-    if (
-        timer.policy_id == policy.pk
-        and timer.target_minutes == minutes
-        and timer.due_at == due
-        and timer.warn_at == warn
-    ):
-        return None
+    if timer.target_minutes == minutes and timer.due_at == due and timer.warn_at == warn:
+        if timer.policy_id == policy.pk:
+            return None
+        timer.policy = policy
+        return {}  # the same times on another policy: kept, nothing to tell
     timer.policy, timer.target_minutes, timer.due_at, timer.warn_at = policy, minutes, due, warn
     if timer.warned_at is not None and warn > now:
         timer.warned_at = None  # warned on the old threshold: warn again on the new one
@@ -378,6 +385,8 @@ def sla_rematch(
             continue
         timer.save()
         changed.append(timer)
+        if not change:
+            continue
         ticket.record(_change_kind(change), at=at, actor=actor, cause=cause, **change)
     if policy is not None:
         ever = set(
@@ -421,6 +430,8 @@ def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int
         if change is None:
             continue
         changed.append(timer)
+        if not change:
+            continue
         events.append(
             TicketEvent(
                 organization_id=timer.organization_id,
@@ -460,8 +471,7 @@ def _refresh_due_many(ticket_ids: Iterable[int]) -> None:
 # Sweeping -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SweepResult:
+class SweepResult(NamedTuple):
     warned: int
     breached: int
 
