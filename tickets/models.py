@@ -134,8 +134,19 @@ class Ticket(models.Model):
     customer_display_name = models.CharField(max_length=200, blank=True)
     customer_followers = models.PositiveIntegerField(default=0)
 
-    # The public thread the ticket started in: replies go under this post.
+    # The public thread the ticket started in: replies go under this post. A private ticket
+    # (opened by a direct message, with no public post) keeps its DM conversation here.
     conversation_id = models.CharField(max_length=64, blank=True)
+    is_public = models.BooleanField(
+        default=True,
+        help_text="Opened from a public post. A private ticket (opened by a direct message) "
+        "takes every care step by direct message.",
+    )
+    # Pure reposts open no ticket: each raises the reach of the ticket whose post it reposts.
+    reposts = models.PositiveIntegerField(default=0)
+    repost_reach = models.PositiveIntegerField(
+        default=0, help_text="The followers of everyone who reposted the ticket's posts."
+    )
     root_message = models.ForeignKey(
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -241,7 +252,11 @@ class Ticket(models.Model):
         )
 
     def check_step(self, step: str) -> bool:
-        """Raise StepError unless ``step`` is the next one; return whether its reply is public."""
+        """Raise StepError unless ``step`` is the next one; return whether its reply is public.
+
+        A private ticket has no public thread to answer on: each of its steps is a direct
+        message (the same four steps, so its figures read like every other ticket's).
+        """
         try:
             rule = STEP_RULES[step]
         except KeyError:
@@ -253,7 +268,7 @@ class Ticket(models.Model):
                 f"This ticket is {self.get_status_display().lower()}: "
                 f"the next step is {Step(self.next_step).label}, not {Step(step).label}."
             )
-        return rule.public
+        return rule.public and self.is_public
 
     def take_step(self, step: str, *, by: User, message: Message | None) -> TicketEvent:
         """Move the ticket one care step forward; refuse (StepError) a step out of order."""
@@ -424,6 +439,8 @@ class EventKind(models.TextChoices):
     # A send whose claim was taken away (it stalled) finished anyway; nothing else changes.
     LATE_RESULT = "late_result", "Late answer from the platform"
     PRIORITY_CHANGED = "priority_changed", "Priority changed"
+    # A pure repost of one of the ticket's posts: no message, a wider reach.
+    REPOSTED = "reposted", "Reposted"
 
 
 class TicketEventQuerySet(OrgQuerySet["TicketEvent"]):
