@@ -8,6 +8,7 @@ private JSON control endpoints for tests and demos; they are not X-shaped.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -29,12 +30,17 @@ from werkzeug.wrappers import Request, Response
 from channels_social.sandbox.x.private_api import ControlEndpoints
 from channels_social.sandbox.x.shapes import (
     DEFAULT_RATE_LIMITS,
+    DM_EVENT_TYPES,
+    DM_EXPANSIONS,
     DM_MAX_CHARS,
+    DM_NOT_ALLOWED_DETAIL,
     DUPLICATE_DETAIL,
     FALLBACK_RATE_LIMIT,
     FIELD_ENUMS,
     MENTIONS_REACHABLE,
     QUERY_PARAMS,
+    SEARCH_QUERY_MAX,
+    SEARCH_RECENT_DAYS,
     TWEET_CREATE_KEYS,
     TWEET_EXPANSIONS,
     TWEET_MAX_WEIGHTED,
@@ -47,12 +53,38 @@ from channels_social.sandbox.x.shapes import (
     invalid,
     not_found_error,
     problem,
+    render_dm_event,
     render_tweet,
     render_user,
 )
-from channels_social.sandbox.x.store import ID_RE, XStore, XTweet, parse_iso
+from channels_social.sandbox.x.store import (
+    ID_RE,
+    MENTION_RE,
+    StoreError,
+    XStore,
+    XTweet,
+    parse_iso,
+)
 
 FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop")
+# The run of @handles a reply starts with: on X that is reply metadata, not counted text.
+LEADING_MENTIONS = re.compile(r"^(?:\s*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_]))+\s*")
+
+
+def counted_text(text: str, *, is_reply: bool) -> str:
+    """The part of a post's text X counts toward 280: all of it, less a reply's leading
+    @mentions (simplified replies, 2017: they are reply metadata; PLATFORMS.md)."""
+    return LEADING_MENTIONS.sub("", text, count=1) if is_reply else text
+
+
+def dm_token(event_id: str) -> str:
+    """A base32 pagination token, as X's DM endpoints use (at least 16 characters)."""
+    return base64.b32encode(event_id.zfill(19).encode()).decode().rstrip("=")
+
+
+def dm_token_value(token: str) -> int:
+    padded = token + "=" * (-len(token) % 8)
+    return int(base64.b32decode(padded.encode()).decode())
 
 
 @dataclass(frozen=True)
@@ -92,9 +124,14 @@ class XSandboxApp(ControlEndpoints):
     url_map = Map(
         [
             Rule("/2/users/me", endpoint="users_me", methods=["GET"]),
+            Rule("/2/users/<user_id>", endpoint="get_user", methods=["GET"]),
             Rule("/2/users/<user_id>/mentions", endpoint="mentions", methods=["GET"]),
+            Rule("/2/users/<user_id>/tweets", endpoint="user_tweets", methods=["GET"]),
             Rule("/2/tweets", endpoint="create_tweet", methods=["POST"]),
+            Rule("/2/tweets/search/recent", endpoint="search_recent", methods=["GET"]),
             Rule("/2/tweets/<tweet_id>", endpoint="get_tweet", methods=["GET"]),
+            Rule("/2/tweets/<tweet_id>/hidden", endpoint="hide_reply", methods=["PUT"]),
+            Rule("/2/dm_events", endpoint="dm_events", methods=["GET"]),
             Rule(
                 "/2/dm_conversations/with/<participant_id>/messages",
                 endpoint="create_dm",
@@ -107,6 +144,7 @@ class XSandboxApp(ControlEndpoints):
             Rule("/_sandbox/tweets", endpoint="c_add_tweet", methods=["POST"]),
             Rule("/_sandbox/tweets/<tweet_id>", endpoint="c_tweet", methods=["GET"]),
             Rule("/_sandbox/dm_events", endpoint="c_dm_events", methods=["GET"]),
+            Rule("/_sandbox/dms", endpoint="c_send_dm", methods=["POST"]),
             Rule("/_sandbox/requests", endpoint="c_requests", methods=["GET"]),
             Rule("/_sandbox/rate_limits", endpoint="c_rate_limits", methods=["POST"]),
             Rule("/_sandbox/faults", endpoint="c_faults", methods=["POST"]),
@@ -215,7 +253,7 @@ class XSandboxApp(ControlEndpoints):
                 if fault.status == 429:
                     headers["x-rate-limit-remaining"] = "0"
                 raise fault_problem(fault.status)
-            body = self._json_body(request) if request.method == "POST" else None
+            body = self._json_body(request) if request.method in ("POST", "PUT") else None
             handler = getattr(self, f"api_{endpoint}")
             status, payload = handler(request, principal, body, **args)
             response = json_response(payload, status)
@@ -370,19 +408,84 @@ class XSandboxApp(ControlEndpoints):
                 user_ids.append(tweet.in_reply_to_user_id)
             if "entities.mentions.username" in expansions:
                 user_ids.extend(m["id"] for m in tweet.mentions if "id" in m)
-            parent = self.store.get_tweet(tweet.in_reply_to_tweet_id or "")
-            if parent is not None and "referenced_tweets.id" in expansions:
-                referenced.append(parent)
-            if parent is not None and "referenced_tweets.id.author_id" in expansions:
-                user_ids.append(parent.author_id)
+            for reference in tweet.referenced_tweets():
+                parent = self.store.get_tweet(reference["id"])
+                if parent is not None and "referenced_tweets.id" in expansions:
+                    referenced.append(parent)
+                if parent is not None and "referenced_tweets.id.author_id" in expansions:
+                    user_ids.append(parent.author_id)
         includes: dict[str, Any] = {}
         users = [self.store.get_user(uid) for uid in dict.fromkeys(user_ids)]
         if any(users):
             includes["users"] = [render_user(u, user_fields) for u in users if u is not None]
         if referenced:
             unique = {t.id: t for t in referenced}.values()
-            includes["tweets"] = [render_tweet(t, tweet_fields) for t in unique]
+            includes["tweets"] = [self._render(t, tweet_fields) for t in unique]
         return includes
+
+    def _render(self, tweet: XTweet, fields: set[str]) -> dict[str, Any]:
+        metrics = self.store.public_metrics(tweet) if "public_metrics" in fields else None
+        return render_tweet(tweet, fields, metrics)
+
+    def _max_results(self, request: Request, low: int, high: int, default: int) -> int:
+        raw_max = request.args.get("max_results", str(default))
+        if not raw_max.isdigit() or not low <= int(raw_max) <= high:
+            raise invalid(
+                f"The `max_results` query parameter value [{raw_max}] is not between "
+                f"{low} and {high}",
+                {"max_results": [raw_max]},
+            )
+        return int(raw_max)
+
+    def _base36_token(self, request: Request, name: str) -> int | None:
+        token = request.args.get(name)
+        if token is None:
+            return None
+        try:
+            return int(token, 36)
+        except ValueError:
+            raise invalid(
+                f"The `{name}` query parameter value [{token}] is not valid", {name: [token]}
+            ) from None
+
+    def _tweet_page(
+        self, request: Request, candidates: list[XTweet], *, page_size: int, page_param: str
+    ) -> dict[str, Any]:
+        """One page of a newest-first timeline, filtered by the usual id and time bounds."""
+        since_id = self._id_param(request, "since_id")
+        until_id = self._id_param(request, "until_id")
+        start_time = self._time_param(request, "start_time")
+        end_time = self._time_param(request, "end_time")
+        before = self._base36_token(request, page_param)
+
+        def wanted(tweet: XTweet) -> bool:
+            number = int(tweet.id)
+            return (
+                (since_id is None or number > since_id)
+                and (until_id is None or number < until_id)
+                and (before is None or number < before)
+                and (start_time is None or tweet.created_at >= start_time)
+                and (end_time is None or tweet.created_at <= end_time)
+            )
+
+        matching = [t for t in candidates if wanted(t)]
+        page = matching[:page_size]
+        if not page:
+            return {"meta": {"result_count": 0}}
+        fields = set(csv_values(request, "tweet.fields"))
+        payload: dict[str, Any] = {"data": [self._render(t, fields) for t in page]}
+        includes = self._includes(request, page)
+        if includes:
+            payload["includes"] = includes
+        meta: dict[str, Any] = {
+            "result_count": len(page),
+            "newest_id": page[0].id,
+            "oldest_id": page[-1].id,
+        }
+        if len(matching) > len(page):
+            meta["next_token"] = base36(int(page[-1].id))
+        payload["meta"] = meta
+        return payload
 
     # X API v2 endpoints: each returns (status, payload) or raises ApiError
 
@@ -432,7 +535,7 @@ class XSandboxApp(ControlEndpoints):
         if not page:
             return 200, {"meta": {"result_count": 0}}
         fields = set(csv_values(request, "tweet.fields"))
-        payload: dict[str, Any] = {"data": [render_tweet(t, fields) for t in page]}
+        payload: dict[str, Any] = {"data": [self._render(t, fields) for t in page]}
         includes = self._includes(request, page)
         if includes:
             payload["includes"] = includes
@@ -443,6 +546,162 @@ class XSandboxApp(ControlEndpoints):
         }
         if len(matching) > len(page):
             meta["next_token"] = base36(int(page[-1].id))
+        payload["meta"] = meta
+        return 200, payload
+
+    def api_user_tweets(
+        self, request: Request, principal: Principal, body: Any, user_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_query(request, "user_tweets", TWEET_EXPANSIONS)
+        if not ID_RE.match(user_id):
+            raise invalid(
+                f"The `id` query parameter value [{user_id}] is not valid", {"id": [user_id]}
+            )
+        page_size = self._max_results(request, 5, 100, 10)
+        excluded = set(csv_values(request, "exclude"))
+        for value in excluded - {"replies", "retweets"}:
+            raise invalid(
+                f"The `exclude` query parameter value [{value}] is not one of [replies,retweets]",
+                {"exclude": [value]},
+            )
+        if self.store.get_user(user_id) is None:
+            return 200, {"errors": [not_found_error("user", "id", user_id)]}
+        candidates = [
+            t
+            for t in self.store.tweets_by(user_id)[:3200]  # X keeps the last 3,200 reachable
+            if not ("replies" in excluded and t.in_reply_to_tweet_id)
+            and not ("retweets" in excluded and t.retweeted_tweet_id)
+        ]
+        return 200, self._tweet_page(
+            request, candidates, page_size=page_size, page_param="pagination_token"
+        )
+
+    def api_search_recent(
+        self, request: Request, principal: Principal, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_query(request, "search_recent", TWEET_EXPANSIONS)
+        query = request.args.get("query")
+        if not query or not query.strip():
+            raise invalid("The `query` query parameter can not be empty", {"query": [""]})
+        if len(query) > SEARCH_QUERY_MAX:
+            raise invalid(
+                f"There were errors processing your request: Rules must contain no more than "
+                f"{SEARCH_QUERY_MAX} characters",
+                {"query": [query[:50]]},
+            )
+        if query.count('"') % 2:
+            raise invalid(
+                "There were errors processing your request: Unterminated quoted phrase",
+                {"query": [query[:50]]},
+            )
+        page_size = self._max_results(request, 10, 100, 10)
+        page_param = "next_token" if "next_token" in request.args else "pagination_token"
+        try:
+            matched = self.store.search(query)
+        except StoreError as exc:
+            raise invalid(f"There were errors processing your request: {exc}") from None
+        recent_from = datetime.now(UTC) - timedelta(days=SEARCH_RECENT_DAYS)
+        candidates = [t for t in matched if t.created_at >= recent_from]
+        return 200, self._tweet_page(
+            request, candidates, page_size=page_size, page_param=page_param
+        )
+
+    def api_get_user(
+        self, request: Request, principal: Principal, body: Any, user_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_query(request, "get_user", USER_EXPANSIONS)
+        if not ID_RE.match(user_id):
+            raise invalid(
+                f"The `id` query parameter value [{user_id}] is not valid", {"id": [user_id]}
+            )
+        user = self.store.get_user(user_id)
+        if user is None:
+            return 200, {"errors": [not_found_error("user", "id", user_id)]}
+        return 200, {"data": render_user(user, set(csv_values(request, "user.fields")))}
+
+    def api_hide_reply(
+        self, request: Request, principal: Principal, body: Any, tweet_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        user_id = self._require_user(principal)
+        if not isinstance(body, dict) or not isinstance(body.get("hidden"), bool):
+            raise invalid('The request body must be {"hidden": true|false}.')
+        unknown = sorted(set(body) - {"hidden"})
+        if unknown:
+            raise invalid(f"Unknown field(s) in the request body: {', '.join(unknown)}")
+        if not ID_RE.match(tweet_id):
+            raise invalid(
+                f"The `tweet_id` value [{tweet_id}] is not valid", {"tweet_id": [tweet_id]}
+            )
+        tweet = self.store.get_tweet(tweet_id)
+        if tweet is None:
+            raise problem(404, "Not Found Error", f"Could not find tweet with id: [{tweet_id}].")
+        root = self.store.get_tweet(tweet.conversation_id)
+        # X lets an account hide replies in the conversations it started, no other posts.
+        if tweet.in_reply_to_tweet_id is None or root is None or root.author_id != user_id:
+            raise problem(
+                403,
+                "Forbidden",
+                "You can only hide or unhide replies to conversations you started.",
+            )
+        self.store.set_hidden(tweet_id, body["hidden"])
+        return 200, {"data": {"hidden": body["hidden"]}}
+
+    def api_dm_events(
+        self, request: Request, principal: Principal, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        user_id = self._require_user(principal)
+        self._check_query(request, "dm_events", DM_EXPANSIONS)
+        page_size = self._max_results(request, 1, 100, 100)
+        types = set(csv_values(request, "event_types")) or set(DM_EVENT_TYPES)
+        for value in types - DM_EVENT_TYPES:
+            raise invalid(
+                f"The `event_types` query parameter value [{value}] is not one of "
+                f"[{','.join(sorted(DM_EVENT_TYPES))}]",
+                {"event_types": [value]},
+            )
+        token = request.args.get("pagination_token")
+        before: int | None = None
+        if token is not None:
+            try:
+                before = dm_token_value(token)
+            except ValueError:
+                raise invalid(
+                    f"The `pagination_token` query parameter value [{token}] is not valid",
+                    {"pagination_token": [token]},
+                ) from None
+        recent_from = datetime.now(UTC) - timedelta(days=30)  # X keeps the last 30 days
+        events = sorted(
+            (
+                e
+                for e in self.store.dm_events_with(user_id)
+                if "MessageCreate" in types
+                and e.created_at >= recent_from
+                and (before is None or int(e.dm_event_id) < before)
+            ),
+            key=lambda e: int(e.dm_event_id),
+            reverse=True,
+        )
+        page = events[:page_size]
+        if not page:
+            return 200, {"meta": {"result_count": 0}}
+        fields = set(csv_values(request, "dm_event.fields"))
+        payload: dict[str, Any] = {"data": [render_dm_event(e, fields) for e in page]}
+        expansions = set(csv_values(request, "expansions"))
+        user_ids: list[str] = []
+        for event in page:
+            if "sender_id" in expansions:
+                user_ids.append(event.sender_id)
+            if "participant_ids" in expansions:
+                user_ids.extend(event.participant_ids)
+        users = [self.store.get_user(uid) for uid in dict.fromkeys(user_ids)]
+        user_fields = set(csv_values(request, "user.fields"))
+        if any(users):
+            payload["includes"] = {
+                "users": [render_user(u, user_fields) for u in users if u is not None]
+            }
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if len(events) > len(page):
+            meta["next_token"] = dm_token(page[-1].dm_event_id)
         payload["meta"] = meta
         return 200, payload
 
@@ -458,7 +717,7 @@ class XSandboxApp(ControlEndpoints):
         if tweet is None:
             return 200, {"errors": [not_found_error("tweet", "id", tweet_id)]}
         payload: dict[str, Any] = {
-            "data": render_tweet(tweet, set(csv_values(request, "tweet.fields")))
+            "data": self._render(tweet, set(csv_values(request, "tweet.fields")))
         }
         includes = self._includes(request, [tweet])
         if includes:
@@ -486,13 +745,6 @@ class XSandboxApp(ControlEndpoints):
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             raise invalid("Post text must not be empty.", {"text": [str(text or "")]})
-        weighted = parse_tweet(text).weightedLength
-        if weighted > TWEET_MAX_WEIGHTED:
-            raise invalid(
-                f"Post text is {weighted} characters by X's count; the limit is "
-                f"{TWEET_MAX_WEIGHTED}.",
-                {"text": [text]},
-            )
         reply_to: str | None = None
         reply = body.get("reply")
         if reply is not None:
@@ -503,12 +755,50 @@ class XSandboxApp(ControlEndpoints):
                     "has been deleted.",
                     {"reply.in_reply_to_tweet_id": [reply_to]},
                 )
+            text = self._reply_metadata(text, reply, reply_to, user_id)
+        weighted = parse_tweet(counted_text(text, is_reply=reply_to is not None)).weightedLength
+        if weighted > TWEET_MAX_WEIGHTED:
+            raise invalid(
+                f"Post text is {weighted} characters by X's count; the limit is "
+                f"{TWEET_MAX_WEIGHTED}.",
+                {"text": [text]},
+            )
+        quote_of = body.get("quote_tweet_id")
+        if quote_of is not None and (
+            not ID_RE.match(str(quote_of)) or self.store.get_tweet(str(quote_of)) is None
+        ):
+            raise invalid(
+                f"The Post you are quoting ({quote_of}) does not exist or has been deleted.",
+                {"quote_tweet_id": [str(quote_of)]},
+            )
         if self.store.has_duplicate(author_id=user_id, text=text):
             raise problem(403, "Forbidden", DUPLICATE_DETAIL)
-        tweet = self.store.add_tweet(author_id=user_id, text=text, in_reply_to_tweet_id=reply_to)
+        tweet = self.store.add_tweet(
+            author_id=user_id,
+            text=text,
+            in_reply_to_tweet_id=reply_to,
+            quote_of=str(quote_of) if quote_of is not None else None,
+        )
         return 201, {
             "data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
         }
+
+    def _reply_metadata(self, text: str, reply: dict[str, Any], reply_to: str, user_id: str) -> str:
+        """With ``auto_populate_reply_metadata``, X puts the @handle of the post replied to in
+        front of the text (not counted: reply metadata), unless the text already starts with
+        it, the author is the poster, or ``exclude_reply_user_ids`` names them."""
+        if not reply.get("auto_populate_reply_metadata"):
+            return text
+        parent = self.store.get_tweet(reply_to)
+        author = self.store.get_user(parent.author_id) if parent is not None else None
+        excluded = {str(uid) for uid in reply.get("exclude_reply_user_ids") or []}
+        if author is None or author.id == user_id or author.id in excluded:
+            return text
+        leading = LEADING_MENTIONS.match(text)
+        typed = MENTION_RE.findall(leading.group(0)) if leading else []
+        if author.username.lower() in (handle.lower() for handle in typed):
+            return text
+        return f"@{author.username} {text}"
 
     def api_create_dm(
         self, request: Request, principal: Principal, body: Any, participant_id: str
@@ -533,6 +823,9 @@ class XSandboxApp(ControlEndpoints):
             )
         if participant_id == user_id:
             raise problem(403, "Forbidden", "You cannot send a Direct Message to yourself.")
+        recipient = self.store.get_user(participant_id)
+        if recipient is not None and not recipient.accepts_dms:
+            raise problem(403, "Forbidden", DM_NOT_ALLOWED_DETAIL)
         event = self.store.add_dm(sender_id=user_id, recipient_id=participant_id, text=text)
         return 201, {
             "data": {

@@ -70,11 +70,23 @@ class SandboxControl:
         self._call("POST", "reset")
 
     def upsert_user(
-        self, *, id: str, username: str, name: str = "", followers_count: int | None = None
+        self,
+        *,
+        id: str,
+        username: str,
+        name: str = "",
+        followers_count: int | None = None,
+        verified: bool | None = None,
+        accepts_dms: bool | None = None,
     ) -> dict[str, Any]:
+        """Create or change a user; ``accepts_dms=False``: X refuses the brand's DMs to them."""
         payload: dict[str, Any] = {"id": str(id), "username": username, "name": name or username}
         if followers_count is not None:
             payload["followers_count"] = followers_count
+        if verified is not None:
+            payload["verified"] = verified
+        if accepts_dms is not None:
+            payload["accepts_dms"] = accepts_dms
         return dict(self._call("POST", "users", json=payload))
 
     def user_by_username(self, username: str) -> dict[str, Any]:
@@ -122,6 +134,61 @@ class SandboxControl:
         if created_at:
             payload["created_at"] = created_at
         return dict(self._call("POST", "tweets", json=payload))
+
+    def post_tweet(
+        self,
+        author_id: str,
+        author_username: str,
+        text: str = "",
+        *,
+        followers: int | None = None,
+        in_reply_to: str | None = None,
+        quote_of: str | None = None,
+        retweet_of: str | None = None,
+        verified: bool | None = None,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Any post, as written (no mention added): a listening match, a quote
+        (``quote_of``), a pure retweet (``retweet_of``; the text is X's own), or a post by the
+        brand's own account from the X app (``in_reply_to`` a customer's post)."""
+        author: dict[str, Any] = {"id": str(author_id), "username": author_username.lstrip("@")}
+        if followers is not None:
+            author["followers_count"] = int(followers)
+        if verified is not None:
+            author["verified"] = verified
+        payload: dict[str, Any] = {"author": author, "text": text}
+        for key, value in (
+            ("in_reply_to_tweet_id", in_reply_to),
+            ("quote_of", quote_of),
+            ("retweet_of", retweet_of),
+            ("created_at", created_at),
+        ):
+            if value:
+                payload[key] = str(value)
+        return dict(self._call("POST", "tweets", json=payload))
+
+    def send_dm(
+        self,
+        to_username: str,
+        author_id: str,
+        author_username: str,
+        text: str,
+        *,
+        followers: int | None = None,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        """A customer's direct message to ``@to_username``; returns the stored DM event."""
+        sender: dict[str, Any] = {"id": str(author_id), "username": author_username.lstrip("@")}
+        if followers is not None:
+            sender["followers_count"] = int(followers)
+        payload: dict[str, Any] = {
+            "from": sender,
+            "to_username": to_username.lstrip("@"),
+            "text": text,
+        }
+        if created_at:
+            payload["created_at"] = created_at
+        return dict(self._call("POST", "dms", json=payload))
 
     def get_tweet(self, tweet_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"tweets/{tweet_id}"))

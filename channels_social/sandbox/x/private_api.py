@@ -90,6 +90,8 @@ class ControlEndpoints:
             followers_count=body.get("followers_count"),
             following_count=body.get("following_count"),
             listed_count=body.get("listed_count"),
+            verified=body.get("verified"),
+            accepts_dms=body.get("accepts_dms"),
         )
         return 200, user.record()
 
@@ -108,18 +110,50 @@ class ControlEndpoints:
             username=str(author.get("username", "")),
             name=author.get("name"),
             followers_count=author.get("followers_count"),
+            verified=author.get("verified"),
+        )
+        retweet_of = body.get("retweet_of") or None
+        text = body.get("text")
+        if retweet_of:
+            text = ""  # a pure retweet's text is X's "RT @author: ..."
+        elif not isinstance(text, str) or not text.strip():
+            raise ControlError(400, "text is required.")
+        created_at = body.get("created_at")
+        tweet = self.store.add_tweet(
+            author_id=user.id,
+            text=str(text),
+            in_reply_to_tweet_id=body.get("in_reply_to_tweet_id") or None,
+            created_at=parse_iso(created_at) if created_at else None,
+            quote_of=body.get("quote_of") or None,
+            retweet_of=retweet_of,
+        )
+        return 201, tweet.record()
+
+    def c_send_dm(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        """A customer (``from``, created or updated like a post's author) DMs ``to_username``."""
+        sender = body.get("from")
+        if not isinstance(sender, dict):
+            raise ControlError(400, "from {id, username, name, followers_count} is required.")
+        recipient = self.store.user_by_username(str(body.get("to_username", "")))
+        if recipient is None:
+            raise ControlError(404, f"No user @{body.get('to_username')} in the X sandbox.")
+        user = self.store.upsert_user(
+            id=str(sender.get("id", "")),
+            username=str(sender.get("username", "")),
+            name=sender.get("name"),
+            followers_count=sender.get("followers_count"),
         )
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ControlError(400, "text is required.")
         created_at = body.get("created_at")
-        tweet = self.store.add_tweet(
-            author_id=user.id,
+        event = self.store.add_dm(
+            sender_id=user.id,
+            recipient_id=recipient.id,
             text=text,
-            in_reply_to_tweet_id=body.get("in_reply_to_tweet_id") or None,
             created_at=parse_iso(created_at) if created_at else None,
         )
-        return 201, tweet.record()
+        return 201, event.record()
 
     def c_tweet(self, request: Request, body: Any, tweet_id: str) -> tuple[int, Any]:
         tweet = self.store.get_tweet(tweet_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels_social.sandbox.x.store import XTweet, XUser, iso
+from channels_social.sandbox.x.store import XDmEvent, XTweet, XUser, iso
 
 PROBLEM_BASE = "https://api.twitter.com/2/problems/"
 INVALID_REQUEST = PROBLEM_BASE + "invalid-request"
@@ -20,6 +20,11 @@ TWEET_MAX_WEIGHTED = 280
 DM_MAX_CHARS = 10_000
 MENTIONS_REACHABLE = 800
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+# X's words when the recipient does not accept DMs from the sender (legacy error 349, which v2
+# answers as a 403 Problem).
+DM_NOT_ALLOWED_DETAIL = "You cannot send messages to this user."
+SEARCH_QUERY_MAX = 512  # recent search on the self-serve tiers (PLATFORMS.md)
+SEARCH_RECENT_DAYS = 7
 
 # Per endpoint and principal kind, per 15 minutes (PLATFORMS.md); unlisted pairs get FALLBACK.
 DEFAULT_RATE_LIMITS: dict[str, int] = {
@@ -30,6 +35,14 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
     "users_me:user": 75,
     "get_tweet:user": 900,
     "get_tweet:app": 450,
+    "search_recent:user": 300,
+    "search_recent:app": 450,
+    "user_tweets:user": 900,
+    "user_tweets:app": 1500,
+    "dm_events:user": 300,
+    "hide_reply:user": 50,
+    "get_user:user": 900,
+    "get_user:app": 300,
 }
 FALLBACK_RATE_LIMIT = 900
 
@@ -117,7 +130,29 @@ TWEET_EXPANSIONS = frozenset(
     ]
 )
 USER_EXPANSIONS = frozenset({"affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"})
-FIELD_ENUMS = {"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS}
+DM_EVENT_FIELDS = frozenset(
+    [
+        "attachments",
+        "created_at",
+        "dm_conversation_id",
+        "entities",
+        "event_type",
+        "id",
+        "participant_ids",
+        "referenced_tweets",
+        "sender_id",
+        "text",
+    ]
+)
+DM_EXPANSIONS = frozenset(
+    ["attachments.media_keys", "participant_ids", "referenced_tweets.id", "sender_id"]
+)
+DM_EVENT_TYPES = frozenset(["MessageCreate", "ParticipantsJoin", "ParticipantsLeave"])
+FIELD_ENUMS = {
+    "tweet.fields": TWEET_FIELDS,
+    "user.fields": USER_FIELDS,
+    "dm_event.fields": DM_EVENT_FIELDS,
+}
 OTHER_FIELDS = ("media.fields", "poll.fields", "place.fields")
 QUERY_PARAMS = {
     "mentions": {
@@ -134,6 +169,45 @@ QUERY_PARAMS = {
     },
     "users_me": {"user.fields", "expansions", "tweet.fields"},
     "get_tweet": {"tweet.fields", "expansions", "user.fields", *OTHER_FIELDS},
+    "get_user": {"user.fields", "expansions", "tweet.fields"},
+    "user_tweets": {
+        "since_id",
+        "until_id",
+        "max_results",
+        "pagination_token",
+        "exclude",
+        "start_time",
+        "end_time",
+        "tweet.fields",
+        "expansions",
+        "user.fields",
+        *OTHER_FIELDS,
+    },
+    "search_recent": {
+        "query",
+        "start_time",
+        "end_time",
+        "since_id",
+        "until_id",
+        "max_results",
+        "next_token",
+        "pagination_token",
+        "sort_order",
+        "tweet.fields",
+        "expansions",
+        "user.fields",
+        *OTHER_FIELDS,
+    },
+    "dm_events": {
+        "max_results",
+        "pagination_token",
+        "event_types",
+        "dm_event.fields",
+        "expansions",
+        "media.fields",
+        "user.fields",
+        "tweet.fields",
+    },
 }
 TWEET_CREATE_KEYS = frozenset(
     [
@@ -228,7 +302,9 @@ def fault_problem(status: int) -> ApiError:
     )
 
 
-def render_tweet(tweet: XTweet, fields: set[str]) -> dict[str, Any]:
+def render_tweet(
+    tweet: XTweet, fields: set[str], metrics: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Only the requested fields, as X does; id, text and edit history always."""
     out: dict[str, Any] = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
     if "author_id" in fields:
@@ -239,8 +315,8 @@ def render_tweet(tweet: XTweet, fields: set[str]) -> dict[str, Any]:
         out["conversation_id"] = tweet.conversation_id
     if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id:
         out["in_reply_to_user_id"] = tweet.in_reply_to_user_id
-    if "referenced_tweets" in fields and tweet.in_reply_to_tweet_id:
-        out["referenced_tweets"] = [{"type": "replied_to", "id": tweet.in_reply_to_tweet_id}]
+    if "referenced_tweets" in fields and tweet.referenced_tweets():
+        out["referenced_tweets"] = tweet.referenced_tweets()
     if "entities" in fields and tweet.mentions:
         out["entities"] = {"mentions": [dict(m) for m in tweet.mentions]}
     if "lang" in fields:
@@ -248,9 +324,36 @@ def render_tweet(tweet: XTweet, fields: set[str]) -> dict[str, Any]:
     if "possibly_sensitive" in fields:
         out["possibly_sensitive"] = False
     if "public_metrics" in fields:
-        out["public_metrics"] = dict.fromkeys(
-            ("retweet_count", "reply_count", "like_count", "quote_count"), 0
-        ) | {"impression_count": 0, "bookmark_count": 0}
+        out["public_metrics"] = (
+            dict(metrics)
+            if metrics
+            else {
+                "retweet_count": 0,
+                "reply_count": 0,
+                "like_count": 0,
+                "quote_count": 0,
+                "impression_count": 0,
+                "bookmark_count": 0,
+            }
+        )
+    return out
+
+
+def render_dm_event(event: XDmEvent, fields: set[str]) -> dict[str, Any]:
+    """A ``MessageCreate`` DM event: id, event_type and text always (X's defaults)."""
+    out: dict[str, Any] = {
+        "id": event.dm_event_id,
+        "event_type": "MessageCreate",
+        "text": event.text,
+    }
+    if "created_at" in fields:
+        out["created_at"] = iso(event.created_at)
+    if "dm_conversation_id" in fields:
+        out["dm_conversation_id"] = event.dm_conversation_id
+    if "sender_id" in fields:
+        out["sender_id"] = event.sender_id
+    if "participant_ids" in fields:
+        out["participant_ids"] = list(event.participant_ids)
     return out
 
 
@@ -267,7 +370,9 @@ def render_user(user: XUser, fields: set[str]) -> dict[str, Any]:
             "like_count": 0,
         }
     if "verified" in fields:
-        out["verified"] = False
+        out["verified"] = user.verified
+    if "receives_your_dm" in fields:
+        out["receives_your_dm"] = user.accepts_dms
     if "protected" in fields:
         out["protected"] = False
     if "description" in fields:

@@ -62,6 +62,10 @@ class XUser:
     tweet_count: int = 0
     listed_count: int = 0
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    verified: bool = False
+    # Whether this user accepts direct messages from accounts they do not follow (the brand):
+    # X refuses a DM to a user who does not ("You cannot send messages to this user.").
+    accepts_dms: bool = True
 
     def record(self) -> dict[str, Any]:
         return {
@@ -73,6 +77,8 @@ class XUser:
             "tweet_count": self.tweet_count,
             "listed_count": self.listed_count,
             "created_at": iso(self.created_at),
+            "verified": self.verified,
+            "accepts_dms": self.accepts_dms,
         }
 
 
@@ -86,6 +92,21 @@ class XTweet:
     in_reply_to_user_id: str | None = None
     in_reply_to_tweet_id: str | None = None
     mentions: list[dict[str, Any]] = field(default_factory=list)
+    quoted_tweet_id: str | None = None
+    retweeted_tweet_id: str | None = None
+    hidden: bool = False
+    like_count: int = 0
+
+    def referenced_tweets(self) -> list[dict[str, str]]:
+        """X's ``referenced_tweets``: what this post retweets, quotes or replies to."""
+        refs = []
+        if self.retweeted_tweet_id:
+            refs.append({"type": "retweeted", "id": self.retweeted_tweet_id})
+        if self.quoted_tweet_id:
+            refs.append({"type": "quoted", "id": self.quoted_tweet_id})
+        if self.in_reply_to_tweet_id:
+            refs.append({"type": "replied_to", "id": self.in_reply_to_tweet_id})
+        return refs
 
     def record(self) -> dict[str, Any]:
         return {
@@ -97,6 +118,10 @@ class XTweet:
             "in_reply_to_user_id": self.in_reply_to_user_id,
             "in_reply_to_tweet_id": self.in_reply_to_tweet_id,
             "mentions": [dict(mention) for mention in self.mentions],
+            "quoted_tweet_id": self.quoted_tweet_id,
+            "retweeted_tweet_id": self.retweeted_tweet_id,
+            "hidden": self.hidden,
+            "like_count": self.like_count,
         }
 
 
@@ -272,6 +297,8 @@ class XStore:
         followers_count: int | None = None,
         following_count: int | None = None,
         listed_count: int | None = None,
+        verified: bool | None = None,
+        accepts_dms: bool | None = None,
     ) -> XUser:
         if not ID_RE.match(str(id)):
             raise StoreError(f"User id must be 1 to 19 digits, not {id!r}.")
@@ -294,6 +321,10 @@ class XStore:
                 user.following_count = max(0, int(following_count))
             if listed_count is not None:
                 user.listed_count = max(0, int(listed_count))
+            if verified is not None:
+                user.verified = bool(verified)
+            if accepts_dms is not None:
+                user.accepts_dms = bool(accepts_dms)
             self._changed()
             return user
 
@@ -315,7 +346,11 @@ class XStore:
         text: str,
         in_reply_to_tweet_id: str | None = None,
         created_at: datetime | None = None,
+        quote_of: str | None = None,
+        retweet_of: str | None = None,
     ) -> XTweet:
+        """A post; ``quote_of`` makes it a quote post, ``retweet_of`` a pure retweet (its text
+        becomes X's ``RT @author: <text>``)."""
         with self._lock:
             author = self.users.get(str(author_id))
             if author is None:
@@ -325,6 +360,13 @@ class XStore:
                 parent = self.tweets.get(str(in_reply_to_tweet_id))
                 if parent is None:
                     raise StoreError(f"No post with id {in_reply_to_tweet_id!r} to reply to.")
+            for referenced in (quote_of, retweet_of):
+                if referenced and str(referenced) not in self.tweets:
+                    raise StoreError(f"No post with id {referenced!r} to quote or retweet.")
+            if retweet_of:
+                original = self.tweets[str(retweet_of)]
+                text = f"RT @{self.users[original.author_id].username}: {original.text}"
+                parent = None
             tweet_id = self.next_id()
             tweet = XTweet(
                 id=tweet_id,
@@ -335,6 +377,8 @@ class XStore:
                 in_reply_to_user_id=parent.author_id if parent else None,
                 in_reply_to_tweet_id=parent.id if parent else None,
                 mentions=self._mention_entities(text),
+                quoted_tweet_id=str(quote_of) if quote_of else None,
+                retweeted_tweet_id=str(retweet_of) if retweet_of else None,
             )
             self.tweets[tweet_id] = tweet
             author.tweet_count += 1
@@ -358,6 +402,41 @@ class XStore:
     def get_tweet(self, tweet_id: str) -> XTweet | None:
         with self._lock:
             return self.tweets.get(str(tweet_id))
+
+    def public_metrics(self, tweet: XTweet) -> dict[str, int]:
+        """X's ``public_metrics`` of a post, counted from the world as it is now."""
+        with self._lock:
+            others = list(self.tweets.values())
+        return {
+            "retweet_count": sum(t.retweeted_tweet_id == tweet.id for t in others),
+            "reply_count": sum(t.in_reply_to_tweet_id == tweet.id for t in others),
+            "like_count": tweet.like_count,
+            "quote_count": sum(t.quoted_tweet_id == tweet.id for t in others),
+            "impression_count": 0,
+            "bookmark_count": 0,
+        }
+
+    def set_hidden(self, tweet_id: str, hidden: bool) -> XTweet:
+        with self._lock:
+            tweet = self.tweets.get(str(tweet_id))
+            if tweet is None:
+                raise StoreError(f"No post with id {tweet_id!r}.")
+            tweet.hidden = bool(hidden)
+            self._changed()
+            return tweet
+
+    def tweets_by(self, user_id: str) -> list[XTweet]:
+        """The user's own posts, newest first (``GET /2/users/:id/tweets``)."""
+        with self._lock:
+            found = [t for t in self.tweets.values() if t.author_id == str(user_id)]
+        return sorted(found, key=lambda tweet: int(tweet.id), reverse=True)
+
+    def search(self, query: str) -> list[XTweet]:
+        """Posts matching an X search query, newest first (see ``SearchQuery``)."""
+        compiled = SearchQuery.parse(query)
+        with self._lock:
+            found = [t for t in self.tweets.values() if compiled.matches(t, self.users)]
+        return sorted(found, key=lambda tweet: int(tweet.id), reverse=True)
 
     def has_duplicate(self, *, author_id: str, text: str) -> bool:
         with self._lock:
@@ -386,7 +465,9 @@ class XStore:
 
     # Direct messages
 
-    def add_dm(self, *, sender_id: str, recipient_id: str, text: str) -> XDmEvent:
+    def add_dm(
+        self, *, sender_id: str, recipient_id: str, text: str, created_at: datetime | None = None
+    ) -> XDmEvent:
         with self._lock:
             if str(sender_id) not in self.users or str(recipient_id) not in self.users:
                 raise StoreError("Both DM participants must be known users.")
@@ -396,7 +477,7 @@ class XStore:
                 sender_id=str(sender_id),
                 participant_ids=[str(sender_id), str(recipient_id)],
                 text=text,
-                created_at=datetime.now(UTC),
+                created_at=created_at or datetime.now(UTC),
             )
             self.dm_events.append(event)
             self._changed()
@@ -409,6 +490,71 @@ class XStore:
                 for event in self.dm_events
                 if participant_id is None or str(participant_id) in event.participant_ids
             ]
+
+
+# A term of an X search query: an optional "-", then a quoted phrase or a bare token.
+QUERY_TERM = re.compile(r'-?"[^"]*"|\S+')
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """The part of X's search syntax the emulator understands: words and ``#hashtags`` and
+    ``@mentions`` (whole tokens, any case), ``"quoted phrases"``, ``-`` before any term,
+    ``from:handle``, ``is:retweet``, ``is:reply``, ``is:quote``, and ``OR`` between groups of
+    terms that must all match (no parentheses)."""
+
+    groups: tuple[tuple[tuple[bool, str, str], ...], ...]
+
+    @classmethod
+    def parse(cls, query: str) -> SearchQuery:
+        groups: list[list[tuple[bool, str, str]]] = [[]]
+        for raw in QUERY_TERM.findall(query):
+            if raw == "OR":
+                groups.append([])
+                continue
+            negated = raw.startswith("-") and len(raw) > 1
+            term = raw[1:] if negated else raw
+            if term.startswith('"'):
+                groups[-1].append((negated, "phrase", term.strip('"').lower()))
+            elif term.lower().startswith(("from:", "is:")):
+                operator, _, value = term.partition(":")
+                groups[-1].append((negated, operator.lower(), value.lower()))
+            else:
+                groups[-1].append((negated, "word", term.lower()))
+        if not any(groups):
+            raise StoreError("The search query has no terms.")
+        return cls(tuple(tuple(group) for group in groups if group))
+
+    def matches(self, tweet: XTweet, users: dict[str, XUser]) -> bool:
+        return any(self._all(group, tweet, users) for group in self.groups)
+
+    def _all(
+        self, group: tuple[tuple[bool, str, str], ...], tweet: XTweet, users: dict[str, XUser]
+    ) -> bool:
+        text = tweet.text.lower()
+        for negated, kind, value in group:
+            if kind == "phrase":
+                hit = value in text
+            elif kind == "word":
+                hit = (
+                    re.search(rf"(?<![\w#@]){re.escape(value)}(?!\w)", text) is not None
+                    if value[:1] not in "#@"
+                    else re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text) is not None
+                )
+            elif kind == "from":
+                author = users.get(tweet.author_id)
+                hit = author is not None and author.username.lower() == value.lstrip("@")
+            elif kind == "is":
+                hit = {
+                    "retweet": tweet.retweeted_tweet_id is not None,
+                    "reply": tweet.in_reply_to_tweet_id is not None,
+                    "quote": tweet.quoted_tweet_id is not None,
+                }.get(value, False)
+            else:  # pragma: no cover - parse() makes no other kind
+                hit = False
+            if hit == negated:
+                return False
+        return True
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -447,6 +593,8 @@ def _user_from(item: dict[str, Any]) -> XUser:
         tweet_count=int(item.get("tweet_count", 0)),
         listed_count=int(item.get("listed_count", 0)),
         created_at=parse_iso(item["created_at"]),
+        verified=bool(item.get("verified", False)),
+        accepts_dms=bool(item.get("accepts_dms", True)),
     )
 
 
@@ -463,6 +611,10 @@ def _tweet_from(item: dict[str, Any]) -> XTweet:
         in_reply_to_user_id=_opt_id(item.get("in_reply_to_user_id")),
         in_reply_to_tweet_id=_opt_id(item.get("in_reply_to_tweet_id")),
         mentions=[dict(m) for m in mentions],
+        quoted_tweet_id=_opt_id(item.get("quoted_tweet_id")),
+        retweeted_tweet_id=_opt_id(item.get("retweeted_tweet_id")),
+        hidden=bool(item.get("hidden", False)),
+        like_count=int(item.get("like_count", 0)),
     )
 
 
