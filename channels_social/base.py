@@ -51,6 +51,7 @@ class Stream(StrEnum):
     MENTIONS = "mentions"
     DIRECT_MESSAGES = "direct_messages"
     SEARCH = "search"  # keyed by the listening query
+    OWN_POSTS = "own_posts"  # the account's own posts: replies it sent outside CareInbox
     PAGE_FEED = "page_feed"  # a page's posts, visitor posts and their comments
     TAGGED = "tagged"  # posts that tag a page
     CONVERSATIONS = "conversations"  # Messenger threads
@@ -194,6 +195,11 @@ class ChannelAdapter(ABC):
     @classmethod
     def has_credentials(cls, credentials: dict[str, Any]) -> bool:
         return all(credentials.get(f.name) for f in cls.credential_fields)
+
+    def stream_keys(self, stream: Stream) -> list[str]:
+        """The keys of ``stream`` to poll now, each with a cursor of its own (a search: one per
+        listening query). ``[""]`` for a stream with one cursor; ``[]`` skips the stream."""
+        return [""]
 
     @abstractmethod
     def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:

@@ -118,10 +118,11 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
     adapter = adapter_for(account)
     outcome = PollOutcome()
     rate_limit = None
-    for stream in adapter.polled_streams:
-        cursor, _ = PollCursor.objects.get_or_create(account=account, stream=stream, key="")
-        batch = adapter.fetch(stream, cursor=cursor.position or None)
-        rate_limit = batch.rate_limit or rate_limit
+    streams = [(s, key) for s in adapter.polled_streams for key in adapter.stream_keys(s)]
+    for stream, key in streams:
+        cursor, _ = PollCursor.objects.get_or_create(account=account, stream=stream, key=key)
+        batch = adapter.fetch(stream, cursor=cursor.position or None, key=key)
+        rate_limit = _tighter(batch.rate_limit, rate_limit)
         posts = batch.posts
         if not cursor.position:
             # First read of this stream: history from before the handle was connected is not
@@ -144,6 +145,16 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
     poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit)
     return outcome
+
+
+def _tighter(new: RateLimit | None, old: RateLimit | None) -> RateLimit | None:
+    """Of two streams' rate limits, the one with fewer calls left: the account is paused
+    until the reset of whichever endpoint ran out first."""
+    if new is None or new.remaining is None:
+        return old or new
+    if old is None or old.remaining is None or new.remaining < old.remaining:
+        return new
+    return old
 
 
 def poll_started(account_id: int) -> None:

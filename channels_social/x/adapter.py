@@ -1,4 +1,8 @@
-"""The X connector: mentions in, public replies and DMs out, through tweepy and API v2.
+"""The X connector, through tweepy and API v2.
+
+In: mentions, direct messages (``GET /2/dm_events``), the brand's own posts (replies sent from
+the X app, outside CareInbox), and one recent search per listening query. Out: public replies,
+DMs, hiding a reply.
 
 Every failure leaves as a ``ChannelError`` that says whether a retry can help, so the poller
 and the outbox never see tweepy or requests exceptions. X's own rules live here and nowhere
@@ -13,7 +17,7 @@ import ssl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -40,9 +44,20 @@ from channels_social.text import clean_payload, clean_text
 from channels_social.x.client import USER_CONTEXT_KEYS, XSession, build_client, uses_user_context
 
 PUBLIC_REPLY_LIMIT = 280  # weighted characters (twitter-text v3)
-DM_LIMIT = 10_000
+DM_LIMIT = 10_000  # characters (PLATFORMS.md; POST /2/dm_conversations/with/:id/messages)
 PAGE_SIZE = 100
 MAX_PAGES = 8  # X keeps only the last 800 mentions reachable
+SEARCH_DAYS = 7  # recent search reaches back a week
+# The @handles a reply starts with. Since Twitter's 2016-17 "simplified replies", they are the
+# reply's metadata, not its text, and do not count toward the 280 (PLATFORMS.md: real brand
+# replies of 281 to 284 characters with the leading mention were accepted; the spec's
+# TweetCreateRequest.reply has auto_populate_reply_metadata and exclude_reply_user_ids for
+# exactly this). So the agent types the reply without "@customer", the limit is checked on
+# what they typed (a leading mention they type anyway is not counted either), and ``send``
+# asks X to add the mention itself (auto_populate_reply_metadata): the composer, not the
+# agent, addresses the customer.
+LEADING_MENTIONS = re.compile(r"^(?:\s*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_]))+\s*")
+DM_NOT_ALLOWED = "you cannot send messages to this user"
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without x-rate-limit-reset
 TWEET_FIELDS = [
     "created_at",
@@ -52,7 +67,11 @@ TWEET_FIELDS = [
     "author_id",
     "lang",
     "entities",
+    "public_metrics",
 ]
+TWEET_EXPANSIONS = ["author_id", "referenced_tweets.id"]
+DM_EVENT_FIELDS = ["id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id"]
+METRIC_NAMES = ("retweet_count", "reply_count", "like_count", "quote_count")
 USER_FIELDS = ["username", "name", "public_metrics", "verified"]
 
 
@@ -110,10 +129,17 @@ class XAdapter(ChannelAdapter):
     """Talks to X API v2 on behalf of one brand account."""
 
     platform: ClassVar[str] = "x"
-    polled_streams: ClassVar[tuple[Stream, ...]] = (Stream.MENTIONS,)
+    # Mentions first: a brand's reply or a customer's DM finds the ticket its mention opened.
+    polled_streams: ClassVar[tuple[Stream, ...]] = (
+        Stream.MENTIONS,
+        Stream.DIRECT_MESSAGES,
+        Stream.OWN_POSTS,
+        Stream.SEARCH,
+    )
     outbound_kinds: ClassVar[dict[OutboundKind, str]] = {
         OutboundKind.PUBLIC_REPLY: "Public reply",
         OutboundKind.PRIVATE_MESSAGE: "Direct message",
+        OutboundKind.HIDE: "Hide reply",
     }
     credential_fields: ClassVar[Sequence[CredentialField]] = tuple(
         CredentialField(name=name, label=name.replace("_", " ").capitalize())
@@ -145,13 +171,19 @@ class XAdapter(ChannelAdapter):
 
     @classmethod
     def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
+        if kind == OutboundKind.HIDE:
+            return None  # hiding takes no text
         if not text or not text.strip():
             return "A reply cannot be empty."
         if kind == OutboundKind.PUBLIC_REPLY:
-            weighted = parse_tweet(text).weightedLength
+            body = LEADING_MENTIONS.sub("", text, count=1)
+            if not body.strip():
+                return "A reply needs more than the @mention: X adds the customer's handle itself."
+            weighted = parse_tweet(body).weightedLength
             if weighted > PUBLIC_REPLY_LIMIT:
+                note = " (the @handle in front is not counted)" if body != text else ""
                 return (
-                    f"This reply is {weighted} characters by X's count; "
+                    f"This reply is {weighted} characters by X's count{note}; "
                     f"the limit is {PUBLIC_REPLY_LIMIT}."
                 )
         elif kind == OutboundKind.PRIVATE_MESSAGE:
@@ -247,27 +279,100 @@ class XAdapter(ChannelAdapter):
         except tweepy.TweepyException as exc:
             raise ChannelError(f"X client error: {type(exc).__name__}", permanent=False) from None
 
-    def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
-        if stream != Stream.MENTIONS:
-            raise ChannelError(f"X polling of {stream} is not built yet.", permanent=True)
-        return self._fetch_mentions(since_id=cursor)
+    def stream_keys(self, stream: Stream) -> list[str]:
+        if stream == Stream.DIRECT_MESSAGES and not self.user_auth:
+            return []  # X serves DMs only to the user's own keys, never to a bearer token
+        if stream == Stream.SEARCH:
+            return [str(pk) for pk in self._listening_query_ids()]
+        return [""]
 
-    def _fetch_mentions(self, *, since_id: str | None) -> Batch:
+    def _listening_query_ids(self) -> list[int]:
+        """The brand's enabled queries, searched by one of its X handles only (the oldest
+        enabled one), so a brand with three handles does not search three times."""
+        from channels_social.models import ListeningQuery, SocialAccount
+
+        searcher = (
+            SocialAccount.objects.filter(
+                brand_id=self.account.brand_id, platform=self.platform, enabled=True
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if searcher is None or searcher != self.account.pk:
+            return []
+        return list(
+            ListeningQuery.objects.filter(brand_id=self.account.brand_id, enabled=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+    def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
+        if stream == Stream.MENTIONS:
+            return self._fetch_tweets(self.client.get_users_mentions, since_id=cursor)
+        if stream == Stream.OWN_POSTS:
+            # The mentions timeline never holds the brand's own posts: a reply the team sent
+            # from the X app is read here (CareInbox's own replies come back as duplicates).
+            return self._fetch_tweets(
+                self.client.get_users_tweets, since_id=cursor, exclude=["retweets"]
+            )
+        if stream == Stream.DIRECT_MESSAGES:
+            return self._fetch_dms(after_id=cursor)
+        if stream == Stream.SEARCH:
+            return self._fetch_search(key, since_id=cursor)
+        raise ChannelError(f"X has no {stream} stream.", permanent=True)
+
+    def _fetch_search(self, key: str, *, since_id: str | None) -> Batch:
+        from channels_social.models import ListeningQuery
+
+        query = ListeningQuery.objects.filter(pk=int(key) if key.isdigit() else None).first()
+        if query is None or not query.enabled:
+            return Batch(posts=[], next_cursor=None)
+        # Retweets raise reach through the mentions, and the brand's own posts are not news.
+        search = f"{query.query.strip()} -is:retweet -from:{self.account.username}"
+        extra: dict[str, Any] = {"query": search}
+        if not since_id:
+            # A new query starts from when it was written, not a week of backlog.
+            extra["start_time"] = max(
+                query.created_at, datetime.now(UTC) - timedelta(days=SEARCH_DAYS - 1)
+            )
+        return self._fetch_tweets(
+            self.client.search_recent_tweets,
+            since_id=since_id,
+            page_param="next_token",
+            found_by=f"listening:{query.query.strip()}"[:200],
+            with_user_id=False,
+            **extra,
+        )
+
+    def _fetch_tweets(
+        self,
+        call: Any,
+        *,
+        since_id: str | None,
+        page_param: str = "pagination_token",
+        found_by: str = "",
+        with_user_id: bool = True,
+        **extra: Any,
+    ) -> Batch:
+        """Every page of a newest-first timeline back to ``since_id``, oldest first."""
         posts: dict[str, InboundPost] = {}
         unreadable: list[UnreadableItem] = []
         newest_id: str | None = None
         token: str | None = None
+        args = (self.account.external_id,) if with_user_id else ()
         with self._translate_errors():
             for page_number in range(MAX_PAGES):
-                response = self.client.get_users_mentions(
-                    self.account.external_id,
+                response = call(
+                    *args,
                     since_id=since_id or None,
                     max_results=PAGE_SIZE,
-                    pagination_token=token,
                     tweet_fields=TWEET_FIELDS,
-                    expansions=["author_id"],
+                    expansions=TWEET_EXPANSIONS,
                     user_fields=USER_FIELDS,
                     user_auth=self.user_auth,
+                    **{page_param: token},
+                    **extra,
                 )
                 if response.errors and not response.data:
                     raise ChannelError(
@@ -284,7 +389,7 @@ class XAdapter(ChannelAdapter):
                 for tweet in response.data or []:
                     data = dict(tweet.data)
                     try:
-                        post = self._inbound(data, users)
+                        post = self._inbound(data, users, found_by=found_by)
                     except (KeyError, TypeError, ValueError) as exc:
                         # One item X sent in a shape we cannot read must not stall the handle.
                         unreadable.append(
@@ -307,42 +412,126 @@ class XAdapter(ChannelAdapter):
             unreadable=unreadable,
         )
 
-    def _inbound(self, tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> InboundPost:
+    def _fetch_dms(self, *, after_id: str | None) -> Batch:
+        """The DM events newer than ``after_id``, oldest first. ``/2/dm_events`` has no
+        ``since_id``: pages run newest first until they reach the cursor."""
+        posts: dict[str, InboundPost] = {}
+        unreadable: list[UnreadableItem] = []
+        newest_id: str | None = None
+        token: str | None = None
+        floor = int(after_id) if after_id and after_id.isdigit() else 0
+        with self._translate_errors():
+            for _ in range(MAX_PAGES):
+                response = self.client.get_direct_message_events(
+                    dm_event_fields=DM_EVENT_FIELDS,
+                    event_types=["MessageCreate"],
+                    expansions=["sender_id"],
+                    user_fields=USER_FIELDS,
+                    max_results=PAGE_SIZE,
+                    pagination_token=token,
+                    user_auth=True,
+                )
+                users = {
+                    str(user.data.get("id")): user.data
+                    for user in (response.includes or {}).get("users", [])
+                }
+                reached_cursor = False
+                for event in response.data or []:
+                    data = dict(event.data)
+                    event_id = str(data.get("id", ""))
+                    if event_id.isdigit() and int(event_id) <= floor:
+                        reached_cursor = True
+                        continue
+                    if event_id.isdigit() and (newest_id is None or int(event_id) > int(newest_id)):
+                        newest_id = event_id
+                    try:
+                        post = self._inbound_dm(data, users)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        unreadable.append(
+                            UnreadableItem(
+                                external_id=clean_text(event_id)[:64],
+                                error=f"Could not read this DM: {type(exc).__name__}: {exc}",
+                                raw=data,
+                            )
+                        )
+                        continue
+                    posts[post.external_id] = post
+                token = (response.meta or {}).get("next_token")
+                if reached_cursor or not token:
+                    break
+        return Batch(
+            posts=sorted(posts.values(), key=lambda post: int(post.external_id)),
+            next_cursor=newest_id,
+            rate_limit=self.last_rate_limit,
+            unreadable=unreadable,
+        )
+
+    def _inbound_dm(self, event: dict[str, Any], users: dict[str, dict[str, Any]]) -> InboundPost:
+        external_id = str(event["id"])
+        if not POST_ID.fullmatch(external_id):
+            raise ValueError(f"{external_id!r} is not an X DM event id")
+        sender_id = str(event["sender_id"])
+        conversation_id = str(event["dm_conversation_id"])
+        # A one-to-one conversation is "{smaller id}-{larger id}": the other side is the one
+        # the sender spoke to (the brand, or, for the brand's own DM, the customer).
+        others = [part for part in conversation_id.split("-") if part and part != sender_id]
+        user_data = users.get(sender_id, {})
+        return InboundPost(
+            external_id=external_id,
+            text=clean_text(str(event.get("text", ""))),
+            created_at=_parse_time(event.get("created_at")),
+            author=self._author(sender_id, user_data),
+            kind="dm",
+            is_public=False,
+            conversation_id=clean_text(conversation_id),
+            addressed_account_ids=tuple(clean_text(other) for other in others),
+            raw=clean_payload(event),
+        )
+
+    @staticmethod
+    def _author(author_id: str, user_data: dict[str, Any]) -> Author:
+        return Author(
+            external_id=clean_text(author_id),
+            username=clean_text(str(user_data.get("username", ""))),
+            display_name=clean_text(str(user_data.get("name", ""))),
+            followers_count=int(user_data.get("public_metrics", {}).get("followers_count", 0) or 0),
+            verified=bool(user_data.get("verified", False)),
+        )
+
+    def _inbound(
+        self, tweet: dict[str, Any], users: dict[str, dict[str, Any]], *, found_by: str = ""
+    ) -> InboundPost:
         external_id = str(tweet["id"])
         if not POST_ID.fullmatch(external_id):
             raise ValueError(f"{external_id!r} is not an X post id")
         author_id = str(tweet.get("author_id", ""))
         user_data = users.get(author_id, {})
-        replied_to = next(
-            (
-                ref["id"]
-                for ref in tweet.get("referenced_tweets", [])
-                if ref["type"] == "replied_to"
-            ),
-            "",
-        )
+        references = {ref["type"]: str(ref["id"]) for ref in tweet.get("referenced_tweets", [])}
+        replied_to = references.get("replied_to", "")
         addressed = [str(tweet["in_reply_to_user_id"])] if tweet.get("in_reply_to_user_id") else []
         for mention in (tweet.get("entities") or {}).get("mentions", []):
             mentioned = str(mention.get("id") or "")
             if mentioned and mentioned not in addressed:
                 addressed.append(mentioned)
+        if self.account.external_id in addressed:
+            found_by = ""  # it speaks to the brand: a mention, whichever stream saw it first
+        metrics = tweet.get("public_metrics") or {}
+        quoted = references.get("quoted", "")
         return InboundPost(
             external_id=external_id,
             text=clean_text(str(tweet.get("text", ""))),
             created_at=_parse_time(tweet.get("created_at")),
-            author=Author(
-                external_id=clean_text(author_id),
-                username=clean_text(str(user_data.get("username", ""))),
-                display_name=clean_text(str(user_data.get("name", ""))),
-                followers_count=int(
-                    user_data.get("public_metrics", {}).get("followers_count", 0) or 0
-                ),
-            ),
-            kind="reply" if replied_to else "post",
+            author=self._author(author_id, user_data),
+            kind="reply" if replied_to else "quote" if quoted else "post",
             is_public=True,
             conversation_id=clean_text(str(tweet.get("conversation_id", ""))),
             in_reply_to_external_id=clean_text(str(replied_to)),
             addressed_account_ids=tuple(clean_text(a) for a in addressed),
+            found_by=clean_text(found_by),
+            quoted_external_id=clean_text(quoted),
+            # A pure retweet opens no ticket: ingest raises the original's reach instead.
+            reposted_external_id=clean_text(references.get("retweeted", "")),
+            metrics={name: int(metrics.get(name) or 0) for name in METRIC_NAMES if name in metrics},
             raw=clean_payload(tweet),
         )
 
@@ -355,6 +544,8 @@ class XAdapter(ChannelAdapter):
                 return self._post_reply(text=text, in_reply_to=target.in_reply_to_external_id)
             if kind == OutboundKind.PRIVATE_MESSAGE:
                 return self._send_dm(text=text, recipient=target.recipient_external_id)
+            if kind == OutboundKind.HIDE:
+                return self._hide_reply(target.in_reply_to_external_id)
         except ChannelError as exc:
             if not first_attempt and exc.status == 403 and "duplicate" in str(exc).lower():
                 # X refuses a repeat of a post it already has: most likely our own earlier
@@ -364,18 +555,70 @@ class XAdapter(ChannelAdapter):
         raise ChannelError(f"X cannot send a {kind}.", permanent=True)
 
     def _post_reply(self, *, text: str, in_reply_to: str) -> SentMessage:
+        """The reply, with X adding the customer's @handle in front as reply metadata (see
+        LEADING_MENTIONS). tweepy 4.17's ``create_tweet`` has no parameter for
+        ``auto_populate_reply_metadata``, so the body goes through ``_make_request``, the call
+        ``create_tweet`` itself ends in (same signing, same errors)."""
+        body = {
+            "text": text,
+            "reply": {
+                "in_reply_to_tweet_id": str(in_reply_to),
+                "auto_populate_reply_metadata": True,
+            },
+        }
         with self._translate_errors(write=True):
-            response = self.client.create_tweet(
-                text=text, in_reply_to_tweet_id=in_reply_to, user_auth=self.user_auth
+            response = self.client._make_request(
+                "POST", "/2/tweets", json=body, user_auth=self.user_auth
             )
         data = dict(response.data or {})
         return SentMessage(external_id=str(data["id"]), conversation_id="", raw=data)
 
-    def _send_dm(self, *, text: str, recipient: str) -> SentMessage:
+    def _hide_reply(self, tweet_id: str) -> SentMessage:
         with self._translate_errors(write=True):
-            response = self.client.create_direct_message(
-                participant_id=recipient, text=text, user_auth=self.user_auth
+            response = self.client.hide_reply(tweet_id, user_auth=True)
+        data = dict(response.data or {})
+        if data.get("hidden") is not True:
+            raise ChannelError("X did not hide the reply.", permanent=True)
+        return SentMessage(external_id=str(tweet_id), raw=data)
+
+    def _dm_refusal(self, recipient: str) -> str | None:
+        """Why X will refuse a DM to ``recipient``, when X says so beforehand (the user field
+        ``receives_your_dm``: "Indicates if you can send a DM to this User"); None when they
+        can receive it or X does not say (the send then gets X's own answer)."""
+        try:
+            response = self.client.get_user(
+                id=recipient, user_fields=["receives_your_dm"], user_auth=self.user_auth
             )
+        except (tweepy.TweepyException, requests.RequestException):
+            return None
+        user = dict(response.data.data) if response.data is not None else {}
+        if user.get("receives_your_dm") is False:
+            return (
+                f"@{clean_text(str(user.get('username', recipient)))} does not accept direct "
+                f"messages from @{self.account.username} on X, so nothing was sent. Ask them "
+                "publicly to follow the brand or open their DMs, then try again."
+            )
+        return None
+
+    def _send_dm(self, *, text: str, recipient: str) -> SentMessage:
+        refusal = self._dm_refusal(recipient)
+        if refusal:
+            raise ChannelError(refusal, permanent=True, status=403)
+        try:
+            with self._translate_errors(write=True):
+                response = self.client.create_direct_message(
+                    participant_id=recipient, text=text, user_auth=self.user_auth
+                )
+        except ChannelError as exc:
+            if exc.status == 403 and DM_NOT_ALLOWED in str(exc).lower():
+                raise ChannelError(
+                    "X refused the direct message: this customer does not accept direct "
+                    f"messages from @{self.account.username}. Ask them publicly to follow the "
+                    "brand or open their DMs, then try again.",
+                    permanent=True,
+                    status=403,
+                ) from None
+            raise
         data = dict(response.data or {})
         return SentMessage(
             external_id=str(data["dm_event_id"]),
