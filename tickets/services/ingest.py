@@ -18,7 +18,16 @@ from channels_social.base import InboundPost
 from channels_social.intake import StoreResult
 from channels_social.models import SocialAccount
 from tickets import priority
-from tickets.models import OPEN_STATUSES, Direction, EventKind, Message, Ticket
+from tickets.models import (
+    OPEN_STATUSES,
+    Direction,
+    EventKind,
+    Message,
+    OutboxItem,
+    OutboxState,
+    Status,
+    Ticket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,8 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
                 # A value the database or its driver refuses: set this post aside, go on.
                 log.warning("could not store post %s: %s", post.external_id, exc)
                 failed.append((post, f"{type(exc).__name__}: {exc}"))
+                continue
+            if opened is None:  # a pure repost, or a brand post outside any ticket
                 continue
             known.add(post.external_id)
             stored += 1
@@ -121,6 +132,8 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
         customer_display_name=post.author.display_name,
         customer_followers=post.author.followers_count,
         conversation_id=post.conversation_id or post.external_id,
+        # A direct message with no ticket to join opens a private one: every step is a DM.
+        is_public=post.is_public,
         opened_at=post.created_at,
     )
     ticket.record(EventKind.OPENED, at=post.created_at, priority=level, reasons=reasons)
@@ -129,9 +142,17 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
 
 def _store_post(
     fetched_by: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
-) -> bool:
-    """Store one new post in its ticket (opening one if needed); True if a ticket was opened."""
+) -> bool | None:
+    """Store one new post in its ticket (opening one if needed); True if a ticket was opened,
+    None if nothing was stored (a pure repost; a brand post in no open ticket)."""
+    if post.reposted_external_id:
+        _record_repost(fetched_by, post, handles)
+        return None
+    if post.author.external_id in handles:
+        return _store_brand_post(fetched_by, post, handles)
     ticket = _find_thread_ticket(fetched_by, post)
+    if ticket is None and not post.is_public:
+        ticket = _customer_open_ticket(fetched_by, post.author.external_id)
     opened = ticket is None
     if ticket is None:
         ticket = _open_ticket(_addressed_handle(fetched_by, post, handles), post)
@@ -160,3 +181,158 @@ def _store_post(
         ticket.save(update_fields=["root_message"])
     ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
     return opened
+
+
+# Direct messages, brand posts from outside CareInbox, reposts --------------------------------
+
+# Taken offline: the ticket a customer's direct message most likely answers.
+OFFLINE_FIRST = (Status.OFFLINE, Status.RESOLVED)
+
+
+def _customer_open_ticket(account: SocialAccount, customer_external_id: str) -> Ticket | None:
+    """The customer's open ticket a direct message joins when no thread says which: the one
+    the brand took offline (latest first), else their latest open ticket."""
+    candidates = Ticket.objects.filter(
+        organization_id=account.organization_id,
+        platform=account.platform,
+        customer_external_id=customer_external_id,
+        status__in=OPEN_STATUSES,
+    ).order_by("-opened_at", "-pk")
+    return candidates.filter(status__in=OFFLINE_FIRST).first() or candidates.first()
+
+
+def _brand_ticket(
+    account: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+) -> Ticket | None:
+    """The open ticket a post by one of the organisation's own handles belongs to: the one
+    holding the post it replies to, else the customer's ticket in that thread or DM
+    conversation. The customer is the first account it addresses that is not a handle."""
+    tickets = Ticket.objects.filter(
+        organization_id=account.organization_id,
+        platform=account.platform,
+        status__in=OPEN_STATUSES,
+    )
+    if post.in_reply_to_external_id:
+        by_parent = tickets.filter(messages__external_id=post.in_reply_to_external_id).first()
+        if by_parent is not None:
+            return by_parent
+    customers = [a for a in post.addressed_account_ids if a not in handles]
+    if not customers:
+        return None
+    theirs = tickets.filter(customer_external_id=customers[0])
+    if post.conversation_id:
+        in_thread = (
+            theirs.filter(conversation_id=post.conversation_id).order_by("pk").first()
+            or theirs.filter(messages__conversation_id=post.conversation_id).order_by("pk").first()
+        )
+        if in_thread is not None:
+            return in_thread
+    if not post.is_public:
+        return _customer_open_ticket(account, customers[0])
+    return None
+
+
+def _without_leading_mentions(text: str) -> str:
+    words = text.split()
+    while words and words[0].startswith("@"):
+        words.pop(0)
+    return " ".join(words)
+
+
+def _sent_by_us_in_flight(ticket: Ticket, post: InboundPost) -> bool:
+    """Our own reply read back before the outbox recorded its id (the send and the poll
+    crossed): the outbox records it, so it must not be stored twice."""
+    pending = Message.objects.filter(
+        ticket=ticket,
+        direction=Direction.OUTBOUND,
+        is_public=post.is_public,
+        external_id="",
+        outbox__state__in=(OutboxState.QUEUED, OutboxState.SENDING, OutboxState.UNCERTAIN),
+    ).values_list("text", flat=True)
+    seen = _without_leading_mentions(post.text)
+    return any(_without_leading_mentions(text) == seen for text in pending)
+
+
+def _store_brand_post(
+    account: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+) -> bool | None:
+    """A reply or DM the brand sent from X itself (outside CareInbox): the brand's message in
+    its ticket, with no agent (``sent_by`` None), recorded as ``reply_sent`` so the SLA counts
+    it like any delivered reply (the first public one is the first response). It never opens
+    a ticket, and a post in no open ticket is skipped. Its care steps are not taken for it."""
+    ticket = _brand_ticket(account, post, handles)
+    if ticket is None or _sent_by_us_in_flight(ticket, post):
+        return None
+    message = Message.objects.create(
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind=post.kind,
+        direction=Direction.OUTBOUND,
+        is_public=post.is_public,
+        external_id=post.external_id,
+        conversation_id=post.conversation_id,
+        in_reply_to_external_id=post.in_reply_to_external_id,
+        author_external_id=post.author.external_id,
+        author_username=post.author.username,
+        author_display_name=post.author.display_name,
+        author_followers=post.author.followers_count,
+        author_verified=post.author.verified,
+        sent_by=None,
+        text=post.text,
+        created_at=post.created_at,
+        raw=post.raw,
+    )
+    # Its delivery record, like every outbound message's (the ticket page and reports read
+    # one per message): already sent, never attempted by CareInbox.
+    OutboxItem.objects.create(
+        organization_id=ticket.organization_id,
+        message=message,
+        state=OutboxState.SENT,
+        attempts=0,
+        sent_at=post.created_at,
+    )
+    ticket.record(
+        EventKind.REPLY_SENT,
+        message=message,
+        at=post.created_at,
+        external_id=post.external_id,
+        sent_outside_careinbox=True,
+    )
+    return False
+
+
+def _record_repost(
+    account: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+) -> None:
+    """A pure repost opens no ticket and is not a message: it widens the reach of the open
+    ticket whose post it reposts, by the reposter's followers (once per repost)."""
+    from django.db.models import F
+
+    if post.author.external_id in handles:
+        return
+    original = (
+        Message.objects.filter(
+            organization_id=account.organization_id,
+            platform=account.platform,
+            external_id=post.reposted_external_id,
+        )
+        .select_related("ticket")
+        .first()
+    )
+    if original is None or not original.ticket.is_open:
+        return
+    ticket = original.ticket
+    if ticket.events.filter(kind=EventKind.REPOSTED, data__repost_id=post.external_id).exists():
+        return
+    Ticket.objects.filter(pk=ticket.pk).update(
+        reposts=F("reposts") + 1, repost_reach=F("repost_reach") + post.author.followers_count
+    )
+    ticket.record(
+        EventKind.REPOSTED,
+        message=original,
+        at=post.created_at,
+        repost_id=post.external_id,
+        by=post.author.username,
+        followers=post.author.followers_count,
+    )

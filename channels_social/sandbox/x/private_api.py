@@ -153,7 +153,7 @@ class ControlEndpoints:
             text=text,
             created_at=parse_iso(created_at) if created_at else None,
         )
-        return 201, event.record()
+        return 201, {"id": event.dm_event_id, **event.record()}
 
     def c_tweet(self, request: Request, body: Any, tweet_id: str) -> tuple[int, Any]:
         tweet = self.store.get_tweet(tweet_id)
