@@ -12,6 +12,7 @@ kombu's ``filesystem://`` transport) so that ``make run`` works on a machine wit
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -308,6 +309,25 @@ SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 30, minimum=5
 # The address of the project's X sandbox emulator (``make run`` starts it here).
 X_SANDBOX_URL = env_url("X_SANDBOX_URL", "http://127.0.0.1:8765", schemes={"http", "https"})
 CHANNEL_HTTP_TIMEOUT_SECONDS = env_int("CHANNEL_HTTP_TIMEOUT_SECONDS", 15, minimum=1)
+# Facebook: one Meta app per installation; each page's access token is stored, encrypted, on
+# its SocialAccount. An empty app secret means webhooks are refused (403, logged as not set up).
+FACEBOOK_APP_ID = env_str("FACEBOOK_APP_ID")
+FACEBOOK_APP_SECRET = env_str(
+    "FACEBOOK_APP_SECRET", "careinbox-dev-facebook-app-secret" if DEBUG else ""
+)
+FACEBOOK_VERIFY_TOKEN = env_str(
+    "FACEBOOK_VERIFY_TOKEN", "careinbox-dev-verify-token" if DEBUG else ""
+)
+FACEBOOK_GRAPH_VERSION = env_str("FACEBOOK_GRAPH_VERSION", "v21.0")
+if not re.fullmatch(r"v\d+\.\d+", FACEBOOK_GRAPH_VERSION):
+    raise ImproperlyConfigured(
+        f"FACEBOOK_GRAPH_VERSION={FACEBOOK_GRAPH_VERSION!r} is not a Graph version like v21.0."
+    )
+FACEBOOK_WEBHOOK_MAX_BYTES = env_int("FACEBOOK_WEBHOOK_MAX_BYTES", 1_000_000, minimum=1024)
+# The address of the project's Facebook Graph emulator (``make run`` starts it here).
+FACEBOOK_SANDBOX_URL = env_url(
+    "FACEBOOK_SANDBOX_URL", "http://127.0.0.1:8766", schemes={"http", "https"}
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

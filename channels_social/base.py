@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -133,10 +133,70 @@ class Batch:
 
 @dataclass(frozen=True)
 class SendTarget:
-    """Where an outbound message goes: under a post, or to a person."""
+    """Where an outbound message goes: under a post, or to a person.
+
+    ``message_tag`` is a platform's tag that lets a message out past its usual window (Facebook's
+    ``HUMAN_AGENT``), as ``reply_window`` decided just before the send.
+    """
 
     in_reply_to_external_id: str = ""
     recipient_external_id: str = ""
+    message_tag: str = ""
+
+
+@dataclass(frozen=True)
+class PostFact:
+    """One of the customer's posts, as the reply rules need it: its id and when it was made."""
+
+    external_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReplyFacts:
+    """What a platform's reply rules need to know about a ticket, gathered from its messages.
+
+    ``reply_to`` is the customer's post a reply would answer (their latest public post, or, at
+    send time, the one the queued reply answers); ``privately_answered`` are the posts that
+    already have a private reply (sent or on its way).
+    """
+
+    now: datetime
+    customer_name: str = ""
+    last_private_from_customer_at: datetime | None = None
+    reply_to: PostFact | None = None
+    privately_answered: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whether a message of ``kind`` may go out now, and in words why not or how.
+
+    Closed: ``reason`` says why, ``alternative`` what is still open. Open: ``closes_at`` is when
+    it stops being allowed (None: no window), ``tag`` a platform tag the send must carry, and
+    ``reason`` a note for the agent on how it goes out (empty when nothing is special).
+    """
+
+    open: bool
+    kind: OutboundKind
+    closes_at: datetime | None = None
+    reason: str = ""
+    alternative: str = ""
+    tag: str = ""
+
+    @property
+    def refusal(self) -> str:
+        return " ".join(part for part in (self.reason, self.alternative) if part)
+
+
+def ago(delta: timedelta) -> str:
+    """A duration for people: "3 h", "2 days", "40 min"."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h"
+    return f"{max(1, seconds // 60)} min"
 
 
 @dataclass(frozen=True)
@@ -195,6 +255,18 @@ class ChannelAdapter(ABC):
     @classmethod
     def has_credentials(cls, credentials: dict[str, Any]) -> bool:
         return all(credentials.get(f.name) for f in cls.credential_fields)
+
+    @classmethod
+    def private_kind(cls, facts: ReplyFacts) -> OutboundKind:
+        """How a private care step reaches the customer (Facebook: a private reply to their
+        comment, or Messenger). Most platforms have one way: the direct message."""
+        return OutboundKind.PRIVATE_MESSAGE
+
+    @classmethod
+    def reply_window(cls, kind: OutboundKind, facts: ReplyFacts) -> Window:
+        """Whether the platform's rules let a message of ``kind`` out now (checked before it is
+        queued and again just before it is sent). By default there is no window."""
+        return Window(open=True, kind=kind)
 
     def stream_keys(self, stream: Stream) -> list[str]:
         """The keys of ``stream`` to poll now, each with a cursor of its own (a search: one per

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
 
 
 def _adapters() -> dict[str, type[ChannelAdapter]]:
+    from channels_social.facebook.adapter import FacebookAdapter
     from channels_social.x.adapter import XAdapter
 
-    return {XAdapter.platform: XAdapter}
+    return {XAdapter.platform: XAdapter, FacebookAdapter.platform: FacebookAdapter}
 
 
 def platforms_with_adapters() -> list[tuple[str, str]]:

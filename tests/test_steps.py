@@ -166,9 +166,9 @@ def test_next_step_waits_until_the_previous_reply_is_delivered(
 
 
 def test_a_platform_without_adapter_is_a_clear_step_error(ticket: Ticket, agent: Persona) -> None:
-    Ticket.objects.filter(pk=ticket.pk).update(platform="facebook")
+    Ticket.objects.filter(pk=ticket.pk).update(platform="instagram")
     ticket.refresh_from_db()
     before = _snapshot(ticket)
-    with pytest.raises(StepError, match="No adapter for platform 'facebook'"):
+    with pytest.raises(StepError, match="No adapter for platform 'instagram'"):
         ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi")
     assert _snapshot(ticket) == before

@@ -18,9 +18,25 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_social.base import ChannelError, OutboundKind, SendTarget
+from channels_social.base import (
+    ChannelError,
+    OutboundKind,
+    PostFact,
+    ReplyFacts,
+    SendTarget,
+    Window,
+)
 from channels_social.registry import adapter_class, adapter_for
-from tickets.models import EventKind, Message, OutboxItem, OutboxState, StepError, Ticket
+from tickets.models import (
+    Direction,
+    EventKind,
+    Message,
+    MessageKind,
+    OutboxItem,
+    OutboxState,
+    StepError,
+    Ticket,
+)
 
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
@@ -51,13 +67,63 @@ def _finish_item(item_id: int, token: uuid.UUID, **values: object) -> bool:
     )
 
 
-def _kind_and_target(message: Message, ticket: Ticket) -> tuple[OutboundKind, SendTarget]:
-    if message.is_public:
-        return OutboundKind.PUBLIC_REPLY, SendTarget(
-            in_reply_to_external_id=message.in_reply_to_external_id
-        )
-    return OutboundKind.PRIVATE_MESSAGE, SendTarget(
-        recipient_external_id=ticket.customer_external_id
+def reply_facts(
+    ticket: Ticket,
+    *,
+    reply_to_external_id: str | None = None,
+    exclude_message_id: int | None = None,
+) -> ReplyFacts:
+    """What the platform's reply windows need, from the ticket's messages: the customer's last
+    private message, the post a reply would answer (their latest public post unless named),
+    and the posts already answered privately (a reply on its way counts; a failed one not)."""
+    inbound = ticket.messages.filter(direction=Direction.INBOUND).exclude(external_id="")
+    last_private = (
+        inbound.filter(is_public=False).order_by("-created_at").values_list("created_at", flat=True)
+    ).first()
+    public = inbound.filter(is_public=True)
+    if reply_to_external_id is not None:
+        public = public.filter(external_id=reply_to_external_id)
+    target = public.order_by("-created_at", "-pk").values_list("external_id", "created_at").first()
+    answered = (
+        ticket.messages.filter(direction=Direction.OUTBOUND, kind=MessageKind.PRIVATE_REPLY)
+        .exclude(outbox__state=OutboxState.FAILED)
+        .exclude(pk=exclude_message_id)
+        .values_list("in_reply_to_external_id", flat=True)
+    )
+    return ReplyFacts(
+        now=timezone.now(),
+        customer_name=ticket.customer_display_name or ticket.customer_username,
+        last_private_from_customer_at=last_private,
+        reply_to=PostFact(external_id=target[0], created_at=target[1]) if target else None,
+        privately_answered=frozenset(answered),
+    )
+
+
+def _kind_of(message: Message) -> OutboundKind:
+    if message.kind == MessageKind.PRIVATE_REPLY:
+        return OutboundKind.PRIVATE_REPLY
+    return OutboundKind.PUBLIC_REPLY if message.is_public else OutboundKind.PRIVATE_MESSAGE
+
+
+def _window_now(message: Message, ticket: Ticket) -> Window:
+    """The platform's reply window for this queued message, checked just before it is sent."""
+    kind = _kind_of(message)
+    facts = reply_facts(
+        ticket,
+        reply_to_external_id=message.in_reply_to_external_id or None,
+        exclude_message_id=message.pk,
+    )
+    return adapter_class(ticket.platform).reply_window(kind, facts)
+
+
+def _kind_and_target(
+    message: Message, ticket: Ticket, window: Window
+) -> tuple[OutboundKind, SendTarget]:
+    kind = _kind_of(message)
+    if kind in (OutboundKind.PUBLIC_REPLY, OutboundKind.PRIVATE_REPLY):
+        return kind, SendTarget(in_reply_to_external_id=message.in_reply_to_external_id)
+    return kind, SendTarget(
+        recipient_external_id=ticket.customer_external_id, message_tag=window.tag
     )
 
 
@@ -91,8 +157,13 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
     message = item.message
     ticket = message.ticket
     attempts = item.attempts + 1  # this one included (the claim counted it)
-    kind, target = _kind_and_target(message, ticket)
     try:
+        window = _window_now(message, ticket)
+        if not window.open:
+            # The platform's rule forbids it now (a window closed while it waited): refused
+            # before sending, with the reason and what is still open.
+            raise ChannelError(window.refusal, permanent=True)
+        kind, target = _kind_and_target(message, ticket, window)
         adapter = adapter_for(ticket.social_account)
         sent = adapter.send(kind, target, message.text, first_attempt=attempts == 1)
     except ChannelError as exc:
@@ -117,7 +188,7 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
         message.external_id = sent.external_id
         if sent.conversation_id:
             message.conversation_id = sent.conversation_id
-        message.raw = sent.raw
+        message.raw = {**(message.raw or {}), **sent.raw}
         message.save(update_fields=["external_id", "conversation_id", "raw"])
         ticket.record(
             EventKind.REPLY_SENT, message=message, at=sent_at, external_id=sent.external_id

@@ -19,10 +19,16 @@ from tickets.models import (
     StepError,
     Ticket,
 )
+from tickets.services.outbox import reply_facts
 
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
 
+OUTBOUND_MESSAGE_KINDS = {
+    OutboundKind.PUBLIC_REPLY: MessageKind.REPLY,
+    OutboundKind.PRIVATE_MESSAGE: MessageKind.DM,
+    OutboundKind.PRIVATE_REPLY: MessageKind.PRIVATE_REPLY,
+}
 # A step waits until the previous step's reply has gone out, failed, or been settled.
 UNSETTLED = (OutboxState.QUEUED, OutboxState.SENDING, OutboxState.UNCERTAIN)
 
@@ -64,14 +70,21 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
                 "The previous reply is still being sent; the next step opens once it is "
                 "delivered (or refused)."
             )
-        kind = OutboundKind.PUBLIC_REPLY if public else OutboundKind.PRIVATE_MESSAGE
         try:
-            problem = adapter_class(ticket.platform).text_problem(kind, text)
+            adapter = adapter_class(ticket.platform)
         except ChannelError as exc:
             raise StepError(str(exc)) from None
+        # The platform's reply rules (Facebook's Messenger and private-reply windows) decide
+        # how a private step goes out, and refuse it here, before anything is queued.
+        facts = reply_facts(ticket)
+        kind = OutboundKind.PUBLIC_REPLY if public else adapter.private_kind(facts)
+        window = adapter.reply_window(kind, facts)
+        if not window.open:
+            raise StepError(window.refusal)
+        problem = adapter.text_problem(kind, text)
         if problem:
             raise StepError(problem)
-        target = _reply_target(ticket) if public else None
+        target = _reply_target(ticket) if kind != OutboundKind.PRIVATE_MESSAGE else None
         if public and target is None:
             raise StepError("There is no public post from the customer to reply to.")
         # Replies go out from the handle the customer addressed when the ticket opened.
@@ -80,7 +93,7 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
             organization_id=ticket.organization_id,
             ticket=ticket,
             platform=ticket.platform,
-            kind=MessageKind.REPLY if public else MessageKind.DM,
+            kind=OUTBOUND_MESSAGE_KINDS[kind],
             direction=Direction.OUTBOUND,
             is_public=public,
             conversation_id=ticket.conversation_id if public else "",
@@ -91,6 +104,8 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
             step=step,
             text=text,
             created_at=timezone.now(),
+            # How it goes out when that is worth saying (the human-agent tag), for the agent.
+            raw={"window_note": window.reason} if window.reason else {},
         )
         item = OutboxItem.objects.create(organization_id=ticket.organization_id, message=message)
         ticket.take_step(step, by=by, message=message)
