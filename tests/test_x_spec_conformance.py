@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from channels_social.base import OutboundKind, SendTarget, Stream
-from channels_social.models import SocialAccount
+from channels_social.models import ListeningQuery, SocialAccount
 from channels_social.sandbox.x.shapes import INJECTABLE_STATUSES
 from channels_social.x.adapter import XAdapter
 from tests.sandbox_fixtures import XSandbox
@@ -301,6 +302,139 @@ def test_every_request_the_adapter_sends_is_in_the_spec(sandbox: XSandbox) -> No
         ("GET", "/2/users/me"),
     }
     assert any("pagination_token" in e["query"] for e in log)
+    for entry in log:
+        assert entry["status"] < 400, entry
+        assert_request_conforms(entry)
+
+
+DM_EVENTS = "/2/dm_events"
+SEARCH = "/2/tweets/search/recent"
+DM_FIELDS = {
+    "dm_event.fields": "id,text,event_type,created_at,dm_conversation_id,sender_id,participant_ids",
+    "expansions": "sender_id,participant_ids",
+    "user.fields": "username,public_metrics,verified,receives_your_dm",
+}
+
+
+def test_dm_events_with_data_empty_paged_and_refused(sandbox: XSandbox) -> None:
+    url = f"{sandbox.url}/2/dm_events"
+    assert_conforms(call("GET", url), DM_EVENTS, "get")  # empty
+    for n in range(5):
+        sandbox.control.send_dm("AcmeCare", f"{2001 + n % 2}", f"cust{n % 2}", f"hello {n}")
+    full = call("GET", url, params=DM_FIELDS)
+    assert_conforms(full, DM_EVENTS, "get")
+    first = full.json()["data"][0]
+    assert first["event_type"] == "MessageCreate" and first["dm_conversation_id"] == "1000-2001"
+    token = None
+    for _ in range(3):
+        params = {**DM_FIELDS, "max_results": 2, **({"pagination_token": token} if token else {})}
+        page = call("GET", url, params=params)
+        assert_conforms(page, DM_EVENTS, "get")
+        token = page.json()["meta"].get("next_token")
+    assert token is None
+    for bad in ({"max_results": 0}, {"event_types": "Typing"}, {"pagination_token": "x" * 16}):
+        refused = call("GET", url, params=bad)
+        assert refused.status_code == 400, bad
+        assert_conforms(refused, DM_EVENTS, "get")
+    app_only = call("GET", url, headers=BEARER)
+    assert app_only.status_code == 403
+    assert_conforms(app_only, DM_EVENTS, "get")
+
+
+def test_a_dm_to_someone_who_does_not_accept_it_is_a_403_problem(sandbox: XSandbox) -> None:
+    sandbox.control.upsert_user(id="2001", username="dana", accepts_dms=False)
+    refused = call(
+        "POST", f"{sandbox.url}/2/dm_conversations/with/2001/messages", json={"text": "Hi"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "You cannot send messages to this user."
+    assert_conforms(refused, "/2/dm_conversations/with/{participant_id}/messages", "post")
+    user = call("GET", f"{sandbox.url}/2/users/2001", params={"user.fields": "receives_your_dm"})
+    assert user.json()["data"]["receives_your_dm"] is False
+    assert_conforms(user, "/2/users/{id}", "get")
+
+
+def test_search_timeline_quotes_retweets_and_hiding(sandbox: XSandbox) -> None:
+    control = sandbox.control
+    url = f"{sandbox.url}/2/tweets/search/recent"
+    assert_conforms(call("GET", url, params={"query": "#thissucks"}), SEARCH, "get")  # empty
+    root = control.post_tweet("1000", "AcmeCare", "New blender out now")
+    for n in range(12):
+        control.post_tweet(f"{2001 + n}", f"c{n}", f"#thissucks take {n}", verified=n == 0)
+    quote = control.post_tweet("2001", "c0", "#thissucks look", quote_of=root["id"])
+    control.post_tweet("2002", "c1", retweet_of=quote["id"])
+    reply = control.post_tweet("2003", "c2", "@AcmeCare meh", in_reply_to=root["id"])
+    params = {**RICH, "query": "#thissucks -is:retweet", "max_results": 10}
+    page = call("GET", url, params=params)
+    assert_conforms(page, SEARCH, "get")
+    body = page.json()
+    assert body["data"][0]["referenced_tweets"] == [{"type": "quoted", "id": root["id"]}]
+    assert body["meta"]["next_token"]
+    second = call("GET", url, params={**params, "next_token": body["meta"]["next_token"]})
+    assert_conforms(second, SEARCH, "get")
+    assert "next_token" not in second.json()["meta"]
+    since = call("GET", url, params={**RICH, "query": "#thissucks", "since_id": quote["id"]})
+    assert_conforms(since, SEARCH, "get")
+    assert since.json()["data"][0]["referenced_tweets"][0]["type"] == "retweeted"
+    for bad in ({"query": ""}, {"query": "a" * 513}, {"query": '"open'}, {"max_results": 5}):
+        refused = call("GET", url, params={"query": "x", **bad})
+        assert refused.status_code == 400, bad
+        assert_conforms(refused, SEARCH, "get")
+
+    own = f"{sandbox.url}/2/users/1000/tweets"
+    timeline = call("GET", own, params={**RICH, "exclude": "retweets,replies"})
+    assert_conforms(timeline, "/2/users/{id}/tweets", "get")
+    metrics = timeline.json()["data"][0]["public_metrics"]
+    assert (metrics["quote_count"], metrics["reply_count"]) == (1, 1)
+
+    hidden = call("PUT", f"{sandbox.url}/2/tweets/{reply['id']}/hidden", json={"hidden": True})
+    assert hidden.status_code == 200 and hidden.json() == {"data": {"hidden": True}}
+    assert_conforms(hidden, "/2/tweets/{tweet_id}/hidden", "put")
+    not_a_reply = call("PUT", f"{sandbox.url}/2/tweets/{quote['id']}/hidden", json={"hidden": True})
+    assert not_a_reply.status_code == 403
+    assert_conforms(not_a_reply, "/2/tweets/{tweet_id}/hidden", "put")
+
+
+@pytest.mark.django_db
+def test_every_request_of_the_new_streams_and_kinds_is_in_the_spec(
+    sandbox: XSandbox, make_account: Callable[..., SocialAccount]
+) -> None:
+    store = sandbox.app.store
+    store.upsert_user(id="2001", username="dana", followers_count=12)
+    mention = store.add_tweet(author_id="2001", text="@AcmeCare hi")
+    store.add_tweet(author_id="1000", text="Sorry!", in_reply_to_tweet_id=mention.id)
+    reply = store.add_tweet(author_id="2001", text="thanks", in_reply_to_tweet_id=mention.id)
+    brand_root = store.add_tweet(author_id="1000", text="We are open")
+    rude = store.add_tweet(author_id="2001", text="boo", in_reply_to_tweet_id=brand_root.id)
+    for n in range(120):
+        store.add_dm(sender_id="2001", recipient_id="1000", text=f"dm {n}")
+    account = make_account(external_id=BRAND_ID, username="AcmeCare", api_base_url=sandbox.url)
+    query = ListeningQuery.objects.create(
+        organization=account.organization, brand=account.brand, query="#thissucks"
+    )
+    adapter = XAdapter(account)
+    dms = adapter.fetch(Stream.DIRECT_MESSAGES, cursor=None)
+    assert len(dms.posts) == 120
+    adapter.fetch(Stream.DIRECT_MESSAGES, cursor=dms.next_cursor)
+    adapter.fetch(Stream.OWN_POSTS, cursor=None)
+    assert adapter.stream_keys(Stream.SEARCH) == [str(query.pk)]
+    adapter.fetch(Stream.SEARCH, cursor=None, key=str(query.pk))
+    adapter.fetch(Stream.SEARCH, cursor=reply.id, key=str(query.pk))
+    adapter.send(OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=reply.id), "Hi!")
+    adapter.send(OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id="2001"), "DM")
+    adapter.send(OutboundKind.HIDE, SendTarget(in_reply_to_external_id=rude.id), "")
+
+    log = sandbox.control.requests_log()
+    assert {(e["method"], e["path"]) for e in log} >= {
+        ("GET", "/2/dm_events"),
+        ("GET", f"/2/users/{BRAND_ID}/tweets"),
+        ("GET", "/2/tweets/search/recent"),
+        ("GET", "/2/users/2001"),
+        ("POST", "/2/tweets"),
+        ("POST", "/2/dm_conversations/with/2001/messages"),
+        ("PUT", f"/2/tweets/{rude.id}/hidden"),
+    }
+    assert any("pagination_token" in e["query"] for e in log if e["path"] == "/2/dm_events")
     for entry in log:
         assert entry["status"] < 400, entry
         assert_request_conforms(entry)
