@@ -9,5 +9,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("monitoring/", include("monitoring.urls")),
+    path("", include("channels_social.urls")),
     path("", include("tickets.urls")),
 ]

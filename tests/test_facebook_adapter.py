@@ -646,3 +646,63 @@ def test_a_reply_the_page_posted_on_facebook_itself_is_the_brands_message_in_the
     reply = ticket.messages.get(external_id=native["id"])
     assert (reply.direction, reply.is_public, reply.sent_by) == ("out", True, None)
     assert ticket.events.filter(kind=EventKind.REPLY_SENT, message=reply).exists()
+
+
+# Every request the adapter makes is one Meta's Graph specs describe
+
+
+def test_every_request_the_adapter_sends_is_in_the_graph_specs(
+    sandbox: FacebookSandbox, adapter: FacebookAdapter, brand_post: dict[str, Any]
+) -> None:
+    from channels_social.sandbox.facebook.graph_fields import UNIFIED_MESSAGE_FIELDS
+    from tests.test_facebook_spec_conformance import (
+        GENERIC_PARAMS,
+        api,
+        field_types,
+        get_edges,
+        has_spec,
+    )
+
+    control = sandbox.control
+    comment = control.comment(brand_post["id"], person_id=DANA, name="Dana", message="Late")
+    control.comment(comment["id"], person_id=BOB, name="Bob", message="+1")
+    control.visitor_post(FB_PAGE_ID, person_id=BOB, name="Bob", message="Refund?")
+    control.visitor_post(FB_PAGE_ID, person_id=DANA, name="Dana", message="hi", tagged=True)
+    control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="Hello")
+    for stream in FacebookAdapter.polled_streams:
+        adapter.fetch(stream, cursor=None)
+    adapter.send(OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=comment["id"]), "a")
+    adapter.send(OutboundKind.PRIVATE_REPLY, SendTarget(in_reply_to_external_id=comment["id"]), "b")
+    adapter.send(OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA), "c")
+    adapter.send(
+        OutboundKind.PRIVATE_MESSAGE,
+        SendTarget(recipient_external_id=DANA, message_tag="HUMAN_AGENT"),
+        "d",
+    )
+    adapter.send(OutboundKind.HIDE, SendTarget(in_reply_to_external_id=comment["id"]), "")
+    assert adapter.person_name(DANA) == "Dana"
+    checked = set()
+    for entry in graph_calls(sandbox):
+        assert entry["status"] == 200, entry
+        node, edge, method = entry["node_type"], entry["edge"], entry["method"]
+        assert has_spec(node), entry
+        accepted = {p["name"] for p in api(node, method, edge)["params"]}
+        sent = set(entry["params"]) - GENERIC_PARAMS
+        assert sent <= accepted, f"{method} {node}/{edge or ''}: {sorted(sent - accepted)}"
+        fields = entry["params"].get("fields")
+        if fields:
+            item = get_edges(node)[edge] if edge else node
+            known = set(field_types(item)) if has_spec(item) else UNIFIED_MESSAGE_FIELDS
+            assert set(fields.split(",")) <= known, f"{item}: {fields}"
+        checked.add((method, node, edge))
+    assert checked >= {
+        ("GET", "Page", "feed"),
+        ("GET", "Page", "tagged"),
+        ("GET", "Page", "conversations"),
+        ("GET", "PagePost", "comments"),
+        ("GET", "UnifiedThread", "messages"),
+        ("POST", "Comment", "comments"),
+        ("POST", "Page", "messages"),
+        ("POST", "Comment", None),
+        ("GET", "User", None),
+    }
