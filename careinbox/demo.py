@@ -14,6 +14,10 @@ from monitoring.models import SlaPolicy
 DEMO_ORG_SLUG = "acme"
 DEMO_BRAND_X_ID = "1600000000000000001"
 DEMO_BRAND_HANDLE = "AcmeSupport"
+# The demo brand's Facebook page in the Graph emulator (`make run` starts it with this page).
+DEMO_FACEBOOK_PAGE_ID = "1610000000000001"
+DEMO_FACEBOOK_PAGE_NAME = "Acme"
+DEMO_FACEBOOK_PAGE_TOKEN = "EAAsandbox-acme-demo-page-token"  # noqa: S105 - sandbox only
 
 
 @dataclass(frozen=True)
@@ -73,4 +77,23 @@ def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAc
         # the real API (empty base URL) keeps its settings.
         account.api_base_url = sandbox_url
         account.save(update_fields=["api_base_url"])
+    seed_demo_facebook(org, brand)
     return org, account
+
+
+def seed_demo_facebook(org: Organization, brand: Brand) -> SocialAccount:
+    """The demo brand's Facebook page, polled in the emulator (its webhooks come too)."""
+    sandbox_url = settings.FACEBOOK_SANDBOX_URL
+    page, created = SocialAccount.objects.get_or_create(
+        organization=org,
+        platform=Platform.FACEBOOK,
+        external_id=DEMO_FACEBOOK_PAGE_ID,
+        defaults={"brand": brand, "username": DEMO_FACEBOOK_PAGE_NAME, "api_base_url": sandbox_url},
+    )
+    if created or not page.credentials:
+        page.set_credentials(page_access_token=DEMO_FACEBOOK_PAGE_TOKEN)
+        page.save()
+    elif page.api_base_url and page.api_base_url != sandbox_url:
+        page.api_base_url = sandbox_url
+        page.save(update_fields=["api_base_url"])
+    return page

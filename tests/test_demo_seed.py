@@ -17,7 +17,11 @@ pytestmark = pytest.mark.django_db
 def test_seed_is_idempotent_and_points_at_the_sandbox(settings) -> None:  # type: ignore[no-untyped-def]
     seed_demo()
     org, account = seed_demo()
-    assert SocialAccount.objects.count() == 1
+    assert SocialAccount.objects.filter(platform="x").count() == 1
+    # And the brand's Facebook page, in the Graph emulator `make run` starts with it.
+    page = SocialAccount.objects.get(platform="facebook")
+    assert (page.username, page.api_base_url) == ("Acme", settings.FACEBOOK_SANDBOX_URL)
+    assert page.credentials["page_access_token"]
     assert account.username == DEMO_BRAND_HANDLE
     assert account.api_base_url == settings.X_SANDBOX_URL
     assert account.credentials["access_token"].startswith(account.external_id + "-")
