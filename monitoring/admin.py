@@ -78,9 +78,11 @@ class SlaPolicyAdmin(OrgScopedAdmin):
                 )
 
     def _is_last_policy(self, obj: SlaPolicy) -> bool:
-        return not SlaPolicy.objects.filter(organization_id=obj.organization_id).exclude(
-            pk=obj.pk
-        ).exists()
+        return (
+            not SlaPolicy.objects.filter(organization_id=obj.organization_id)
+            .exclude(pk=obj.pk)
+            .exists()
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # An organisation always keeps one policy: its tickets would otherwise get the

@@ -22,6 +22,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from monitoring.models import (
+    DEFAULT_WARNING_PERCENT,
     LIVE_STATES,
     Metric,
     SlaEventKind,
@@ -176,15 +177,15 @@ def sla_customer_wrote(*, ticket: Ticket, message: Message, at: datetime) -> Sla
 
 def _close_pause(timer: SlaTimer, at: datetime) -> None:
     """End a pause at ``at``: its business time moves the due and warning times on."""
-    assert timer.policy is not None and timer.paused_at is not None
-    paused = timer.policy.business_calendar.business_time_between(timer.paused_at, at)
-    timer.paused_for += paused
+    assert timer.paused_at is not None
+    # A timer whose policy was deleted since keeps counting around the clock.
+    policy = timer.policy or SlaPolicy(warning_percent=DEFAULT_WARNING_PERCENT)
+    paused = policy.business_calendar.business_time_between(timer.paused_at, at)
+    timer.paused_for += max(paused, timedelta(0))
     timer.paused_at = None
     timer.state = TimerState.RUNNING
-    timer.due_at = timer.policy.due(timer.started_at, timer.target_minutes, paused=timer.paused_for)
-    timer.warn_at = timer.policy.warn(
-        timer.started_at, timer.target_minutes, paused=timer.paused_for
-    )
+    timer.due_at = policy.due(timer.started_at, timer.target_minutes, paused=timer.paused_for)
+    timer.warn_at = policy.warn(timer.started_at, timer.target_minutes, paused=timer.paused_for)
 
 
 def _business_time(timer: SlaTimer, at: datetime) -> timedelta:
