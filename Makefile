@@ -53,5 +53,9 @@ bench: $(VENV)/.test-deps
 soak: $(VENV)/.test-deps
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
+# The SLA sweep at 10,000 and 100,000 open tickets (SLA_BENCH_ARGS="--small": 2,000, seconds).
+bench-sla: $(VENV)/.test-deps
+	$(BIN)/python bench/sla_sweep_bench.py $(SLA_BENCH_ARGS)
+
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
