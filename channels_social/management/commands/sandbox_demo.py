@@ -144,6 +144,19 @@ FOLLOW_UPS = (
     "Thanks for nothing so far...",
 )
 KINDS = (("complaint", COMPLAINTS, 45), ("question", QUESTIONS, 30), ("praise", PRAISE, 15))
+# X: a customer the brand took offline answers its DM; a post that names no handle but matches
+# the demo's listening query (careinbox/demo.py seeds "#thissucks"); a quote post.
+DM_ANSWERS = (
+    "Sure, it's order {order}. Thanks for getting back to me.",
+    "The order number is {order}, delivery to {city}.",
+    "I paid £{amount} on {date}. The {product} never came.",
+    "Thanks! Tracking still says nothing, order {order}.",
+)
+LISTENING = (
+    "Day {days} waiting for my {product}, customer service unreachable #thissucks",
+    "Third time my {product} order is cancelled without a word #thissucks",
+)
+QUOTES = ("Same thing happened to me, order {order}.", "This. Still no answer {days} days on.")
 
 
 @dataclass
@@ -249,6 +262,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Registered @{account.username} ({account.brand.name}) in the sandbox."
             )
+        self.brand_ids = {account.username: account.external_id for account in accounts}
         return [account.username for account in accounts]
 
     # Customers: distinct handles, stable ids, reconciled with the emulator
@@ -351,8 +365,64 @@ class Command(BaseCommand):
             hours=self.rng.randint(3, 48),
         )
 
+    def _x_extra(self, brand: str, customers: list[Customer], chasers: list[Customer]) -> bool:
+        """Now and then a DM answer, a listening match or a quote instead of a mention."""
+        roll = self.rng.random()
+        if roll < 0.25 and self._answer_a_dm(brand, customers):
+            return True
+        if roll > 0.95 or (roll > 0.9 and not chasers):
+            customer = self.rng.choice(customers)
+            post = self.control.post_tweet(
+                customer.id,
+                customer.username,
+                self._fill(self.rng.choice(LISTENING)),
+                followers=customer.followers,
+            )
+            self._log("listening", customer, post["id"], post["text"])
+            return True
+        if roll > 0.9:
+            quoted = self.rng.choice(chasers).posts[brand][-1]
+            customer = self.rng.choice(customers)
+            text = f"@{brand} {self._fill(self.rng.choice(QUOTES))}"
+            post = self.control.post_tweet(
+                customer.id, customer.username, text, followers=customer.followers, quote_of=quoted
+            )
+            customer.posts.setdefault(brand, []).append(post["id"])
+            self._log("quote", customer, post["id"], post["text"])
+            return True
+        return False
+
+    def _answer_a_dm(self, brand: str, customers: list[Customer]) -> bool:
+        """A customer whose last DM with the brand is the brand's (taken offline) answers it."""
+        brand_id = getattr(self, "brand_ids", {}).get(brand)
+        if not brand_id:
+            return False
+        waiting: dict[str, bool] = {}
+        for event in self.control.dm_events(brand_id):
+            other = next((p for p in event["participant_ids"] if p != brand_id), "")
+            waiting[other] = event["sender_id"] == brand_id
+        candidates = [c for c in customers if waiting.get(c.id)]
+        if not candidates:
+            return False
+        customer = self.rng.choice(candidates)
+        text = self._fill(self.rng.choice(DM_ANSWERS))
+        event = self.control.send_dm(
+            brand, customer.id, customer.username, text, followers=customer.followers
+        )
+        self._log("dm", customer, str(event["id"]), text)
+        return True
+
+    def _log(self, kind: str, customer: Customer, post_id: str, text: str) -> None:
+        self.stdout.write(
+            f"{time.strftime('%H:%M:%S')} {kind:<9} @{customer.username} "
+            f"({customer.followers:,} followers) -> {post_id}: {text}"
+        )
+        self.stdout.flush()
+
     def _post_one(self, brand: str, customers: list[Customer]) -> None:
         chasers = [c for c in customers if c.posts.get(brand)]
+        if self._x_extra(brand, customers, chasers):
+            return
         in_reply_to: str | None = None
         if chasers and self.rng.random() < 0.15:
             customer, kind = self.rng.choice(chasers), "follow-up"

@@ -19,6 +19,8 @@ from channels_social.management.commands.run_x_sandbox import address_file, reco
 from channels_social.sandbox.x.control import SandboxControl, SandboxError, SandboxUnreachable
 from channels_social.sandbox.x.store import ID_RE, USERNAME_RE, parse_iso
 
+X_KINDS = ("mention", "dm")
+
 
 class Command(BaseCommand):
     help = "Post a mention of a brand handle into the X sandbox emulator; prints the post id."
@@ -31,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--text", required=True)
         parser.add_argument("--in-reply-to", default=None, help="Id of the post this replies to.")
         parser.add_argument("--created-at", default=None, help="ISO 8601, e.g. 2025-01-31T09:00Z")
+        parser.add_argument(
+            "--kind",
+            default="mention",
+            help="X: 'mention' (a public post naming --to) or 'dm' (a direct message to --to).",
+        )
         parser.add_argument(
             "--sandbox-url",
             default=None,
@@ -58,9 +65,24 @@ class Command(BaseCommand):
                     f"--created-at {created_at!r} is not an ISO 8601 date and time "
                     "(e.g. 2025-01-31T09:00:00Z)."
                 ) from None
+        if options["kind"] not in X_KINDS:
+            raise CommandError(f"--kind must be one of {', '.join(X_KINDS)} for X.")
+        if options["kind"] == "dm" and options["in_reply_to"]:
+            raise CommandError("A direct message replies to no post: drop --in-reply-to.")
         url, source = sandbox_url(options["sandbox_url"])
         control = SandboxControl(url)
         try:
+            if options["kind"] == "dm":
+                event = control.send_dm(
+                    options["to"],
+                    author_id,
+                    author_username,
+                    options["text"],
+                    followers=options["followers"],
+                    created_at=created_at,
+                )
+                self.stdout.write(str(event["id"]))
+                return
             post = control.post_mention(
                 to_username=options["to"],
                 author_id=author_id,
