@@ -301,9 +301,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-# How often beat polls every enabled handle, and sweeps SLA timers for breaches.
+# How often beat polls every enabled handle, and sweeps SLA timers for warnings and breaches
+# (every ticket event also checks its own ticket's timers at once).
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
-SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 30, minimum=5)
+SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 
 # --- Channels -------------------------------------------------------------------------------
 # The address of the project's X sandbox emulator (``make run`` starts it here).
