@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from careinbox.accounts.models import Membership, Organization, Role, User
-from channels_social.models import Brand, Platform, SocialAccount
+from channels_social.models import Brand, ListeningQuery, Platform, SocialAccount
 from monitoring.calendars import BusinessCalendar
 from monitoring.models import SlaPolicy
 from tickets.models import Priority
@@ -80,6 +80,9 @@ def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAc
         # the real API (empty base URL) keeps its settings.
         account.api_base_url = sandbox_url
         account.save(update_fields=["api_base_url"])
+    # Listening: posts that name no handle of the brand's but say #thissucks (the demo
+    # generator posts a few) open tickets too, marked as found by listening.
+    ListeningQuery.objects.get_or_create(organization=org, brand=brand, query="#thissucks")
     seed_demo_facebook(org, brand)
     return org, account
 

@@ -66,3 +66,13 @@ def test_the_demo_answers_dms_and_posts_listening_matches_and_quotes(
     assert any(t.quoted_tweet_id for t in tweets)
     assert any("#thissucks" in t.text and "@AcmeCare" not in t.text for t in tweets)
     assert " dm " in out.getvalue() and " listening " in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_demo_seed_listens_for_thissucks_once() -> None:
+    from careinbox.demo import seed_demo
+    from channels_social.models import ListeningQuery
+
+    seed_demo(sandbox_url="http://127.0.0.1:8765")
+    seed_demo(sandbox_url="http://127.0.0.1:8765")
+    assert list(ListeningQuery.objects.values_list("query", "enabled")) == [("#thissucks", True)]
