@@ -14,7 +14,7 @@ export FACEBOOK_SANDBOX_URL ?= http://127.0.0.1:$(FACEBOOK_SANDBOX_PORT)
 # The demo's Meta app secret: the Facebook emulator signs its webhooks with it, the app checks.
 export FACEBOOK_APP_SECRET ?= careinbox-dev-facebook-app-secret
 
-.PHONY: run test lint bench soak clean chromium
+.PHONY: run test lint bench bench-polling soak clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ lint: $(VENV)/.test-deps
 test: $(VENV)/.test-deps chromium lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The ingest benchmark, then beat's poll fairness at a small size (20 handles, 30 s; ~50 s).
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/poll_fairness.py --small
+
+bench-polling: $(VENV)/.test-deps
+	$(BIN)/python bench/poll_fairness.py $(POLLING_ARGS)
 
 soak: $(VENV)/.test-deps
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)

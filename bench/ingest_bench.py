@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from careinbox.celery import app as celery_app
     from channels_social.services import account_poll
-    from monitoring.models import SlaTimer
+    from monitoring.models import Metric, SlaTimer
     from tickets.models import Direction, Message, OutboxItem, OutboxState, Step, Ticket
     from tickets.services import outbox_send, ticket_take_step
 
@@ -465,9 +465,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             failures.append(f"{misthreaded} follow-up replies not threaded into their ticket")
         # Timers are started by an event handler once the ingest has committed: in this
         # process that is at once, but give an after-commit handler a bounded moment anyway.
-        timers = wait_for_count(SlaTimer.objects.all(), tickets, seconds=10)
+        first_response = SlaTimer.objects.filter(metric=Metric.FIRST_RESPONSE)
+        timers = wait_for_count(first_response, tickets, seconds=10)
         if timers != tickets:
-            failures.append(f"{timers} SLA timers for {tickets} tickets, not one per ticket")
+            failures.append(
+                f"{timers} first-response SLA timers for {tickets} tickets, not one per ticket"
+            )
         results["counts"] = {
             "injected": n,
             "follow_up_replies": len(injected.replies),
