@@ -325,7 +325,7 @@ class XAdapter(ChannelAdapter):
     def _fetch_search(self, key: str, *, since_id: str | None) -> Batch:
         from channels_social.models import ListeningQuery
 
-        query = ListeningQuery.objects.filter(pk=int(key) if key.isdigit() else None).first()
+        query = ListeningQuery.objects.filter(pk=int(key)).first() if key.isdigit() else None
         if query is None or not query.enabled:
             return Batch(posts=[], next_cursor=None)
         # Retweets raise reach through the mentions, and the brand's own posts are not news.
