@@ -29,12 +29,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 
+from channels_social.management.facebook_sandbox import FacebookDemo
 from channels_social.models import Platform, SocialAccount
 from channels_social.sandbox.x.control import SandboxControl, SandboxError, SandboxUnreachable
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+# One post in four goes to the Facebook page, when there is one in the Facebook emulator.
+FACEBOOK_SHARE = 0.25
+FACEBOOK_RECHECK_SECONDS = 30.0
 
 FIRST_NAMES = [
     "Amelia",
@@ -214,6 +218,8 @@ class Command(BaseCommand):
         self.url = settings.X_SANDBOX_URL.rstrip("/")
         self.control = SandboxControl(self.url)
         self.rng = random.Random(options["seed"])  # noqa: S311 - demo data, not security
+        self.facebook = FacebookDemo(self.rng)
+        self.facebook_checked_at = -FACEBOOK_RECHECK_SECONDS
         try:
             brands = self._until_ready(options["wait"])
             customers = self._customers(options["customers"])
@@ -324,7 +330,7 @@ class Command(BaseCommand):
                     if needs_registration:  # the emulator may have restarted empty
                         brands = self._register_accounts()
                         needs_registration = False
-                    self._post_one(brand, customers)
+                    self._post_one_anywhere(brand, customers)
                 except Exception as exc:  # a demo helper: log it, wait, go on
                     failures += 1
                     needs_registration = True
@@ -352,6 +358,26 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         self.stdout.write(f"Stopped after {posted} posts.")
+
+    def _post_one_anywhere(self, brand: str, customers: list[Customer]) -> None:
+        """Now and then a Facebook customer (a comment, a visitor post, a Messenger message)
+        instead of an X mention, when a Facebook page points at the Facebook emulator."""
+        now = time.monotonic()
+        if not self.facebook.pages and now - self.facebook_checked_at > FACEBOOK_RECHECK_SECONDS:
+            self.facebook_checked_at = now
+            self.facebook.pages_in_sandbox()
+        if self.facebook.pages and self.rng.random() < FACEBOOK_SHARE:
+            customer = self.rng.choice([c for c in customers if c.followers < 20_000])
+            line = self.facebook.post_one(
+                person_id=customer.id,
+                name=customer.name,
+                text=self._fill(self.rng.choice(COMPLAINTS + QUESTIONS + PRAISE)),
+                follow_up=self._fill(self.rng.choice(FOLLOW_UPS)),
+            )
+            self.stdout.write(f"{time.strftime('%H:%M:%S')} {line}")
+            self.stdout.flush()
+            return
+        self._post_one(brand, customers)
 
     def _fill(self, template: str) -> str:
         return template.format(

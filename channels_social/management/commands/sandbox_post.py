@@ -1,4 +1,5 @@
-"""``manage.py sandbox_post``: make a customer mention a brand in the X sandbox.
+"""``manage.py sandbox_post``: make a customer mention a brand in the X sandbox (or, with
+``--platform facebook``, comment, post on the page or write on Messenger in the Facebook one).
 
 Prints only the new post's id, so scripts can capture it (``ID=$(manage.py sandbox_post ...)``).
 
@@ -16,6 +17,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from channels_social.management.commands.run_x_sandbox import address_file, recorded_url
+from channels_social.management.facebook_sandbox import (
+    FACEBOOK_KINDS,
+    facebook_sandbox_url,
+    post_as_customer,
+    resolve_page,
+)
+from channels_social.sandbox.facebook.control import FacebookSandboxControl
+from channels_social.sandbox.facebook.control import SandboxError as FacebookSandboxError
+from channels_social.sandbox.facebook.control import (
+    SandboxUnreachable as FacebookSandboxUnreachable,
+)
 from channels_social.sandbox.x.control import SandboxControl, SandboxError, SandboxUnreachable
 from channels_social.sandbox.x.store import ID_RE, USERNAME_RE, parse_iso
 
@@ -26,6 +38,13 @@ class Command(BaseCommand):
     help = "Post a mention of a brand handle into the X sandbox emulator; prints the post id."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--platform",
+            choices=("x", "facebook"),
+            default="x",
+            help="x (default) or facebook: then --to names the page (Acme), --author-username "
+            "is the person's display name, and --kind is comment, visitor_post or messenger.",
+        )
         parser.add_argument("--to", required=True, help="The brand's handle (without @).")
         parser.add_argument("--author-id", required=True, help="The customer's numeric X id.")
         parser.add_argument("--author-username", required=True, help="The customer's handle.")
@@ -46,6 +65,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["platform"] == "facebook":
+            self.stdout.write(self._facebook(options))
+            return
         author_id = str(options["author_id"])
         author_username = str(options["author_username"]).lstrip("@")
         if not ID_RE.match(author_id):
@@ -97,6 +119,44 @@ class Command(BaseCommand):
         except SandboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(post["id"])
+
+    def _facebook(self, options: dict[str, Any]) -> str:
+        """A comment (under --in-reply-to, else the page's newest post), a visitor post or a
+        Messenger message, by the person --author-id, named --author-username."""
+        kind = "comment" if options["kind"] == "mention" else options["kind"]
+        if kind not in FACEBOOK_KINDS:
+            raise CommandError(f"--kind must be one of {', '.join(FACEBOOK_KINDS)} for Facebook.")
+        person_id = str(options["author_id"])
+        if not person_id.isdigit():
+            raise CommandError(f"--author-id must be digits, not {person_id!r}.")
+        name = str(options["author_username"]).strip()
+        if not name or not options["text"].strip():
+            raise CommandError("--author-username (a display name) and --text cannot be empty.")
+        if options["in_reply_to"] and kind != "comment":
+            raise CommandError("Only a comment replies to something: drop --in-reply-to.")
+        created_at = options["created_at"]
+        if created_at:
+            try:
+                created_at = parse_iso(created_at).isoformat()
+            except ValueError:
+                raise CommandError(f"--created-at {created_at!r} is not ISO 8601.") from None
+        url, source = facebook_sandbox_url(options["sandbox_url"])
+        try:
+            made = post_as_customer(
+                FacebookSandboxControl(url),
+                page_id=resolve_page(options["to"]),
+                kind=kind,
+                person_id=person_id,
+                name=name,
+                text=options["text"],
+                in_reply_to=options["in_reply_to"],
+                created_at=created_at,
+            )
+        except FacebookSandboxUnreachable as exc:
+            raise CommandError(f"{exc} (address from {source})") from exc
+        except FacebookSandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        return str(made["id"])
 
 
 def sandbox_url(option: str | None) -> tuple[str, str]:
