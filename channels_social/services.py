@@ -126,8 +126,13 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         posts = batch.posts
         if not cursor.position:
             # First read of this stream: history from before the handle was connected is not
-            # the team's backlog.
-            posts = [post for post in posts if post.created_at >= account.connected_at]
+            # the team's backlog; nor, for a stream a handle polled before did not have (DMs
+            # after an upgrade, a new listening query), what came before its last good poll.
+            since = account.connected_at
+            last = account.last_polled_at
+            if last is not None and last < cursor.updated_at:
+                since = max(since, last)
+            posts = [post for post in posts if post.created_at >= since]
             outcome.before_connection += len(batch.posts) - len(posts)
         with transaction.atomic():
             result = store_posts(account=account, posts=posts, stream=stream)

@@ -4,7 +4,7 @@ skips a stream with no keys, and keeps the rate limit with the fewest calls left
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -107,3 +107,38 @@ def test_the_default_is_one_key() -> None:
     adapter = KeyedAdapter.__mro__[1]
     assert adapter is ChannelAdapter
     assert ChannelAdapter.stream_keys(KeyedAdapter(SocialAccount()), Stream.MENTIONS) == [""]
+
+
+def test_a_stream_new_to_a_handle_polled_before_starts_at_its_last_good_poll(
+    make_account: Callable[..., SocialAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade adds DMs (or an admin a query) to a handle polled for months: what came
+    before the last successful poll is not imported as a backlog; what came since is."""
+    now = datetime.now(UTC)
+    account = make_account(connected_at=now - timedelta(days=90))
+    SocialAccount.objects.filter(pk=account.pk).update(last_polled_at=now - timedelta(minutes=1))
+
+    class OldAndNew(KeyedAdapter):
+        polled_streams: ClassVar[tuple[Stream, ...]] = (Stream.DIRECT_MESSAGES,)
+
+        def stream_keys(self, stream: Stream) -> list[str]:
+            return [""]
+
+        def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
+            posts = [
+                InboundPost(
+                    external_id=str(number),
+                    text="hello",
+                    created_at=now - age,
+                    author=Author(external_id=f"c{number}", username=f"c{number}"),
+                    kind="dm",
+                    is_public=False,
+                )
+                for number, age in ((1, timedelta(days=10)), (2, timedelta(seconds=20)))
+            ]
+            return Batch(posts=posts, next_cursor="2")
+
+    monkeypatch.setattr(services, "adapter_for", lambda acc: OldAndNew(acc))
+    outcome = services.account_poll(account_id=account.pk)
+    assert "1 new" in outcome and "1 from before the handle was connected" in outcome
+    assert list(Ticket.objects.values_list("root_message__external_id", flat=True)) == ["2"]
