@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from channels_social.base import InboundPost, Stream
+from channels_social.base import InboundPost
 from channels_social.facebook.adapter import FacebookAdapter
 from channels_social.intake import store_posts
 from channels_social.models import Platform, SocialAccount
@@ -116,18 +116,18 @@ def _store_entries(entries: list[Any]) -> int:
         for account in accounts:
             found = True
             try:
-                posts = FacebookAdapter(account).webhook_posts(entry)
+                found_posts = FacebookAdapter(account).webhook_posts(entry)
             except (KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"{type(exc).__name__}: {exc}") from None
             by_stream: dict[str, list[InboundPost]] = defaultdict(list)
-            for stream, post in posts:
+            for stream, post in found_posts:
                 by_stream[stream].append(post)
             work += [(account, stream, items) for stream, items in by_stream.items()]
         if not found:
             log.info("Facebook webhook for page %s: no enabled account has it", page_id)
     stored = 0
     with transaction.atomic():
-        for account, stream, posts in work:
-            result = store_posts(account=account, posts=posts, stream=stream or Stream.PAGE_FEED)
+        for account, stream_name, posts in work:
+            result = store_posts(account=account, posts=posts, stream=stream_name)
             stored += result.stored
     return stored

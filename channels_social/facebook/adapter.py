@@ -668,7 +668,7 @@ class FacebookAdapter(ChannelAdapter):
             psid = str((event.get("sender") or {}).get("id", ""))
             if not psid or psid == self.page_id:
                 continue
-            created = graph_time(float(event.get("timestamp") or entry.get("time")) / 1000)
+            created = graph_time(float(event.get("timestamp") or entry.get("time") or 0) / 1000)
             name = self.person_name(psid)
             posts.append(
                 (

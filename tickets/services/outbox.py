@@ -84,18 +84,17 @@ def reply_facts(
     if reply_to_external_id is not None:
         public = public.filter(external_id=reply_to_external_id)
     target = public.order_by("-created_at", "-pk").values_list("external_id", "created_at").first()
-    answered = (
-        ticket.messages.filter(direction=Direction.OUTBOUND, kind=MessageKind.PRIVATE_REPLY)
-        .exclude(outbox__state=OutboxState.FAILED)
-        .exclude(pk=exclude_message_id)
-        .values_list("in_reply_to_external_id", flat=True)
-    )
+    answered = ticket.messages.filter(
+        direction=Direction.OUTBOUND, kind=MessageKind.PRIVATE_REPLY
+    ).exclude(outbox__state=OutboxState.FAILED)
+    if exclude_message_id is not None:
+        answered = answered.exclude(pk=exclude_message_id)
     return ReplyFacts(
         now=timezone.now(),
         customer_name=ticket.customer_display_name or ticket.customer_username,
         last_private_from_customer_at=last_private,
         reply_to=PostFact(external_id=target[0], created_at=target[1]) if target else None,
-        privately_answered=frozenset(answered),
+        privately_answered=frozenset(answered.values_list("in_reply_to_external_id", flat=True)),
     )
 
 
