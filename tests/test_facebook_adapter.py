@@ -706,3 +706,37 @@ def test_every_request_the_adapter_sends_is_in_the_graph_specs(
         ("POST", "Comment", None),
         ("GET", "User", None),
     }
+
+
+def test_the_admin_form_offers_facebook_with_its_page_token() -> None:
+    from channels_social.registry import (
+        adapter_class,
+        all_credential_fields,
+        platforms_with_adapters,
+    )
+
+    assert ("facebook", "Facebook") in platforms_with_adapters()
+    assert adapter_class("facebook") is FacebookAdapter
+    assert "page_access_token" in {field.name for field in all_credential_fields()}
+    assert FacebookAdapter.has_credentials({"page_access_token": "EAA..."})
+    assert not FacebookAdapter.has_credentials({})
+
+
+def test_links_and_pasted_references(sandbox: FacebookSandbox) -> None:
+    account = unsaved_account(sandbox.url)
+    assert FacebookAdapter.post_url(account, "11_22") == (
+        f"https://www.facebook.com/{FB_PAGE_ID}/posts/11?comment_id=22"
+    )
+    assert FacebookAdapter.post_url(account, f"{FB_PAGE_ID}_5") == (
+        f"https://www.facebook.com/{FB_PAGE_ID}/posts/5"
+    )
+    reference = FacebookAdapter.post_id_from_reference
+    assert reference(account, "11_22") == "11_22"
+    assert reference(account, f"https://www.facebook.com/{FB_PAGE_ID}/posts/11?comment_id=22") == (
+        "11_22"
+    )
+    link = f"https://www.facebook.com/{FB_PAGE_ID}/posts/11?comment_id=22&reply_comment_id=33"
+    assert reference(account, link) == "11_33"
+    for bad in ("", "https://x.com/a/status/1", "https://www.facebook.com/other/posts/1", "a b"):
+        with pytest.raises(ValueError):
+            reference(account, bad)
