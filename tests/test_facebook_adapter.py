@@ -740,3 +740,19 @@ def test_links_and_pasted_references(sandbox: FacebookSandbox) -> None:
     for bad in ("", "https://x.com/a/status/1", "https://www.facebook.com/other/posts/1", "a b"):
         with pytest.raises(ValueError):
             reference(account, bad)
+
+
+def test_a_dropped_connection_after_the_write_may_have_delivered(
+    sandbox: FacebookSandbox, adapter: FacebookAdapter, brand_post: dict[str, Any]
+) -> None:
+    comment = sandbox.control.comment(brand_post["id"], person_id=DANA, name="D", message="m")
+    sandbox.control.inject_drop()
+    target = SendTarget(in_reply_to_external_id=comment["id"])
+    with pytest.raises(ChannelError) as caught:
+        adapter.send(OutboundKind.PUBLIC_REPLY, target, "Hello")
+    assert caught.value.maybe_delivered and not caught.value.permanent
+    assert [c["message"] for c in sandbox.control.sent(FB_PAGE_ID)["comments"]] == ["Hello"]
+    nobody = FacebookAdapter(unsaved_account("http://127.0.0.1:9"))  # nothing listens
+    with pytest.raises(ChannelError) as refused:
+        nobody.send(OutboundKind.PUBLIC_REPLY, target, "Hello")
+    assert not refused.value.maybe_delivered and "Could not reach Facebook" in str(refused.value)
