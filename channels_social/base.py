@@ -150,6 +150,7 @@ class PostFact:
 
     external_id: str
     created_at: datetime
+    kind: str = ""  # tickets' message kind: "comment", "visitor_post", "post", ...
 
 
 @dataclass(frozen=True)

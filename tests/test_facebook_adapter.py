@@ -756,3 +756,28 @@ def test_a_dropped_connection_after_the_write_may_have_delivered(
     with pytest.raises(ChannelError) as refused:
         nobody.send(OutboundKind.PUBLIC_REPLY, target, "Hello")
     assert not refused.value.maybe_delivered and "Could not reach Facebook" in str(refused.value)
+
+
+@pytest.mark.django_db
+def test_a_visitor_post_gets_its_private_reply_and_a_tagged_post_none(
+    sandbox: FacebookSandbox, fb_account: SocialAccount, agent: Persona
+) -> None:
+    control = sandbox.control
+    wall = control.visitor_post(FB_PAGE_ID, person_id=DANA, name="Dana", message="Refund?")
+    control.visitor_post(FB_PAGE_ID, person_id=BOB, name="Bob", message="@Acme hi", tagged=True)
+    account_poll(account_id=fb_account.pk)
+    on_wall = Ticket.objects.get(customer_external_id=DANA)
+    _step(on_wall, Step.ACKNOWLEDGE, agent, "Sorry!")
+    private = _step(on_wall, Step.TAKE_OFFLINE, agent, "Your order number?")
+    assert private.kind == MessageKind.PRIVATE_REPLY
+    assert private.in_reply_to_external_id == wall["id"]
+    tagged = Ticket.objects.get(customer_external_id=BOB)
+    _step(tagged, Step.ACKNOWLEDGE, agent, "Hi Bob!")
+    # No private reply to a post elsewhere: the private step is Messenger, closed until Bob writes.
+    with pytest.raises(StepError, match="Bob has not written to the page on Messenger"):
+        ticket_take_step(ticket=tagged, step=Step.TAKE_OFFLINE, by=agent.user, text="DM?")
+    window = FacebookAdapter.reply_window(
+        OutboundKind.PRIVATE_REPLY,
+        ReplyFacts(now=T0, reply_to=PostFact("2002_9", T0, kind="post")),
+    )
+    assert not window.open and "not to a post elsewhere that tags the page" in window.reason

@@ -66,6 +66,8 @@ MESSENGER_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
 HUMAN_AGENT = "HUMAN_AGENT"
+# What a private reply may answer ("": a caller that does not say; Graph decides).
+PRIVATE_REPLY_KINDS = ("comment", "visitor_post", "")
 PAGE_SIZE = 100
 MAX_PAGES = 10  # per listing: a poll never pages forever through a broken `next`
 FEED_LOOKBACK = timedelta(days=28)  # posts older than this are not re-read for new comments
@@ -203,6 +205,14 @@ class FacebookAdapter(ChannelAdapter):
         if target is None:
             return Window(
                 open=False, kind=kind, reason="There is no comment of theirs to reply to privately."
+            )
+        if target.kind not in PRIVATE_REPLY_KINDS:
+            return Window(
+                open=False,
+                kind=kind,
+                reason="Facebook allows a private reply only to a comment or a post on the "
+                "page itself, not to a post elsewhere that tags the page.",
+                alternative=cls._messenger_alternative(facts),
             )
         closes_at = target.created_at + PRIVATE_REPLY_WINDOW
         if target.external_id in facts.privately_answered:
@@ -712,7 +722,12 @@ class FacebookAdapter(ChannelAdapter):
                 )
                 return SentMessage(external_id=str(answer["id"]), raw=clean_payload(answer))
             if kind == OutboundKind.PRIVATE_REPLY:
-                answer = self._message({"comment_id": target.in_reply_to_external_id}, text, tag="")
+                # A post on the page's wall is "{page id}_{n}"; anything else is a comment.
+                answered = target.in_reply_to_external_id
+                on_wall = answered.startswith(f"{self.page_id}_")
+                answer = self._message(
+                    {"post_id" if on_wall else "comment_id": answered}, text, tag=""
+                )
             elif kind == OutboundKind.PRIVATE_MESSAGE:
                 answer = self._message(
                     {"id": target.recipient_external_id}, text, tag=target.message_tag

@@ -83,7 +83,11 @@ def reply_facts(
     public = inbound.filter(is_public=True)
     if reply_to_external_id is not None:
         public = public.filter(external_id=reply_to_external_id)
-    target = public.order_by("-created_at", "-pk").values_list("external_id", "created_at").first()
+    target = (
+        public.order_by("-created_at", "-pk")
+        .values_list("external_id", "created_at", "kind")
+        .first()
+    )
     answered = ticket.messages.filter(
         direction=Direction.OUTBOUND, kind=MessageKind.PRIVATE_REPLY
     ).exclude(outbox__state=OutboxState.FAILED)
@@ -93,7 +97,7 @@ def reply_facts(
         now=timezone.now(),
         customer_name=ticket.customer_display_name or ticket.customer_username,
         last_private_from_customer_at=last_private,
-        reply_to=PostFact(external_id=target[0], created_at=target[1]) if target else None,
+        reply_to=PostFact(*target) if target else None,
         privately_answered=frozenset(answered.values_list("in_reply_to_external_id", flat=True)),
     )
 
