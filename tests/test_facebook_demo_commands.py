@@ -110,3 +110,15 @@ def test_the_demo_generators_facebook_customers(
     assert kinds == {"comment", "visitor_post", "messenger"}
     world = facebook_sandbox_clean.app.store
     assert any(c.parent_id for c in world.comments.values())  # a customer chasing a comment
+
+
+def test_the_demo_goes_on_when_the_facebook_emulator_is_down(
+    page: SocialAccount, settings: Any
+) -> None:
+    settings.FACEBOOK_SANDBOX_URL = "http://127.0.0.1:9"
+    page.api_base_url = "http://127.0.0.1:9"
+    page.save()
+    demo = FacebookDemo(random.Random(1))
+    assert demo.pages_in_sandbox() == [FB_PAGE_ID]
+    line = demo.post_one(person_id="3001", name="P", text="Late", follow_up="?")
+    assert line.startswith("facebook skipped") and demo.pages == []

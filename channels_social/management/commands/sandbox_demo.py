@@ -2,7 +2,10 @@
 
 It registers every X account that points at ``settings.X_SANDBOX_URL`` as a user in the
 emulator, posts a burst, then a trickle: complaints, questions, praise, the odd furious
-influencer, and now and then a customer chasing their own earlier post.
+influencer, and now and then a customer chasing their own earlier post. One post in four goes
+to a Facebook page instead, when one points at ``settings.FACEBOOK_SANDBOX_URL``: a comment under
+the page's post (or a reply in a customer's own comment thread), a visitor post, or a Messenger
+message (``channels_social.management.facebook_sandbox``).
 
 It is a demo helper next to the real stack, so it never stops on its own account:
 
