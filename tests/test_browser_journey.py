@@ -132,7 +132,8 @@ def test_new_user_journey_from_mention_to_closed_out_in_the_browser(
     for reply_message in public:
         tweet = x_sandbox_clean.control.get_tweet(reply_message.external_id)
         assert tweet["in_reply_to_tweet_id"] == mention["id"]
-        assert tweet["text"] == reply_message.text
+        # X adds the customer's handle in front (reply metadata): the agent typed only the body.
+        assert tweet["text"] == f"@jo_angry {reply_message.text}"
     dms = x_sandbox_clean.control.dm_events("2001")
     assert [dm["text"] for dm in dms] == [STEPS[1][2], STEPS[2][2]]
 

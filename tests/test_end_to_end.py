@@ -63,7 +63,8 @@ def test_mention_to_publicly_closed_out_ticket(
     for reply in (acknowledgement, close_out):
         in_sandbox = x_sandbox_clean.control.get_tweet(reply.external_id)
         assert in_sandbox["in_reply_to_tweet_id"] == mention["id"]
-        assert in_sandbox["text"] == reply.text
+        # X adds the customer's handle in front (reply metadata): the agent typed only the body.
+        assert in_sandbox["text"] == f"@jo_angry {reply.text}"
     dms = x_sandbox_clean.control.dm_events("2001")
     assert [dm["text"] for dm in dms] == [texts[Step.TAKE_OFFLINE], texts[Step.RESOLVE]]
 

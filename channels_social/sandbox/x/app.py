@@ -59,22 +59,16 @@ from channels_social.sandbox.x.shapes import (
 )
 from channels_social.sandbox.x.store import (
     ID_RE,
+    LEADING_MENTIONS,
     MENTION_RE,
     StoreError,
     XStore,
     XTweet,
+    counted_text,
     parse_iso,
 )
 
 FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop")
-# The run of @handles a reply starts with: on X that is reply metadata, not counted text.
-LEADING_MENTIONS = re.compile(r"^(?:\s*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_]))+\s*")
-
-
-def counted_text(text: str, *, is_reply: bool) -> str:
-    """The part of a post's text X counts toward 280: all of it, less a reply's leading
-    @mentions (simplified replies, 2017: they are reply metadata; PLATFORMS.md)."""
-    return LEADING_MENTIONS.sub("", text, count=1) if is_reply else text
 
 
 def dm_token(event_id: str) -> str:
@@ -771,7 +765,7 @@ class XSandboxApp(ControlEndpoints):
                 f"The Post you are quoting ({quote_of}) does not exist or has been deleted.",
                 {"quote_tweet_id": [str(quote_of)]},
             )
-        if self.store.has_duplicate(author_id=user_id, text=text):
+        if self.store.has_duplicate(author_id=user_id, text=text, is_reply=reply_to is not None):
             raise problem(403, "Forbidden", DUPLICATE_DETAIL)
         tweet = self.store.add_tweet(
             author_id=user_id,

@@ -36,6 +36,17 @@ ID_RE = re.compile(r"^[0-9]{1,19}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 
 
+# The run of @handles a reply starts with: on X that is reply metadata, not counted text.
+LEADING_MENTIONS = re.compile(r"^(?:\s*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_]))+\s*")
+
+
+def counted_text(text: str, *, is_reply: bool) -> str:
+    """The part of a post's text X counts toward 280 (and compares for duplicates): all of it,
+    less a reply's leading @mentions (simplified replies, 2017: they are reply metadata;
+    PLATFORMS.md)."""
+    return LEADING_MENTIONS.sub("", text, count=1) if is_reply else text
+
+
 class StoreError(ValueError):
     """Input the emulator refuses (unknown reply target, bad handle, ...)."""
 
@@ -438,9 +449,17 @@ class XStore:
             found = [t for t in self.tweets.values() if compiled.matches(t, self.users)]
         return sorted(found, key=lambda tweet: int(tweet.id), reverse=True)
 
-    def has_duplicate(self, *, author_id: str, text: str) -> bool:
+    def has_duplicate(self, *, author_id: str, text: str, is_reply: bool = False) -> bool:
+        """Whether the author already posted this text. A reply's leading @mentions are reply
+        metadata, not its content: the same canned answer to two customers is a duplicate."""
+        body = counted_text(text, is_reply=is_reply).strip()
         with self._lock:
-            return any(t.author_id == author_id and t.text == text for t in self.tweets.values())
+            return any(
+                t.author_id == author_id
+                and counted_text(t.text, is_reply=t.in_reply_to_tweet_id is not None).strip()
+                == body
+                for t in self.tweets.values()
+            )
 
     def mentions_of(self, user_id: str) -> list[XTweet]:
         """Posts that name ``@username`` or reply to one of the user's posts, newest first.
