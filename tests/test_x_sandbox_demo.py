@@ -33,7 +33,11 @@ def test_sandbox_post_sends_a_dm(sandbox: XSandbox) -> None:
     (event,) = sandbox.control.dm_events("2001")
     assert out.getvalue().strip() == event["dm_event_id"]
     assert (event["sender_id"], event["dm_conversation_id"]) == ("2001", "1000-2001")
-    for bad, words in (({"kind": "story"}, "--kind must be one of"), ({"in_reply_to": "5"}, "drop --in-reply-to")):
+    refusals = (
+        ({"kind": "story"}, "--kind must be one of"),
+        ({"in_reply_to": "5"}, "drop --in-reply-to"),
+    )
+    for bad, words in refusals:
         with pytest.raises(CommandError, match=words):
             call_command(
                 "sandbox_post",
