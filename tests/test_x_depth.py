@@ -309,3 +309,28 @@ def test_verified_authors_and_public_metrics_reach_the_post(
     post = posts[tweet.id]
     assert post.author.verified is True and post.author.followers_count == 90
     assert post.metrics == {"retweet_count": 0, "reply_count": 1, "like_count": 7, "quote_count": 0}
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (401, "X did not accept this handle's keys: check them in Settings."),
+        (403, "X refused this for this handle."),
+        (404, "X could not find that post or user."),
+        (502, "X had a problem on its side."),
+        (418, "X refused the request."),
+    ],
+)
+def test_an_x_refusal_without_words_is_put_in_words(status: int, words: str) -> None:
+    import requests
+    import tweepy
+
+    from channels_social.x.adapter import _detail
+
+    response = requests.Response()
+    response.status_code = status
+    response._content = b""
+    response.reason = "Whatever"
+    error = tweepy.TwitterServerError(response) if status >= 500 else tweepy.HTTPException(response)
+    assert _detail(error) == words
+    assert str(status) not in _detail(error)

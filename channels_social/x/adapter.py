@@ -119,10 +119,24 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
+# What an X answer with no words of its own means, for the agent (never a bare code).
+STATUS_WORDS = {
+    400: "X refused the request as invalid.",
+    401: "X did not accept this handle's keys: check them in Settings.",
+    403: "X refused this for this handle.",
+    404: "X could not find that post or user.",
+    429: "X's rate limit for this handle was reached.",
+}
+
+
 def _detail(exc: tweepy.HTTPException) -> str:
     """The platform's own words, never the request (which could carry credentials)."""
     messages = [str(message) for message in exc.api_messages if message]
-    return "; ".join(messages) or f"HTTP {exc.response.status_code} {exc.response.reason}"
+    status = exc.response.status_code
+    fallback = STATUS_WORDS.get(status) or (
+        "X had a problem on its side." if status >= 500 else "X refused the request."
+    )
+    return "; ".join(messages) or fallback
 
 
 class XAdapter(ChannelAdapter):
