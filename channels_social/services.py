@@ -126,11 +126,11 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         posts = batch.posts
         if not cursor.position:
             # First read of this stream: history from before the handle was connected is not
-            # the team's backlog; nor, for a stream a handle polled before did not have (DMs
-            # after an upgrade, a new listening query), what came before its last good poll.
+            # the team's backlog; nor, for a stream new to a handle that already reads others
+            # (DMs after an upgrade, a new listening query), what came before its last good poll.
             since = account.connected_at
             last = account.last_polled_at
-            if last is not None and last < cursor.updated_at:
+            if last is not None and last < cursor.updated_at and _reads_other_streams(cursor):
                 since = max(since, last)
             posts = [post for post in posts if post.created_at >= since]
             outcome.before_connection += len(batch.posts) - len(posts)
@@ -150,6 +150,15 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
     poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit)
     return outcome
+
+
+def _reads_other_streams(cursor: PollCursor) -> bool:
+    return (
+        PollCursor.objects.filter(account_id=cursor.account_id)
+        .exclude(pk=cursor.pk)
+        .exclude(position="")
+        .exists()
+    )
 
 
 def _tighter(new: RateLimit | None, old: RateLimit | None) -> RateLimit | None:

@@ -109,6 +109,27 @@ def test_the_default_is_one_key() -> None:
     assert ChannelAdapter.stream_keys(KeyedAdapter(SocialAccount()), Stream.MENTIONS) == [""]
 
 
+class OldAndNew(KeyedAdapter):
+    polled_streams: ClassVar[tuple[Stream, ...]] = (Stream.DIRECT_MESSAGES,)
+
+    def stream_keys(self, stream: Stream) -> list[str]:
+        return [""]
+
+    def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
+        posts = [
+            InboundPost(
+                external_id=str(number),
+                text="hello",
+                created_at=datetime.now(UTC) - age,
+                author=Author(external_id=f"c{number}", username=f"c{number}"),
+                kind="dm",
+                is_public=False,
+            )
+            for number, age in ((1, timedelta(days=10)), (2, timedelta(seconds=20)))
+        ]
+        return Batch(posts=posts, next_cursor="2")
+
+
 def test_a_stream_new_to_a_handle_polled_before_starts_at_its_last_good_poll(
     make_account: Callable[..., SocialAccount], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,28 +138,21 @@ def test_a_stream_new_to_a_handle_polled_before_starts_at_its_last_good_poll(
     now = datetime.now(UTC)
     account = make_account(connected_at=now - timedelta(days=90))
     SocialAccount.objects.filter(pk=account.pk).update(last_polled_at=now - timedelta(minutes=1))
-
-    class OldAndNew(KeyedAdapter):
-        polled_streams: ClassVar[tuple[Stream, ...]] = (Stream.DIRECT_MESSAGES,)
-
-        def stream_keys(self, stream: Stream) -> list[str]:
-            return [""]
-
-        def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
-            posts = [
-                InboundPost(
-                    external_id=str(number),
-                    text="hello",
-                    created_at=now - age,
-                    author=Author(external_id=f"c{number}", username=f"c{number}"),
-                    kind="dm",
-                    is_public=False,
-                )
-                for number, age in ((1, timedelta(days=10)), (2, timedelta(seconds=20)))
-            ]
-            return Batch(posts=posts, next_cursor="2")
+    PollCursor.objects.create(account=account, stream=Stream.MENTIONS, position="900")
 
     monkeypatch.setattr(services, "adapter_for", lambda acc: OldAndNew(acc))
     outcome = services.account_poll(account_id=account.pk)
     assert "1 new" in outcome and "1 from before the handle was connected" in outcome
     assert list(Ticket.objects.values_list("root_message__external_id", flat=True)) == ["2"]
+
+
+def test_a_handle_whose_cursors_were_all_dropped_reads_back_to_its_connection(
+    make_account: Callable[..., SocialAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No other stream read: the handle starts over (as restart_intake means), duplicates and
+    all, from when it was connected."""
+    now = datetime.now(UTC)
+    account = make_account(connected_at=now - timedelta(days=90))
+    SocialAccount.objects.filter(pk=account.pk).update(last_polled_at=now - timedelta(minutes=1))
+    monkeypatch.setattr(services, "adapter_for", lambda acc: OldAndNew(acc))
+    assert services.account_poll(account_id=account.pk).startswith("ok: 2 new")
