@@ -19,9 +19,10 @@ poll is a first page (no ``pagination_token``) answered 200. ``last_polled_at`` 
 the database every second as a cross-check. Gaps are measured inside the load window: from its
 start to the first poll, between polls, and from the last poll to its end.
 
-``--dispatcher legacy`` runs no beat: the script itself sends what ``poll_all_accounts`` sent
-before b072127 (every handle every interval, each task expiring after 0.9 x interval), for a
-before/after comparison on the same machine.
+Two more dispatchers, without beat, for comparison on the same machine: ``--dispatcher script``
+calls ``poll_due_accounts`` in this process on beat's schedule (so the dispatch is never queued
+behind the polls it sent), and ``--dispatcher legacy`` sends what ``poll_all_accounts`` sent
+before b072127 (every handle every interval, each task expiring after 0.9 x interval).
 
 Exits 1 when a handle was never polled, a gap exceeded ``--max-gap-intervals`` (4) x interval,
 or a mention was lost, stored twice or filed under another handle.
@@ -284,33 +285,54 @@ class Load:
         return Message.objects.filter(direction=Direction.INBOUND).count()
 
 
-class LegacyFanOut:
-    """The dispatcher before b072127, run by this script on beat's old schedule: every interval,
-    ``poll_all_accounts`` sent one ``poll_account`` per enabled handle, each expiring after
-    0.9 x interval. For comparison only (``--dispatcher legacy``)."""
+class ScriptDispatcher:
+    """A dispatcher this script runs itself, every ``period`` seconds, instead of beat."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, period: float) -> None:
+        self.period = period
         self.next_run: float | None = None
-        self.sent = 0
-        self.runs = 0
+        self.sent: list[int] = []  # poll tasks sent, per run
 
     def tick(self) -> None:
-        from channels_social.models import SocialAccount
-        from channels_social.tasks import poll_account
-
         now = time.monotonic()
         if self.next_run is not None and now < self.next_run:
             return
-        self.next_run = (self.next_run or now) + self.interval
-        self.runs += 1
+        self.next_run = (self.next_run or now) + self.period
+        self.sent.append(self.run_once())
+
+    def run_once(self) -> int:
+        raise NotImplementedError
+
+
+class InProcessDispatch(ScriptDispatcher):
+    """Today's ``poll_due_accounts`` on beat's schedule (every min(interval, 2) s), but called
+    here rather than sent through the broker: on time, never queued behind the polls it sent
+    (``--dispatcher script``)."""
+
+    def run_once(self) -> int:
+        from channels_social.tasks import poll_due_accounts
+
+        return int(poll_due_accounts())
+
+
+class LegacyFanOut(ScriptDispatcher):
+    """The dispatcher before b072127, on beat's old schedule: every interval,
+    ``poll_all_accounts`` sent one ``poll_account`` per enabled handle, each expiring after
+    0.9 x interval. For comparison only (``--dispatcher legacy``)."""
+
+    def run_once(self) -> int:
+        from channels_social.models import SocialAccount
+        from channels_social.tasks import poll_account
+
         # In pk order, as the old query came back: the schema then had no index on ``enabled``;
         # today's (enabled, next_poll_at) index makes SQLite return least recently polled first,
         # which would make the old dispatcher look fair by accident.
         handles = SocialAccount.objects.pollable().order_by("pk").values_list("pk", flat=True)
+        sent = 0
         for account_id in handles:
-            poll_account.apply_async((account_id,), expires=self.interval * 0.9)
-            self.sent += 1
+            poll_account.apply_async((account_id,), expires=self.period * 0.9)
+            sent += 1
+        return sent
 
 
 def run_load(
@@ -321,7 +343,7 @@ def run_load(
 ) -> dict[str, Any]:
     """Start the dispatcher, post for ``args.seconds``, then drain (bounded) with it running.
 
-    ``tick`` is called at least every 0.1 s (the legacy fan-out runs from it; beat needs none).
+    ``tick`` is called at least every 0.1 s (a script dispatcher runs from it; beat needs none).
     """
     start_dispatcher()
     started = time.time()
@@ -546,15 +568,19 @@ def run(args: argparse.Namespace, queue: str) -> dict[str, Any]:
             pool=args.pool,
         )
         beat: subprocess.Popen[str] | None = None
-        legacy = LegacyFanOut(args.interval) if args.dispatcher == "legacy" else None
+        script: ScriptDispatcher | None = None
+        if args.dispatcher == "legacy":
+            script = LegacyFanOut(args.interval)
+        elif args.dispatcher == "script":
+            script = InProcessDispatch(min(args.interval, 2))
 
         def launch_beat() -> None:
             nonlocal beat
-            if legacy is None:
+            if script is None:
                 beat = start_beat(db_url=db_url, queue=queue, log_path=beat_log, schedule=schedule)
 
         try:
-            window = run_load(args, load, launch_beat, legacy.tick if legacy else lambda: None)
+            window = run_load(args, load, launch_beat, script.tick if script else lambda: None)
         finally:
             if beat is not None:
                 stop_worker(beat)
@@ -567,8 +593,9 @@ def run(args: argparse.Namespace, queue: str) -> dict[str, Any]:
         figures = handle_figures(handles, reads, load, started, ended)
         latencies, mention_failures = check_mentions(load)
         results["load_average_after"] = os.getloadavg()
-        if legacy is not None:
-            results["legacy_runs"], results["legacy_sent"] = legacy.runs, legacy.sent
+        if script is not None:
+            results["script_runs"], results["script_sent"] = len(script.sent), sum(script.sent)
+            results["script_largest_batch"] = max(script.sent, default=0)
 
     interval = args.interval
     limit = args.max_gap_intervals * interval
@@ -632,10 +659,14 @@ def print_report(r: dict[str, Any]) -> None:
         return f"p50 {p50:.1f} {unit}, p95 {p95:.1f} {unit}, max {top:.1f} {unit}"
 
     expected = r["load_seconds"] / interval
-    legacy = r["dispatcher"] == "legacy"
-    if legacy:
-        dispatcher = f"the script: every enabled handle every {interval:g} s (before b072127)"
-        sent, runs = r["legacy_sent"], f"{r['legacy_runs']} / -"
+    if r["dispatcher"] in ("legacy", "script"):
+        dispatcher = (
+            f"the script: every enabled handle every {interval:g} s (before b072127)"
+            if r["dispatcher"] == "legacy"
+            else f"the script calls poll_due_accounts every {min(interval, 2):g} s (no beat)"
+        )
+        sent = r["script_sent"]
+        runs = f"{r['script_runs']} / - (largest batch {r['script_largest_batch']})"
     else:
         dispatcher = f"celery beat: poll_due_accounts every {min(interval, 2):g} s"
         sent = c["poll_tasks_sent"]
@@ -713,9 +744,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-gap-intervals", type=float, default=4)
     parser.add_argument(
         "--dispatcher",
-        choices=["beat", "legacy"],
+        choices=["beat", "script", "legacy"],
         default="beat",
-        help="beat: real celery beat and poll_due_accounts; legacy: the fan-out before b072127",
+        help="beat: real celery beat sends poll_due_accounts; script: this script calls it on "
+        "beat's schedule; legacy: the fan-out before b072127",
     )
     parser.add_argument("--pool", choices=["prefork", "solo"], default="prefork")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes")
