@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from channels_social.base import (
     ChannelError,
@@ -781,3 +782,30 @@ def test_a_visitor_post_gets_its_private_reply_and_a_tagged_post_none(
         ReplyFacts(now=T0, reply_to=PostFact("2002_9", T0, kind="post")),
     )
     assert not window.open and "not to a post elsewhere that tags the page" in window.reason
+
+
+def test_many_messenger_threads_page_through(
+    sandbox: FacebookSandbox, adapter: FacebookAdapter
+) -> None:
+    ids = [
+        sandbox.control.message(FB_PAGE_ID, person_id=str(5000 + n), name=f"P{n}", text="hi")["id"]
+        for n in range(130)
+    ]
+    batch = adapter.fetch(Stream.CONVERSATIONS, cursor=None)
+    assert sorted(p.external_id for p in batch.posts) == sorted(ids)
+    assert len(graph_calls(sandbox, "conversations")) == 2  # 100 + 30
+
+
+@pytest.mark.django_db
+def test_a_throttled_poll_waits_until_access_is_regained(
+    sandbox: FacebookSandbox, fb_account: SocialAccount
+) -> None:
+    sandbox.control.throttle(32, regain_minutes=7)
+    before = timezone.now()
+    assert "request limit" in account_poll(account_id=fb_account.pk)
+    fb_account.refresh_from_db()
+    assert fb_account.rate_limit_reset_at is not None
+    waited = fb_account.rate_limit_reset_at - before
+    assert timedelta(minutes=6) < waited <= timedelta(minutes=7, seconds=5)
+    assert fb_account.next_poll_at == fb_account.rate_limit_reset_at
+    assert "32" not in fb_account.last_poll_error
