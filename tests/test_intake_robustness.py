@@ -153,9 +153,9 @@ def test_the_same_post_failing_again_is_held_once(
     account_poll(account_id=account.pk)
     PollCursor.objects.all().delete()
     SocialAccount.objects.filter(pk=account.pk).update(
-        connected_at=timezone.now() - timedelta(days=1)
+        connected_at=timezone.now() - timedelta(days=1), last_polled_at=None
     )
-    account_poll(account_id=account.pk)  # the same page read again
+    account_poll(account_id=account.pk)  # the same page read again, as if newly connected
     held = QuarantinedPost.objects.get()
     assert held.attempts == 2
 
