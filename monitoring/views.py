@@ -12,7 +12,7 @@ from careinbox.tenancy import role_required
 from channels_social.models import QuarantinedPost
 from channels_social.services import failing_channels
 from monitoring.dashboard import today_summary
-from monitoring.models import SlaPolicy
+from monitoring.policies import org_policies
 
 
 @require_GET
@@ -21,7 +21,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     organization = request.organization  # type: ignore[attr-defined]
     context = {
         "summary": today_summary(organization),
-        "policy": SlaPolicy.for_org(organization),
+        "policies": org_policies(organization.pk),
     }
     htmx = getattr(request, "htmx", None)
     template = (

@@ -86,3 +86,27 @@ def test_dashboard_page_for_managers_only(manager: Persona, agent: Persona) -> N
     partial = manager.client().get(reverse("monitoring:dashboard"), HTTP_HX_REQUEST="true")
     assert partial.status_code == 200 and b"<html" not in partial.content
     assert agent.client().get(reverse("monitoring:dashboard")).status_code == 404
+
+
+def test_other_targets_leave_the_first_response_figures_alone(org: Organization) -> None:
+    from monitoring.models import Metric, SlaPolicy
+    from monitoring.services import sla_fulfil
+
+    SlaPolicy.objects.create(
+        organization=org,
+        name="All targets",
+        first_response_minutes=60,
+        next_response_minutes=10,
+        resolution_minutes=30,
+        close_out_minutes=45,
+    )
+    answered = _ticket(org, 20)
+    sla_fulfil(ticket=answered, metrics=[Metric.FIRST_RESPONSE], at=timezone.now())
+    late = _ticket(org, 50)  # its resolution (30 min) is overdue, its first response is not
+    sla_sweep_breaches()
+    assert late.sla_timers.filter(metric=Metric.RESOLUTION, state="breached").exists()
+    summary = today_summary(org)
+    assert (summary.met, summary.breached, summary.unanswered, summary.overdue_now) == (1, 0, 1, 0)
+    assert summary.first_responses == 1
+    assert summary.median_first_response is not None
+    assert abs(summary.median_first_response - timedelta(minutes=20)) < timedelta(seconds=5)
