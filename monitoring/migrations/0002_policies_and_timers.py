@@ -23,6 +23,10 @@ def carry_over(apps, schema_editor):
         if timer.fulfilled_at is not None:
             timer.business_time = timer.fulfilled_at - timer.started_at
         timer.save(update_fields=["policy", "warn_at", "business_time"])
+    if schema_editor.connection.vendor == "postgresql":
+        # The indexes that follow cannot be built while the new foreign keys' checks are
+        # pending ("pending trigger events"): run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def carry_back(apps, schema_editor):
