@@ -64,7 +64,7 @@ def _refresh_due(ticket: Ticket) -> None:
     ticket.set_sla_due(due)
 
 
-def _new_timer(
+def _unsaved_timer(
     ticket: Ticket,
     policy: SlaPolicy,
     metric: str,
@@ -72,11 +72,10 @@ def _new_timer(
     *,
     message: Message | None = None,
 ) -> SlaTimer | None:
-    """Start one timer unless the policy has no such target or one is already owed."""
     minutes = policy.target_minutes(metric)
     if minutes is None:
         return None
-    timer = SlaTimer(
+    return SlaTimer(
         organization_id=ticket.organization_id,
         ticket=ticket,
         policy=policy,
@@ -87,6 +86,20 @@ def _new_timer(
         due_at=policy.due(started_at, minutes, paused=timedelta(0)),
         warn_at=policy.warn(started_at, minutes, paused=timedelta(0)),
     )
+
+
+def _new_timer(
+    ticket: Ticket,
+    policy: SlaPolicy,
+    metric: str,
+    started_at: datetime,
+    *,
+    message: Message | None = None,
+) -> SlaTimer | None:
+    """Start one timer unless the policy has no such target or one is already owed."""
+    timer = _unsaved_timer(ticket, policy, metric, started_at, message=message)
+    if timer is None:
+        return None
     try:
         with transaction.atomic():
             timer.save()
@@ -119,9 +132,12 @@ def _start(
     started = [
         timer
         for metric in wanted
-        if (timer := _new_timer(ticket, policy, metric, started_at)) is not None
+        if (timer := _unsaved_timer(ticket, policy, metric, started_at)) is not None
     ]
     if started:
+        # One insert; a timer started meanwhile by a concurrent delivery of the same event
+        # wins (one live timer per ticket and metric) and this one is dropped.
+        SlaTimer.objects.bulk_create(started, ignore_conflicts=True)
         _refresh_due(ticket)
     return started
 
