@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpRequest
 
 from careinbox.admin_scoping import OrgScopedAdmin
@@ -21,6 +21,8 @@ TIMING_FIELDS = (
     "time_zone",
     "calendar",
 )
+# What, when changed, may send tickets to another policy.
+MATCHING_FIELDS = ("position", "brand", "platform", "priority")
 
 
 @admin.register(SlaPolicy)
@@ -76,6 +78,12 @@ class SlaPolicyAdmin(OrgScopedAdmin):
                 self.message_user(
                     request, f"The due times of {changed} running timers were recomputed."
                 )
+        if not change or set(form.changed_data) & set(MATCHING_FIELDS):
+            _rematch_after_commit(obj.organization_id)
+
+    def delete_model(self, request: HttpRequest, obj: SlaPolicy) -> None:
+        super().delete_model(request, obj)
+        _rematch_after_commit(obj.organization_id)
 
     def _is_last_policy(self, obj: SlaPolicy) -> bool:
         return (
@@ -108,4 +116,14 @@ class SlaPolicyAdmin(OrgScopedAdmin):
                 "An organisation keeps at least one SLA policy: its last one was not deleted.",
                 messages.WARNING,
             )
+        organizations = set(queryset.values_list("organization_id", flat=True))
         super().delete_queryset(request, queryset.exclude(pk__in=keep))
+        for organization_id in organizations:
+            _rematch_after_commit(organization_id)
+
+
+def _rematch_after_commit(organization_id: int) -> None:
+    """Open tickets may match another policy now: they follow it (a task, once committed)."""
+    from monitoring.tasks import rematch_open_tickets
+
+    transaction.on_commit(lambda: rematch_open_tickets.delay(organization_id))

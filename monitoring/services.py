@@ -468,6 +468,23 @@ def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int
     return len(changed)
 
 
+def sla_rematch_open_tickets(*, organization_id: int, now: datetime | None = None) -> int:
+    """The organisation's policies were reordered, or what one matches on changed: every open
+    ticket with a running or paused timer follows the policy it matches now (``sla_rematch``,
+    each change recorded). Returns the number of tickets looked at."""
+    now = now or timezone.now()
+    ticket_ids = list(
+        Ticket.objects.filter(organization_id=organization_id)
+        .open()
+        .filter(sla_timers__state__in=(TimerState.RUNNING, TimerState.PAUSED))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for ticket in Ticket.objects.filter(pk__in=ticket_ids):
+        sla_rematch(ticket=ticket, at=now, cause="policy_changed")
+    return len(ticket_ids)
+
+
 def _refresh_due_many(ticket_ids: Iterable[int]) -> None:
     ids = list(ticket_ids)
     due = dict(

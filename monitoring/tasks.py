@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from monitoring.services import sla_sweep
+from monitoring.services import sla_rematch_open_tickets, sla_sweep
 
 
 @shared_task
@@ -18,3 +18,9 @@ def sweep_sla() -> dict[str, int]:
 def sweep_sla_breaches() -> int:
     """The name beat used before warnings; a message already queued under it still runs."""
     return sla_sweep().breached
+
+
+@shared_task
+def rematch_open_tickets(organization_id: int) -> int:
+    """After the organisation's policies were reordered or their matching changed."""
+    return sla_rematch_open_tickets(organization_id=organization_id)

@@ -415,3 +415,23 @@ def test_admin_cannot_delete_the_last_policy(staff_admin: Persona) -> None:
         == 403
     )
     assert SlaPolicy.objects.filter(organization=staff_admin.organization).count() == 1
+
+
+def test_reordering_policies_moves_open_tickets_to_the_one_they_match_now(
+    org: Organization,
+) -> None:
+    from monitoring.services import sla_rematch_open_tickets
+
+    slow = _policy(org, name="Slow", position=1, first_response_minutes=60)
+    _policy(org, name="Fast", position=2, first_response_minutes=15)
+    opened = utc("2026-11-23 10:00")
+    ticket = _ticket(org, opened)
+    closed = _ticket(org, opened, status="closed")
+    assert _timer(ticket).due_at == opened + timedelta(minutes=60)
+    slow.position = 3
+    slow.save()
+    assert sla_rematch_open_tickets(organization_id=org.pk, now=opened) == 1
+    assert _timer(ticket).due_at == opened + timedelta(minutes=15)
+    assert _timer(ticket).policy is not None and _timer(ticket).policy.name == "Fast"
+    assert ticket.events.get(kind=SlaEventKind.SLA_DUE_CHANGED).data["cause"] == "policy_changed"
+    assert _timer(closed).due_at == opened + timedelta(minutes=60)  # closed: left as it was
