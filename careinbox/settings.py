@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -294,6 +295,21 @@ else:
 CELERY_TASK_DEFAULT_QUEUE = env_str(
     "CELERY_QUEUE", f"careinbox-test-{os.getpid()}" if TESTING else "careinbox"
 )
+# Work someone is waiting for (a reply on its way, events reaching their handlers, SLA sweeps,
+# the poll dispatcher itself) has a queue of its own, so it never waits behind a backlog of
+# polls. Workers consume both (every queue in CELERY_TASK_QUEUES, unless told otherwise).
+CELERY_INTERACTIVE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-interactive"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_INTERACTIVE_QUEUE))
+CELERY_TASK_ROUTES = {
+    name: {"queue": CELERY_INTERACTIVE_QUEUE}
+    for name in (
+        "tickets.tasks.send_outbox_item",
+        "tickets.tasks.dispatch_ticket_events",
+        "tickets.tasks.outbox_housekeeping",
+        "channels_social.tasks.poll_due_accounts",
+        "monitoring.tasks.*",
+    )
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -95,6 +95,9 @@ def account_poll(*, account_id: int) -> str:
         return "skipped: rate limited until the window resets"
     lease = account.claim_poll(lease_seconds=POLL_LEASE_SECONDS)
     if lease is None:
+        # Not due again before an interval has passed: a lease left by a stopped worker must
+        # not bring a fresh task every dispatch tick until it runs out.
+        SocialAccount.objects.filter(pk=account_id).update(next_poll_at=now + poll_interval())
         return "skipped: another poll is running"
     try:
         outcome = _poll_streams(account)

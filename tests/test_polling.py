@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 
 from channels_social.base import Stream
 from channels_social.models import PollCursor, SocialAccount
@@ -161,6 +162,9 @@ def test_a_poll_in_progress_is_not_run_twice(account: SocialAccount) -> None:
     lease = account.claim_poll(lease_seconds=60)
     assert lease is not None
     assert account_poll(account_id=account.pk) == "skipped: another poll is running"
+    # Not queued again at once while the lease lasts: due one interval later.
+    account.refresh_from_db()
+    assert account.next_poll_at is not None and account.next_poll_at > timezone.now()
     account.release_poll(lease)
     assert account_poll(account_id=account.pk).startswith("ok")
 

@@ -31,7 +31,7 @@ def celery_worker_process(
     """One worker per test module that asks for it, stopped after the module: tests elsewhere
     send outbox items by hand and must not race a worker for them. Tasks queued meanwhile by
     other modules (their items long gone) are purged first."""
-    _purge_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+    _purge_queues()
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
@@ -79,7 +79,12 @@ def celery_worker_process(
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
-    _purge_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+    _purge_queues()
+
+
+def _purge_queues() -> None:
+    for name in (settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_INTERACTIVE_QUEUE):
+        _purge_queue(name)
 
 
 def _purge_queue(name: str) -> None:
