@@ -14,7 +14,7 @@ export FACEBOOK_SANDBOX_URL ?= http://127.0.0.1:$(FACEBOOK_SANDBOX_PORT)
 # The demo's Meta app secret: the Facebook emulator signs its webhooks with it, the app checks.
 export FACEBOOK_APP_SECRET ?= careinbox-dev-facebook-app-secret
 
-.PHONY: run test lint bench bench-polling soak clean chromium
+.PHONY: run test lint bench bench-polling bench-sla soak clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
