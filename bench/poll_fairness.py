@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -285,7 +286,7 @@ class Load:
         return Message.objects.filter(direction=Direction.INBOUND).count()
 
 
-class ScriptDispatcher:
+class ScriptDispatcher(ABC):
     """A dispatcher this script runs itself, every ``period`` seconds, instead of beat."""
 
     def __init__(self, period: float) -> None:
@@ -300,8 +301,9 @@ class ScriptDispatcher:
         self.next_run = (self.next_run or now) + self.period
         self.sent.append(self.run_once())
 
+    @abstractmethod
     def run_once(self) -> int:
-        raise NotImplementedError
+        """Dispatch once; how many poll tasks were sent."""
 
 
 class InProcessDispatch(ScriptDispatcher):

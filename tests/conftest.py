@@ -11,13 +11,13 @@ from django.test import Client
 
 from careinbox.accounts.models import Organization, Role, User
 from channels_social.models import SocialAccount
+from tests.facebook_sandbox_fixtures import *  # noqa: F403
 from tests.factories import (
     MembershipFactory,
     OrganizationFactory,
     SocialAccountFactory,
     UserFactory,
 )
-from tests.facebook_sandbox_fixtures import *  # noqa: F403
 from tests.sandbox_fixtures import *  # noqa: F403
 from tests.worker_fixtures import celery_worker_process  # noqa: F401
 
