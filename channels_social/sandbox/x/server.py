@@ -2,69 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from typing import Any
-
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
+from channels_social.sandbox import serving
+from channels_social.sandbox.serving import QuietRequestHandler, RunningServer
 from channels_social.sandbox.x.app import XSandboxApp, create_app
 
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """Keeps test output readable: no access log line per request."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-@dataclass
-class RunningServer:
-    """A server running in a daemon thread; ``stop()`` shuts it down and frees the port."""
-
-    app: XSandboxApp
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server.host}:{self.server.port}"
-
-    def stop(self) -> None:
-        """Stop serving, free the port and write any pending state (see ``create_app``)."""
-        self.server.shutdown()
-        self.thread.join(timeout=5)
-        self.server.server_close()
-        self.app.close()
+__all__ = ["QuietRequestHandler", "RunningServer", "serve_forever", "start_in_thread"]
 
 
 def start_in_thread(
     app: XSandboxApp, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True
-) -> RunningServer:
+) -> RunningServer[XSandboxApp]:
     """Start ``app`` on ``host:port`` (0 picks a free port) and return at once."""
-    server = make_server(
-        host,
-        port,
-        app,
-        threaded=True,
-        request_handler=QuietRequestHandler if quiet else None,
-    )
-    thread = threading.Thread(target=server.serve_forever, name="x-sandbox", daemon=True)
-    thread.start()
-    return RunningServer(app=app, server=server, thread=thread)
+    return serving.start_in_thread(app, host, port, quiet=quiet, name="x-sandbox")
 
 
 def serve_forever(
     host: str = "127.0.0.1", port: int = 8765, app: XSandboxApp | None = None
 ) -> None:
-    """Serve until Ctrl-C; werkzeug's server swallows the KeyboardInterrupt and returns.
-
-    However serving ends (Ctrl-C, SystemExit from a SIGTERM handler, an error), the app's
-    pending state is written before this returns or raises.
-    """
-    app = app or create_app()
-    try:
-        server = make_server(host, port, app, threaded=True)
-        server.serve_forever()
-    finally:
-        app.close()
+    """Serve until Ctrl-C, writing the emulator's pending state however serving ends."""
+    serving.serve(app or create_app(), host, port)
