@@ -225,6 +225,8 @@ class ChannelAdapter(ABC):
     #: What a message of each kind is for a person: "Public reply", "Direct message".
     outbound_kinds: ClassVar[dict[OutboundKind, str]]
     credential_fields: ClassVar[Sequence[CredentialField]]
+    #: The shortest time between two polls of one account, whatever POLL_INTERVAL_SECONDS says.
+    min_poll_interval_seconds: ClassVar[int] = 0
 
     def __init__(self, account: SocialAccount) -> None:
         self.account = account

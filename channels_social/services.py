@@ -10,6 +10,7 @@ and however slow the workers, every account waits its turn; none is dropped ever
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from django.utils import timezone
 from channels_social.base import ChannelError, RateLimit, Stream
 from channels_social.intake import quarantine_unreadable, store_posts
 from channels_social.models import PollCursor, SocialAccount, stale_after
-from channels_social.registry import adapter_for
+from channels_social.registry import adapter_class, adapter_for
 from channels_social.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,15 @@ POLL_LEASE_SECONDS = 8 * settings.CHANNEL_HTTP_TIMEOUT_SECONDS + 60
 REQUEUE_AFTER_INTERVALS = 3
 
 
-def poll_interval() -> timedelta:
-    return timedelta(seconds=settings.POLL_INTERVAL_SECONDS)
+def poll_interval(platform: str = "") -> timedelta:
+    """How long between two polls of an account: the configured interval, or longer where the
+    platform's adapter asks for it (Facebook: webhooks are the fast path, polling the safety
+    net, and a page's rate budget cannot afford a poll every few seconds)."""
+    seconds = settings.POLL_INTERVAL_SECONDS
+    if platform:
+        with suppress(ChannelError):  # no adapter: its polls fail and say so
+            seconds = max(seconds, adapter_class(platform).min_poll_interval_seconds)
+    return timedelta(seconds=seconds)
 
 
 def requeue_after() -> timedelta:
@@ -54,9 +62,12 @@ def accounts_to_poll(*, now: datetime | None = None, limit: int = 1000) -> list[
             .values_list("pk", flat=True)[:limit]
         )
         ids = list(due)
-        if ids:
-            SocialAccount.objects.filter(pk__in=ids).update(
-                poll_queued_at=now, next_poll_at=now + poll_interval()
+        platforms = set(
+            SocialAccount.objects.filter(pk__in=ids).values_list("platform", flat=True).distinct()
+        )
+        for platform in platforms:
+            SocialAccount.objects.filter(pk__in=ids, platform=platform).update(
+                poll_queued_at=now, next_poll_at=now + poll_interval(platform)
             )
     return ids
 
@@ -97,7 +108,9 @@ def account_poll(*, account_id: int) -> str:
     if lease is None:
         # Not due again before an interval has passed: a lease left by a stopped worker must
         # not bring a fresh task every dispatch tick until it runs out.
-        SocialAccount.objects.filter(pk=account_id).update(next_poll_at=now + poll_interval())
+        SocialAccount.objects.filter(pk=account_id).update(
+            next_poll_at=now + poll_interval(account.platform)
+        )
         return "skipped: another poll is running"
     try:
         outcome = _poll_streams(account)
@@ -151,7 +164,7 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         outcome.tickets_opened += result.tickets_opened
         outcome.duplicates += result.duplicates
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
-    poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit)
+    poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit, platform=account.platform)
     return outcome
 
 
@@ -179,12 +192,14 @@ def poll_started(account_id: int) -> None:
     SocialAccount.objects.filter(pk=account_id).update(poll_queued_at=None)
 
 
-def poll_succeeded(account_id: int, *, now: datetime, rate_limit: RateLimit | None = None) -> None:
-    """Record a successful poll; the next is due one interval from now."""
+def poll_succeeded(
+    account_id: int, *, now: datetime, rate_limit: RateLimit | None = None, platform: str = ""
+) -> None:
+    """Record a successful poll; the next is due one interval (the platform's) from now."""
     updates: dict[str, object] = {
         "last_polled_at": now,
         "last_poll_error": "",
-        "next_poll_at": now + poll_interval(),
+        "next_poll_at": now + poll_interval(platform),
     }
     if rate_limit is not None:
         updates["rate_limit_remaining"] = rate_limit.remaining
@@ -199,7 +214,7 @@ def _record_failure(
     updates: dict[str, object] = {
         "last_poll_error": clean_text(error)[:2000],
         "last_poll_error_at": now,
-        "next_poll_at": now + poll_interval(),
+        "next_poll_at": now + poll_interval(account.platform),
     }
     if retry_after:
         reset = now + timedelta(seconds=retry_after)
@@ -228,12 +243,17 @@ class ChannelHealth:
 
 
 def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
-    """Enabled accounts with no successful poll for a few intervals: intake has stalled there."""
+    """Enabled accounts with no successful poll for a few of their intervals: intake has
+    stalled there."""
     now = now or timezone.now()
-    cutoff = now - stale_after(settings.POLL_INTERVAL_SECONDS)
-    stale = SocialAccount.objects.pollable().filter(
-        Q(last_polled_at__lt=cutoff) | Q(last_polled_at__isnull=True, connected_at__lt=cutoff)
-    )
+    stalled = Q(pk__in=[])
+    pollable = SocialAccount.objects.pollable()
+    for platform in set(pollable.values_list("platform", flat=True).distinct()):
+        cutoff = now - stale_after(int(poll_interval(platform).total_seconds()))
+        stalled |= Q(platform=platform) & (
+            Q(last_polled_at__lt=cutoff) | Q(last_polled_at__isnull=True, connected_at__lt=cutoff)
+        )
+    stale = pollable.filter(stalled)
     return [
         ChannelHealth(
             account_id=account.pk,

@@ -106,3 +106,37 @@ def test_disabled_and_future_handles_are_not_queued(accounts: list[int]) -> None
     SocialAccount.objects.filter(pk=accounts[1]).update(next_poll_at=now + timedelta(seconds=3))
     queued = accounts_to_poll(now=now)
     assert accounts[0] not in queued and accounts[1] not in queued and len(queued) == 98
+
+
+def test_a_platform_can_ask_for_a_longer_interval(
+    make_account: Callable[..., SocialAccount], settings: object
+) -> None:
+    """Facebook's webhooks are the fast path: its pages are polled once a minute at most."""
+    settings.POLL_INTERVAL_SECONDS = INTERVAL  # type: ignore[attr-defined]
+    x = make_account()
+    page = make_account(platform="facebook", credentials={"page_access_token": "t"})
+    now = timezone.now()
+    assert sorted(accounts_to_poll(now=now)) == sorted([x.pk, page.pk])
+    poll_started(x.pk)
+    poll_started(page.pk)
+    poll_succeeded(x.pk, now=now, platform="x")
+    poll_succeeded(page.pk, now=now, platform="facebook")
+    assert accounts_to_poll(now=now + timedelta(seconds=INTERVAL)) == [x.pk]
+    assert page.pk not in accounts_to_poll(now=now + timedelta(seconds=30))
+    assert page.pk in accounts_to_poll(now=now + timedelta(seconds=60))
+
+
+def test_health_judges_each_handle_by_its_own_interval(
+    make_account: Callable[..., SocialAccount], settings: object
+) -> None:
+    from channels_social.services import failing_channels
+
+    settings.POLL_INTERVAL_SECONDS = INTERVAL  # type: ignore[attr-defined]
+    now = timezone.now()
+    x = make_account(last_polled_at=now - timedelta(seconds=90))
+    make_account(
+        platform="facebook",
+        credentials={"page_access_token": "t"},
+        last_polled_at=now - timedelta(seconds=90),
+    )
+    assert [c.account_id for c in failing_channels(now=now)] == [x.pk]

@@ -127,6 +127,11 @@ class FacebookAdapter(ChannelAdapter):
         Stream.TAGGED,
         Stream.CONVERSATIONS,
     )
+    # Webhooks bring each comment and message in well under a second; polling is the safety
+    # net for a dropped delivery. Three or more Graph calls a poll every 5 s would spend a
+    # page's hourly budget (the emulator's 2,000 calls, like Graph's Business Use Case limit)
+    # in well under an hour: a minute between polls keeps it to a few hundred.
+    min_poll_interval_seconds: ClassVar[int] = 60
     outbound_kinds: ClassVar[dict[OutboundKind, str]] = {
         OutboundKind.PUBLIC_REPLY: "Comment reply",
         OutboundKind.PRIVATE_REPLY: "Private reply",
