@@ -16,20 +16,19 @@ back atomically (debounced by ``save_delay`` seconds) after every change; ``flus
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from channels_social.sandbox.persistence import PersistentStore
 
 logger = logging.getLogger(__name__)
 STATE_VERSION = 1
@@ -157,8 +156,10 @@ def _record(obj: Any) -> dict[str, Any]:
     return out
 
 
-class FacebookStore:
+class FacebookStore(PersistentStore):
     """Everything the emulator knows. Every public method takes the one lock."""
+
+    label = "Facebook sandbox"
 
     def __init__(self, state_path: Path | str | None = None, *, save_delay: float = 0.2) -> None:
         self._lock = threading.RLock()
@@ -174,14 +175,7 @@ class FacebookStore:
         self.private_replies: dict[str, str] = {}
         self.clock_offset = timedelta(0)
         self.frozen_at: datetime | None = None
-        self.state_path = Path(state_path) if state_path is not None else None
-        self.save_delay = save_delay
-        self._save_lock = threading.Lock()
-        self._dirty = False
-        self._timer: threading.Timer | None = None
-        if self.state_path is not None:
-            self._load(self.state_path)
-            atexit.register(self.flush)
+        self._init_persistence(state_path, save_delay)
 
     @property
     def lock(self) -> threading.RLock:
@@ -565,16 +559,6 @@ class FacebookStore:
 
     # Persistence
 
-    def _changed(self) -> None:
-        """Called under the lock after every change: schedule a save when there is a file."""
-        if self.state_path is None:
-            return
-        self._dirty = True
-        if self._timer is None:
-            self._timer = threading.Timer(self.save_delay, self.flush)
-            self._timer.daemon = True
-            self._timer.start()
-
     def snapshot(self) -> dict[str, Any]:
         """The persistent part of the world as JSON-ready data (the clock is not kept)."""
         with self._lock:
@@ -590,34 +574,6 @@ class FacebookStore:
                 "moderation": [_record(a) for a in self.moderation],
                 "private_replies": dict(self.private_replies),
             }
-
-    def flush(self) -> None:
-        """Write pending changes to the state file now (no-op in memory or when clean)."""
-        if self.state_path is None:
-            return
-        with self._save_lock:
-            with self._lock:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                if not self._dirty:
-                    return
-                data = self.snapshot()
-                self._dirty = False
-            try:
-                write_atomically(self.state_path, json.dumps(data, separators=(",", ":")))
-            except OSError as exc:
-                with self._lock:
-                    self._dirty = True  # try again on the next change or flush
-                logger.warning(
-                    "Facebook sandbox: cannot save its state to %s: %s", self.state_path, exc
-                )
-
-    def close(self) -> None:
-        """Flush and stop saving in the background; call on a clean shutdown."""
-        self.flush()
-        if self.state_path is not None:
-            atexit.unregister(self.flush)
 
     def _load(self, path: Path) -> None:
         if not path.exists():
@@ -685,19 +641,3 @@ def _times(item: dict[str, Any], *names: str) -> dict[str, Any]:
     for name in names:
         out[name] = parse_time(out[name])
     return out
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a temp file next to ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise

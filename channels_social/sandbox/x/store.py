@@ -12,19 +12,18 @@ to ``<name>.corrupt-<timestamp>`` and the emulator starts empty.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from channels_social.sandbox.persistence import PersistentStore
 
 logger = logging.getLogger(__name__)
 STATE_VERSION = 1
@@ -162,12 +161,14 @@ def one_to_one_conversation_id(first_id: str, second_id: str) -> str:
     return f"{low}-{high}"
 
 
-class XStore:
+class XStore(PersistentStore):
     """Everything the emulator knows. Every public method takes the one lock.
 
     ``state_path`` (optional) makes the users, posts and DM events persistent; the request log
     and rate-limit windows live in the app and are never saved.
     """
+
+    label = "X sandbox"
 
     def __init__(self, state_path: Path | str | None = None, *, save_delay: float = 0.2) -> None:
         self._lock = threading.RLock()
@@ -175,14 +176,7 @@ class XStore:
         self.users: dict[str, XUser] = {}
         self.tweets: dict[str, XTweet] = {}
         self.dm_events: list[XDmEvent] = []
-        self.state_path = Path(state_path) if state_path is not None else None
-        self.save_delay = save_delay
-        self._save_lock = threading.Lock()
-        self._dirty = False
-        self._timer: threading.Timer | None = None
-        if self.state_path is not None:
-            self._load(self.state_path)
-            atexit.register(self.flush)
+        self._init_persistence(state_path, save_delay)
 
     def reset(self) -> None:
         # _last_id survives a reset on purpose: ids must keep growing.
@@ -193,16 +187,6 @@ class XStore:
             self._changed()
 
     # Persistence
-
-    def _changed(self) -> None:
-        """Called under the lock after every change: schedule a save when there is a file."""
-        if self.state_path is None:
-            return
-        self._dirty = True
-        if self._timer is None:
-            self._timer = threading.Timer(self.save_delay, self.flush)
-            self._timer.daemon = True
-            self._timer.start()
 
     def snapshot(self) -> dict[str, Any]:
         """The persistent part of the world as JSON-ready data."""
@@ -223,32 +207,6 @@ class XStore:
                     for event in self.dm_events
                 ],
             }
-
-    def flush(self) -> None:
-        """Write pending changes to the state file now (no-op in memory or when clean)."""
-        if self.state_path is None:
-            return
-        with self._save_lock:
-            with self._lock:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                if not self._dirty:
-                    return
-                data = self.snapshot()
-                self._dirty = False
-            try:
-                _write_atomically(self.state_path, json.dumps(data, separators=(",", ":")))
-            except OSError as exc:
-                with self._lock:
-                    self._dirty = True  # try again on the next change or flush
-                logger.warning("X sandbox: cannot save its state to %s: %s", self.state_path, exc)
-
-    def close(self) -> None:
-        """Flush and stop saving in the background; call on a clean shutdown."""
-        self.flush()
-        if self.state_path is not None:
-            atexit.unregister(self.flush)
 
     def _load(self, path: Path) -> None:
         if not path.exists():
@@ -574,22 +532,6 @@ class SearchQuery:
             if hit == negated:
                 return False
         return True
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a temp file next to ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
 
 
 def _id(value: Any) -> str:
