@@ -5,22 +5,17 @@ the emulator."""
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from channels_social.sandbox.control_client import ControlClient
+from channels_social.sandbox.control_client import SandboxError as SandboxError
+from channels_social.sandbox.control_client import SandboxUnreachable as SandboxUnreachable
+
 GRAPH_ORIGINS = ("https://graph.facebook.com",)
-
-
-class SandboxError(Exception):
-    """The emulator could not be reached or refused the request; the message says which."""
-
-
-class SandboxUnreachable(SandboxError):
-    """Nothing answered at the emulator's address."""
 
 
 def _person(person_id: str | None, name: str) -> dict[str, Any]:
@@ -30,54 +25,11 @@ def _person(person_id: str | None, name: str) -> dict[str, Any]:
     return author
 
 
-class FacebookSandboxControl:
+class FacebookSandboxControl(ControlClient):
     """Drives the Facebook emulator at ``base_url`` (e.g. ``http://127.0.0.1:8766``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        # No proxies from the environment: the emulator is always local.
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = f"{self.base_url}/_sandbox/{path}"
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise SandboxUnreachable(
-                f"The Facebook sandbox at {self.base_url} is not reachable "
-                f"({type(exc).__name__}). Is `manage.py run_facebook_sandbox` running?"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not response.ok:
-            message = body.get("error") if isinstance(body, dict) else None
-            raise SandboxError(
-                f"The Facebook sandbox refused {method} /_sandbox/{path}: "
-                f"{message or f'HTTP {response.status_code}'}"
-            )
-        return body
-
-    def health(self) -> dict[str, Any]:
-        return dict(self._call("GET", "health"))
-
-    def wait_until_up(self, timeout: float = 10.0) -> None:
-        """Poll the health endpoint until it answers; SandboxError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.health()
-                return
-            except SandboxError:
-                if time.monotonic() >= deadline:
-                    raise SandboxError(
-                        f"The Facebook sandbox at {self.base_url} did not answer within "
-                        f"{timeout:g} s. Start it with `manage.py run_facebook_sandbox`."
-                    ) from None
-                time.sleep(0.2)
+    label = "Facebook sandbox"
+    command = "manage.py run_facebook_sandbox"
 
     def reset(self) -> None:
         self._call("POST", "reset")

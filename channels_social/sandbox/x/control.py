@@ -3,68 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
-import requests
+from channels_social.sandbox.control_client import ControlClient
+from channels_social.sandbox.control_client import SandboxError as SandboxError
+from channels_social.sandbox.control_client import SandboxUnreachable as SandboxUnreachable
 
 
-class SandboxError(Exception):
-    """The emulator could not be reached or refused the request; the message says which."""
-
-
-class SandboxUnreachable(SandboxError):
-    """Nothing answered at the emulator's address."""
-
-
-class SandboxControl:
+class SandboxControl(ControlClient):
     """Drives the X emulator at ``base_url`` (e.g. ``http://127.0.0.1:8765``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        # No proxies from the environment: the emulator is always local.
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = f"{self.base_url}/_sandbox/{path}"
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise SandboxUnreachable(
-                f"The X sandbox at {self.base_url} is not reachable ({type(exc).__name__}). "
-                "Is `manage.py run_x_sandbox` running?"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not response.ok:
-            message = body.get("error") if isinstance(body, dict) else None
-            raise SandboxError(
-                f"The X sandbox refused {method} /_sandbox/{path}: "
-                f"{message or f'HTTP {response.status_code}'}"
-            )
-        return body
-
-    def health(self) -> dict[str, Any]:
-        return dict(self._call("GET", "health"))
-
-    def wait_until_up(self, timeout: float = 10.0) -> None:
-        """Poll the health endpoint until it answers; SandboxError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.health()
-                return
-            except SandboxError:
-                if time.monotonic() >= deadline:
-                    raise SandboxError(
-                        f"The X sandbox at {self.base_url} did not answer within {timeout:g} s. "
-                        "Start it with `manage.py run_x_sandbox`."
-                    ) from None
-                time.sleep(0.2)
+    label = "X sandbox"
+    command = "manage.py run_x_sandbox"
 
     def reset(self) -> None:
         self._call("POST", "reset")
