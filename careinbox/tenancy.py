@@ -53,7 +53,9 @@ class OrgRequest(HttpRequest):
 def active_membership(user: Any, session: Any) -> Membership | None:
     if not getattr(user, "is_authenticated", False):
         return None
-    memberships = Membership.objects.select_related("organization").filter(user=user)
+    memberships = Membership.objects.select_related("organization").filter(
+        user=user, is_active=True
+    )
     chosen = session.get("organization_id") if session is not None else None
     if chosen is not None:
         picked = memberships.filter(organization_id=chosen).first()

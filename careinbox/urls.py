@@ -8,6 +8,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("settings/", include("careinbox.accounts.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("", include("channels_social.urls")),
     path("", include("tickets.urls")),

@@ -172,3 +172,31 @@ def test_a_platform_without_adapter_is_a_clear_step_error(ticket: Ticket, agent:
     with pytest.raises(StepError, match="No adapter for platform 'instagram'"):
         ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi")
     assert _snapshot(ticket) == before
+
+
+def test_assign_tag_and_require_approval_are_recorded_once(org, agent, manager) -> None:
+    from careinbox.accounts.models import Team
+    from tests.factories import TicketFactory
+    from tickets.models import EventKind
+
+    ticket = TicketFactory(organization=org)
+    team = Team.objects.create(organization=org, name="Billing")
+    assert ticket.assign(agent.user, team=team, by=manager.user, reason="round robin")
+    assert ticket.assign(agent.user, team=team, by=manager.user) is None
+    assert ticket.add_tag("#Outage ", by=agent.user) is not None
+    assert ticket.add_tag("outage", by=agent.user) is None
+    assert ticket.require_approval("VIP author", by=None) is not None
+    assert ticket.require_approval("VIP author", by=None) is None
+    assert ticket.remove_tag("OUTAGE", by=agent.user) is not None
+    ticket.refresh_from_db()
+    assert ticket.assigned_to == agent.user and ticket.team == team and ticket.approval_required
+    kinds = list(ticket.events.order_by("pk").values_list("kind", flat=True))
+    assert kinds[-4:] == [
+        EventKind.ASSIGNED,
+        EventKind.TAGGED,
+        EventKind.APPROVAL_REQUIRED,
+        EventKind.UNTAGGED,
+    ]
+    assert ticket.assign(None, by=agent.user) is not None
+    ticket.refresh_from_db()
+    assert ticket.assigned_to is None and ticket.assigned_at is None and ticket.team == team

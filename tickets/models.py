@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from careinbox.accounts.models import Organization
+from careinbox.accounts.models import Organization, Team
 from careinbox.tenancy import OrgQuerySet
 from channels_social.models import Brand, Platform, SocialAccount
 
@@ -159,6 +159,17 @@ class Ticket(models.Model):
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The team that owns the ticket (routing, escalation); a person within it is ``assigned_to``.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
+        "Tag", blank=True, related_name="tickets"
+    )
+    # Replies on this ticket go to a manager's approval queue first (an escalation or a rule).
+    approval_required = models.BooleanField(default=False, db_default=False)
+    approval_reason = models.CharField(max_length=200, blank=True, db_default="")
     opened_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -250,6 +261,62 @@ class Ticket(models.Model):
             after=int(level),
             reason=reason,
         )
+
+    def assign(
+        self,
+        user: User | None = None,
+        *,
+        team: Team | object | None = ...,
+        by: User | None,
+        reason: str = "",
+    ) -> TicketEvent | None:
+        """Give the ticket to ``user`` (None: unassigned) and, if named, ``team``; recorded.
+        The same assignment again changes nothing and returns None."""
+        new_team = self.team if team is ... else team
+        if user is not None and user.pk == self.assigned_to_id and new_team == self.team:
+            return None
+        if user is None and self.assigned_to_id is None and new_team == self.team:
+            return None
+        before = {"user": self.assigned_to_id, "team": self.team_id}
+        self.assigned_to = user
+        self.team = new_team  # type: ignore[assignment]
+        self.assigned_at = timezone.now() if user is not None else None
+        self.save(update_fields=["assigned_to", "team", "assigned_at", "updated_at"])
+        return self.record(
+            EventKind.ASSIGNED,
+            actor=by,
+            before=before,
+            after={"user": self.assigned_to_id, "team": self.team_id},
+            assignee=str(user) if user is not None else "",
+            team_name=str(self.team) if self.team is not None else "",
+            reason=reason,
+        )
+
+    def add_tag(self, name: str, *, by: User | None) -> TicketEvent | None:
+        """Tag the ticket (the tag is made for the organisation on first use); recorded once."""
+        name = Tag.normalise(name)
+        tag, _ = Tag.objects.get_or_create(organization_id=self.organization_id, name=name)
+        if self.tags.filter(pk=tag.pk).exists():
+            return None
+        self.tags.add(tag)
+        return self.record(EventKind.TAGGED, actor=by, tag=name)
+
+    def remove_tag(self, name: str, *, by: User | None) -> TicketEvent | None:
+        tag = Tag.objects.filter(
+            organization_id=self.organization_id, name=Tag.normalise(name)
+        ).first()
+        if tag is None or not self.tags.filter(pk=tag.pk).exists():
+            return None
+        self.tags.remove(tag)
+        return self.record(EventKind.UNTAGGED, actor=by, tag=tag.name)
+
+    def require_approval(self, reason: str, *, by: User | None) -> TicketEvent | None:
+        """From now on replies on this ticket wait for a manager's approval; recorded once."""
+        if self.approval_required:
+            return None
+        self.approval_required, self.approval_reason = True, reason[:200]
+        self.save(update_fields=["approval_required", "approval_reason", "updated_at"])
+        return self.record(EventKind.APPROVAL_REQUIRED, actor=by, reason=reason)
 
     def check_step(self, step: str) -> bool:
         """Raise StepError unless ``step`` is the next one; return whether its reply is public.
@@ -441,6 +508,30 @@ class EventKind(models.TextChoices):
     PRIORITY_CHANGED = "priority_changed", "Priority changed"
     # A pure repost of one of the ticket's posts: no message, a wider reach.
     REPOSTED = "reposted", "Reposted"
+    ASSIGNED = "assigned", "Assigned"
+    TAGGED = "tagged", "Tagged"
+    UNTAGGED = "untagged", "Tag removed"
+    APPROVAL_REQUIRED = "approval_required", "Replies need approval"
+
+
+class Tag(models.Model):
+    """A label an organisation puts on tickets ("outage", "refund"), lower case, unique."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="tag_name_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def normalise(name: str) -> str:
+        return " ".join(name.strip().lstrip("#").lower().split())[:60]
 
 
 class TicketEventQuerySet(OrgQuerySet["TicketEvent"]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from careinbox.accounts.models import Membership, Organization, User
+from careinbox.accounts.models import AuditEntry, Membership, Organization, Team, User
 
 
 class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -25,3 +25,23 @@ class OrganizationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_module_permission(self, request):  # type: ignore[no-untyped-def]
         return request.user.is_superuser
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("name", "organization")
+
+    def has_module_permission(self, request):  # type: ignore[no-untyped-def]
+        return request.user.is_superuser
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("created_at", "organization", "actor", "action", "object_type", "object_repr")
+    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+
+    def has_module_permission(self, request):  # type: ignore[no-untyped-def]
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
