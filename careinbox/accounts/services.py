@@ -222,14 +222,14 @@ def member_change_role(*, membership: Membership, actor: Any, role: str) -> Memb
         membership = _fresh(membership)
         if membership.role == role:
             return membership
-        if membership.user_id == getattr(actor, "pk", None):
-            raise SettingsError("You cannot change your own role; ask another admin.")
         last_admin = membership.role == Role.ADMIN and membership.is_active
         if last_admin and not _other_active_admins(membership):
             raise SettingsError(
                 f"{member_label(membership)} is the last active admin; make someone else "
                 "an admin first."
             )
+        if membership.user_id == getattr(actor, "pk", None):
+            raise SettingsError("You cannot change your own role; ask another admin.")
         before = snapshot(membership, ["role"])
         membership.role = role
         membership.save(update_fields=["role"])
@@ -254,12 +254,12 @@ def member_set_active(*, membership: Membership, actor: Any, active: bool) -> Me
         if membership.is_active == active:
             return membership
         if not active:
-            if membership.user_id == getattr(actor, "pk", None):
-                raise SettingsError("You cannot deactivate yourself; ask another admin.")
             if membership.role == Role.ADMIN and not _other_active_admins(membership):
                 raise SettingsError(
                     f"{member_label(membership)} is the last active admin and stays active."
                 )
+            if membership.user_id == getattr(actor, "pk", None):
+                raise SettingsError("You cannot deactivate yourself; ask another admin.")
         membership.is_active = active
         membership.save(update_fields=["is_active"])
         record_change(
