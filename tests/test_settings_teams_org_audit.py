@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from careinbox.accounts.demo_seed import DEMO_TEAM_NAME, seed_demo_team
 from careinbox.accounts.models import AuditEntry, Membership, Organization, Role, Team
@@ -82,6 +84,8 @@ def test_organisation_name_and_time_zone_validated_and_audited(org, org_admin: P
     assert 'list="time-zones"' in page and '<option value="Europe/Berlin">' in page
     bad = client.post(reverse("accounts:organization"), {"name": "Acme", "time_zone": "Mars/Base"})
     assert bad.status_code == 422 and "is not an IANA time zone" in bad.text
+    near = client.post(reverse("accounts:organization"), {"name": "A", "time_zone": "Europe/Lon"})
+    assert "did you mean Europe/London" in near.text
     assert 'value="Mars/Base"' in bad.text  # the input comes back to correct
     ok = client.post(
         reverse("accounts:organization"), {"name": "Acme Ltd", "time_zone": "Europe/Berlin"}
@@ -114,10 +118,16 @@ def test_audit_trail_newest_first_paginated_filtered_and_escaped(
         after={"name": "Safe"},
     )
     record_change(org, None, "created", object_type="organization", after={"name": "x"})
+    # Shown in the organisation's time zone.
+    Organization.objects.filter(pk=org.pk).update(time_zone="Asia/Kolkata")
+    newest = AuditEntry.objects.filter(organization=org).first()
+    assert newest is not None
+    shown = timezone.localtime(newest.created_at, ZoneInfo("Asia/Kolkata"))
     client = org_admin.client()
     with django_assert_num_queries(7):
         page = client.get(reverse("accounts:audit")).text
     assert "32 changes" in page and "Page 1 of 2" in page
+    assert shown.strftime("%H:%M:%S") in page and "Asia/Kolkata time" in page
     first_row = page.index("(system)")
     assert first_row < page.index("&lt;script&gt;alert(1)&lt;/script&gt;") < page.index("Team-29")
     assert "<script>alert(1)</script>" not in page

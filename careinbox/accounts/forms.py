@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import zoneinfo
 from typing import Any
@@ -88,7 +89,10 @@ class OrganizationForm(forms.Form):
     time_zone = forms.CharField(
         max_length=64,
         label="Time zone",
-        help_text="The day boundary of the dashboard and the default of new SLA calendars.",
+        help_text=(
+            "Type part of a name (Berlin, New_York) and pick from the list. The day boundary "
+            "of the dashboard and the default of new SLA calendars."
+        ),
         widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
     )
 
@@ -101,8 +105,10 @@ class OrganizationForm(forms.Form):
     def clean_time_zone(self) -> str:
         value: str = self.cleaned_data["time_zone"].strip()
         if value not in time_zone_names():
+            close = difflib.get_close_matches(value, time_zone_names(), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}?" if close else "e.g. Europe/Berlin."
             raise forms.ValidationError(
-                f"“{value}” is not an IANA time zone; pick one from the list (e.g. Europe/Berlin)."
+                f"“{value}” is not an IANA time zone; pick one from the list ({hint})"
             )
         validate_time_zone(value)
         return value
