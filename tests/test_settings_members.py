@@ -169,6 +169,15 @@ def test_inviting_a_member_again_is_refused_clearly_and_resend_replaces_the_link
         role="agent",
     )
     assert member.status_code == 422 and "is a member already" in member.content.decode()
+    Membership.objects.filter(user=agent.user).update(is_active=False)
+    gone = _invite(
+        client,
+        django_capture_on_commit_callbacks,
+        name="A",
+        email="alice@example.com",
+        role="agent",
+    )
+    assert gone.status_code == 422 and "reactivate them in the list" in gone.text
     assert len(mail.outbox) == 1
 
     nina = Membership.objects.get(user__email="nina@example.com")
@@ -200,6 +209,9 @@ def test_an_expired_link_says_so_and_sets_nothing(
         page = Client().post(link, {"new_password1": "violet-harbour-42", "new_password2": "x"})
     assert page.status_code == 410 and "has expired" in page.content.decode()
     assert not User.objects.get(email="n@example.com").has_usable_password()
+    # A made-up or mangled link: the same clear page, nothing else.
+    for bogus in ["/invitation/zzz/abc/", "/invitation/MQ/abc-def/", link[:-3] + "xx/"]:
+        assert Client().get(bogus).status_code == 410, bogus
 
 
 @pytest.mark.django_db(transaction=True)
