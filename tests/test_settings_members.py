@@ -4,15 +4,18 @@ invitation link, role changes, deactivation and the guards around them, each cha
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from careinbox.accounts import services
 from careinbox.accounts.models import AuditEntry, Membership, Role, Team, User
 from tests.conftest import Persona
 from tests.factories import MembershipFactory, UserFactory
@@ -344,3 +347,48 @@ def test_away_and_capacity_are_saved_checked_and_audited(
     assert entry.after == {"is_away": True, "capacity": 5}
     client.post(url, {"capacity": "5", "is_away": "on"})  # no change: no entry
     assert AuditEntry.objects.filter(organization=org).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_switching_each_other_off_at_once_leave_one_admin(
+    org, org_admin: Persona, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL (SQLite runs one writer at a time anyway)")
+    ada = _membership(org_admin)
+    bob = MembershipFactory(user=UserFactory(username="bob"), organization=org, role=Role.ADMIN)
+    # Hold Ada's change open after its check and write, before its commit.
+    inside, release = threading.Event(), threading.Event()
+    original = services.record_change
+
+    def held_record_change(*args: object, **kwargs: object) -> AuditEntry:
+        if threading.current_thread().name == "ada":
+            inside.set()
+            release.wait(10)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "record_change", held_record_change)
+    outcomes: dict[str, str] = {}
+
+    def switch_off(name: str, actor: User, target: Membership) -> None:
+        try:
+            services.member_set_active(membership=target, actor=actor, active=False)
+            outcomes[name] = "done"
+        except services.SettingsError as error:
+            outcomes[name] = str(error)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=switch_off, args=("ada", org_admin.user, bob), name="ada")
+    second = threading.Thread(target=switch_off, args=("bob", bob.user, ada), name="bob")
+    first.start()
+    assert inside.wait(10)
+    second.start()
+    second.join(1)  # without the organisation lock Bob's change would finish here, unchecked
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcomes["ada"] == "done"
+    assert "is the last active admin" in outcomes["bob"]
+    active = Membership.objects.filter(organization=org, role=Role.ADMIN, is_active=True)
+    assert list(active) == [ada]
