@@ -233,6 +233,7 @@ def test_a_failing_mail_server_keeps_the_member_and_says_to_resend(
     )
     assert response.status_code == 200
     assert "could not be sent" in response.text and "Resend invitation" in response.text
+    assert re.search(r'<p class="error" role="alert">[^<]*could not be sent', response.text)
     nina = Membership.objects.get(user__email="n@example.com")  # kept
     resent = client.post(
         reverse("accounts:member-resend", kwargs={"pk": nina.pk}), HTTP_HX_REQUEST="true"

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.tokens import default_token_generator
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -82,8 +82,9 @@ def settings_home(request: OrgRequest) -> HttpResponse:
 # --- people and roles -------------------------------------------------------------------------
 
 
-def _members(organization: Organization) -> list[Membership]:
-    return list(
+def _member_rows(organization: Organization) -> QuerySet[Membership]:
+    """Members with what their row shows: one query for them, one for all their teams."""
+    return (
         Membership.objects.filter(organization=organization)
         .select_related("user")
         .prefetch_related(Prefetch("teams", queryset=Team.objects.order_by("name")))
@@ -105,14 +106,16 @@ def _members_page(
     *,
     form: InviteForm | None = None,
     notice: str = "",
+    notice_is_error: bool = False,
     status: int = 200,
     partial: bool = False,
 ) -> HttpResponse:
-    members = _members(_organization(request))
+    members = _member_rows(_organization(request))
     context = {
         "members": [_row_context(member) for member in members],
         "invite_form": form or InviteForm(),
         "notice": notice,
+        "notice_is_error": notice_is_error,
         "role_choices": Role.choices,
     }
     template = "settings/members.html#members-panel" if partial else "settings/members.html"
@@ -160,7 +163,7 @@ def member_invite(request: OrgRequest) -> HttpResponse:
         else:
             notice, ok = _invitation_notice(invitation, email)
             if partial:
-                return _members_page(request, notice=notice, partial=True)
+                return _members_page(request, notice=notice, notice_is_error=not ok, partial=True)
             (messages.success if ok else messages.error)(request, notice)
             return redirect("accounts:members")
     return _members_page(request, form=form, status=422, partial=partial)
@@ -171,7 +174,7 @@ def _member_changed(
 ) -> HttpResponse:
     """The member's row for htmx (422 with the reason if refused); else back to the list."""
     if _wants_partial(request):
-        fresh = _members_page_row(member)
+        fresh = _member_rows(_organization(request)).get(pk=member.pk)
         context = _row_context(fresh, row_notice=notice, row_error=error)
         return render(
             request, "settings/members.html#member-row", context, status=422 if error else 200
@@ -181,14 +184,6 @@ def _member_changed(
     elif notice:
         messages.success(request, notice)
     return redirect("accounts:members")
-
-
-def _members_page_row(member: Membership) -> Membership:
-    return (
-        Membership.objects.select_related("user")
-        .prefetch_related(Prefetch("teams", queryset=Team.objects.order_by("name")))
-        .get(pk=member.pk)
-    )
 
 
 @require_POST
