@@ -47,6 +47,7 @@ def record_change(
     object_type: str | None = None,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
+    object_repr: str | None = None,
 ) -> AuditEntry:
     """Keep one audit entry; only the fields that differ are stored for an update."""
     before = dict(before or {})
@@ -61,7 +62,7 @@ def record_change(
         action=action,
         object_type=object_type or (str(obj._meta.verbose_name) if obj is not None else ""),
         object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
-        object_repr=str(obj)[:200] if obj is not None else "",
+        object_repr=(object_repr if object_repr is not None else str(obj or ""))[:200],
         before=_plain(before),
         after=_plain(after),
     )

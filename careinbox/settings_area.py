@@ -2,7 +2,8 @@
 
 An app registers its sections in ``AppConfig.ready()``::
 
-    register_section(SettingsSection("sla", "SLA policies", "monitoring:settings-policies", 40))
+    register_section(SettingsSection("sla", "SLA policies", "monitoring:settings-policies", 40,
+                                     description="Response targets, calendars and holidays."))
 
 and renders its pages with ``templates/settings/base.html`` (the side navigation comes from
 ``settings_sections`` in the context, filled here by ``settings_context``). The base app knows
@@ -27,6 +28,8 @@ class SettingsSection:
     url_name: str
     order: int = 100
     min_role: str = Role.ADMIN
+    # One line on the settings home under the label ("Invite people, change roles, ...").
+    description: str = ""
 
 
 _sections: dict[str, SettingsSection] = {}
@@ -58,6 +61,7 @@ def settings_context(request: HttpRequest) -> dict[str, Any]:
             {
                 "key": section.key,
                 "label": section.label,
+                "description": section.description,
                 "url": url,
                 "current": path.startswith(url),
             }

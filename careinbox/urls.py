@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("settings/", include("careinbox.accounts.urls")),
+    path("invitation/", include("careinbox.accounts.invitation_urls")),
     path("monitoring/", include("monitoring.urls")),
     path("", include("channels_social.urls")),
     path("", include("tickets.urls")),

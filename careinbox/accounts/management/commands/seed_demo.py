@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from careinbox.accounts.demo_seed import seed_demo_team
 from careinbox.demo import DEMO_LOGINS, seed_demo
 
 
@@ -15,6 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         org, account = seed_demo()
+        seed_demo_team(org)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation '{org.name}' ready; @{account.username} polls "
