@@ -124,7 +124,10 @@ def test_inviting_a_new_person_creates_the_account_mails_a_link_that_sets_a_pass
     # The link was for one use.
     again = Client().get(link)
     assert again.status_code == 410 and "used already" in again.content.decode()
-    assert Client().login(username="nina@example.com", password="violet-harbour-42")
+    signed_in = Client().post(
+        "/login/", {"username": "nina@example.com", "password": "violet-harbour-42"}
+    )
+    assert signed_in.status_code == 302
 
 
 def test_inviting_an_existing_account_adds_a_membership_and_no_password_link(
