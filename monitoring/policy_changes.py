@@ -86,6 +86,7 @@ def sla_policy_create(*, organization: Organization, actor: User, policy: SlaPol
     """Add ``policy`` (validated, unsaved). A narrowed policy goes just above the last
     catch-all, so it is reached; a catch-all goes at the end."""
     policy.organization = organization
+    org_policies(organization.pk)  # an organisation with none gets its catch-all first
     order = list(
         SlaPolicy.objects.select_for_update()
         .filter(organization=organization)
