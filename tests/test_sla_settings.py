@@ -381,3 +381,22 @@ def test_deleting_a_policy_in_use_moves_its_running_timers_to_the_next_match(
     assert not SlaTimer.objects.filter(policy__isnull=True).exists()
     ticket.refresh_from_db()
     assert ticket.sla_due_at == MONDAY + timedelta(minutes=60)
+
+
+def test_the_demo_has_a_business_hours_policy_with_a_holiday_and_keeps_an_admins_edit() -> None:
+    from careinbox.demo import seed_demo
+
+    org, _account = seed_demo(sandbox_url="http://127.0.0.1:9")
+    urgent, office = org_policies(org.pk)
+    assert urgent.priority == Priority.URGENT and office.is_catch_all
+    calendar = office.business_calendar
+    assert calendar.holiday_country == "GB" and calendar.holiday_subdivision == "ENG"
+    boxing_day = datetime(2026, 12, 28, 10, 0, tzinfo=UTC)  # the substitute bank holiday
+    assert not calendar.is_open(boxing_day)
+    assert calendar.is_open(datetime(2026, 12, 29, 10, 0, tzinfo=UTC))
+    office.first_response_minutes = 45
+    office.save()
+    seed_demo(sandbox_url="http://127.0.0.1:9")  # the next `make run`
+    assert [policy.pk for policy in org_policies(org.pk)] == [urgent.pk, office.pk]
+    office.refresh_from_db()
+    assert office.first_response_minutes == 45
