@@ -46,7 +46,12 @@ def _wants_partial(request: OrgRequest) -> bool:
 
 
 def _list_context(organization: Organization) -> dict[str, Any]:
-    policies = org_policies(organization.pk)
+    org_policies(organization.pk)  # an organisation with none gets its catch-all here
+    policies = (
+        SlaPolicy.objects.for_org(organization)
+        .select_related("brand", "social_account")
+        .order_by("position", "pk")
+    )
     running = dict(
         SlaTimer.objects.filter(
             organization=organization,

@@ -400,3 +400,25 @@ def test_the_demo_has_a_business_hours_policy_with_a_holiday_and_keeps_an_admins
     assert [policy.pk for policy in org_policies(org.pk)] == [urgent.pk, office.pk]
     office.refresh_from_db()
     assert office.first_response_minutes == 45
+
+
+def test_the_list_is_a_fixed_number_of_queries(
+    org_admin: Persona, django_assert_num_queries: Any
+) -> None:
+    ticket = _ticket(org_admin)
+    for position, priority in enumerate((Priority.URGENT, Priority.HIGH, Priority.LOW), start=1):
+        SlaPolicy.objects.create(
+            organization=org_admin.organization,
+            name=f"Policy {position}",
+            position=position,
+            priority=priority,
+            brand=ticket.brand,
+            social_account=ticket.social_account,
+            first_response_minutes=30,
+        )
+    client = org_admin.client()
+    # Session, user, membership; the policies (twice: the ensured catch-all, the list with its
+    # brands and handles); the running-timer counts.
+    with django_assert_num_queries(6):
+        page = client.get(LIST)
+    assert page.status_code == 200 and page.content.decode().count('class="policy card') == 4
