@@ -196,13 +196,15 @@ class SlaPolicyForm(_PolicyModelForm):
         return [self[f"hours_{weekday}"] for weekday in WEEKDAYS]
 
     def clean_holiday_subdivision(self) -> str:
-        subdivision = self.cleaned_data["holiday_subdivision"].strip().upper()
+        typed = self.cleaned_data["holiday_subdivision"].strip()
         country = self.cleaned_data.get("holiday_country") or ""
-        if not subdivision:
+        if not typed:
             return ""
         if not country:
             raise forms.ValidationError("Choose the country of this region first.")
         known = holiday_subdivisions(country)
+        # The library's own spelling, whatever the case typed ("by" is BY).
+        subdivision = next((code for code in known if code.lower() == typed.lower()), typed)
         if subdivision not in known:
             listed = ", ".join(known) if known else "none"
             raise forms.ValidationError(
