@@ -578,3 +578,27 @@ def test_a_gained_target_starts_where_its_clock_would_have(org: Organization) ->
     assert started.data["metrics"] == ["next_response", "resolution", "take_offline"]
     # Applied again (the same change saved twice): nothing more starts.
     assert sla_policy_changed(policy=policy, now=opened + timedelta(minutes=31), added=added) == 0
+
+
+def test_a_reopen_on_a_saturday_restarts_resolution_from_mondays_opening(
+    org: Organization,
+) -> None:
+    from monitoring.services import sla_restart
+
+    _policy(org, LONDON_OFFICE, first_response_minutes=60, resolution_minutes=4 * 60)
+    ticket = _ticket(org, utc("2026-11-27 09:00"))  # Friday
+    sla_fulfil(
+        ticket=ticket,
+        metrics=[Metric.FIRST_RESPONSE, Metric.RESOLUTION],
+        at=utc("2026-11-27 11:00"),
+    )
+    [restarted] = sla_restart(ticket=ticket, at=utc("2026-11-28 10:00"))  # Saturday
+    assert restarted.metric == Metric.RESOLUTION
+    assert restarted.due_at == utc("2026-11-30 13:00")  # Monday 09:00 + 4 business hours
+    assert sla_restart(ticket=ticket, at=utc("2026-11-28 10:00")) == []  # delivered again
+    resolutions = SlaTimer.objects.filter(ticket=ticket, metric=Metric.RESOLUTION)
+    assert [t.state for t in resolutions.order_by("started_at")] == [
+        TimerState.MET,
+        TimerState.RUNNING,
+    ]
+    assert SlaTimer.objects.filter(ticket=ticket, metric=Metric.FIRST_RESPONSE).count() == 1
