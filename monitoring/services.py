@@ -9,6 +9,14 @@ Due times count business time only, on the calendar of the timer's policy: a tim
 its target, plus the business time it spent paused, has passed since it started
 (``SlaPolicy.due``). So a pause, a priority change or a policy change recomputes the due time
 from the same three facts (start, target, time paused), never by adding up deltas.
+
+Breaches are kept. A breach is a fact, as Zendesk keeps it: once a timer is breached, no later
+change of target, hours, priority or policy un-breaches it or moves its due time, and the reply
+still owed fulfils it as breached, so reports count it breached. Every recompute first sweeps
+the timers it is about to change at that instant, so a timer already past due (beat had not
+come round yet) is breached at its old due time rather than moved. The one way back to met is
+a record that was wrong, not a target that changed: a reply delivered in time but recorded
+after the sweep (``corrects_breach`` in ``sla_fulfil``).
 """
 
 from __future__ import annotations
@@ -404,7 +412,7 @@ def sla_rematch(
             continue
         ticket.record(_change_kind(change), at=at, actor=actor, cause=cause, **change)
     if policy is not None:
-        # A breached timer keeps its due time (see "Breaches are kept" above); one whose
+        # A breached timer keeps its due time ("Breaches are kept", above); one whose
         # policy was deleted counts its business time on the policy the ticket follows now.
         SlaTimer.objects.filter(
             ticket_id=ticket.pk,
