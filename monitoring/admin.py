@@ -74,7 +74,11 @@ class SlaPolicyAdmin(OrgScopedAdmin):
                 if form.initial.get(f"{metric}_minutes") is None
                 and obj.target_minutes(metric) is not None
             ]
-            changed = sla_policy_changed(policy=obj, added=added)
+            changed = sla_policy_changed(policy=obj)
+            if added and obj.apply_to_running:
+                from monitoring.tasks import start_gained_targets
+
+                transaction.on_commit(lambda: start_gained_targets.delay(obj.pk, added))
             if changed:
                 self.message_user(
                     request, f"The due times of {changed} running timers were recomputed."

@@ -4,8 +4,10 @@ Each is one transaction that writes the audit entry (``careinbox.audit.record_ch
 applies the change to running timers as the policy says:
 
 - a change of targets, warning or hours recomputes the due times of the policy's running and
-  paused timers, and starts a target it gained on the open tickets that follow it, each
-  recorded on the ticket (``sla_policy_changed``; only with ``apply_to_running``);
+  paused timers, each recorded on the ticket (``sla_policy_changed``, in bulk, in the
+  transaction), and a target it gained starts on the open tickets that follow it
+  (``start_gained_targets`` after commit: it reads every open ticket); only with
+  ``apply_to_running``;
 - a change of what a policy matches (brand, platform, handle, priority) or of the order sends
   open tickets to the policy they match now: ``rematch_open_tickets`` runs after commit, one
   task for the organisation, since it can touch every open ticket;
@@ -75,6 +77,12 @@ def _other_catch_all_exists(policy: SlaPolicy) -> bool:
     )
 
 
+def _start_gained_after_commit(policy_id: int, metrics: list[str]) -> None:
+    from monitoring.tasks import start_gained_targets
+
+    transaction.on_commit(lambda: start_gained_targets.delay(policy_id, metrics))
+
+
 def _rematch_after_commit(organization_id: int) -> None:
     from monitoring.tasks import rematch_open_tickets
 
@@ -130,7 +138,9 @@ def sla_policy_update(*, policy: SlaPolicy, actor: User) -> int:
             for metric in Metric.values
             if saved.target_minutes(metric) is None and policy.target_minutes(metric) is not None
         ]
-        recomputed = sla_policy_changed(policy=policy, added=added)
+        recomputed = sla_policy_changed(policy=policy)
+        if added and policy.apply_to_running:
+            _start_gained_after_commit(policy.pk, added)
     if changed & set(MATCHING_FIELDS):
         _rematch_after_commit(policy.organization_id)
     return recomputed

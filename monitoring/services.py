@@ -475,6 +475,20 @@ def sla_policy_changed(
     return len(changed) + started
 
 
+def sla_start_gained_targets(
+    *, policy_id: int, metrics: Iterable[str], now: datetime | None = None
+) -> int:
+    """The policy gained ``metrics``: start them on the open tickets that follow it, each from
+    where its clock would have started, recorded (``sla_started``). Idempotent (a target a
+    ticket has a clock for already is skipped); a policy deleted since starts nothing. Run as
+    a task after the change (it reads every open ticket of the organisation)."""
+    policy = SlaPolicy.objects.filter(pk=policy_id).first()
+    if policy is None or not policy.apply_to_running:
+        return 0
+    with transaction.atomic():
+        return _start_missing_on_policy(policy, metrics, now or timezone.now())
+
+
 def _start_missing_on_policy(policy: SlaPolicy, metrics: Iterable[str], now: datetime) -> int:
     """Start ``metrics`` on the open tickets that follow ``policy`` now (matched in memory,
     one read of the organisation's policies)."""

@@ -296,14 +296,19 @@ def test_a_policy_can_say_a_change_applies_to_new_timers_only(
 
 
 def test_a_target_added_to_a_policy_starts_on_its_running_tickets(
-    org_admin: Persona, time_machine: Any
+    org_admin: Persona,
+    time_machine: Any,
+    eager_celery: None,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     time_machine.move_to(MONDAY, tick=False)
     policy = org_policies(org_admin.organization.pk)[0]
     ticket = _ticket(org_admin)
     time_machine.move_to(MONDAY + timedelta(minutes=30), tick=False)
     form = _policy_form(policy, resolution_minutes="240")
-    assert org_admin.client().post(_edit(policy), form).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert org_admin.client().post(_edit(policy), form).status_code == 302
+    assert len(callbacks) == 1  # one task for the organisation's open tickets
     resolution = _timer(ticket, Metric.RESOLUTION)
     # From the customer's post, as if the target had been there all along.
     assert resolution.started_at == MONDAY
