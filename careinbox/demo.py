@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from django.conf import settings
 from django.db import transaction
 
 from careinbox.accounts.models import Membership, Organization, Role, User
 from channels_social.models import Brand, ListeningQuery, Platform, SocialAccount
-from monitoring.calendars import BusinessCalendar
-from monitoring.models import SlaPolicy
-from tickets.models import Priority
+from monitoring.demo import seed_demo_sla
 
 DEMO_ORG_SLUG = "acme"
 DEMO_BRAND_X_ID = "1600000000000000001"
@@ -103,58 +100,3 @@ def seed_demo_facebook(org: Organization, brand: Brand) -> SocialAccount:
         page.api_base_url = sandbox_url
         page.save(update_fields=["api_base_url"])
     return page
-
-
-# The demo's care team works Monday to Friday, 08:00-20:00 in London, closed on England's public
-# holidays and on its own company day; Urgent tickets are answered around the clock.
-DEMO_OFFICE_HOURS = BusinessCalendar.weekly(
-    "Europe/London",
-    {"mon-fri": "08:00-20:00"},
-    holiday_country="GB",
-    holiday_subdivision="ENG",
-    closed_dates=[date(2026, 12, 31), date(2027, 12, 31)],
-)
-DEMO_AROUND_THE_CLOCK = BusinessCalendar.always_open("Europe/London")
-
-
-def seed_demo_sla(org: Organization) -> None:
-    """Two policies, so the demo shows both calendars: Urgent 24/7 first, then office hours
-    for everything else. An admin's other policies are kept, tried after these."""
-    demo = [
-        (
-            "Urgent, around the clock",
-            Priority.URGENT,
-            DEMO_AROUND_THE_CLOCK,
-            {"first": 15, "next": 30, "offline": 60, "resolution": 8 * 60, "close": 24 * 60},
-        ),
-        (
-            "Office hours (Mon-Fri 08:00-20:00, London)",
-            None,
-            DEMO_OFFICE_HOURS,
-            {"first": 60, "next": 120, "offline": 240, "resolution": 3 * 720, "close": 5 * 720},
-        ),
-    ]
-    names = [name for name, *_ in demo]
-    for position, (name, priority, calendar, minutes) in enumerate(demo):
-        SlaPolicy.objects.update_or_create(
-            organization=org,
-            name=name,
-            defaults={
-                "position": position,
-                "priority": priority,
-                "time_zone": calendar.time_zone,
-                "calendar": calendar.to_config(),
-                "first_response_minutes": minutes["first"],
-                "next_response_minutes": minutes["next"],
-                "take_offline_minutes": minutes["offline"],
-                "resolution_minutes": minutes["resolution"],
-                "close_out_minutes": minutes["close"],
-            },
-        )
-    # The default policy made before the demo had its own is of no use once these exist.
-    SlaPolicy.objects.filter(organization=org, name="Default", timers__isnull=True).delete()
-    others = SlaPolicy.objects.filter(organization=org).exclude(name__in=names)
-    for offset, policy in enumerate(others.order_by("position", "pk"), start=len(demo)):
-        if policy.position != offset:
-            policy.position = offset
-            policy.save(update_fields=["position"])

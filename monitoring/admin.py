@@ -7,22 +7,14 @@ from django.db import models, transaction
 from django.http import HttpRequest
 
 from careinbox.admin_scoping import OrgScopedAdmin
-from monitoring.models import SlaPolicy
-from monitoring.services import sla_policy_changed
-
-# What, when changed, moves the due times of the policy's running timers.
-TIMING_FIELDS = (
-    "first_response_minutes",
-    "next_response_minutes",
-    "take_offline_minutes",
-    "resolution_minutes",
-    "close_out_minutes",
-    "warning_percent",
-    "time_zone",
-    "calendar",
+from monitoring.models import Metric, SlaPolicy
+from monitoring.policy_changes import (
+    MATCHING_FIELDS,
+    TIMING_FIELDS,
+    PolicyError,
+    sla_policy_delete,
 )
-# What, when changed, may send tickets to another policy.
-MATCHING_FIELDS = ("position", "brand", "platform", "priority")
+from monitoring.services import sla_policy_changed
 
 
 @admin.register(SlaPolicy)
@@ -44,7 +36,10 @@ class SlaPolicyAdmin(OrgScopedAdmin):
     ordering = ("organization", "position", "pk")
     fieldsets = (
         (None, {"fields": ("organization", "name", "position")}),
-        ("Applies to (empty: any)", {"fields": ("brand", "platform", "priority")}),
+        (
+            "Applies to (empty: any)",
+            {"fields": ("brand", "platform", "social_account", "priority")},
+        ),
         (
             "Targets, in business minutes (empty: none)",
             {
@@ -73,7 +68,17 @@ class SlaPolicyAdmin(OrgScopedAdmin):
     def save_model(self, request: HttpRequest, obj: SlaPolicy, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and set(form.changed_data) & set(TIMING_FIELDS):
+            added = [
+                metric
+                for metric in Metric.values
+                if form.initial.get(f"{metric}_minutes") is None
+                and obj.target_minutes(metric) is not None
+            ]
             changed = sla_policy_changed(policy=obj)
+            if added and obj.apply_to_running:
+                from monitoring.tasks import start_gained_targets
+
+                transaction.on_commit(lambda: start_gained_targets.delay(obj.pk, added))
             if changed:
                 self.message_user(
                     request, f"The due times of {changed} running timers were recomputed."
@@ -82,8 +87,12 @@ class SlaPolicyAdmin(OrgScopedAdmin):
             _rematch_after_commit(obj.organization_id)
 
     def delete_model(self, request: HttpRequest, obj: SlaPolicy) -> None:
-        super().delete_model(request, obj)
-        _rematch_after_commit(obj.organization_id)
+        # As in the settings area: its running timers move to the next matching policy, and
+        # the organisation's last catch-all stays.
+        try:
+            sla_policy_delete(policy=obj, actor=request.user)  # type: ignore[arg-type]
+        except PolicyError as error:
+            self.message_user(request, str(error), messages.ERROR)
 
     def _is_last_policy(self, obj: SlaPolicy) -> bool:
         return (
@@ -100,26 +109,13 @@ class SlaPolicyAdmin(OrgScopedAdmin):
         return super().has_delete_permission(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> None:
-        chosen = set(queryset.values_list("pk", flat=True))
-        keep = []
-        for organization_id in set(queryset.values_list("organization_id", flat=True)):
-            policies = list(
-                SlaPolicy.objects.filter(organization_id=organization_id)
-                .order_by("position", "pk")
-                .values_list("pk", flat=True)
-            )
-            if all(pk in chosen for pk in policies):
-                keep.append(policies[-1])
-        if keep:
-            self.message_user(
-                request,
-                "An organisation keeps at least one SLA policy: its last one was not deleted.",
-                messages.WARNING,
-            )
-        organizations = set(queryset.values_list("organization_id", flat=True))
-        super().delete_queryset(request, queryset.exclude(pk__in=keep))
-        for organization_id in organizations:
-            _rematch_after_commit(organization_id)
+        # One by one, as in the settings area: running timers move to the next matching
+        # policy, and each organisation keeps its last catch-all.
+        for policy in queryset.order_by("organization", "position", "pk"):
+            try:
+                sla_policy_delete(policy=policy, actor=request.user)  # type: ignore[arg-type]
+            except PolicyError as error:
+                self.message_user(request, str(error), messages.WARNING)
 
 
 def _rematch_after_commit(organization_id: int) -> None:

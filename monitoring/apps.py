@@ -8,6 +8,10 @@ class MonitoringConfig(AppConfig):
     verbose_name = "SLA and monitoring"
 
     def ready(self) -> None:
+        from careinbox.settings_area import SettingsSection, register_section
         from monitoring import handlers
 
         handlers.register()
+        register_section(
+            SettingsSection("sla", "SLA policies", "monitoring:settings-policies", order=40)
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from monitoring.models import SlaEventKind
 from monitoring.services import (
+    REOPENED,
     sla_customer_wrote,
     sla_rematch,
     sla_reply_delivered,
@@ -19,9 +20,6 @@ from monitoring.services import (
 )
 from tickets import events
 from tickets.models import Direction, EventKind, TicketEvent
-
-# Recorded by the care workflow when a closed ticket opens again (its own work, coming).
-REOPENED = "reopened"
 
 
 def on_ticket_opened(event: TicketEvent) -> None:

@@ -23,8 +23,8 @@ from django.db import models
 
 from careinbox.accounts.models import Organization
 from careinbox.tenancy import OrgQuerySet
-from channels_social.models import Brand, Platform
-from monitoring.calendars import BusinessCalendar, CalendarError
+from channels_social.models import Brand, Platform, SocialAccount
+from monitoring.calendars import WEEKDAYS, BusinessCalendar, CalendarError
 from tickets.models import Priority
 
 DEFAULT_FIRST_RESPONSE_MINUTES = 60
@@ -57,9 +57,9 @@ def _target_field(help_text: str, maximum: int) -> models.PositiveIntegerField[A
 
 
 class SlaPolicy(models.Model):
-    """A set of SLA targets for the tickets it matches (brand, platform, priority; empty is any),
-    counted on a business calendar. An organisation's policies are tried in ``position`` order
-    and the first that matches wins."""
+    """A set of SLA targets for the tickets it matches (brand, platform, handle, priority; empty
+    is any), counted on a business calendar. An organisation's policies are tried in
+    ``position`` order and the first that matches wins; the list must end in a catch-all."""
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="sla_policies"
@@ -71,6 +71,15 @@ class SlaPolicy(models.Model):
     )
     platform = models.CharField(
         max_length=16, choices=Platform.choices, blank=True, help_text="Empty: any platform."
+    )
+    social_account = models.ForeignKey(
+        SocialAccount,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="handle",
+        help_text="Empty: any handle. One handle narrows further than its platform.",
     )
     priority = models.PositiveSmallIntegerField(
         choices=Priority.choices, null=True, blank=True, help_text="Empty: any priority."
@@ -141,6 +150,37 @@ class SlaPolicy(models.Model):
     def business_calendar(self) -> BusinessCalendar:
         return BusinessCalendar.from_config(self.calendar_config())
 
+    @property
+    def hours_summary(self) -> str:
+        """The calendar in a line: "24/7, Europe/London" or "mon-fri 09:00-17:00, Europe/Berlin,
+        holidays DE-BY, 2 other closed dates"."""
+        config = self.calendar_config()
+        hours = config.get("hours", {})
+        if all(hours.get(day) == "00:00-24:00" for day in WEEKDAYS):
+            parts = ["24/7"]
+        else:
+            runs: list[tuple[list[str], str]] = []
+            for day in WEEKDAYS:
+                text = hours.get(day, "closed")
+                if runs and runs[-1][1] == text:
+                    runs[-1][0].append(day)
+                else:
+                    runs.append(([day], text))
+            parts = [
+                f"{days[0]}-{days[-1]} {text}" if len(days) > 1 else f"{days[0]} {text}"
+                for days, text in runs
+                if text != "closed"
+            ]
+        parts.append(self.time_zone)
+        if config.get("holiday_country"):
+            region = config.get("holiday_subdivision")
+            parts.append(f"holidays {config['holiday_country']}{f'-{region}' if region else ''}")
+        if closed := len(config.get("closed_dates", [])):
+            parts.append(f"{closed} other closed date{'s' if closed > 1 else ''}")
+        if special := len(config.get("special_hours", {})):
+            parts.append(f"{special} date{'s' if special > 1 else ''} with special hours")
+        return ", ".join(parts)
+
     def clean(self) -> None:
         try:
             calendar = BusinessCalendar.from_config(self.calendar_config())
@@ -156,13 +196,48 @@ class SlaPolicy(models.Model):
             and brand.organization_id != (self.organization_id)
         ):
             raise ValidationError({"brand": "That brand belongs to another organisation."})
+        handle = self.social_account if self.social_account_id else None
+        if handle is not None:
+            if self.organization_id and handle.organization_id != self.organization_id:
+                raise ValidationError(
+                    {"social_account": "That handle belongs to another organisation."}
+                )
+            if brand is not None and handle.brand_id != brand.pk:
+                raise ValidationError(
+                    {"social_account": f"@{handle.username} is not a handle of {brand}."}
+                )
+            if self.platform and handle.platform != self.platform:
+                raise ValidationError(
+                    {
+                        "social_account": f"@{handle.username} is not on "
+                        f"{self.get_platform_display()}."
+                    }
+                )
 
     # Matching and targets -----------------------------------------------------------------
 
-    def matches(self, *, brand_id: int, platform: str, priority: int) -> bool:
+    @property
+    def is_catch_all(self) -> bool:
+        """Matches every ticket: no brand, platform, handle or priority narrows it."""
+        return (
+            self.brand_id is None
+            and not self.platform
+            and self.social_account_id is None
+            and self.priority is None
+        )
+
+    def matches(
+        self,
+        *,
+        brand_id: int,
+        platform: str,
+        priority: int,
+        social_account_id: int | None = None,
+    ) -> bool:
         return (
             (self.brand_id is None or self.brand_id == brand_id)
             and (not self.platform or self.platform == platform)
+            and (self.social_account_id is None or self.social_account_id == social_account_id)
             and (self.priority is None or self.priority == priority)
         )
 
@@ -211,6 +286,8 @@ class SlaEventKind(models.TextChoices):
     SLA_RESUMED = "sla_resumed", "SLA resumed"
     SLA_DUE_CHANGED = "sla_due_changed", "SLA due time changed"
     SLA_STOPPED = "sla_stopped", "SLA target dropped"
+    SLA_STARTED = "sla_started", "SLA target added"
+    SLA_MOVED = "sla_moved", "SLA moved to another policy"
 
 
 class TimerState(models.TextChoices):

@@ -29,13 +29,17 @@ def org_policies(organization_id: int) -> list[SlaPolicy]:
 
 
 def policy_for(ticket: Ticket, policies: Sequence[SlaPolicy] | None = None) -> SlaPolicy | None:
-    """The first of the organisation's policies that matches the ticket's brand, platform and
-    priority; None when none does (the ticket has no SLA: end the list with a catch-all)."""
+    """The first of the organisation's policies that matches the ticket's brand, platform,
+    handle and priority; None when none does (the ticket has no SLA: the settings keep a
+    catch-all at the end of the list)."""
     if policies is None:
         policies = org_policies(ticket.organization_id)
     for policy in policies:
         if policy.matches(
-            brand_id=ticket.brand_id, platform=ticket.platform, priority=ticket.priority
+            brand_id=ticket.brand_id,
+            platform=ticket.platform,
+            priority=ticket.priority,
+            social_account_id=ticket.social_account_id,
         ):
             return policy
     return None

@@ -9,6 +9,14 @@ Due times count business time only, on the calendar of the timer's policy: a tim
 its target, plus the business time it spent paused, has passed since it started
 (``SlaPolicy.due``). So a pause, a priority change or a policy change recomputes the due time
 from the same three facts (start, target, time paused), never by adding up deltas.
+
+Breaches are kept. A breach is a fact, as Zendesk keeps it: once a timer is breached, no later
+change of target, hours, priority or policy un-breaches it or moves its due time, and the reply
+still owed fulfils it as breached, so reports count it breached. Every recompute first sweeps
+the timers it is about to change at that instant, so a timer already past due (beat had not
+come round yet) is breached at its old due time rather than moved. The one way back to met is
+a record that was wrong, not a target that changed: a reply delivered in time but recorded
+after the sweep (``corrects_breach`` in ``sla_fulfil``).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from monitoring.models import (
@@ -36,6 +44,9 @@ from tickets.models import Direction, EventKind, Message, Step, Ticket, TicketEv
 
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
+
+# Recorded by the care workflow when a closed ticket opens again (its own work, coming).
+REOPENED = "reopened"
 
 # Started when the ticket opens (the customer's first post), and again when it is reopened.
 OPENING_METRICS = (Metric.FIRST_RESPONSE, Metric.RESOLUTION, Metric.CLOSE_OUT)
@@ -262,22 +273,22 @@ def asks_a_question(text: str) -> bool:
 
 def sla_reply_delivered(*, ticket: Ticket, message: Message, at: datetime) -> list[SlaTimer]:
     """A brand reply the platform accepted at ``at``. Any reply answers the customer (next
-    response); a public one is the first response; a step's reply meets its step's target; the
-    acknowledgement starts the take-offline clock; a direct message that asks the customer a
-    question pauses the clocks that now wait on them."""
+    response); a public one is the first response (any one, on a private ticket); a step's
+    reply meets its step's target; the acknowledgement starts the take-offline clock; a direct
+    message that asks the customer a question pauses the clocks that now wait on them."""
     metrics: list[str] = [Metric.NEXT_RESPONSE]
-    if message.is_public:
+    if message.is_public or not ticket.is_public:
+        # A private ticket (a conversation begun by DM) has no public thread: its first
+        # response is the first reply that reached the customer.
         metrics.append(Metric.FIRST_RESPONSE)
     if message.step in STEP_METRIC:
         metrics.append(STEP_METRIC[message.step])
     fulfilled = sla_fulfil(ticket=ticket, metrics=metrics, at=at)
     if message.step == Step.ACKNOWLEDGE:
         _start(ticket, [Metric.TAKE_OFFLINE], at)
-    if (
-        not message.is_public
-        and message.step in (Step.TAKE_OFFLINE, Step.RESOLVE)
-        and asks_a_question(message.text)
-    ):
+    if not message.is_public and asks_a_question(message.text):
+        # Whichever step it was sent for (on a private ticket the acknowledgement is a DM
+        # too), or none (typed on the platform): the brand now waits on the customer.
         sla_pause(ticket=ticket, at=at, message=message)
     return fulfilled
 
@@ -372,23 +383,18 @@ def _change_kind(change: dict[str, Any]) -> str:
     return SlaEventKind.SLA_STOPPED if change.get("stopped") else SlaEventKind.SLA_DUE_CHANGED
 
 
-def _delivered_steps(ticket: Ticket) -> set[str]:
-    return set(
-        Message.objects.filter(ticket_id=ticket.pk, direction=Direction.OUTBOUND)
-        .exclude(external_id="")
-        .values_list("step", flat=True)
-    )
-
-
 @transaction.atomic
 def sla_rematch(
     *, ticket: Ticket, at: datetime, cause: str, actor: User | None = None
 ) -> list[SlaTimer]:
     """The ticket's priority (or what its policy matches on) changed: its running and paused
     timers follow the policy it matches now, due times recomputed, each change recorded
-    (``sla_due_changed``). A target the new policy lacks stops; an opening target it adds
-    starts from the customer's post, unless that target was met already."""
+    (``sla_due_changed``). A target the new policy lacks stops; a target it adds starts where
+    that target's clock would have started (``_start_missing``)."""
     ticket = Ticket.objects.get(pk=ticket.pk)
+    # What was overdue before the change is breached first, at its old due time: a breach is
+    # a fact, and no later change of target undoes it.
+    sla_sweep(now=at, ticket_id=ticket.pk)
     policy = policy_for(ticket)
     timers = list(
         SlaTimer.objects.select_for_update(of=("self",))
@@ -406,34 +412,35 @@ def sla_rematch(
             continue
         ticket.record(_change_kind(change), at=at, actor=actor, cause=cause, **change)
     if policy is not None:
-        ever = set(
-            SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=OPENING_METRICS).values_list(
-                "metric", flat=True
-            )
-        )
-        missing = [metric for metric in OPENING_METRICS if metric not in ever]
-        if missing:
-            delivered = _delivered_steps(ticket)
-            met_already = {
-                Metric.FIRST_RESPONSE: bool(delivered),
-                Metric.RESOLUTION: Step.RESOLVE in delivered,
-                Metric.CLOSE_OUT: Step.CLOSE_OUT in delivered,
-            }
-            wanted = [metric for metric in missing if not met_already[metric]]
-            changed += _start(ticket, wanted, ticket.opened_at, policy=policy)
+        # A breached timer keeps its due time ("Breaches are kept", above); one whose
+        # policy was deleted counts its business time on the policy the ticket follows now.
+        SlaTimer.objects.filter(
+            ticket_id=ticket.pk,
+            state=TimerState.BREACHED,
+            fulfilled_at__isnull=True,
+            policy__isnull=True,
+        ).update(policy=policy)
+        changed += _start_missing(ticket, policy, Metric.values)
     _refresh_due(ticket)
     return changed
 
 
 @transaction.atomic
-def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int:
+def sla_policy_changed(
+    *, policy: SlaPolicy, now: datetime | None = None, added: Iterable[str] = ()
+) -> int:
     """A policy's targets, warning or hours changed. With ``apply_to_running`` its running and
-    paused timers are recomputed, each change recorded on its ticket (in bulk); otherwise the
-    change applies to timers started from now on. Returns the number of timers changed."""
+    paused timers are recomputed, each change recorded on its ticket (in bulk), and a target
+    it gained (``added``) starts on the open tickets that follow it, from where that target's
+    clock would have started; otherwise the change applies to timers started from now on.
+    Returns the number of timers changed or started."""
     if not policy.apply_to_running:
         return 0
     now = now or timezone.now()
     policy = SlaPolicy.objects.get(pk=policy.pk)  # as saved, calendar rebuilt
+    # Breaches that happened before the change are recorded first, and kept.
+    sla_sweep(now=now, policy_id=policy.pk)
+    started = _start_missing_on_policy(policy, added, now) if added else 0
     timers = list(
         SlaTimer.objects.select_for_update(of=("self",)).filter(
             policy=policy, state__in=(TimerState.RUNNING, TimerState.PAUSED)
@@ -459,13 +466,156 @@ def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int
             )
         )
     if not changed:
-        return 0
+        return started
     SlaTimer.objects.bulk_update(
         changed, ["state", "target_minutes", "due_at", "warn_at", "warned_at"], batch_size=500
     )
     record_events(events)
     _refresh_due_many({timer.ticket_id for timer in changed})
-    return len(changed)
+    return len(changed) + started
+
+
+def sla_start_gained_targets(
+    *, policy_id: int, metrics: Iterable[str], now: datetime | None = None
+) -> int:
+    """The policy gained ``metrics``: start them on the open tickets that follow it, each from
+    where its clock would have started, recorded (``sla_started``). Idempotent (a target a
+    ticket has a clock for already is skipped); a policy deleted since starts nothing. Run as
+    a task after the change (it reads every open ticket of the organisation)."""
+    policy = SlaPolicy.objects.filter(pk=policy_id).first()
+    if policy is None or not policy.apply_to_running:
+        return 0
+    with transaction.atomic():
+        return _start_missing_on_policy(policy, metrics, now or timezone.now())
+
+
+def _start_missing_on_policy(policy: SlaPolicy, metrics: Iterable[str], now: datetime) -> int:
+    """Start ``metrics`` on the open tickets that follow ``policy`` now (matched in memory,
+    one read of the organisation's policies)."""
+    from monitoring.policies import org_policies
+
+    metrics = [metric for metric in metrics if policy.target_minutes(metric) is not None]
+    if not metrics:
+        return 0
+    policies = org_policies(policy.organization_id)
+    started = 0
+    for ticket in Ticket.objects.filter(organization_id=policy.organization_id).open():
+        matched = policy_for(ticket, policies)
+        if matched is not None and matched.pk == policy.pk:
+            timers = _start_missing(ticket, matched, metrics)
+            started += len(timers)
+            if timers:
+                ticket.record(
+                    SlaEventKind.SLA_STARTED,
+                    at=now,
+                    metrics=sorted(timer.metric for timer in timers),
+                    policy=policy.name,
+                    cause="policy_changed",
+                )
+                _refresh_due(ticket)
+    if started:
+        sla_sweep(now=now, policy_id=policy.pk)
+    return started
+
+
+def _start_missing(ticket: Ticket, policy: SlaPolicy, metrics: Iterable[str]) -> list[SlaTimer]:
+    """Start the targets of ``metrics`` the ticket owes now but has no clock for (the policy
+    gained them, or the ticket moved to a policy that has them), each from where its clock
+    would have started: the first response from the customer's post unless the brand has
+    replied in public; resolution and close-out from the post (or the latest reopen) unless
+    their step was delivered since; take offline from the delivered acknowledgement unless the
+    take-offline DM went out; the next response from the oldest customer message after the
+    brand's latest reply. A stopped timer is history: the target starts afresh."""
+    metrics = [metric for metric in metrics if policy.target_minutes(metric) is not None]
+    if not metrics:
+        return []
+    replies = list(
+        TicketEvent.objects.filter(
+            ticket_id=ticket.pk, kind=EventKind.REPLY_SENT, message__isnull=False
+        )
+        .order_by("at", "pk")
+        .values_list("at", "message__step", "message__is_public")
+    )
+    reopened_at = TicketEvent.objects.filter(ticket_id=ticket.pk, kind=REOPENED).aggregate(
+        at=Max("at")
+    )["at"]
+    since = max(ticket.opened_at, reopened_at) if reopened_at else ticket.opened_at
+
+    def delivered(step: str, after: datetime) -> bool:
+        return any(at >= after and replied_step == step for at, replied_step, _ in replies)
+
+    starts: dict[str, tuple[datetime, Message | None]] = {}
+    if not any(public or not ticket.is_public for _, _, public in replies):
+        starts[Metric.FIRST_RESPONSE] = (ticket.opened_at, None)
+    case_steps: tuple[tuple[str, str], ...] = (
+        (Metric.RESOLUTION, Step.RESOLVE),
+        (Metric.CLOSE_OUT, Step.CLOSE_OUT),
+    )
+    for case_metric, step in case_steps:
+        if not delivered(step, since):
+            starts[case_metric] = (since, None)
+    acknowledged = [at for at, step, _ in replies if step == Step.ACKNOWLEDGE]
+    if acknowledged and not delivered(Step.TAKE_OFFLINE, acknowledged[-1]):
+        starts[Metric.TAKE_OFFLINE] = (acknowledged[-1], None)
+    if replies and Metric.NEXT_RESPONSE in metrics:
+        waiting = (
+            Message.objects.filter(
+                ticket_id=ticket.pk, direction=Direction.INBOUND, created_at__gt=replies[-1][0]
+            )
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if waiting is not None:
+            starts[Metric.NEXT_RESPONSE] = (waiting.created_at, waiting)
+    wanted: dict[str, tuple[datetime, Message | None]] = {
+        metric: start for metric, start in starts.items() if metric in metrics
+    }
+    if not wanted:
+        return []
+    existing = list(
+        SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=list(wanted)).exclude(
+            state=TimerState.STOPPED
+        )
+    )
+    timers = []
+    for metric, (started_at, message) in wanted.items():
+        if any(
+            timer.metric == metric
+            and (timer.started_at >= started_at or timer.fulfilled_at is None)
+            for timer in existing
+        ):
+            continue  # it runs, or ran in this cycle already
+        timer = _unsaved_timer(ticket, policy, metric, started_at, message=message)
+        if timer is None:
+            continue
+        sibling = _paused_sibling(existing, metric, started_at)
+        if sibling is not None:
+            # Waiting on the customer since its sibling paused: so is this one.
+            timer.state, timer.paused_at = TimerState.PAUSED, sibling.paused_at
+            timer.paused_for = sibling.paused_for
+            timer.due_at = policy.due(started_at, timer.target_minutes, paused=timer.paused_for)
+            timer.warn_at = policy.warn(started_at, timer.target_minutes, paused=timer.paused_for)
+        timers.append(timer)
+    if timers:
+        SlaTimer.objects.bulk_create(timers, ignore_conflicts=True)
+    return timers
+
+
+def _paused_sibling(
+    existing: Sequence[SlaTimer], metric: str, started_at: datetime
+) -> SlaTimer | None:
+    if metric not in PAUSABLE_METRICS:
+        return None
+    return next(
+        (
+            timer
+            for timer in existing
+            if timer.state == TimerState.PAUSED
+            and timer.metric in PAUSABLE_METRICS
+            and timer.started_at == started_at
+        ),
+        None,
+    )
 
 
 def sla_rematch_open_tickets(*, organization_id: int, now: datetime | None = None) -> int:
@@ -523,15 +673,20 @@ def sweep_queries(now: datetime) -> tuple[Any, Any]:
     return SlaTimer.objects.overdue(now), SlaTimer.objects.to_warn(now)
 
 
-def sla_sweep(*, now: datetime | None = None, ticket_id: int | None = None) -> SweepResult:
+def sla_sweep(
+    *, now: datetime | None = None, ticket_id: int | None = None, policy_id: int | None = None
+) -> SweepResult:
     """One set-based pass: every running timer past due is breached and every one past its
     warning threshold warned, each once, its events written in one insert. ``ticket_id``
-    narrows it to one ticket (the cheap check after each of the ticket's events)."""
+    narrows it to one ticket (the cheap check after each of the ticket's events),
+    ``policy_id`` to one policy's timers (before a change of that policy)."""
     now = now or timezone.now()
     fields = ("pk", "organization_id", "ticket_id", "metric", "due_at", "warn_at")
     overdue, to_warn = sweep_queries(now)
     if ticket_id is not None:
         overdue, to_warn = overdue.filter(ticket_id=ticket_id), to_warn.filter(ticket_id=ticket_id)
+    if policy_id is not None:
+        overdue, to_warn = overdue.filter(policy_id=policy_id), to_warn.filter(policy_id=policy_id)
     with transaction.atomic():
         breaching = _claim(overdue, fields)
         warning = _claim(to_warn, fields)

@@ -569,6 +569,7 @@ def test_bad_input_is_refused_with_a_reason(build: Callable[[], object], message
 ZONES = [
     "UTC",
     "Europe/London",
+    "Europe/Berlin",  # forward on the last Sunday of March at 02:00, back in October at 03:00
     "America/New_York",
     "Australia/Lord_Howe",  # a half-hour daylight-saving shift
     "America/Santiago",  # changes at midnight: 00:00 repeated from 23:00, or skipped
@@ -589,6 +590,29 @@ DST_DAYS = [
 TRICKY_MINUTES = [0, 30, 60, 90, 120, 135, 150, 180, 23 * 60, 23 * 60 + 30, 24 * 60]
 MINUTES = st.sampled_from(TRICKY_MINUTES * 40 + list(range(24 * 60 + 1)))  # a third tricky
 MINUTE = timedelta(minutes=1)
+# Public holiday calendars, national and regional (a region's holidays differ from its
+# country's: Epiphany in Bavaria, St Andrew's Day in Scotland, Lincoln's Birthday in New York).
+# Holidays of a region and not of its country: a calendar that ignored the region would count
+# these days as open. Drawn often, with the day's weekday open, so the property sees them.
+REGIONAL_HOLIDAYS = [
+    ("DE", "BY", date(2026, 1, 6)),  # Epiphany, a Tuesday
+    ("US", "NY", date(2026, 2, 12)),  # Lincoln's Birthday, a Thursday
+    ("GB", "SCT", date(2026, 11, 30)),  # St Andrew's Day, a Monday
+    ("DE", "BE", date(2026, 3, 8)),  # International Women's Day, a Sunday
+]
+HOLIDAY_CALENDARS = [
+    (None, None),
+    (None, None),
+    ("GB", None),
+    ("GB", "ENG"),
+    ("GB", "SCT"),
+    ("US", None),
+    ("US", "NY"),
+    ("DE", None),
+    ("DE", "BY"),
+    ("DE", "BE"),
+    ("CL", None),
+]
 
 
 def minute_time(minute: int) -> time:
@@ -607,19 +631,27 @@ def day_hours(draw: st.DrawFn) -> tuple[OpeningInterval, ...]:
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[BusinessCalendar, datetime, datetime, int]:
     anchor = draw(
-        st.one_of(st.sampled_from(DST_DAYS), st.dates(date(2026, 1, 1), date(2027, 12, 31)))
+        st.one_of(
+            st.sampled_from(DST_DAYS),
+            st.dates(date(2026, 1, 1), date(2027, 12, 31)),
+        )
     )
-    nearby_dates = st.dates(anchor - timedelta(days=5), anchor + timedelta(days=20))
     weekly = draw(st.lists(day_hours(), min_size=7, max_size=7))
     if not any(weekly):
         weekly[0] = (OpeningInterval(time(9), time(17)),)
+    country, subdivision = draw(st.sampled_from(HOLIDAY_CALENDARS))
+    if draw(st.integers(0, 3)) == 0:
+        country, subdivision, anchor = draw(st.sampled_from(REGIONAL_HOLIDAYS))
+        if not weekly[anchor.weekday()]:
+            weekly[anchor.weekday()] = (OpeningInterval(time(9), time(17)),)
+    nearby_dates = st.dates(anchor - timedelta(days=5), anchor + timedelta(days=20))
     special = dict(draw(st.lists(st.tuples(nearby_dates, day_hours()), max_size=3)))
     closed = set(draw(st.lists(nearby_dates, max_size=4))) - set(special)
-    country = draw(st.sampled_from([None, None, "GB", "US", "CL"]))
     calendar = BusinessCalendar(
         time_zone=draw(st.sampled_from(ZONES)),
         weekly_hours=tuple(weekly),
         holiday_country=country,
+        holiday_subdivision=subdivision,
         closed_dates=frozenset(closed),
         special_hours=special,
     )
@@ -634,7 +666,11 @@ def open_minutes(calendar: BusinessCalendar, start: datetime, end: datetime) -> 
     out from the calendar's settings alone."""
     zone = ZoneInfo(calendar.time_zone)
     public = (
-        holidays.country_holidays(calendar.holiday_country, years=range(2025, 2029))
+        holidays.country_holidays(
+            calendar.holiday_country,
+            subdiv=calendar.holiday_subdivision,
+            years=range(2025, 2029),
+        )
         if calendar.holiday_country
         else {}
     )

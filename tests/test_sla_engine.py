@@ -407,14 +407,9 @@ def test_admin_cannot_delete_the_last_policy(staff_admin: Persona) -> None:
         changelist,
         {"action": "delete_selected", "_selected_action": [first.pk, second.pk], "post": "yes"},
     )
-    assert SlaPolicy.objects.filter(organization=staff_admin.organization).count() == 1
-    assert (
-        client.post(
-            reverse("admin:monitoring_slapolicy_delete", args=[second.pk]), {"post": "yes"}
-        ).status_code
-        == 403
-    )
-    assert SlaPolicy.objects.filter(organization=staff_admin.organization).count() == 1
+    # The catch-all stays (the narrowed one is gone), so every ticket keeps an SLA.
+    assert list(SlaPolicy.objects.filter(organization=staff_admin.organization)) == [first]
+    assert client.post(delete, {"post": "yes"}).status_code == 403
 
 
 def test_reordering_policies_moves_open_tickets_to_the_one_they_match_now(
@@ -435,3 +430,175 @@ def test_reordering_policies_moves_open_tickets_to_the_one_they_match_now(
     assert _timer(ticket).policy is not None and _timer(ticket).policy.name == "Fast"
     assert ticket.events.get(kind=SlaEventKind.SLA_DUE_CHANGED).data["cause"] == "policy_changed"
     assert _timer(closed).due_at == opened + timedelta(minutes=60)  # closed: left as it was
+
+
+# Daylight saving and holidays in Berlin ------------------------------------------------
+
+BERLIN_OFFICE = BusinessCalendar.weekly(
+    "Europe/Berlin", {"mon-fri": "09:00-17:00"}, holiday_country="DE", holiday_subdivision="BY"
+)
+
+
+@pytest.mark.parametrize(
+    ("opened", "due", "why"),
+    [
+        # Friday 16:30 CET; the clocks go forward on Sunday 29 March: Monday 09:30 is CEST.
+        ("2026-03-27 15:30", "2026-03-30 07:30", "spring forward over the weekend"),
+        # Friday 16:30 CEST; back on Sunday 25 October: Monday 09:30 is CET.
+        ("2026-10-23 14:30", "2026-10-26 08:30", "fall back over the weekend"),
+        # Monday 5 January 16:30; Tuesday is Epiphany, a holiday in Bavaria.
+        ("2026-01-05 15:30", "2026-01-07 08:30", "a Bavarian holiday"),
+        # Thursday 31 December 16:30; New Year's Day, then the weekend.
+        ("2026-12-31 15:30", "2027-01-04 08:30", "a holiday then a weekend"),
+        # 23:50 on a Monday: counted from Tuesday's opening, across midnight.
+        ("2026-11-23 22:50", "2026-11-24 09:00", "after hours, across midnight"),
+    ],
+)
+def test_business_hours_across_dst_and_holidays_in_berlin(
+    org: Organization, opened: str, due: str, why: str
+) -> None:
+    _policy(org, BERLIN_OFFICE, first_response_minutes=60)
+    assert _timer(_ticket(org, utc(opened))).due_at == utc(due), why
+
+
+def test_a_berlin_around_the_clock_target_counts_real_time_across_both_changes(
+    org: Organization,
+) -> None:
+    _policy(org, BusinessCalendar.always_open("Europe/Berlin"), first_response_minutes=180)
+    # 00:30 CET on 29 March: 02:00 jumps to 03:00, so 03:30 on the clock is 3 real hours on.
+    assert _timer(_ticket(org, utc("2026-03-28 23:30"))).due_at == utc("2026-03-29 02:30")
+    # 00:30 CEST on 25 October: 03:00 falls back to 02:00; three real hours, 02:30 CET.
+    assert _timer(_ticket(org, utc("2026-10-24 22:30"))).due_at == utc("2026-10-25 01:30")
+
+
+def test_a_pause_across_the_october_change_counts_business_time_only(org: Organization) -> None:
+    _policy(org, BERLIN_OFFICE, first_response_minutes=60, resolution_minutes=8 * 60)
+    ticket = _ticket(org, utc("2026-10-23 07:00"))  # Friday 09:00 CEST
+    sla_pause(ticket=ticket, at=utc("2026-10-23 11:00"))  # 13:00 CEST: 4 hours used
+    # Resumed Monday 10:00 CET: paused Fri 13:00-17:00 and Mon 09:00-10:00, 5 business hours.
+    sla_resume(ticket=ticket, at=utc("2026-10-26 09:00"))
+    timer = _timer(ticket, Metric.RESOLUTION)
+    assert timer.paused_for == timedelta(hours=5)
+    assert timer.due_at == utc("2026-10-26 13:00")  # 14:00 CET, the 4 hours left
+
+
+# Breaches are kept ---------------------------------------------------------------------
+
+
+def test_a_breach_is_kept_when_the_target_later_grows_past_now(org: Organization) -> None:
+    """The definition, as Zendesk keeps it: once a timer breached, no later change of target,
+    priority or policy un-breaches it; reports count it breached, and the reply still owed
+    meets nothing."""
+    policy = _policy(org, first_response_minutes=30)
+    opened = utc("2026-11-23 10:00")
+    ticket = _ticket(org, opened)
+    assert sla_sweep(now=utc("2026-11-23 10:31")).breached == 1
+    policy.first_response_minutes = 120
+    policy.save()
+    assert sla_policy_changed(policy=policy, now=utc("2026-11-23 10:40")) == 0
+    timer = _timer(ticket)
+    assert (timer.state, timer.due_at, timer.target_minutes) == (
+        TimerState.BREACHED,
+        opened + timedelta(minutes=30),
+        30,
+    )
+    [fulfilled] = sla_fulfil(
+        ticket=ticket, metrics=[Metric.FIRST_RESPONSE], at=utc("2026-11-23 10:50")
+    )
+    assert fulfilled.state == TimerState.BREACHED and fulfilled.fulfilled_at is not None
+    assert not ticket.events.filter(kind=SlaEventKind.SLA_MET).exists()
+    from monitoring.dashboard import today_summary
+
+    summary = today_summary(org, now=utc("2026-11-23 11:00"))
+    assert (summary.met, summary.breached) == (0, 1)
+
+
+def test_a_change_after_an_unswept_due_time_breaches_first(org: Organization) -> None:
+    """Beat had not swept yet when the admin lengthened the target: the timer was already past
+    due, so it is breached at its old due time, not silently moved."""
+    policy = _policy(org, first_response_minutes=30, position=2)
+    opened = utc("2026-11-23 10:00")
+    ticket = _ticket(org, opened)
+    policy.first_response_minutes = 120
+    policy.save()
+    sla_policy_changed(policy=policy, now=utc("2026-11-23 10:45"))
+    timer = _timer(ticket)
+    assert timer.state == TimerState.BREACHED and timer.breached_at == opened + timedelta(
+        minutes=30
+    )
+    assert ticket.events.get(kind=SlaEventKind.SLA_BREACHED).at == opened + timedelta(minutes=30)
+    assert not ticket.events.filter(kind=SlaEventKind.SLA_DUE_CHANGED).exists()
+    # A priority change that moves the ticket to a slower policy keeps the breach too.
+    _policy(org, name="Low", position=1, priority=Priority.LOW, first_response_minutes=600)
+    Ticket.objects.filter(pk=ticket.pk).update(priority=Priority.LOW)
+    sla_rematch(ticket=ticket, at=utc("2026-11-23 10:50"), cause="priority_changed")
+    assert _timer(ticket).state == TimerState.BREACHED
+    assert _timer(ticket).due_at == opened + timedelta(minutes=30)
+
+
+# Targets gained mid-flight -------------------------------------------------------------
+
+
+def test_a_gained_target_starts_where_its_clock_would_have(org: Organization) -> None:
+    from tests.factories import InboundMessageFactory
+    from tickets.models import Direction, EventKind, Message, MessageKind, Step
+
+    policy = _policy(org, first_response_minutes=30)
+    opened = utc("2026-11-23 10:00")
+    ticket = _ticket(org, opened)
+    reply = Message.objects.create(
+        organization=org,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind=MessageKind.REPLY,
+        direction=Direction.OUTBOUND,
+        external_id="r1",
+        step=Step.ACKNOWLEDGE,
+        text="On it!",
+        created_at=opened + timedelta(minutes=10),
+    )
+    with time_machine.travel(opened + timedelta(minutes=10), tick=False):
+        ticket.record(EventKind.REPLY_SENT, message=reply, at=reply.created_at)
+    from monitoring.services import sla_reply_delivered
+
+    sla_reply_delivered(ticket=ticket, message=reply, at=reply.created_at)
+    waiting = InboundMessageFactory(ticket=ticket, created_at=opened + timedelta(minutes=20))
+    InboundMessageFactory(ticket=ticket, created_at=opened + timedelta(minutes=25))
+    for name in ("next_response", "take_offline", "resolution"):
+        setattr(policy, f"{name}_minutes", 60)
+    policy.save()
+    added = [Metric.NEXT_RESPONSE, Metric.TAKE_OFFLINE, Metric.RESOLUTION]
+    assert sla_policy_changed(policy=policy, now=opened + timedelta(minutes=30), added=added) == 3
+    next_response = _timer(ticket, Metric.NEXT_RESPONSE)
+    assert next_response.started_at == waiting.created_at and next_response.message == waiting
+    assert _timer(ticket, Metric.TAKE_OFFLINE).started_at == reply.created_at  # the ack
+    assert _timer(ticket, Metric.RESOLUTION).started_at == opened
+    assert len(_timer(ticket).ticket.sla_timers.filter(metric=Metric.FIRST_RESPONSE)) == 1
+    started = ticket.events.get(kind=SlaEventKind.SLA_STARTED)
+    assert started.data["metrics"] == ["next_response", "resolution", "take_offline"]
+    # Applied again (the same change saved twice): nothing more starts.
+    assert sla_policy_changed(policy=policy, now=opened + timedelta(minutes=31), added=added) == 0
+
+
+def test_a_reopen_on_a_saturday_restarts_resolution_from_mondays_opening(
+    org: Organization,
+) -> None:
+    from monitoring.services import sla_restart
+
+    _policy(org, LONDON_OFFICE, first_response_minutes=60, resolution_minutes=4 * 60)
+    ticket = _ticket(org, utc("2026-11-27 09:00"))  # Friday
+    sla_fulfil(
+        ticket=ticket,
+        metrics=[Metric.FIRST_RESPONSE, Metric.RESOLUTION],
+        at=utc("2026-11-27 11:00"),
+    )
+    [restarted] = sla_restart(ticket=ticket, at=utc("2026-11-28 10:00"))  # Saturday
+    assert restarted.metric == Metric.RESOLUTION
+    assert restarted.due_at == utc("2026-11-30 13:00")  # Monday 09:00 + 4 business hours
+    assert sla_restart(ticket=ticket, at=utc("2026-11-28 10:00")) == []  # delivered again
+    resolutions = SlaTimer.objects.filter(ticket=ticket, metric=Metric.RESOLUTION)
+    assert [t.state for t in resolutions.order_by("started_at")] == [
+        TimerState.MET,
+        TimerState.RUNNING,
+    ]
+    assert SlaTimer.objects.filter(ticket=ticket, metric=Metric.FIRST_RESPONSE).count() == 1

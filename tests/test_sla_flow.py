@@ -318,3 +318,80 @@ def test_a_replayed_conversation_gives_back_its_real_first_response_delay(
     met = ticket.events.get(kind=SlaEventKind.SLA_MET)
     assert met.data["elapsed_seconds"] == 43 * 60 + 32
     assert met.data["business_seconds"] == 113
+
+
+def test_a_private_ticket_first_response_is_its_first_dm_and_a_question_pauses(
+    org: Organization, time_machine: Any
+) -> None:
+    """A conversation begun by DM has no public thread: its first response is the first DM
+    the platform accepted, and a DM that asks the customer something pauses the clocks that
+    wait on them, until they write back."""
+    time_machine.move_to(MONDAY, tick=False)
+    _every_target(org)
+    ticket = _open(org, text="Hi, my card was charged twice")
+    Ticket.objects.filter(pk=ticket.pk).update(is_public=False)
+    time_machine.move_to(MONDAY + timedelta(minutes=8), tick=False)
+    _deliver(ticket, Step.ACKNOWLEDGE, "Sorry about that! Which card ends in which digits?")
+    [first] = _timers(ticket, Metric.FIRST_RESPONSE)
+    assert first.state == TimerState.MET and first.elapsed == timedelta(minutes=8)
+    assert _state(ticket)[Metric.RESOLUTION] == TimerState.PAUSED
+    time_machine.move_to(MONDAY + timedelta(minutes=68), tick=False)
+    _customer_writes(ticket, "The one ending 4242", public=False)
+    [resolution] = _timers(ticket, Metric.RESOLUTION)
+    assert resolution.state == TimerState.RUNNING and resolution.paused_for == timedelta(hours=1)
+    assert resolution.due_at == MONDAY + timedelta(hours=9)
+
+
+def test_first_response_counts_the_first_reply_the_platform_accepted(
+    agent: Persona,
+    make_account: Callable[..., SocialAccount],
+    x_sandbox_clean: XSandbox,
+    time_machine: Any,
+) -> None:
+    """X refused the agent's first reply (403): that reply never reached the customer, so it
+    is no first response. The second attempt X accepted is, to the second, from the post
+    time as X reports it (not from when CareInbox first read it)."""
+    time_machine.move_to(datetime(2026, 10, 23, 14, 0, tzinfo=UTC), tick=False)
+    SlaPolicy.objects.create(
+        organization=agent.organization,
+        name="Berlin office",
+        first_response_minutes=30,
+        calendar=BusinessCalendar.weekly("Europe/Berlin", {"mon-fri": "09:00-17:00"}).to_config(),
+        time_zone="Europe/Berlin",
+    )
+    account = make_account(
+        external_id="1000", username="AcmeCare", api_base_url=x_sandbox_clean.url
+    )
+    x_sandbox_clean.register_brand(id="1000", username="AcmeCare")
+    x_sandbox_clean.control.post_mention(
+        "AcmeCare", "2001", "jo", 4200, "Charged twice!", created_at="2026-10-23T14:41:05Z"
+    )
+    time_machine.move_to(datetime(2026, 10, 23, 14, 43, 0, tzinfo=UTC), tick=False)
+    account_poll(account_id=account.pk)
+    ticket = Ticket.objects.get()
+
+    time_machine.move_to(datetime(2026, 10, 23, 14, 50, 0, tzinfo=UTC), tick=False)
+    refused = ticket_take_step(
+        ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="So sorry, checking now"
+    )
+    x_sandbox_clean.control.inject_faults(403)
+    outbox_send(item_id=refused.outbox.pk)
+    assert ticket.events.filter(kind=EventKind.REPLY_REFUSED).count() == 1
+    [first] = _timers(ticket, Metric.FIRST_RESPONSE)
+    assert first.state == TimerState.RUNNING  # a refused reply meets nothing
+
+    time_machine.move_to(datetime(2026, 10, 23, 15, 2, 11, tzinfo=UTC), tick=False)
+    sent = ticket_take_step(
+        ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="So sorry Jo, checking now!"
+    )
+    time_machine.move_to(datetime(2026, 10, 23, 15, 2, 13, tzinfo=UTC), tick=False)
+    outbox_send(item_id=sent.outbox.pk)
+    sent.refresh_from_db()
+    assert x_sandbox_clean.control.get_tweet(sent.external_id)["created_at"].startswith(
+        "2026-10-23T15:02:13"
+    )
+    [first] = _timers(ticket, Metric.FIRST_RESPONSE)
+    assert first.elapsed == timedelta(minutes=21, seconds=8)  # 14:41:05 to 15:02:13
+    assert first.business_time == timedelta(minutes=18, seconds=55)  # 16:41:05-17:00 CEST
+    assert first.state == TimerState.MET  # 30 business minutes: due Monday 09:11:05 CET
+    assert first.due_at == datetime(2026, 10, 26, 8, 11, 5, tzinfo=UTC)
