@@ -13,5 +13,12 @@ class MonitoringConfig(AppConfig):
 
         handlers.register()
         register_section(
-            SettingsSection("sla", "SLA policies", "monitoring:settings-policies", order=40)
+            SettingsSection(
+                "sla",
+                "SLA policies",
+                "monitoring:settings-policies",
+                order=40,
+                description="Response targets per brand, channel and priority; business hours "
+                "and holidays.",
+            )
         )
