@@ -97,7 +97,8 @@ def test_only_sandbox_post_defaults_to_development(tmp_path: Path) -> None:
 SIGN_IN = """
 from django.test import Client
 client = Client(HTTP_HOST="localhost")
-assert client.login(username="agent", password="agent-demo-pass")
+response = client.post("/login/", {"username": "agent", "password": "agent-demo-pass"})
+assert response.status_code == 302, response.status_code
 print(client.cookies["sessionid"].value)
 """
 STILL_SIGNED_IN = """
