@@ -39,3 +39,5 @@ urlpatterns = [
     path("", include("channels_social.urls")),
     path("", include("tickets.urls")),
 ]
+
+handler404 = "careinbox.api.views.not_found"

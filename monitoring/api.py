@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from careinbox.accounts.models import Role
 from careinbox.api.auth import HasRole
-from careinbox.api.common import OrgScopedMixin, Pagination
+from careinbox.api.common import IntegerFilter, OrgScopedMixin, Pagination, StrictFilterSet
 from monitoring.dashboard import today_summary
 from monitoring.models import SlaPolicy, SlaTimer
 
@@ -80,7 +80,18 @@ class SlaTimerViewSet(OrgScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
     serializer_class = SlaTimerSerializer
     permission_classes = [HasRole]
     pagination_class = Pagination
-    filterset_fields = ["ticket", "state", "metric"]
+    filterset_class: type[StrictFilterSet] | None = None  # SlaTimerFilter, set below
+
+
+class SlaTimerFilter(StrictFilterSet):
+    ticket = IntegerFilter(field_name="ticket_id")
+
+    class Meta:
+        model = SlaTimer
+        fields = ["ticket", "state", "metric"]
+
+
+SlaTimerViewSet.filterset_class = SlaTimerFilter
 
 
 @extend_schema(

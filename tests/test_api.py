@@ -85,7 +85,9 @@ def test_the_management_command_prints_a_working_token(agent: Persona, capsys) -
 
 
 def test_another_organisations_tickets_do_not_exist(agent: Persona, outsider: Persona) -> None:
-    mine = TicketFactory(organization=agent.organization, social_account__brand__organization=agent.organization)
+    mine = TicketFactory(
+        organization=agent.organization, social_account__brand__organization=agent.organization
+    )
     theirs = TicketFactory()
     theirs_org = theirs.organization
     Membership.objects.filter(user=outsider.user).update(organization=theirs_org)
@@ -99,13 +101,20 @@ def test_another_organisations_tickets_do_not_exist(agent: Persona, outsider: Pe
     ):
         assert client.get(url).status_code == 404, url
     response = client.post(f"/api/v1/tickets/{theirs.pk}/tags/", {"tag": "x"}, format="json")
-    assert response.status_code == 404 and response.json() == {"detail": "Not found.", "code": "not_found"}
+    assert response.status_code == 404 and response.json() == {
+        "detail": "Not found.",
+        "code": "not_found",
+    }
     assert not theirs.tags.exists()
 
 
-def test_roles_decide_what_each_member_may_read(agent: Persona, manager: Persona, org_admin: Persona) -> None:
+def test_roles_decide_what_each_member_may_read(
+    agent: Persona, manager: Persona, org_admin: Persona
+) -> None:
     SlaPolicy.objects.get_or_create(organization=agent.organization, defaults={"name": "Default"})
-    SocialAccountFactory(brand__organization=agent.organization, credentials={"bearer_token": "sekrit-1"})
+    SocialAccountFactory(
+        brand__organization=agent.organization, credentials={"bearer_token": "sekrit-1"}
+    )
     assert api(agent).get("/api/v1/sla-policies/").status_code == 403
     assert api(manager).get("/api/v1/sla-policies/").status_code == 200
     assert api(agent).get("/api/v1/metrics/today/").status_code == 403
@@ -119,7 +128,9 @@ def test_roles_decide_what_each_member_may_read(agent: Persona, manager: Persona
 def test_an_admin_turns_a_channel_off_and_nothing_else(org_admin: Persona) -> None:
     account = SocialAccountFactory(brand__organization=org_admin.organization, username="acme")
     client = api(org_admin)
-    response = client.patch(f"/api/v1/channels/{account.pk}/", {"enabled": False, "username": "evil"}, format="json")
+    response = client.patch(
+        f"/api/v1/channels/{account.pk}/", {"enabled": False, "username": "evil"}, format="json"
+    )
     assert response.status_code == 200
     account.refresh_from_db()
     assert account.enabled is False and account.username == "acme"
@@ -133,7 +144,10 @@ def test_filters_ordering_and_pagination(agent: Persona) -> None:
     closed = TicketFactory(social_account=account, status=Status.CLOSED)
     high.add_tag("outage", by=None)
     client = api(agent)
-    ids = lambda query: [row["id"] for row in client.get(f"/api/v1/tickets/?{query}").json()["results"]]  # noqa: E731
+
+    def ids(query: str) -> list[int]:
+        return [row["id"] for row in client.get(f"/api/v1/tickets/?{query}").json()["results"]]
+
     assert set(ids("open=true")) == {low.pk, high.pk}
     assert ids("status=closed") == [closed.pk]
     assert ids("tag=outage") == [high.pk]
@@ -142,7 +156,11 @@ def test_filters_ordering_and_pagination(agent: Persona) -> None:
     page = client.get("/api/v1/tickets/?page_size=2").json()
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
     bad = client.get("/api/v1/tickets/?priority=9")
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid" and "priority" in bad.json()["fields"]
+    assert (
+        bad.status_code == 400
+        and bad.json()["code"] == "invalid"
+        and "priority" in bad.json()["fields"]
+    )
 
 
 def test_a_care_step_goes_out_through_the_outbox(agent: Persona) -> None:
@@ -150,7 +168,9 @@ def test_a_care_step_goes_out_through_the_outbox(agent: Persona) -> None:
     ticket = TicketFactory(social_account=account)
     InboundMessageFactory(ticket=ticket)
     client = api(agent)
-    out_of_order = client.post(f"/api/v1/tickets/{ticket.pk}/steps/", {"step": "resolve", "text": "Done"}, format="json")
+    out_of_order = client.post(
+        f"/api/v1/tickets/{ticket.pk}/steps/", {"step": "resolve", "text": "Done"}, format="json"
+    )
     assert out_of_order.status_code == 409 and out_of_order.json()["code"] == "step_refused"
     assert not Message.objects.filter(ticket=ticket, direction="out").exists()
     response = client.post(
@@ -161,21 +181,43 @@ def test_a_care_step_goes_out_through_the_outbox(agent: Persona) -> None:
     assert response.status_code == 202, response.json()
     assert response.json()["delivery"] == "queued"
     assert OutboxItem.objects.filter(message_id=response.json()["id"]).exists()
-    empty = client.post(f"/api/v1/tickets/{ticket.pk}/steps/", {"step": "take_offline", "text": ""}, format="json")
+    empty = client.post(
+        f"/api/v1/tickets/{ticket.pk}/steps/", {"step": "take_offline", "text": ""}, format="json"
+    )
     assert empty.status_code == 400 and "text" in empty.json()["fields"]
 
 
-def test_assign_priority_and_tags_are_recorded(agent: Persona, manager: Persona, outsider: Persona) -> None:
-    ticket = TicketFactory(organization=agent.organization, social_account__brand__organization=agent.organization)
+def test_assign_priority_and_tags_are_recorded(
+    agent: Persona, manager: Persona, outsider: Persona
+) -> None:
+    ticket = TicketFactory(
+        organization=agent.organization, social_account__brand__organization=agent.organization
+    )
     team = Team.objects.create(organization=agent.organization, name="Billing")
     client = api(agent)
-    assert client.post(f"/api/v1/tickets/{ticket.pk}/assign/", {"user": outsider.user.pk}, format="json").status_code == 400
+    assert (
+        client.post(
+            f"/api/v1/tickets/{ticket.pk}/assign/", {"user": outsider.user.pk}, format="json"
+        ).status_code
+        == 400
+    )
     response = client.post(
-        f"/api/v1/tickets/{ticket.pk}/assign/", {"user": manager.user.pk, "team": team.pk}, format="json"
+        f"/api/v1/tickets/{ticket.pk}/assign/",
+        {"user": manager.user.pk, "team": team.pk},
+        format="json",
     )
     assert response.status_code == 200 and response.json()["assigned_to"] == manager.user.pk
-    assert client.post(f"/api/v1/tickets/{ticket.pk}/priority/", {"priority": 1, "reason": "VIP"}, format="json").json()["priority"] == 1
-    assert client.post(f"/api/v1/tickets/{ticket.pk}/tags/", {"tag": "#Refund"}, format="json").json()["tags"] == ["refund"]
+    assert (
+        client.post(
+            f"/api/v1/tickets/{ticket.pk}/priority/",
+            {"priority": 1, "reason": "VIP"},
+            format="json",
+        ).json()["priority"]
+        == 1
+    )
+    assert client.post(
+        f"/api/v1/tickets/{ticket.pk}/tags/", {"tag": "#Refund"}, format="json"
+    ).json()["tags"] == ["refund"]
     kinds = set(ticket.events.values_list("kind", flat=True))
     assert {EventKind.ASSIGNED, EventKind.PRIORITY_CHANGED, EventKind.TAGGED} <= kinds
     events = client.get(f"/api/v1/tickets/{ticket.pk}/events/").json()["results"]
@@ -187,9 +229,13 @@ def test_the_token_endpoint_signs_in_and_is_throttled_like_the_login_form(agent:
     ok = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw"}, format="json")
     assert ok.status_code == 201 and ok.json()["role"] == "agent"
     for n in range(settings.AXES_FAILURE_LIMIT):
-        wrong = client.post("/api/v1/auth/token/", {"username": "alice", "password": f"no-{n}"}, format="json")
+        wrong = client.post(
+            "/api/v1/auth/token/", {"username": "alice", "password": f"no-{n}"}, format="json"
+        )
         assert wrong.status_code in {401, 429}
-    locked = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw"}, format="json")
+    locked = client.post(
+        "/api/v1/auth/token/", {"username": "alice", "password": "pw"}, format="json"
+    )
     assert locked.status_code == 429
     assert ApiToken.objects.count() == 1
 

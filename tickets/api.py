@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from careinbox.accounts.models import Membership, Team
 from careinbox.api.auth import HasRole
-from careinbox.api.common import OrgScopedMixin, Pagination
+from careinbox.api.common import IntegerFilter, OrgScopedMixin, Pagination, StrictFilterSet
 from tickets.models import (
     OPEN_STATUSES,
     Message,
@@ -135,23 +135,24 @@ class TagRequestSerializer(serializers.Serializer):
     tag = serializers.CharField(max_length=60)
 
 
-class TicketFilter(django_filters.FilterSet):
+class TicketFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     open = django_filters.BooleanFilter(method="filter_open", label="only open tickets")
     tag = django_filters.CharFilter(field_name="tags__name", label="tag name")
     opened_after = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
     opened_before = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
-    min_followers = django_filters.NumberFilter(field_name="customer_followers", lookup_expr="gte")
+    min_followers = IntegerFilter(field_name="customer_followers", lookup_expr="gte")
+    # Ids as plain numbers: an id that is not yours matches nothing (rather than a 400 that
+    # would tell that it exists elsewhere).
+    brand = IntegerFilter(field_name="brand_id")
+    assigned_to = IntegerFilter(field_name="assigned_to_id")
+    team = IntegerFilter(field_name="team_id")
 
     class Meta:
         model = Ticket
         fields = ["status", "priority", "platform", "brand", "assigned_to", "team", "is_public"]
 
-    def filter_open(
-        self, queryset: QuerySet[Ticket], name: str, value: bool | None
-    ) -> QuerySet[Ticket]:
-        if value is None:
-            return queryset
+    def filter_open(self, queryset: QuerySet[Ticket], name: str, value: bool) -> QuerySet[Ticket]:
         return (
             queryset.filter(status__in=OPEN_STATUSES)
             if value
@@ -188,7 +189,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         responses=MessageSerializer(many=True), summary="The ticket's conversation, oldest first"
     )
-    @action(detail=True, methods=["get"], pagination_class=Pagination)
+    @action(detail=True, methods=["get"], pagination_class=Pagination, filter_backends=[])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         queryset = ticket.messages.select_related("outbox").order_by("created_at", "pk")
@@ -198,7 +199,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         responses=EventSerializer(many=True), summary="The ticket's timeline, oldest first"
     )
-    @action(detail=True, methods=["get"], pagination_class=Pagination)
+    @action(detail=True, methods=["get"], pagination_class=Pagination, filter_backends=[])
     def events(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         queryset = ticket.events.select_related("actor").order_by("at", "pk")
@@ -210,7 +211,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         responses={202: MessageSerializer},
         summary="Take the ticket's next care step: the reply goes out through the outbox",
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filter_backends=[])
     def steps(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         data = StepRequestSerializer(data=request.data)
@@ -230,7 +231,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         request=AssignRequestSerializer, responses=TicketSerializer, summary="Assign or unassign"
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filter_backends=[])
     def assign(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         data = AssignRequestSerializer(data=request.data)
@@ -269,7 +270,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         responses=TicketSerializer,
         summary="Override the priority",
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filter_backends=[])
     def priority(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         data = PriorityRequestSerializer(data=request.data)
@@ -282,7 +283,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         return Response(TicketSerializer(self.get_object()).data)
 
     @extend_schema(request=TagRequestSerializer, responses=TicketSerializer, summary="Add a tag")
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filter_backends=[])
     def tags(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         data = TagRequestSerializer(data=request.data)
@@ -293,7 +294,7 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         return Response(TicketSerializer(self.get_object()).data)
 
     @extend_schema(request=TagRequestSerializer, responses=TicketSerializer, summary="Remove a tag")
-    @action(detail=True, methods=["post"], url_path="tags/remove")
+    @action(detail=True, methods=["post"], url_path="tags/remove", filter_backends=[])
     def remove_tag(self, request: Request, pk: str | None = None) -> Response:
         ticket = self.get_object()
         data = TagRequestSerializer(data=request.data)

@@ -157,3 +157,39 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
     token.revoke()
     messages.success(request, f"Revoked {token}.")
     return redirect("api:tokens")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 404 of the whole site: JSON under /api/ (the body every API error has), else the page."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Exception("Not found"))
+
+
+def locked_out(request: HttpRequest, credentials: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+    """django-axes' lockout answer: JSON for the API's token endpoint, the page elsewhere."""
+    from django.conf import settings
+    from django.http import JsonResponse
+
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse(
+            {
+                "detail": f"Too many failed sign-ins: locked for {minutes} minutes.",
+                "code": "locked_out",
+            },
+            status=429,
+        )
+    else:
+        response = render(
+            request,
+            "registration/locked_out.html",
+            {"cooloff_time": f"{minutes} minutes"},
+            status=429,
+        )
+    response["Retry-After"] = str(minutes * 60)
+    return response
