@@ -141,9 +141,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "axes",
     "careinbox.accounts",
     "careinbox.notifications",
+    "careinbox.api",
     "channels_social",
     "tickets",
     "monitoring",
@@ -325,7 +329,7 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "careinbox.api.views.locked_out"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 # The client address is REMOTE_ADDR; behind N trusted proxies (TRUSTED_PROXY_COUNT) it is read
@@ -434,10 +438,62 @@ FACEBOOK_SANDBOX_URL = env_url(
     "FACEBOOK_SANDBOX_URL", "http://127.0.0.1:8766", schemes={"http", "https"}
 )
 
+# --- REST API (Django REST framework, drf-spectacular) ---------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "careinbox.api.auth.ApiTokenAuthentication",
+        "careinbox.api.auth.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["careinbox.api.auth.HasRole"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "careinbox.api.common.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "100000/hour" if TESTING else "3600/hour"),
+        "anon": env_str("API_THROTTLE_ANON", "100000/hour" if TESTING else "120/hour"),
+        "token": env_str("API_THROTTLE_TOKEN", "100000/hour" if TESTING else "20/hour"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CareInbox API",
+    "DESCRIPTION": (
+        "Tickets, messages, care steps, SLA policies and metrics of your organisation. "
+        "Authenticate with `Authorization: Bearer <token>` (make a token in the app under "
+        "API tokens, or `POST /api/v1/auth/token/`). Another organisation's object is a 404."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "careinbox.api.schema.add_error_responses",
+    ],
+    "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    "SECURITY": [{"bearerAuth": []}],
+}
+
+# Shared by every web process (API throttling counts, presence): Redis when there is one,
+# else a file cache under var/ that all local processes see.
+if TESTING:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 LOGGING = {
     "version": 1,

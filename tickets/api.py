@@ -1,0 +1,317 @@
+"""The tickets part of the REST API: tickets, their messages and timeline, and the actions an agent
+takes on them (care steps sent through the same outbox as the inbox, assignment, priority, tags)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from careinbox.accounts.models import Membership, Team
+from careinbox.api.auth import HasRole
+from careinbox.api.common import IntegerFilter, OrgScopedMixin, Pagination, StrictFilterSet
+from tickets.models import (
+    OPEN_STATUSES,
+    Message,
+    Priority,
+    Status,
+    Step,
+    StepError,
+    Tag,
+    Ticket,
+    TicketEvent,
+)
+from tickets.services import ticket_take_step
+
+
+class CustomerSerializer(serializers.Serializer):
+    external_id = serializers.CharField(source="customer_external_id")
+    username = serializers.CharField(source="customer_username")
+    display_name = serializers.CharField(source="customer_display_name")
+    followers = serializers.IntegerField(source="customer_followers")
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    priority_label = serializers.CharField(source="get_priority_display", read_only=True)
+    brand_name = serializers.CharField(source="brand.name", read_only=True)
+    handle = serializers.CharField(source="social_account.username", read_only=True)
+    customer = CustomerSerializer(source="*", read_only=True)
+    next_step = serializers.CharField(read_only=True, allow_null=True)
+    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "status",
+            "priority",
+            "priority_label",
+            "priority_reasons",
+            "platform",
+            "brand",
+            "brand_name",
+            "social_account",
+            "handle",
+            "customer",
+            "conversation_id",
+            "is_public",
+            "assigned_to",
+            "team",
+            "tags",
+            "approval_required",
+            "next_step",
+            "sla_due_at",
+            "opened_at",
+            "closed_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    delivery = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "kind",
+            "direction",
+            "is_public",
+            "step",
+            "text",
+            "author_username",
+            "author_display_name",
+            "author_followers",
+            "external_id",
+            "in_reply_to_external_id",
+            "found_by",
+            "created_at",
+            "delivery",
+        ]
+        read_only_fields = fields
+
+    def get_delivery(self, message: Message) -> str | None:
+        """The outbox state of a reply (queued, sending, sent, refused, failed, uncertain)."""
+        outbox = getattr(message, "outbox", None)
+        return outbox.state if outbox is not None else None
+
+
+class EventSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(read_only=True)
+    actor = serializers.StringRelatedField(read_only=True)
+
+    class Meta:
+        model = TicketEvent
+        fields = ["id", "kind", "label", "at", "actor", "message", "data"]
+        read_only_fields = fields
+
+
+class StepRequestSerializer(serializers.Serializer):
+    step = serializers.ChoiceField(choices=Step.choices)
+    text = serializers.CharField(max_length=20000, trim_whitespace=True)
+
+
+class AssignRequestSerializer(serializers.Serializer):
+    user = serializers.IntegerField(
+        allow_null=True, min_value=1, help_text="user id; null: unassign"
+    )
+    team = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class PriorityRequestSerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Priority.choices)
+    reason = serializers.CharField(max_length=200)
+
+
+class TagRequestSerializer(serializers.Serializer):
+    tag = serializers.CharField(max_length=60)
+
+
+class TicketFilter(StrictFilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
+    open = django_filters.BooleanFilter(method="filter_open", label="only open tickets")
+    tag = django_filters.CharFilter(field_name="tags__name", label="tag name")
+    opened_after = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
+    min_followers = IntegerFilter(field_name="customer_followers", lookup_expr="gte")
+    # Ids as plain numbers: an id that is not yours matches nothing (rather than a 400 that
+    # would tell that it exists elsewhere).
+    brand = IntegerFilter(field_name="brand_id")
+    assigned_to = IntegerFilter(field_name="assigned_to_id")
+    team = IntegerFilter(field_name="team_id")
+
+    class Meta:
+        model = Ticket
+        fields = ["status", "priority", "platform", "brand", "assigned_to", "team", "is_public"]
+
+    def filter_open(self, queryset: QuerySet[Ticket], name: str, value: bool) -> QuerySet[Ticket]:
+        return (
+            queryset.filter(status__in=OPEN_STATUSES)
+            if value
+            else queryset.exclude(status__in=OPEN_STATUSES)
+        )
+
+
+def _error(detail: str, code: str, http_status: int = status.HTTP_409_CONFLICT) -> Response:
+    return Response({"detail": detail, "code": code}, status=http_status)
+
+
+class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Tickets of your organisation (another organisation's ticket is a 404)."""
+
+    queryset = (
+        Ticket.objects.select_related("brand", "social_account")
+        .prefetch_related("tags")
+        .order_by("-opened_at", "-pk")
+    )
+    serializer_class = TicketSerializer
+    permission_classes = [HasRole]
+    pagination_class = Pagination
+    filterset_class = TicketFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
+    ordering_fields = ["opened_at", "priority", "sla_due_at", "sla_risk_at", "updated_at", "id"]
+
+    def get_queryset(self) -> Any:
+        return (
+            super().get_queryset().distinct()
+            if "tag" in self.request.query_params
+            else super().get_queryset()
+        )
+
+    @extend_schema(
+        responses=MessageSerializer(many=True), summary="The ticket's conversation, oldest first"
+    )
+    @action(detail=True, methods=["get"], pagination_class=Pagination, filter_backends=[])
+    def messages(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        queryset = ticket.messages.select_related("outbox").order_by("created_at", "pk")
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses=EventSerializer(many=True), summary="The ticket's timeline, oldest first"
+    )
+    @action(detail=True, methods=["get"], pagination_class=Pagination, filter_backends=[])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        queryset = ticket.events.select_related("actor").order_by("at", "pk")
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=StepRequestSerializer,
+        responses={202: MessageSerializer},
+        summary="Take the ticket's next care step: the reply goes out through the outbox",
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def steps(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = StepRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            message = ticket_take_step(
+                ticket=ticket,
+                step=data.validated_data["step"],
+                by=request.user,
+                text=data.validated_data["text"],
+            )
+        except StepError as error:
+            return _error(str(error), "step_refused")
+        message = Message.objects.select_related("outbox").get(pk=message.pk)
+        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=AssignRequestSerializer, responses=TicketSerializer, summary="Assign or unassign"
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = AssignRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        organization = request.organization  # type: ignore[attr-defined]
+        user = None
+        if data.validated_data["user"] is not None:
+            member = (
+                Membership.objects.filter(
+                    organization=organization, user_id=data.validated_data["user"], is_active=True
+                )
+                .select_related("user")
+                .first()
+            )
+            if member is None:
+                return _error(
+                    "No active member of your organisation has that id.", "unknown_user", 400
+                )
+            user = member.user
+        kwargs: dict[str, Any] = {}
+        if "team" in data.validated_data:
+            team_id = data.validated_data["team"]
+            team = (
+                Team.objects.filter(organization=organization, pk=team_id).first()
+                if team_id
+                else None
+            )
+            if team_id and team is None:
+                return _error("Your organisation has no team with that id.", "unknown_team", 400)
+            kwargs["team"] = team
+        ticket.assign(user, by=request.user, reason=data.validated_data["reason"], **kwargs)
+        return Response(TicketSerializer(self.get_object()).data)
+
+    @extend_schema(
+        request=PriorityRequestSerializer,
+        responses=TicketSerializer,
+        summary="Override the priority",
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def priority(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = PriorityRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket.change_priority(
+            int(data.validated_data["priority"]),
+            by=request.user,
+            reason=data.validated_data["reason"],
+        )
+        return Response(TicketSerializer(self.get_object()).data)
+
+    @extend_schema(request=TagRequestSerializer, responses=TicketSerializer, summary="Add a tag")
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def tags(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = TagRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not Tag.normalise(data.validated_data["tag"]):
+            return _error("A tag needs at least one letter or digit.", "invalid_tag", 400)
+        ticket.add_tag(data.validated_data["tag"], by=request.user)
+        return Response(TicketSerializer(self.get_object()).data)
+
+    @extend_schema(request=TagRequestSerializer, responses=TicketSerializer, summary="Remove a tag")
+    @action(detail=True, methods=["post"], url_path="tags/remove", filter_backends=[])
+    def remove_tag(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        data = TagRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ticket.remove_tag(data.validated_data["tag"], by=request.user)
+        return Response(TicketSerializer(self.get_object()).data)
+
+
+class TagViewSet(OrgScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = Tag.objects.order_by("name")
+    permission_classes = [HasRole]
+    pagination_class = Pagination
+
+    class serializer_class(serializers.ModelSerializer):
+        class Meta:
+            model = Tag
+            fields = ["id", "name"]
+
+
+__all__ = ["TagViewSet", "TicketViewSet"]
