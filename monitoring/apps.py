@@ -9,5 +9,7 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         from monitoring import handlers
+        from monitoring.escalation import handlers as escalation_handlers
 
         handlers.register()
+        escalation_handlers.register()
