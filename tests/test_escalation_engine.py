@@ -387,3 +387,25 @@ def test_actions_assign_and_survive_a_second_run(org: Organization, agent: Perso
     firing.refresh_from_db()
     assert firing.actions_done_at is not None
     assert firing.outcome == ["already assigned", "notified 0 of 1"]
+
+
+def test_the_demo_rule_is_seeded_once_and_matches_a_warned_ticket() -> None:
+    from careinbox.demo import seed_demo
+    from monitoring.escalation.demo import DEMO_RULE_NAME
+
+    org, account = seed_demo()
+    seed_demo()
+    [rule] = EscalationRule.objects.filter(organization=org)
+    assert rule.name == DEMO_RULE_NAME and len(rule.levels) == 2
+    with time_machine.travel(T0, tick=False):
+        ticket = TicketFactory(
+            social_account=account, organization=org, brand=account.brand, priority=Priority.URGENT
+        )
+        sla_start(ticket=ticket)
+    with time_machine.travel(T0 + timedelta(minutes=12), tick=False):
+        sla_sweep()
+        escalation_sweep()
+        _run_all()
+    ticket.refresh_from_db()
+    assert _fired(rule, ticket) == [1]
+    assert list(ticket.tags.values_list("name", flat=True)) == ["at-risk"]
