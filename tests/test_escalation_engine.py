@@ -409,3 +409,32 @@ def test_the_demo_rule_is_seeded_once_and_matches_a_warned_ticket() -> None:
     ticket.refresh_from_db()
     assert _fired(rule, ticket) == [1]
     assert list(ticket.tags.values_list("name", flat=True)) == ["at-risk"]
+
+
+def test_an_event_checks_only_its_own_ticket(
+    org: Organization, django_capture_on_commit_callbacks: Any
+) -> None:
+    rule = _rule(
+        org, [{"kind": "priority", "at_least": Priority.HIGH}], {"after_minutes": 0, "actions": {}}
+    )
+    quiet = _ticket(org, priority=Priority.HIGH)
+    loud = _ticket(org, priority=Priority.NORMAL)
+    with django_capture_on_commit_callbacks(execute=True):
+        loud.change_priority(Priority.URGENT, by=None, reason="a journalist")
+    assert set(EscalationFiring.objects.filter(rule=rule).values_list("ticket_id", flat=True)) == {
+        loud.pk
+    }
+    escalation_sweep()  # beat's pass finds the other
+    assert set(EscalationFiring.objects.filter(rule=rule).values_list("ticket_id", flat=True)) == {
+        loud.pk,
+        quiet.pk,
+    }
+
+
+def test_a_rule_naming_an_unknown_condition_matches_nothing(
+    org: Organization, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule = _rule(org, [{"kind": "sentiment", "below": -0.5}], {"after_minutes": 0, "actions": {}})
+    _ticket(org)
+    assert escalation_sweep().fired == []
+    assert "matches nothing" in caplog.text and _fired(rule) == []

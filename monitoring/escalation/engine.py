@@ -66,22 +66,29 @@ def open_tickets(organization_id: int) -> TicketQuerySet:
 
 
 def matching_tickets(
-    organization_id: int, conditions: list[dict[str, Any]], *, now: datetime | None = None
+    organization_id: int,
+    conditions: list[dict[str, Any]],
+    *,
+    now: datetime | None = None,
+    ticket_id: int | None = None,
 ) -> TicketQuerySet:
-    """The organisation's open tickets every condition holds for now: what the rule would match
-    (the dry run shows exactly this)."""
-    return apply_conditions(open_tickets(organization_id), conditions, now or timezone.now())
+    """The organisation's open tickets (or the one ticket) every condition holds for now: what
+    the rule would match (the dry run shows exactly this)."""
+    tickets = open_tickets(organization_id)
+    if ticket_id is not None:
+        tickets = tickets.filter(pk=ticket_id)  # first: a kind read into Python reads one row
+    return apply_conditions(tickets, conditions, now or timezone.now())
 
 
 def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> EscalationPass:
     result = EscalationPass()
     try:
-        matching = matching_tickets(rule.organization_id, rule.conditions, now=now)
+        matching = matching_tickets(
+            rule.organization_id, rule.conditions, now=now, ticket_id=ticket_id
+        )
     except UnknownCondition as error:
         log.warning("escalation rule %s matches nothing: %s", rule.pk, error)
         matching = open_tickets(rule.organization_id).none()
-    if ticket_id is not None:
-        matching = matching.filter(pk=ticket_id)
     live = EscalationMatch.objects.filter(rule=rule, cleared_at__isnull=True)
     if ticket_id is not None:
         live = live.filter(ticket_id=ticket_id)
