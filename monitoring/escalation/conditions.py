@@ -18,8 +18,7 @@ from operator import or_
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from careinbox.accounts.models import Organization
 from channels_social.base import ChannelAdapter, PostFact, ReplyFacts
@@ -328,15 +327,15 @@ class UnassignedCondition(ConditionKind):
         return f"unassigned for {params['minutes']} min"
 
     def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
-        last_change = (
-            TicketEvent.objects.filter(ticket_id=OuterRef("pk"), kind=EventKind.ASSIGNED)
-            .order_by("-at")
-            .values("at")[:1]
+        # Unassigned since max(the last assignment change, opening) <= cutoff, written as an
+        # anti-join (no assignment change after the cutoff), which the database runs as one
+        # pass over the events instead of a sub-select per ticket.
+        cutoff = now - timedelta(minutes=params["minutes"])
+        changed_since = TicketEvent.objects.filter(
+            ticket_id=OuterRef("pk"), kind=EventKind.ASSIGNED, at__gt=cutoff
         )
-        return (
-            tickets.filter(assigned_to__isnull=True)
-            .alias(escalation_unassigned_since=Coalesce(Subquery(last_change), F("opened_at")))
-            .filter(escalation_unassigned_since__lte=now - timedelta(minutes=params["minutes"]))
+        return tickets.filter(assigned_to__isnull=True, opened_at__lte=cutoff).exclude(
+            Exists(changed_since)
         )
 
 

@@ -33,7 +33,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from monitoring.escalation.actions import run_actions
@@ -92,17 +91,25 @@ def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> Es
     live = EscalationMatch.objects.filter(rule=rule, cleared_at__isnull=True)
     if ticket_id is not None:
         live = live.filter(ticket_id=ticket_id)
+    # Three reads, whatever the number of tickets: what matches now, the live matches, and
+    # the levels they have fired. The rest is set arithmetic here.
+    matched = set(matching.values_list("pk", flat=True))
+    live_rows = list(live.values_list("pk", "ticket_id", "since"))
+    fired: dict[int, set[int]] = {}
+    if live_rows:
+        levels_fired = EscalationFiring.objects.filter(
+            match__rule=rule, match__cleared_at__isnull=True
+        )
+        if ticket_id is not None:
+            levels_fired = levels_fired.filter(ticket_id=ticket_id)
+        for match_id, number in levels_fired.values_list("match_id", "level"):
+            fired.setdefault(match_id, set()).add(number)
     events: list[TicketEvent] = []
 
     # 1. Clear the matches whose conditions no longer hold.
-    fired_any = EscalationFiring.objects.filter(match_id=OuterRef("pk"))
-    clearing = list(
-        live.exclude(ticket_id__in=matching.values("pk"))
-        .annotate(had_fired=Exists(fired_any))
-        .values_list("pk", "ticket_id", "had_fired")
-    )
+    clearing = [(pk, tid) for pk, tid, _ in live_rows if tid not in matched]
     if clearing:
-        EscalationMatch.objects.filter(pk__in=[pk for pk, _, _ in clearing]).update(cleared_at=now)
+        EscalationMatch.objects.filter(pk__in=[pk for pk, _ in clearing]).update(cleared_at=now)
         result.cleared = len(clearing)
         events += [
             TicketEvent(
@@ -112,36 +119,30 @@ def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> Es
                 at=now,
                 data={"rule_id": rule.pk, "rule": rule.name},
             )
-            for _, tid, had_fired in clearing
-            if had_fired
+            for pk, tid in clearing
+            if fired.get(pk)
         ]
+    holding = [(pk, tid, since) for pk, tid, since in live_rows if tid in matched]
 
     # 2. Start a match for each ticket newly meeting every condition.
-    new_ids = list(matching.exclude(pk__in=live.values("ticket_id")).values_list("pk", flat=True))
+    new_ids = sorted(matched - {tid for _, tid, _ in live_rows})
     if new_ids:
-        EscalationMatch.objects.bulk_create(
+        created_matches = EscalationMatch.objects.bulk_create(
             EscalationMatch(
                 organization_id=rule.organization_id, rule=rule, ticket_id=tid, since=now
             )
             for tid in new_ids
         )
+        holding += [(match.pk, match.ticket_id, now) for match in created_matches]
         result.matched = len(new_ids)
 
     # 3. Fire each level whose time has come, once per match.
     firings: list[EscalationFiring] = []
     for number, level in enumerate(rule.levels, start=1):
         after = timedelta(minutes=int(level.get("after_minutes") or 0))
-        already = EscalationFiring.objects.filter(match_id=OuterRef("pk"), level=number)
-        due = (
-            EscalationMatch.objects.filter(
-                rule=rule, cleared_at__isnull=True, since__lte=now - after
-            )
-            .exclude(Exists(already))
-            .values_list("pk", "ticket_id")
-        )
-        if ticket_id is not None:
-            due = due.filter(ticket_id=ticket_id)
-        for match_id, tid in due:
+        for match_id, tid, since in holding:
+            if since > now - after or number in fired.get(match_id, ()):
+                continue
             firings.append(
                 EscalationFiring(
                     organization_id=rule.organization_id,
