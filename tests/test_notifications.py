@@ -126,9 +126,14 @@ def test_a_notification_never_sends_anyone_outside_the_app(
         assert response["Location"] == reverse("notifications:list")
 
 
-def test_the_webhook_is_posted_as_slack_json(chat_server: ChatServer) -> None:
-    assert deliver_webhook.apply(args=(chat_server.url, "Ticket #7 breached")).get() is True
-    assert chat_server.bodies == [{"text": "Ticket #7 breached"}]
+def test_the_webhook_is_posted_as_slack_json_with_hostile_text_escaped(
+    chat_server: ChatServer,
+) -> None:
+    text = "Ticket #7 @<!channel> & <https://evil.example|click>"
+    assert deliver_webhook.apply(args=(chat_server.url, text)).get() is True
+    assert chat_server.bodies == [
+        {"text": "Ticket #7 @&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"}
+    ]
 
 
 def test_a_failing_webhook_is_retried_and_a_refused_one_logged(

@@ -42,14 +42,25 @@ def describe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}/…" if parts.hostname else "(no address)"
 
 
+def slack_escape(text: str) -> str:
+    """Slack reads ``<…>`` as links and mentions (``<!channel>`` pings everyone) and ``&`` as
+    the start of an entity: a customer's handle or words must arrive as plain text, so the
+    three are escaped as Slack's message formatting asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def post_webhook(url: str, text: str) -> int:
-    """POST ``{"text": text}`` to ``url`` once; the status code on success (2xx)."""
+    """POST ``{"text": text}`` to ``url`` once (``text`` escaped for Slack's formatting); the
+    status code on success (2xx)."""
     problem = webhook_problem(url)
     if problem:
         raise WebhookError(f"{describe_url(url)}: {problem}", permanent=True)
     try:
         response = requests.post(
-            url, json={"text": text[:MAX_TEXT]}, timeout=TIMEOUT_SECONDS, allow_redirects=False
+            url,
+            json={"text": slack_escape(text[:MAX_TEXT])},
+            timeout=TIMEOUT_SECONDS,
+            allow_redirects=False,
         )
     except requests.RequestException as error:
         raise WebhookError(
