@@ -97,9 +97,7 @@ def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> Es
     live_rows = list(live.values_list("pk", "ticket_id", "since"))
     fired: dict[int, set[int]] = {}
     if live_rows:
-        levels_fired = EscalationFiring.objects.filter(
-            match__rule=rule, match__cleared_at__isnull=True
-        )
+        levels_fired = EscalationFiring.objects.filter(rule=rule, match__cleared_at__isnull=True)
         if ticket_id is not None:
             levels_fired = levels_fired.filter(ticket_id=ticket_id)
         for match_id, number in levels_fired.values_list("match_id", "level"):
