@@ -303,6 +303,13 @@ def test_a_closing_reply_window_comes_from_the_adapter(org: Organization) -> Non
     closing = _facebook_ticket(org, now - timedelta(hours=23, minutes=50))  # 24 h closes in 10 min
     later = _facebook_ticket(org, now - timedelta(hours=20))
     human_agent_closing = _facebook_ticket(org, now - timedelta(days=7) + timedelta(minutes=5))
+    for minutes in (90, 30):  # two comments: the latest is the one a private reply answers
+        InboundMessageFactory(
+            ticket=later,
+            platform=Platform.FACEBOOK,
+            kind=MessageKind.COMMENT,
+            created_at=now - timedelta(minutes=minutes),
+        )
     x_ticket = _ticket(org)
     InboundMessageFactory(ticket=x_ticket, kind=MessageKind.DM, is_public=False)
     conditions = [{"kind": "reply_window", "within_minutes": 15}]
@@ -312,6 +319,7 @@ def test_a_closing_reply_window_comes_from_the_adapter(org: Organization) -> Non
         # The bulk facts are the ones the outbox gathers for one ticket.
         tickets = Ticket.objects.filter(pk__in=[closing.pk, later.pk, human_agent_closing.pk])
         bulk = bulk_reply_facts(tickets, now)
+        assert bulk[later.pk][1].reply_to is not None
         for ticket in tickets:
             one = reply_facts(ticket)
             assert bulk[ticket.pk][1] == one.__class__(**{**one.__dict__, "now": now})

@@ -18,7 +18,7 @@ from operator import or_
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 
 from careinbox.accounts.models import Organization
 from channels_social.base import ChannelAdapter, PostFact, ReplyFacts
@@ -350,65 +350,58 @@ def _has_reply_windows(platform: str) -> bool:
 
 
 def bulk_reply_facts(tickets: TicketQuerySet, now: datetime) -> dict[int, tuple[str, ReplyFacts]]:
-    """``tickets.services.outbox.reply_facts`` for many tickets in two queries: per ticket its
+    """``tickets.services.outbox.reply_facts`` for many tickets in three queries: per ticket its
     platform and the facts its platform's reply windows read (the customer's last private
-    message, the post a private reply would answer, the posts already answered privately).
+    message, their latest public post, the posts already answered privately). The customers'
+    messages are read once, in order, and folded here: cheaper than sub-selects per ticket.
     A test holds the two to the same answers."""
-    inbound = Message.objects.filter(ticket_id=OuterRef("pk"), direction=Direction.INBOUND).exclude(
-        external_id=""
+    rows = list(tickets.values_list("pk", "platform", "customer_display_name", "customer_username"))
+    if not rows:
+        return {}
+    candidates = tickets.values("pk")
+    last_private: dict[int, datetime] = {}
+    latest_public: dict[int, PostFact] = {}
+    inbound = (
+        Message.objects.filter(ticket__in=candidates, direction=Direction.INBOUND)
+        .exclude(external_id="")
+        .order_by("ticket_id", "created_at", "pk")
+        .values_list("ticket_id", "is_public", "external_id", "created_at", "kind")
     )
-    last_private = inbound.filter(is_public=False).order_by("-created_at").values("created_at")[:1]
-    latest_public = inbound.filter(is_public=True).order_by("-created_at", "-pk")
-    rows = list(
-        tickets.annotate(
-            facts_last_private=Subquery(last_private),
-            facts_target_id=Subquery(latest_public.values("external_id")[:1]),
-            facts_target_at=Subquery(latest_public.values("created_at")[:1]),
-            facts_target_kind=Subquery(latest_public.values("kind")[:1]),
-        ).values_list(
-            "pk",
-            "platform",
-            "customer_display_name",
-            "customer_username",
-            "facts_last_private",
-            "facts_target_id",
-            "facts_target_at",
-            "facts_target_kind",
-        )
-    )
+    for ticket_id, is_public, external_id, created_at, kind in inbound:
+        if is_public:  # in order: the last one seen is the latest (created_at, then pk)
+            latest_public[ticket_id] = PostFact(external_id, created_at, kind)
+        else:
+            last_private[ticket_id] = created_at
     answered: dict[int, set[str]] = {}
-    if rows:
-        replies = (
-            Message.objects.filter(
-                ticket_id__in=[row[0] for row in rows],
-                direction=Direction.OUTBOUND,
-                kind=MessageKind.PRIVATE_REPLY,
-            )
-            .exclude(outbox__state=OutboxState.FAILED)
-            .values_list("ticket_id", "in_reply_to_external_id")
+    replies = (
+        Message.objects.filter(
+            ticket__in=candidates, direction=Direction.OUTBOUND, kind=MessageKind.PRIVATE_REPLY
         )
-        for ticket_id, external_id in replies:
-            answered.setdefault(ticket_id, set()).add(external_id)
-    facts = {}
-    for pk, platform, display, username, last, target_id, target_at, target_kind in rows:
-        facts[pk] = (
+        .exclude(outbox__state=OutboxState.FAILED)
+        .values_list("ticket_id", "in_reply_to_external_id")
+    )
+    for ticket_id, external_id in replies:
+        answered.setdefault(ticket_id, set()).add(external_id)
+    return {
+        pk: (
             platform,
             ReplyFacts(
                 now=now,
                 customer_name=display or username,
-                last_private_from_customer_at=last,
-                reply_to=PostFact(target_id, target_at, target_kind) if target_id else None,
+                last_private_from_customer_at=last_private.get(pk),
+                reply_to=latest_public.get(pk),
                 privately_answered=frozenset(answered.get(pk, set())),
             ),
         )
-    return facts
+        for pk, platform, display, username in rows
+    }
 
 
 class ReplyWindowCondition(ConditionKind):
     """The platform's window for the ticket's private steps (the adapter's ``private_kind`` and
     ``reply_window``: Facebook's 24-hour and 7-day Messenger windows, the one private reply per
     comment within 7 days) is open now and closes within N minutes. Platforms without reply
-    windows (X) never match. The facts are read in two queries for all candidates, the
+    windows (X) never match. The facts are read in three queries for all candidates, the
     adapter's rules applied to each row in Python."""
 
     key = "reply_window"
