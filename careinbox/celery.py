@@ -35,6 +35,13 @@ def _schedule(sender: Celery, **_: object) -> None:
             "schedule": float(sweep),
             "options": {"expires": sweep * 0.9},
         },
+        # Escalation rules, set-based per rule (docs/benchmarks.md); each ticket event also
+        # checks its own ticket at once.
+        "escalation-sweep": {
+            "task": "monitoring.escalation.tasks.sweep_escalations",
+            "schedule": float(sweep),
+            "options": {"expires": sweep * 0.9, "queue": settings.CELERY_INTERACTIVE_QUEUE},
+        },
         "dispatch-ticket-events": {
             "task": "tickets.tasks.dispatch_ticket_events",
             "schedule": 10.0,

@@ -10,6 +10,7 @@ from django.db import transaction
 from careinbox.accounts.models import Membership, Organization, Role, User
 from channels_social.models import Brand, ListeningQuery, Platform, SocialAccount
 from monitoring.demo import seed_demo_sla
+from monitoring.escalation.demo import seed_demo_escalation
 
 DEMO_ORG_SLUG = "acme"
 DEMO_BRAND_X_ID = "1600000000000000001"
@@ -40,6 +41,7 @@ def seed_demo(*, sandbox_url: str | None = None) -> tuple[Organization, SocialAc
     sandbox_url = sandbox_url or settings.X_SANDBOX_URL
     org, _ = Organization.objects.get_or_create(slug=DEMO_ORG_SLUG, defaults={"name": "Acme"})
     seed_demo_sla(org)
+    seed_demo_escalation(org)
     for login in DEMO_LOGINS:
         user, _ = User.objects.get_or_create(
             username=login.username,

@@ -10,6 +10,7 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from careinbox.settings_area import SettingsSection, register_section
         from monitoring import handlers
+        from monitoring.escalation import handlers as escalation_handlers
 
         handlers.register()
         register_section(
@@ -22,3 +23,4 @@ class MonitoringConfig(AppConfig):
                 "and holidays.",
             )
         )
+        escalation_handlers.register()

@@ -391,3 +391,111 @@ class SlaTimer(models.Model):
     def elapsed(self) -> timedelta | None:
         """Calendar time from start to fulfilment (first reply time, as Zendesk counts it)."""
         return self.fulfilled_at - self.started_at if self.fulfilled_at else None
+
+
+# --- Escalation rules (monitoring.escalation) ---------------------------------------------------
+# Rules admins write in the app: conditions that must all hold on an open ticket, and levels
+# that act once each after the conditions have held for a number of minutes. The engine
+# (``monitoring.escalation.engine``) keeps one live EscalationMatch per rule and ticket while the
+# conditions hold, and one EscalationFiring per match and level, so a level fires once per
+# episode however many workers sweep at the same time.
+
+
+class EscalationEventKind(models.TextChoices):
+    """The ticket events escalation records (registered with ``tickets.events``)."""
+
+    ESCALATED = "escalated", "Escalated"
+    ESCALATION_CLEARED = "escalation_cleared", "Escalation cleared"
+
+
+class EscalationRule(models.Model):
+    """An admin's rule: when every condition holds on an open ticket, its levels act in turn.
+
+    ``conditions`` is a list of ``{"kind": <registered kind>, ...params}`` (the kinds live in
+    ``monitoring.escalation.conditions``); ``levels`` a list of ``{"after_minutes": int,
+    "actions": {...}}``, level 1 first, each acting once the conditions have held that long."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="escalation_rules"
+    )
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0, help_text="Lower is evaluated first.")
+    conditions = models.JSONField(default=list, blank=True)
+    levels = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organization", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="escalation_rule_name_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EscalationMatch(models.Model):
+    """One episode of a rule's conditions holding on a ticket: from ``since`` (when the engine
+    first saw them hold) until ``cleared_at`` (when it first saw them not hold). Only one is
+    live per rule and ticket; a later episode starts a new row, and its levels may fire again."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="matches")
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="escalation_matches"
+    )
+    since = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "ticket"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="one_live_escalation_match",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} on ticket {self.ticket_id} since {self.since:%Y-%m-%d %H:%M}"
+
+
+class EscalationFiring(models.Model):
+    """A level of a rule fired on a ticket, once per match (the unique constraint is what keeps
+    two sweeping workers from both firing it). ``actions_done_at`` is set once its actions ran;
+    each action is idempotent, so running them again after a crash changes nothing twice."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    match = models.ForeignKey(EscalationMatch, on_delete=models.CASCADE, related_name="firings")
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="firings")
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="escalation_firings"
+    )
+    level = models.PositiveSmallIntegerField()
+    fired_at = models.DateTimeField()
+    # The level's actions as they were when it fired (a later edit of the rule changes none).
+    actions = models.JSONField(default=dict, blank=True)
+    actions_done_at = models.DateTimeField(null=True, blank=True)
+    # What each action did, in words, for the timeline and the rule's page.
+    outcome = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["match", "level"], name="escalation_fires_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["fired_at"],
+                condition=models.Q(actions_done_at__isnull=True),
+                name="escalation_actions_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Level {self.level} of rule {self.rule_id} on ticket {self.ticket_id}"

@@ -1,0 +1,36 @@
+"""Escalation on the event seam: each ticket event re-checks the ticket against its
+organisation's rules at once (the sweep catches the rest: time passing, rules edited)."""
+
+from __future__ import annotations
+
+from careinbox.settings_area import SettingsSection, register_section
+from monitoring.escalation.engine import escalation_sweep
+from monitoring.models import EscalationEventKind, SlaEventKind
+from tickets import events
+from tickets.models import EventKind, TicketEvent
+
+# Every kind tickets and the SLA engine record ("reopened" is the care workflow's), never
+# escalation's own: its events come from a pass already made.
+CHECKED_KINDS = [*EventKind.values, *SlaEventKind.values, "reopened"]
+
+
+def on_ticket_event(event: TicketEvent) -> None:
+    escalation_sweep(ticket_id=event.ticket_id, organization_id=event.organization_id)
+
+
+def register() -> None:
+    from monitoring.escalation import tasks  # noqa: F401  (the worker learns the tasks)
+
+    events.register_kinds(EscalationEventKind)
+    # After monitoring's SLA handlers (registered first): it sees the timers they changed.
+    events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)
+    register_section(
+        SettingsSection(
+            "escalation",
+            "Escalation rules",
+            "escalation:rules",
+            order=50,
+            description="Who is told, and what changes, when a ticket is at risk: levels, "
+            "conditions, a dry run.",
+        )
+    )
