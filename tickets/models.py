@@ -802,16 +802,18 @@ class Promise(models.Model):
 
     @property
     def kept_late(self) -> bool:
-        return self.kept_at is not None and self.kept_at > self.due_at
+        """Kept after it was due (it had been marked broken, or was kept past its time)."""
+        return self.kept_at is not None and (
+            self.broken_at is not None or self.kept_at > self.due_at
+        )
 
     def keep(self, *, by: User) -> TicketEvent:
         """The agent kept the promise (late if it was broken); recorded."""
         if self.state == PromiseState.KEPT:
             raise StepError("This promise was kept already.")
-        was = self.state
         self.state, self.kept_at, self.kept_by = PromiseState.KEPT, timezone.now(), by
         self.save(update_fields=["state", "kept_at", "kept_by"])
-        late = " (late)" if was == PromiseState.BROKEN or self.kept_late else ""
+        late = " (late)" if self.kept_late else ""
         return self.ticket.record(
             EventKind.PROMISE_KEPT,
             actor=by,

@@ -15,13 +15,13 @@ from django import forms
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from careinbox.accounts.models import Membership, Role, Team
 from careinbox.audit import record_change, snapshot
-from careinbox.tenancy import get_for_org_or_404, role_required
+from careinbox.tenancy import role_required
 from tickets.models import (
     EventKind,
     MessageKind,
@@ -51,7 +51,8 @@ from tickets.views import _get_ticket, _wants_partial, _workspace
 
 
 class NoteForm(forms.Form):
-    body = forms.CharField(max_length=5000, widget=forms.Textarea)
+    # Required-ness and length are the service's to say (note_add), in its words.
+    body = forms.CharField(required=False, widget=forms.Textarea)
 
 
 class TagForm(forms.Form):
@@ -64,13 +65,17 @@ class SkipForm(forms.Form):
 
 
 class PromiseForm(forms.Form):
-    text = forms.CharField(max_length=300)
+    text = forms.CharField(label="What was promised", required=False)
     due_at = forms.DateTimeField(
+        label="Due time",
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     remind_minutes_before = forms.IntegerField(
-        min_value=0, max_value=7 * 24 * 60, initial=int(DEFAULT_REMINDER_LEAD.total_seconds() // 60)
+        label="Reminder (minutes before)",
+        min_value=0,
+        max_value=7 * 24 * 60,
+        initial=int(DEFAULT_REMINDER_LEAD.total_seconds() // 60),
     )
 
 
@@ -365,10 +370,8 @@ def routing(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action", "")
         if action == "routing":
-            team: Team = get_for_org_or_404(
-                Team.objects.all(),  # type: ignore[arg-type]
-                organization,
-                pk=_int_or_none(request.POST.get("team")) or 0,
+            team = get_object_or_404(
+                Team, organization=organization, pk=_pk(request.POST.get("team"))
             )
             form = RoutingForm(request.POST)
             form.is_valid()  # two checkboxes: any input is valid
@@ -376,10 +379,10 @@ def routing(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Routing of {team} saved.")
             return redirect("tickets:routing")
         elif action == "redistribute":
-            member: Membership = get_for_org_or_404(
-                Membership.objects.select_related("user"),  # type: ignore[arg-type]
-                organization,
-                pk=_int_or_none(request.POST.get("member")) or 0,
+            member = get_object_or_404(
+                Membership.objects.select_related("user"),
+                organization=organization,
+                pk=_pk(request.POST.get("member")),
             )
             try:
                 result = redistribute_open_tickets(membership=member, by=request.user)  # type: ignore[arg-type]
@@ -424,6 +427,14 @@ def routing(request: HttpRequest) -> HttpResponse:
 
 
 ROUTING_FIELDS = ("auto_assign", "takes_new_tickets")
+
+
+def _pk(value: str | None) -> int:
+    """An id from a form; anything else is 0, which no row has (a 404)."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def _save_routing(request: HttpRequest, team: Team, data: dict[str, Any]) -> None:
