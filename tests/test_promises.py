@@ -147,7 +147,7 @@ def test_promise_views_read_the_due_time_in_the_orgs_time_zone(
     response = client.post(
         url,
         {
-            "text": "Call back",
+            "promise": "Call back",
             "due_at": local.strftime("%Y-%m-%dT%H:%M"),
             "remind_minutes_before": "15",
         },
@@ -160,9 +160,9 @@ def test_promise_views_read_the_due_time_in_the_orgs_time_zone(
     assert promise.due_at - promise.remind_at == timedelta(minutes=15)
     assert f'id="promise-{promise.pk}"' in response.content.decode()
 
-    bad = client.post(url, {"text": "x", "due_at": "tomorrow", "remind_minutes_before": "5"})
+    bad = client.post(url, {"promise": "x", "due_at": "tomorrow", "remind_minutes_before": "5"})
     assert bad.status_code == 422 and "Due time" in bad.content.decode()
-    assert outsider.client().post(url, {"text": "x"}).status_code == 404
+    assert outsider.client().post(url, {"promise": "x"}).status_code == 404
     kept = reverse("tickets:promise-kept", args=[ticket.pk, promise.pk])
     assert outsider.client().post(kept).status_code == 404
     assert client.post(kept).status_code == 302

@@ -136,5 +136,5 @@ def test_a_reply_the_platform_refused_offers_skipping(ticket: Ticket, agent: Per
         Step.ACKNOWLEDGE, message=message, reason="This post was deleted.", cause="reply_refused"
     )
     page = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
-    assert '<details class="skip" id="skip-box" open>' in page
+    assert '<details class="step-skip" id="skip-box" open>' in page
     assert "will not take this reply? Skip the step instead" in page

@@ -3,6 +3,8 @@ closing without a public close-out, hiding a post; and the managers' team-routin
 
 Each POST answers an htmx request with the ticket's workspace partial (422 with the error when
 refused) and a plain form with a redirect (or the page with the error), like the step form.
+The side panel's forms select only the panel from it (``hx-select``), so the reply the agent
+is typing stays in its box; the hide form selects the conversation.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class SkipForm(forms.Form):
 
 
 class PromiseForm(forms.Form):
-    text = forms.CharField(label="What was promised", required=False)
+    promise = forms.CharField(label="What was promised", required=False)
     due_at = forms.DateTimeField(
         label="Due time",
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
@@ -168,9 +170,13 @@ def _done(request: HttpRequest, ticket: Ticket, said: str) -> HttpResponse:
     return redirect("tickets:detail", pk=ticket.pk)
 
 
-def _refused(request: HttpRequest, ticket: Ticket, error: str, area: str) -> HttpResponse:
+def _refused(
+    request: HttpRequest, ticket: Ticket, error: str, area: str, **extra: object
+) -> HttpResponse:
     ticket.refresh_from_db()
-    return _workspace(request, ticket, error=error, workflow_error=error, workflow_area=area)
+    return _workspace(
+        request, ticket, error=error, workflow_error=error, workflow_area=area, **extra
+    )
 
 
 # --- Assignment -----------------------------------------------------------------------------------
@@ -272,7 +278,7 @@ def promise(request: HttpRequest, pk: int) -> HttpResponse:
         promise_make(
             ticket=ticket,
             by=request.user,  # type: ignore[arg-type]
-            text=form.cleaned_data["text"],
+            text=form.cleaned_data["promise"],
             due_at=form.cleaned_data["due_at"],
             remind_before=timedelta(minutes=form.cleaned_data["remind_minutes_before"]),
         )
@@ -353,7 +359,7 @@ def hide_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except TeamworkError as exc:
-        return _refused(request, ticket, str(exc), "moderation")
+        return _refused(request, ticket, str(exc), "moderation", workflow_target=message_id)
     return _done(request, ticket, "Hiding the post: queued.")
 
 
