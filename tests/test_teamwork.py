@@ -264,7 +264,11 @@ def test_routing_page_is_for_managers_audited_and_redistributes(
     ticket = _ticket(org, assigned_to=ann.user, team=team)
     refused = client.post(url, {"action": "redistribute", "member": ann.pk})
     assert refused.status_code == 422 and "not away" in refused.content.decode()
-    Membership.objects.filter(pk=ann.pk).update(is_away=True)
+    away = client.post(url, {"action": "availability", "member": ann.pk, "is_away": "on"})
+    assert away.status_code == 302
+    assert Membership.objects.get(pk=ann.pk).is_away
+    audit = AuditEntry.objects.get(object_type="Membership")
+    assert (audit.before, audit.after) == ({"is_away": False}, {"is_away": True})
     assert client.post(url, {"action": "redistribute", "member": ann.pk}).status_code == 302
     assert Ticket.objects.get(pk=ticket.pk).assigned_to.username == "ben"  # type: ignore[union-attr]
 

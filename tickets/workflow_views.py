@@ -384,6 +384,28 @@ def routing(request: HttpRequest) -> HttpResponse:
             _save_routing(request, team, form.cleaned_data)
             messages.success(request, f"Routing of {team} saved.")
             return redirect("tickets:routing")
+        elif action == "availability":
+            member = get_object_or_404(
+                Membership.objects.select_related("user"),
+                organization=organization,
+                pk=_pk(request.POST.get("member")),
+            )
+            with transaction.atomic():
+                before = snapshot(member, ["is_away"])
+                member.is_away = request.POST.get("is_away") == "on"
+                member.save(update_fields=["is_away"])
+                record_change(
+                    organization,
+                    request.user,
+                    "updated",
+                    member,
+                    object_type="Membership",
+                    before=before,
+                    after=snapshot(member, ["is_away"]),
+                )
+            state = "away: routing gives them nothing new" if member.is_away else "back"
+            messages.success(request, f"{member.user} is {state}.")
+            return redirect("tickets:routing")
         elif action == "redistribute":
             member = get_object_or_404(
                 Membership.objects.select_related("user"),
