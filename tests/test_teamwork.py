@@ -385,3 +385,32 @@ def test_ticket_page_queries_do_not_grow_with_notes_promises_tags(
     assert len(many) == len(few)
     with django_assert_max_num_queries(TICKET_PAGE_QUERIES):  # type: ignore[operator]
         client.get(url)
+
+
+ROUTING_PAGE_QUERIES = 9
+
+
+def test_routing_page_queries_do_not_grow_with_teams_and_members(
+    manager: Persona, django_assert_max_num_queries: object
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    org = manager.organization
+    client = manager.client()
+    url = reverse("tickets:routing")
+    _team(org, _member(org, "ann"))
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for n in range(4):
+        team = Team.objects.create(organization=org, name=f"Tier {n}")
+        team.members.set([_member(org, f"member{n}{m}", is_away=m == 0) for m in range(3)])
+        TeamRouting.objects.create(organization=org, team=team, auto_assign=True)
+        _ticket(org, assigned_to=team.members.first().user)  # type: ignore[union-attr]
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(response.context["rows"]) == 5 and len(response.context["away"]) == 4
+    assert len(many) == len(few)
+    with django_assert_max_num_queries(ROUTING_PAGE_QUERIES):  # type: ignore[operator]
+        client.get(url)
