@@ -101,10 +101,7 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
     return {
         "ticket": ticket,
         "conversation": conversation,
-        "pending_delivery": any(
-            m.direction == Direction.OUTBOUND and m.outbox.state in PENDING_STATES
-            for m in conversation
-        ),
+        "pending_delivery": any(m.outbox.state in PENDING_STATES for m in replies),
         "events": events,
         "refusal": reopened.data.get("reason") if reopened else None,
         "refused_by_platform": bool(

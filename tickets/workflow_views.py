@@ -145,6 +145,8 @@ def workflow_context(
         "is_mine": ticket.assigned_to_id == getattr(request.user, "pk", None),
         "can_manage": bool(membership and membership.has_role(Role.MANAGER)),
         "hides": hides,
+        # A hide on its way: the conversation refreshes itself (a hide holds no step back).
+        "moderation_pending": any(state in ("queued", "sending") for state in hides.values()),
         "closed_without_close_out": closing.data.get("summary", "")
         if closing is not None and closing.kind == EventKind.CLOSED_WITHOUT_CLOSE_OUT
         else "",
