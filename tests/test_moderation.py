@@ -1,16 +1,20 @@
 """Moderation: hiding a customer's post only for a community-guideline reason, out through the
-outbox to the X emulator, recorded when asked and when X answers; never a care step."""
+outbox to the X and Facebook emulators, recorded when asked and when the platform answers;
+never a care step."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from channels_social.models import SocialAccount
+from channels_social.models import Platform, SocialAccount
 from channels_social.services import account_poll
 from tests.conftest import Persona
+from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FB_PAGE_TOKEN, FacebookSandbox
 from tests.factories import InboundMessageFactory, TicketFactory
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import (
@@ -146,3 +150,31 @@ def test_hide_view(agent: Persona, manager: Persona, outsider: Persona) -> None:
     assert 'hx-trigger="every 2s"' in page
     assert "Sending the previous reply" not in page
     assert "Hiding a post" in page  # on the timeline
+
+
+def test_hiding_a_facebook_comment_through_the_outbox(
+    agent: Persona,
+    make_account: Callable[..., SocialAccount],
+    facebook_sandbox_clean: FacebookSandbox,
+) -> None:
+    sandbox = facebook_sandbox_clean
+    sandbox.register_page(name="Acme")
+    account = make_account(
+        platform=Platform.FACEBOOK,
+        external_id=FB_PAGE_ID,
+        username="Acme",
+        api_base_url=sandbox.url,
+        credentials={"page_access_token": FB_PAGE_TOKEN},
+        connected_at=timezone.now() - timedelta(days=1),
+    )
+    launch = sandbox.control.page_post(FB_PAGE_ID, "Our winter sale starts today!")
+    comment = sandbox.control.comment(
+        launch["id"], person_id="9001", name="Rude Ron", message="Buy cheap pills at spam.example"
+    )
+    account_poll(account_id=account.pk)
+    ticket = Ticket.objects.get()
+    post = ticket.messages.get(external_id=comment["id"])
+    hide = moderation_hide(ticket=ticket, message_id=post.pk, by=agent.user, reason="spam")
+    assert outbox_send(item_id=hide.outbox.pk) == OutboxState.SENT
+    assert sandbox.control.get_object(comment["id"])["is_hidden"] is True
+    assert ticket.events.get(kind=EventKind.POST_HIDDEN).data["reason"] == "spam"
