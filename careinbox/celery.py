@@ -47,6 +47,12 @@ def _schedule(sender: Celery, **_: object) -> None:
             "schedule": 10.0,
             "options": {"expires": 9},
         },
+        # Promise reminders before they are due, and broken promises once due (tickets).
+        "sweep-promises": {
+            "task": "tickets.tasks.sweep_promises",
+            "schedule": 30.0,
+            "options": {"expires": 27},
+        },
         "outbox-housekeeping": {
             "task": "tickets.tasks.outbox_housekeeping",
             "schedule": 60.0,

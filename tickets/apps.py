@@ -13,3 +13,23 @@ class TicketsConfig(AppConfig):
         from tickets.services.ingest import ingest_posts
 
         register_post_sink(ingest_posts)
+
+        # Team work: a new ticket goes to the team that takes new tickets (round-robin).
+        from careinbox.accounts.models import Role
+        from careinbox.settings_area import SettingsSection, register_section
+        from tickets import events
+        from tickets.models import EventKind
+        from tickets.services.teamwork import route_new_ticket
+
+        events.subscribe(route_new_ticket, kinds=[EventKind.OPENED])
+        register_section(
+            SettingsSection(
+                "routing",
+                "Team routing",
+                "tickets:routing",
+                35,
+                Role.MANAGER,
+                description="Which team takes new tickets, round-robin by capacity, and who is "
+                "away.",
+            )
+        )

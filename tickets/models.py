@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models
@@ -96,6 +97,8 @@ class MessageKind(models.TextChoices):
     VISITOR_POST = "visitor_post", "Visitor post"
     MESSENGER = "messenger", "Messenger"
     PRIVATE_REPLY = "private_reply", "Private reply"
+    # Moderation going out through the outbox: hiding the customer's post (no text is sent).
+    HIDE = "hide", "Hide (moderation)"
 
 
 class Direction(models.TextChoices):
@@ -335,6 +338,8 @@ class Ticket(models.Model):
                 f"This ticket is {self.get_status_display().lower()}: "
                 f"the next step is {Step(self.next_step).label}, not {Step(step).label}."
             )
+        if rule.leads_to == Status.CLOSED:
+            self.check_no_open_promise()
         return rule.public and self.is_public
 
     def take_step(self, step: str, *, by: User, message: Message | None) -> TicketEvent:
@@ -380,6 +385,54 @@ class Ticket(models.Model):
 
     def close_out(self, *, by: User, message: Message) -> TicketEvent:
         return self.take_step(Step.CLOSE_OUT, by=by, message=message)
+
+    def check_no_open_promise(self) -> None:
+        """A ticket cannot close while a promise made on it is open (kept or broken: it can)."""
+        promise = self.promises.filter(state=PromiseState.OPEN).order_by("due_at").first()
+        if promise is not None:
+            raise StepError(
+                f"A promise is still open: \u201c{promise.text}\u201d (due "
+                f"{when(promise.due_at, self.organization)}). Keep it before closing."
+            )
+
+    def skip_step(self, step: str, *, reason: str, by: User, note: str = "") -> TicketEvent:
+        """Skip the next care step, only with a reason (``SkipReason``); recorded. Skipping the
+        close-out closes the ticket without a public close-out (its own kind of event)."""
+        self.check_step(step)
+        reason = SkipReason.check(reason, note)
+        if step == Step.CLOSE_OUT:
+            return self.close_without_close_out(reason=reason, by=by, note=note)
+        self.status = STEP_RULES[step].leads_to
+        self.save(update_fields=["status", "updated_at"])
+        return self.record(
+            EventKind.STEP_SKIPPED,
+            actor=by,
+            step=step,
+            reason=reason,
+            note=note,
+            summary=f"{Step(step).label}: {SkipReason(reason).label}"
+            + (f" ({note})" if note else ""),
+        )
+
+    def close_without_close_out(self, *, reason: str, by: User, note: str = "") -> TicketEvent:
+        """Close the ticket from any open step with no public close-out, only with a reason;
+        recorded as ``closed_without_close_out`` so reports count these closes."""
+        if not self.is_open:
+            raise StepError("This ticket is closed already.")
+        reason = SkipReason.check(reason, note)
+        self.check_no_open_promise()
+        before = self.status
+        self.status = Status.CLOSED
+        self.closed_at = timezone.now()
+        self.save(update_fields=["status", "closed_at", "updated_at"])
+        return self.record(
+            EventKind.CLOSED_WITHOUT_CLOSE_OUT,
+            actor=by,
+            from_status=before,
+            reason=reason,
+            note=note,
+            summary=SkipReason(reason).label + (f" ({note})" if note else ""),
+        )
 
 
 class MessageQuerySet(OrgQuerySet["Message"]):
@@ -512,6 +565,18 @@ class EventKind(models.TextChoices):
     TAGGED = "tagged", "Tagged"
     UNTAGGED = "untagged", "Tag removed"
     APPROVAL_REQUIRED = "approval_required", "Replies need approval"
+    # Team work, notes, promises, skipped steps and moderation (issue #8).
+    NOTE_ADDED = "note_added", "Internal note"
+    STEP_SKIPPED = "step_skipped", "Step skipped"
+    # Closed with no public close-out: its own kind, so reports count it without guessing.
+    CLOSED_WITHOUT_CLOSE_OUT = "closed_without_close_out", "Closed without a public close-out"
+    PROMISE_MADE = "promise_made", "Promise made"
+    PROMISE_REMINDER = "promise_reminder", "Promise reminder sent"
+    PROMISE_KEPT = "promise_kept", "Promise kept"
+    PROMISE_BROKEN = "promise_broken", "Promise broken"
+    MODERATION_REQUESTED = "moderation_requested", "Hiding a post"
+    POST_HIDDEN = "post_hidden", "Post hidden"
+    MODERATION_FAILED = "moderation_failed", "Hiding refused by the platform"
 
 
 class Tag(models.Model):
@@ -578,3 +643,214 @@ class TicketEvent(models.Model):
         from tickets.events import label_for
 
         return label_for(self.kind)
+
+
+# --- Team work, notes, promises, skipped steps and moderation (issue #8) ---------------------
+
+
+def when(moment: datetime, organization: Organization) -> str:
+    """A time as the organisation's people read it: "Dec 1, 17:00" in its time zone."""
+    return f"{timezone.localtime(moment, ZoneInfo(organization.time_zone)):%b %-d, %H:%M}"
+
+
+class SkipReason(models.TextChoices):
+    """Why a care step was skipped, or a ticket closed without a public close-out."""
+
+    NO_ANSWER = "no_answer", "The customer never answered the DM"
+    DMS_CLOSED = "dms_closed", "The customer's DMs are closed"
+    POST_DELETED = "post_deleted", "The customer deleted the post"
+    SPAM = "spam", "Spam"
+    DUPLICATE = "duplicate", "A duplicate of another ticket"
+    OTHER = "other", "Other (say why)"
+
+    @classmethod
+    def check(cls, reason: str, note: str) -> str:
+        """The reason, valid; else StepError saying what is missing."""
+        if reason not in cls.values:
+            raise StepError("Choose a reason: " + ", ".join(str(r.label) for r in cls) + ".")
+        if reason == cls.OTHER and not note.strip():
+            raise StepError("Say why, in a few words, when the reason is \u201cother\u201d.")
+        return reason
+
+
+class ModerationReason(models.TextChoices):
+    """The community guidelines a post may be hidden for; nothing else hides a post."""
+
+    HARASSING = "harassing", "Harassing someone"
+    DEROGATORY = "derogatory", "Derogatory or hateful"
+    VULGAR = "vulgar", "Vulgar or obscene"
+    SPAM = "spam", "Spam"
+
+
+class TeamRouting(models.Model):
+    """How a team hands out tickets: round-robin on or off, whether new tickets come to it, and
+    the round-robin's place (the member who was given the last ticket)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="routing")
+    auto_assign = models.BooleanField(
+        default=False, help_text="Hand each ticket that comes to the team to the next member."
+    )
+    takes_new_tickets = models.BooleanField(
+        default=False, help_text="Every newly opened ticket comes to this team."
+    )
+    last_assigned = models.ForeignKey(
+        "accounts.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(takes_new_tickets=True),
+                name="one_intake_team_per_org",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Routing of {self.team}"
+
+
+class Note(models.Model):
+    """An internal note on a ticket: for colleagues only, never sent anywhere. Never edited."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    mentions: models.ManyToManyField[User, Any] = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["ticket", "created_at"], name="note_ticket_idx")]
+
+    def __str__(self) -> str:
+        return f"Note on #{self.ticket_id}: {self.body[:40]}"
+
+
+class PromiseState(models.TextChoices):
+    OPEN = "open", "Open"
+    KEPT = "kept", "Kept"
+    BROKEN = "broken", "Broken"
+
+
+class PromiseQuerySet(OrgQuerySet["Promise"]):
+    def open(self) -> PromiseQuerySet:
+        return self.filter(state=PromiseState.OPEN)
+
+
+class Promise(models.Model):
+    """Something an agent promised the customer ("call back by 17:00"), with its due time.
+
+    Open until kept; the sweep reminds before ``remind_at`` and marks it broken once ``due_at``
+    has passed (``broken_at``). A broken promise can still be kept, late (``kept_at`` after
+    ``due_at``). Escalation rules read ``state``, ``due_at``, ``broken_at``.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="promises")
+    text = models.CharField(max_length=300)
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    remind_at = models.DateTimeField(help_text="When the reminder goes out (before due_at).")
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=8, choices=PromiseState.choices, default=PromiseState.OPEN)
+    kept_at = models.DateTimeField(null=True, blank=True)
+    kept_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    broken_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PromiseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [
+            # The sweep and escalation: open promises by due time, and reminders not yet sent.
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(state="open"),
+                name="promise_open_due_idx",
+            ),
+            models.Index(
+                fields=["remind_at"],
+                condition=models.Q(state="open", reminded_at__isnull=True),
+                name="promise_reminder_due_idx",
+            ),
+            models.Index(fields=["ticket", "state"], name="promise_ticket_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def kept_late(self) -> bool:
+        """Kept after it was due (it had been marked broken, or was kept past its time)."""
+        return self.kept_at is not None and (
+            self.broken_at is not None or self.kept_at > self.due_at
+        )
+
+    def keep(self, *, by: User) -> TicketEvent:
+        """The agent kept the promise (late if it was broken); recorded."""
+        if self.state == PromiseState.KEPT:
+            raise StepError("This promise was kept already.")
+        self.state, self.kept_at, self.kept_by = PromiseState.KEPT, timezone.now(), by
+        self.save(update_fields=["state", "kept_at", "kept_by"])
+        late = " (late)" if self.kept_late else ""
+        return self.ticket.record(
+            EventKind.PROMISE_KEPT,
+            actor=by,
+            promise_id=self.pk,
+            late=bool(late),
+            summary=f"\u201c{self.text}\u201d{late}",
+        )
+
+    def mark_broken(self, *, at: datetime | None = None) -> TicketEvent | None:
+        """The due time passed and it is not kept; recorded once (None if it was not open)."""
+        moment = at or timezone.now()
+        changed = Promise.objects.filter(pk=self.pk, state=PromiseState.OPEN).update(
+            state=PromiseState.BROKEN, broken_at=moment
+        )
+        if not changed:
+            return None
+        self.state, self.broken_at = PromiseState.BROKEN, moment
+        return self.ticket.record(
+            EventKind.PROMISE_BROKEN,
+            at=moment,
+            promise_id=self.pk,
+            due_at=self.due_at.isoformat(),
+            summary=f"\u201c{self.text}\u201d, due {when(self.due_at, self.ticket.organization)}",
+        )
+
+    def mark_reminded(self, *, at: datetime | None = None) -> TicketEvent | None:
+        """The reminder went out; recorded once (None if already reminded or not open)."""
+        moment = at or timezone.now()
+        changed = Promise.objects.filter(
+            pk=self.pk, state=PromiseState.OPEN, reminded_at__isnull=True
+        ).update(reminded_at=moment)
+        if not changed:
+            return None
+        self.reminded_at = moment
+        return self.ticket.record(
+            EventKind.PROMISE_REMINDER,
+            at=moment,
+            promise_id=self.pk,
+            summary=f"\u201c{self.text}\u201d is due {when(self.due_at, self.ticket.organization)}",
+        )

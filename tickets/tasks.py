@@ -46,3 +46,12 @@ def outbox_housekeeping() -> dict[str, int]:
 def dispatch_ticket_events() -> int:
     """Deliver events whose after-commit delivery never happened (a crash, a failed handler)."""
     return dispatch_pending()
+
+
+@shared_task
+def sweep_promises() -> dict[str, int]:
+    """Remind of promises coming due and mark broken those past due (each once)."""
+    from tickets.services.promises import promise_sweep
+
+    result = promise_sweep()
+    return {"reminded": result.reminded, "broken": result.broken}

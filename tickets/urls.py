@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tickets import views
+from tickets import views, workflow_views
 
 app_name = "tickets"
 
@@ -15,4 +15,28 @@ urlpatterns = [
         views.settle_uncertain,
         name="settle",
     ),
+    # Team work, notes, promises, skipping steps, moderation (tickets.workflow_views).
+    path("tickets/<int:pk>/assign/", workflow_views.assign, name="assign"),
+    path("tickets/<int:pk>/claim/", workflow_views.claim, name="claim"),
+    path("tickets/<int:pk>/tags/", workflow_views.tag_add, name="tag-add"),
+    path("tickets/<int:pk>/tags/remove/", workflow_views.tag_remove, name="tag-remove"),
+    path("tickets/<int:pk>/notes/", workflow_views.note, name="note"),
+    path("tickets/<int:pk>/promises/", workflow_views.promise, name="promise"),
+    path(
+        "tickets/<int:pk>/promises/<int:promise_id>/kept/",
+        workflow_views.promise_kept,
+        name="promise-kept",
+    ),
+    path("tickets/<int:pk>/steps/<slug:step>/skip/", workflow_views.skip_step, name="skip"),
+    path(
+        "tickets/<int:pk>/close-without-close-out/",
+        workflow_views.close_without_close_out,
+        name="close-without-close-out",
+    ),
+    path(
+        "tickets/<int:pk>/messages/<int:message_id>/hide/",
+        workflow_views.hide_post,
+        name="hide",
+    ),
+    path("settings/routing/", workflow_views.routing, name="routing"),
 ]

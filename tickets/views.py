@@ -17,6 +17,7 @@ from tickets.models import (
     STEP_RULES,
     Direction,
     EventKind,
+    MessageKind,
     OutboxState,
     Step,
     StepError,
@@ -91,17 +92,16 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
         ticket.messages.select_related("sent_by", "outbox").order_by("created_at", "pk")
     )
     # A reopened step's box holds the reply that did not go out, to edit rather than retype.
-    replies = [m for m in conversation if m.direction == Direction.OUTBOUND]
+    replies = [
+        m for m in conversation if m.direction == Direction.OUTBOUND and m.kind != MessageKind.HIDE
+    ]
     refused_text = ""
     if replies and step and replies[-1].step == step:
         refused_text = replies[-1].text if replies[-1].outbox.state == OutboxState.FAILED else ""
     return {
         "ticket": ticket,
         "conversation": conversation,
-        "pending_delivery": any(
-            m.direction == Direction.OUTBOUND and m.outbox.state in PENDING_STATES
-            for m in conversation
-        ),
+        "pending_delivery": any(m.outbox.state in PENDING_STATES for m in replies),
         "events": events,
         "refusal": reopened.data.get("reason") if reopened else None,
         "refused_by_platform": bool(
@@ -133,7 +133,10 @@ def _workspace(
 
     A 422 is swapped in too (base.html's htmx-config): it carries the error and the draft.
     """
+    from tickets.workflow_views import workflow_context
+
     context = _ticket_context(ticket)
+    context.update(workflow_context(request, ticket, context))
     context.update(extra)
     partial = _wants_partial(request)
     template = "tickets/ticket.html#workspace" if partial else "tickets/ticket.html"

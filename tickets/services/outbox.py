@@ -103,6 +103,8 @@ def reply_facts(
 
 
 def _kind_of(message: Message) -> OutboundKind:
+    if message.kind == MessageKind.HIDE:
+        return OutboundKind.HIDE
     if message.kind == MessageKind.PRIVATE_REPLY:
         return OutboundKind.PRIVATE_REPLY
     return OutboundKind.PUBLIC_REPLY if message.is_public else OutboundKind.PRIVATE_MESSAGE
@@ -123,7 +125,7 @@ def _kind_and_target(
     message: Message, ticket: Ticket, window: Window
 ) -> tuple[OutboundKind, SendTarget]:
     kind = _kind_of(message)
-    if kind in (OutboundKind.PUBLIC_REPLY, OutboundKind.PRIVATE_REPLY):
+    if kind in (OutboundKind.PUBLIC_REPLY, OutboundKind.PRIVATE_REPLY, OutboundKind.HIDE):
         return kind, SendTarget(in_reply_to_external_id=message.in_reply_to_external_id)
     return kind, SendTarget(
         recipient_external_id=ticket.customer_external_id, message_tag=window.tag
@@ -188,6 +190,17 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
             )
             log.warning("outbox item %s: a late answer after the claim was taken", item_id)
             return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
+        if kind == OutboundKind.HIDE:
+            # A hide sends nothing new: the platform id is the customer's post's, kept on it.
+            ticket.record(
+                EventKind.POST_HIDDEN,
+                message=message,
+                at=sent_at,
+                external_id=sent.external_id,
+                reason=(message.raw or {}).get("moderation_reason", ""),
+                summary=message.text,
+            )
+            return OutboxState.SENT
         message.external_id = sent.external_id
         if sent.conversation_id:
             message.conversation_id = sent.conversation_id
@@ -209,6 +222,8 @@ def _record_failure(
 ) -> str:
     error = str(exc)
     ticket = message.ticket
+    if message.kind == MessageKind.HIDE:
+        return _record_moderation_failure(item_id, token, message, exc, attempts, final_attempt)
     if exc.maybe_delivered:
         with transaction.atomic():
             if _finish_item(item_id, token, state=OutboxState.UNCERTAIN, last_error=error):
@@ -246,6 +261,36 @@ def _record_failure(
     raise TransientSendError(error, exc.retry_after) from exc
 
 
+def _record_moderation_failure(
+    item_id: int,
+    token: uuid.UUID,
+    message: Message,
+    exc: ChannelError,
+    attempts: int,
+    final_attempt: bool,
+) -> str:
+    """A hide that did not go through. Hiding twice changes nothing on the platform, so an
+    answer that never came back is simply tried again; a refusal is recorded as
+    ``moderation_failed`` (no care step moves: a hide is not a step)."""
+    error = str(exc)
+    give_up = final_attempt or attempts >= MAX_SEND_ATTEMPTS
+    if exc.permanent or give_up:
+        with transaction.atomic():
+            if _finish_item(item_id, token, state=OutboxState.FAILED, last_error=error):
+                message.ticket.record(
+                    EventKind.MODERATION_FAILED,
+                    message=message,
+                    error=error,
+                    status=exc.status,
+                    attempts=attempts,
+                )
+        log.warning("outbox item %s (hide) failed: %s", item_id, error)
+        return OutboxState.FAILED
+    if not _finish_item(item_id, token, state=OutboxState.QUEUED, last_error=error):
+        return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
+    raise TransientSendError(error, exc.retry_after) from exc
+
+
 def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> int:
     """Items left ``sending`` (a worker stopped, or the send stalled): take the claim away and
     mark them uncertain, for the agent to check. Never resent blindly."""
@@ -257,6 +302,12 @@ def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> 
     )
     flagged = 0
     for item in stuck:
+        if item.message.kind == MessageKind.HIDE:
+            # Hiding twice is harmless: a stalled hide is queued again (requeue_lost sends it).
+            OutboxItem.objects.filter(
+                pk=item.pk, state=OutboxState.SENDING, claim_token=item.claim_token
+            ).update(state=OutboxState.QUEUED)
+            continue
         with transaction.atomic():
             taken = OutboxItem.objects.filter(
                 pk=item.pk, state=OutboxState.SENDING, claim_token=item.claim_token

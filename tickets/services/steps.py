@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from channels_social.base import ChannelError, OutboundKind
@@ -33,6 +34,14 @@ OUTBOUND_MESSAGE_KINDS = {
 UNSETTLED = (OutboxState.QUEUED, OutboxState.SENDING, OutboxState.UNCERTAIN)
 
 
+def pending_replies(ticket: Ticket) -> QuerySet[OutboxItem]:
+    """The ticket's replies still on their way or unsettled (a hide is not a reply: it never
+    holds a step back)."""
+    return OutboxItem.objects.filter(message__ticket=ticket, state__in=UNSETTLED).exclude(
+        message__kind=MessageKind.HIDE
+    )
+
+
 def _reply_target(ticket: Ticket) -> Message | None:
     """The customer's latest public post in the ticket: a public reply goes under it."""
     return (
@@ -59,7 +68,7 @@ def ticket_take_step(*, ticket: Ticket, step: str, by: User, text: str) -> Messa
             .get(pk=ticket.pk)
         )
         public = ticket.check_step(step)
-        pending = OutboxItem.objects.filter(message__ticket=ticket, state__in=UNSETTLED)
+        pending = pending_replies(ticket)
         if pending.filter(state=OutboxState.UNCERTAIN).exists():
             raise StepError(
                 "The previous reply may not have been posted: check the platform and say "

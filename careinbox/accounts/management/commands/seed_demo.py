@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from careinbox.accounts.demo_seed import seed_demo_team
 from careinbox.demo import DEMO_LOGINS, seed_demo
+from tickets.demo import seed_demo_teamwork
 
 
 class Command(BaseCommand):
@@ -17,6 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         org, account = seed_demo()
         seed_demo_team(org)
+        seed_demo_teamwork(org)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation '{org.name}' ready; @{account.username} polls "

@@ -1,0 +1,410 @@
+"""Team work on a ticket: assigning, claiming, round-robin within a team, redistributing an away
+member's tickets, internal notes with @mentions, skipping a care step, and moderation.
+
+Each service checks who may do it, changes the ticket through its model methods (each records
+an event), and runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import Count
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+
+from careinbox.accounts.models import Membership, Role, Team
+from careinbox.notifications.services import notify
+from channels_social.base import OutboundKind
+from channels_social.registry import adapter_class
+from tickets.models import (
+    Direction,
+    EventKind,
+    Message,
+    MessageKind,
+    ModerationReason,
+    Note,
+    OutboxItem,
+    OutboxState,
+    StepError,
+    TeamRouting,
+    Ticket,
+    TicketEvent,
+)
+from tickets.services.steps import pending_replies
+
+if TYPE_CHECKING:
+    from careinbox.accounts.models import User
+
+NOTE_MAX_LENGTH = 5000
+
+
+class TeamworkError(Exception):
+    """A team-work action was refused (not allowed, or bad input); nothing changed."""
+
+
+def ticket_url(ticket: Ticket, anchor: str = "") -> str:
+    return reverse("tickets:detail", args=[ticket.pk]) + (f"#{anchor}" if anchor else "")
+
+
+# --- Assignment ------------------------------------------------------------------------------
+
+
+def routing_for(team: Team) -> TeamRouting:
+    routing, _ = TeamRouting.objects.get_or_create(
+        team=team, defaults={"organization_id": team.organization_id}
+    )
+    return routing
+
+
+def open_load(organization_id: int, user_ids: list[int]) -> dict[int, int]:
+    """How many open tickets each of these users has assigned, in one query."""
+    rows = (
+        Ticket.objects.filter(organization_id=organization_id, assigned_to_id__in=user_ids)
+        .open()
+        .values("assigned_to_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["assigned_to_id"]: row["n"] for row in rows}
+
+
+def next_in_rotation(
+    team: Team, routing: TeamRouting, *, exclude_user_id: int | None = None
+) -> Membership | None:
+    """The team's next member in round-robin order (membership order, wrapping after the one
+    given the last ticket) who is active, not away, and under their capacity; None if nobody."""
+    candidates = team.members.filter(is_active=True, is_away=False, user__is_active=True)
+    if exclude_user_id is not None:
+        candidates = candidates.exclude(user_id=exclude_user_id)
+    members = list(candidates.select_related("user").order_by("pk"))
+    load = open_load(team.organization_id, [m.user_id for m in members])
+    free = [m for m in members if load.get(m.user_id, 0) < m.capacity]
+    if not free:
+        return None
+    last = routing.last_assigned_id or 0
+    after = [m for m in free if m.pk > last]
+    return (after or free)[0]
+
+
+def _route_to_team(
+    ticket: Ticket, team: Team, *, by: User | None, reason: str, exclude_user_id: int | None = None
+) -> TicketEvent | None:
+    """Put the ticket in ``team``; with the team's auto-assign on, give it to the next member
+    (round-robin), else (or if nobody is free) leave it in the team's queue."""
+    routing = TeamRouting.objects.select_for_update().get(pk=routing_for(team).pk)
+    member = (
+        next_in_rotation(team, routing, exclude_user_id=exclude_user_id)
+        if (routing.auto_assign)
+        else None
+    )
+    if member is None:
+        note = "; nobody in the team is free" if routing.auto_assign else ""
+        return ticket.assign(None, team=team, by=by, reason=f"{reason}{note}")
+    routing.last_assigned = member
+    routing.save(update_fields=["last_assigned", "updated_at"])
+    event = ticket.assign(member.user, team=team, by=by, reason=f"{reason} (round-robin)")
+    _tell_assignee(ticket, member.user, by, event)
+    return event
+
+
+def _tell_assignee(ticket: Ticket, user: User, by: User | None, event: TicketEvent | None) -> None:
+    if event is None or (by is not None and by.pk == user.pk):
+        return
+    notify(
+        ticket.organization,
+        [user],
+        f"Ticket #{ticket.pk} (@{ticket.customer_username}) is yours",
+        body=f"Assigned by {by}." if by else "Assigned by routing.",
+        url=ticket_url(ticket),
+        kind="assignment",
+        dedupe_key=f"assigned:{event.pk}",
+    )
+
+
+def _member(ticket: Ticket, user_id: int) -> Membership:
+    member = (
+        Membership.objects.filter(
+            organization_id=ticket.organization_id, user_id=user_id, is_active=True
+        )
+        .select_related("user")
+        .first()
+    )
+    if member is None:
+        raise TeamworkError("That person is not an active member of this organisation.")
+    return member
+
+
+def ticket_assign(
+    *,
+    ticket: Ticket,
+    by: Membership,
+    assignee_id: int | None,
+    change_team: bool = False,
+    team_id: int | None = None,
+) -> TicketEvent | None:
+    """Assign, claim, reassign or unassign, and/or move the ticket to a team; recorded.
+
+    A manager may do anything. An agent may claim a ticket nobody has (``assignee_id`` their
+    own), and hand one of their own to a colleague or back to the team's queue; taking a ticket
+    from a colleague is a manager's call. Nobody is given a ticket while away. With
+    ``change_team`` the ticket moves to ``team_id`` (None: no team); a new team with nobody
+    named puts it in the team's queue, or round-robin if the team assigns itself.
+    """
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+        if not locked.is_open:
+            raise TeamworkError("This ticket is closed; there is nothing to assign.")
+        manager = by.has_role(Role.MANAGER)
+        holder = locked.assigned_to_id
+        if not manager and holder not in (None, by.user_id):
+            raise TeamworkError(
+                "This ticket is a colleague's; ask a manager to reassign it, or the colleague "
+                "to hand it over."
+            )
+        if not manager and holder is None and assignee_id not in (None, by.user_id):
+            raise TeamworkError("You can claim a ticket for yourself; a manager assigns it.")
+        team: Team | None = locked.team
+        if change_team:
+            team = None
+            if team_id is not None:
+                team = Team.objects.filter(
+                    organization_id=locked.organization_id, pk=team_id
+                ).first()
+                if team is None:
+                    raise TeamworkError("There is no such team in this organisation.")
+        if assignee_id is None:
+            if team is not None and team.pk != locked.team_id:
+                return _route_to_team(locked, team, by=by.user, reason="sent to the team")
+            return locked.assign(None, team=team, by=by.user, reason="unassigned")
+        member = _member(locked, assignee_id)
+        if member.is_away:
+            raise TeamworkError(f"{member.user} is away and gets no new tickets.")
+        claimed = assignee_id == by.user_id and holder is None
+        how = "claimed" if claimed else ("reassigned" if holder else "assigned")
+        event = locked.assign(member.user, team=team, by=by.user, reason=how)
+        _tell_assignee(locked, member.user, by.user, event)
+        return event
+
+
+def route_new_ticket(event: TicketEvent) -> None:
+    """Event handler (opened): a new ticket goes to the team that takes new tickets, if there is
+    one, and round-robin within it if the team assigns itself. Idempotent: a ticket that has a
+    team or a person already is left alone."""
+    routing = (
+        TeamRouting.objects.filter(organization_id=event.organization_id, takes_new_tickets=True)
+        .select_related("team")
+        .first()
+    )
+    if routing is None:
+        return
+    ticket = Ticket.objects.select_for_update(of=("self",)).get(pk=event.ticket_id)
+    if ticket.team_id is not None or ticket.assigned_to_id is not None or not ticket.is_open:
+        return
+    _route_to_team(ticket, routing.team, by=None, reason="new ticket")
+
+
+@dataclass(frozen=True)
+class Redistribution:
+    reassigned: int
+    queued: int  # back in a team's queue: nobody in the team was free
+
+
+def redistribute_open_tickets(*, membership: Membership, by: User) -> Redistribution:
+    """Hand an away member's open tickets to the rest of their ticket's team, round-robin within
+    capacity; a ticket nobody can take goes back to its team's queue. Recorded per ticket."""
+    if not membership.is_away:
+        raise TeamworkError(f"{membership.user} is not away: their tickets stay with them.")
+    reassigned = queued = 0
+    fallback = membership.teams.order_by("name").first()
+    with transaction.atomic():
+        tickets = list(
+            Ticket.objects.filter(
+                organization_id=membership.organization_id, assigned_to_id=membership.user_id
+            )
+            .open()
+            .select_for_update(of=("self",))
+            .order_by("sla_risk_at", "pk")
+        )
+        for ticket in tickets:
+            team = ticket.team or fallback
+            reason = f"redistributed: {membership.user} is away"
+            if team is None:
+                ticket.assign(None, team=None, by=by, reason=reason)
+                queued += 1
+                continue
+            routing = TeamRouting.objects.select_for_update().get(pk=routing_for(team).pk)
+            member = next_in_rotation(team, routing, exclude_user_id=membership.user_id)
+            if member is None:
+                ticket.assign(None, team=team, by=by, reason=f"{reason}; nobody in {team} free")
+                queued += 1
+                continue
+            routing.last_assigned = member
+            routing.save(update_fields=["last_assigned", "updated_at"])
+            event = ticket.assign(member.user, team=team, by=by, reason=reason)
+            _tell_assignee(ticket, member.user, by, event)
+            reassigned += 1
+    return Redistribution(reassigned=reassigned, queued=queued)
+
+
+# --- Notes -----------------------------------------------------------------------------------
+
+# A Django username: letters, digits and @ . + - _ (a trailing "." or "-" is punctuation).
+MENTION = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
+
+
+def mentioned_members(organization_id: int, body: str) -> list[Membership]:
+    """The organisation's active members named as ``@username`` in ``body`` (any case)."""
+    names: set[str] = set()
+    for match in MENTION.finditer(body):
+        name = match.group(1).lower()
+        names.update({name, name.rstrip(".-")})
+    if not names:
+        return []
+    return list(
+        Membership.objects.filter(organization_id=organization_id, is_active=True)
+        .annotate(name=Lower("user__username"))
+        .filter(name__in=names)
+        .select_related("user")
+    )
+
+
+def note_add(*, ticket: Ticket, by: User, body: str) -> Note:
+    """An internal note (never sent to the customer); each @mentioned colleague is notified
+    once, with a link to the note. Recorded."""
+    body = body.strip()
+    if not body:
+        raise TeamworkError("A note cannot be empty.")
+    if len(body) > NOTE_MAX_LENGTH:
+        raise TeamworkError(
+            f"A note can be at most {NOTE_MAX_LENGTH:,} characters; this one is {len(body):,}."
+        )
+    with transaction.atomic():
+        note = Note.objects.create(
+            organization_id=ticket.organization_id, ticket=ticket, author=by, body=body
+        )
+        members = mentioned_members(ticket.organization_id, body)
+        users = [m.user for m in members]
+        note.mentions.set(users)
+        ticket.record(
+            EventKind.NOTE_ADDED,
+            actor=by,
+            note_id=note.pk,
+            mentions=sorted(u.username for u in users),
+            summary=body[:120],
+        )
+        others = [u for u in users if u.pk != by.pk]
+        if others:
+            notify(
+                ticket.organization,
+                others,
+                f"{by} mentioned you on ticket #{ticket.pk}",
+                body=body[:500],
+                url=ticket_url(ticket, f"note-{note.pk}"),
+                kind="mention",
+                dedupe_key=f"mention:note:{note.pk}",
+            )
+    return note
+
+
+# --- The steps: skipping one, closing without a public close-out ------------------------------
+
+
+def _check_nothing_on_its_way(ticket: Ticket) -> None:
+    # Skipping past a reply still on its way would leave a refusal nothing to reopen.
+    if pending_replies(ticket).exists():
+        raise StepError(
+            "The last reply is still on its way (or unchecked); skip once it is delivered, "
+            "refused or settled."
+        )
+
+
+def ticket_skip_step(
+    *, ticket: Ticket, step: str, by: User, reason: str, note: str = ""
+) -> TicketEvent:
+    """Skip the ticket's next care step with a reason (``SkipReason``); StepError otherwise."""
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+        _check_nothing_on_its_way(locked)
+        return locked.skip_step(step, reason=reason, by=by, note=note.strip())
+
+
+def ticket_close_without_close_out(
+    *, ticket: Ticket, by: User, reason: str, note: str = ""
+) -> TicketEvent:
+    """Close the ticket with no public close-out, with a reason; StepError otherwise."""
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+        _check_nothing_on_its_way(locked)
+        return locked.close_without_close_out(reason=reason, by=by, note=note.strip())
+
+
+# --- Moderation ------------------------------------------------------------------------------
+
+
+def moderation_hide(*, ticket: Ticket, message_id: int, by: User, reason: str) -> Message:
+    """Hide one of the customer's public posts for a community-guideline reason, through the
+    outbox (``OutboundKind.HIDE``); recorded when asked, and again when the platform answers
+    (``post_hidden`` or ``moderation_failed``)."""
+    from tickets.tasks import send_outbox_item
+
+    if reason not in ModerationReason.values:
+        raise TeamworkError(
+            "Hide a post only for a community-guideline reason: "
+            + ", ".join(str(r.label).lower() for r in ModerationReason)
+            + "."
+        )
+    with transaction.atomic():
+        locked = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("social_account")
+            .get(pk=ticket.pk)
+        )
+        target = locked.messages.filter(pk=message_id, direction=Direction.INBOUND).first()
+        if target is None:
+            raise TeamworkError("There is no such post from the customer in this ticket.")
+        if not target.is_public or not target.external_id:
+            raise TeamworkError("Only a public post can be hidden; a private message cannot.")
+        adapter = adapter_class(locked.platform)
+        if OutboundKind.HIDE not in adapter.outbound_kinds:
+            raise TeamworkError(f"{locked.get_platform_display()} cannot hide posts.")
+        earlier = (
+            Message.objects.filter(
+                ticket=locked, kind=MessageKind.HIDE, in_reply_to_external_id=target.external_id
+            )
+            .exclude(outbox__state=OutboxState.FAILED)
+            .exists()
+        )
+        if earlier:
+            raise TeamworkError("This post is hidden already, or being hidden.")
+        label = ModerationReason(reason).label
+        handle = locked.social_account
+        hide = Message.objects.create(
+            organization_id=locked.organization_id,
+            ticket=locked,
+            platform=locked.platform,
+            kind=MessageKind.HIDE,
+            direction=Direction.OUTBOUND,
+            is_public=False,
+            in_reply_to_external_id=target.external_id,
+            author_external_id=handle.external_id,
+            author_username=handle.username,
+            sent_by=by,
+            text=f"Hide @{target.author_username}'s post: {label}",
+            created_at=timezone.now(),
+            raw={"moderation_reason": reason, "target_message_id": target.pk},
+        )
+        item = OutboxItem.objects.create(organization_id=locked.organization_id, message=hide)
+        locked.record(
+            EventKind.MODERATION_REQUESTED,
+            actor=by,
+            message=hide,
+            reason=reason,
+            target_message_id=target.pk,
+            summary=f"{label}: \u201c{target.text[:80]}\u201d",
+        )
+        transaction.on_commit(lambda: send_outbox_item.delay(item.pk))
+    return hide
