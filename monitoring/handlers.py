@@ -8,14 +8,16 @@ after each ticket event the ticket's own timers are checked for a warning or bre
 
 from __future__ import annotations
 
-from monitoring.models import SlaEventKind
+from monitoring.models import Metric, SlaEventKind
 from monitoring.services import (
     REOPENED,
+    SKIPPED_STEP_METRICS,
     sla_customer_wrote,
     sla_rematch,
     sla_reply_delivered,
     sla_restart,
     sla_start,
+    sla_stop,
     sla_sweep,
 )
 from tickets import events
@@ -43,6 +45,28 @@ def on_priority_changed(event: TicketEvent) -> None:
     sla_rematch(ticket=event.ticket, at=event.at, cause=event.kind, actor=event.actor)
 
 
+def on_step_skipped(event: TicketEvent) -> None:
+    """A step skipped with a reason owes its target no longer (and a next response waiting on
+    the same reply is not owed either)."""
+    metrics = SKIPPED_STEP_METRICS.get(event.data.get("step", ""), ())
+    if metrics:
+        sla_stop(
+            ticket=event.ticket,
+            metrics=[*metrics, Metric.NEXT_RESPONSE],
+            at=event.at,
+            reason=f"step skipped: {event.data.get('reason', '')}",
+        )
+
+
+def on_closed_without_close_out(event: TicketEvent) -> None:
+    sla_stop(
+        ticket=event.ticket,
+        metrics=Metric.values,
+        at=event.at,
+        reason=f"closed without a public close-out: {event.data.get('reason', '')}",
+    )
+
+
 def on_reopened(event: TicketEvent) -> None:
     sla_restart(ticket=event.ticket, at=event.at)
 
@@ -68,5 +92,7 @@ def register() -> None:
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
     events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
     events.subscribe(on_reopened, kinds=[REOPENED])
+    events.subscribe(on_step_skipped, kinds=[EventKind.STEP_SKIPPED])
+    events.subscribe(on_closed_without_close_out, kinds=[EventKind.CLOSED_WITHOUT_CLOSE_OUT])
     # Last: it sees what the handlers above changed.
     events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

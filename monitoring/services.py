@@ -259,6 +259,42 @@ def sla_fulfil(*, ticket: Ticket, metrics: Iterable[str], at: datetime) -> list[
     return timers
 
 
+# A skipped care step no longer owes its target (and a close without a public close-out owes
+# none): which timers each skip ends. The first response is owed by the acknowledgement.
+SKIPPED_STEP_METRICS = {
+    "acknowledge": (Metric.FIRST_RESPONSE,),
+    "take_offline": (Metric.TAKE_OFFLINE,),
+    "resolve": (Metric.RESOLUTION,),
+    "close_out": (Metric.CLOSE_OUT,),
+}
+
+
+def sla_stop(
+    *, ticket: Ticket, metrics: Iterable[str], at: datetime, reason: str
+) -> list[SlaTimer]:
+    """The targets ``metrics`` are no longer owed (a step skipped with a reason, a ticket
+    closed without a close-out): running or paused timers stop, uncounted in compliance; a
+    breach stays a breach (it happened) but stops ranking the ticket. Recorded per timer."""
+    timers = list(
+        SlaTimer.objects.live()
+        .select_for_update(of=("self",))
+        .filter(ticket_id=ticket.pk, metric__in=list(metrics))
+        .order_by("pk")
+    )
+    for timer in timers:
+        if timer.state == TimerState.PAUSED:
+            _close_pause(timer, at)
+        if timer.state == TimerState.BREACHED:
+            timer.fulfilled_at = at  # no longer owed; still reported as breached
+        else:
+            timer.state = TimerState.STOPPED
+        timer.save()
+        ticket.record(SlaEventKind.SLA_STOPPED, at=at, metric=timer.metric, reason=reason)
+    if timers:
+        _refresh_due(ticket)
+    return timers
+
+
 def sla_fulfil_first_response(*, ticket: Ticket, at: datetime) -> SlaTimer | None:
     """The brand's first public reply the platform accepted went out at ``at``. Returns the
     first-response timer it fulfilled; None when there was none left to fulfil."""

@@ -395,3 +395,36 @@ def test_first_response_counts_the_first_reply_the_platform_accepted(
     assert first.business_time == timedelta(minutes=18, seconds=55)  # 16:41:05-17:00 CEST
     assert first.state == TimerState.MET  # 30 business minutes: due Monday 09:11:05 CET
     assert first.due_at == datetime(2026, 10, 26, 8, 11, 5, tzinfo=UTC)
+
+
+def test_a_skipped_step_and_a_close_without_close_out_stop_what_they_no_longer_owe(
+    org: Organization, agent: Persona, time_machine: Any
+) -> None:
+    """Skipping the acknowledgement (e.g. a duplicate) stops the first-response timer; closing
+    without a public close-out stops every timer; nothing breaches afterwards; all recorded."""
+    from monitoring.services import sla_sweep_breaches
+    from tickets.services.teamwork import ticket_close_without_close_out, ticket_skip_step
+
+    _every_target(org)
+    time_machine.move_to(MONDAY, tick=False)
+    ticket = _open(org)
+
+    def states() -> dict[str, str]:
+        return dict(SlaTimer.objects.filter(ticket=ticket).values_list("metric", "state"))
+
+    assert states()[Metric.FIRST_RESPONSE] == TimerState.RUNNING
+    time_machine.move_to(MONDAY + timedelta(minutes=10), tick=False)
+    ticket_skip_step(ticket=ticket, step=Step.ACKNOWLEDGE, reason="duplicate", by=agent.user)
+    assert states()[Metric.FIRST_RESPONSE] == TimerState.STOPPED
+    assert states()[Metric.RESOLUTION] == TimerState.RUNNING
+    time_machine.move_to(MONDAY + timedelta(minutes=20), tick=False)
+    ticket.refresh_from_db()
+    ticket_close_without_close_out(ticket=ticket, reason="duplicate", by=agent.user)
+    assert set(states().values()) == {TimerState.STOPPED}
+    time_machine.move_to(MONDAY + timedelta(days=3), tick=False)
+    sla_sweep_breaches()
+    assert set(states().values()) == {TimerState.STOPPED}
+    ticket.refresh_from_db()
+    assert ticket.sla_due_at is None
+    stopped = ticket.events.filter(kind=SlaEventKind.SLA_STOPPED).count()
+    assert stopped == SlaTimer.objects.filter(ticket=ticket).count()
