@@ -447,3 +447,31 @@ def test_a_rule_naming_an_unknown_condition_matches_nothing(
     _ticket(org)
     assert escalation_sweep().fired == []
     assert "matches nothing" in caplog.text and _fired(rule) == []
+
+
+def test_a_promise_overdue_matches_until_it_is_kept(org: Organization, agent: Persona) -> None:
+    from tickets.models import Promise, PromiseState
+
+    conditions = [{"kind": "promise_overdue", "minutes": 15}]
+    with time_machine.travel(T0, tick=False):
+        promised = _ticket(org, opened_at=T0)
+        other = _ticket(org, opened_at=T0)
+        promise = Promise.objects.create(
+            organization=org,
+            ticket=promised,
+            text="Call back by 11:00",
+            due_at=T0 + timedelta(hours=1),
+            remind_at=T0 + timedelta(minutes=30),
+        )
+    matched = lambda: set(matching_tickets(org.pk, conditions).values_list("pk", flat=True))  # noqa: E731
+    with time_machine.travel(T0 + timedelta(minutes=70), tick=False):
+        assert matched() == set()  # 10 min overdue: not yet
+    with time_machine.travel(T0 + timedelta(minutes=76), tick=False):
+        assert matched() == {promised.pk}
+        Promise.objects.filter(pk=promise.pk).update(state=PromiseState.BROKEN, broken_at=T0)
+        assert matched() == {promised.pk}  # broken and still not kept
+        Promise.objects.filter(pk=promise.pk).update(
+            state=PromiseState.KEPT, kept_at=T0 + timedelta(minutes=76)
+        )
+        assert matched() == set()
+    assert other.pk not in matched()

@@ -32,6 +32,8 @@ from tickets.models import (
     MessageKind,
     OutboxState,
     Priority,
+    Promise,
+    PromiseState,
     Status,
     TicketEvent,
     TicketQuerySet,
@@ -339,6 +341,40 @@ class UnassignedCondition(ConditionKind):
         )
 
 
+class PromiseOverdueCondition(ConditionKind):
+    """A promise made to the customer is overdue by at least N minutes and still not kept
+    (open past its due time, or marked broken by the promise sweep)."""
+
+    key = "promise_overdue"
+    label = "Promise overdue"
+
+    def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
+        return {
+            "minutes": forms.IntegerField(
+                label="A promise overdue by at least (minutes)",
+                min_value=0,
+                max_value=60 * 24 * 30,
+                required=False,
+            )
+        }
+
+    def params(self, data: dict[str, Any]) -> Params | None:
+        return None if data.get("minutes") is None else {"minutes": data["minutes"]}
+
+    def describe(self, params: Params) -> str:
+        return f"a promise overdue by {params['minutes']} min"
+
+    def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
+        cutoff = now - timedelta(minutes=params["minutes"])
+        overdue = Promise.objects.filter(
+            ticket_id=OuterRef("pk"),
+            state__in=(PromiseState.OPEN, PromiseState.BROKEN),
+            kept_at__isnull=True,
+            due_at__lte=cutoff,
+        )
+        return tickets.filter(Exists(overdue))
+
+
 # The statuses with a private step still ahead (take offline, resolve): the ones a closing
 # private window can still hurt.
 PRIVATE_STEP_AHEAD = (Status.NEW, Status.ACKNOWLEDGED, Status.OFFLINE)
@@ -445,6 +481,7 @@ for _kind in (
     KeywordCondition(),
     ChannelCondition(),
     UnassignedCondition(),
+    PromiseOverdueCondition(),
     ReplyWindowCondition(),
 ):
     register_condition(_kind)
