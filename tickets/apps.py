@@ -13,3 +13,10 @@ class TicketsConfig(AppConfig):
         from tickets.services.ingest import ingest_posts
 
         register_post_sink(ingest_posts)
+
+        # A repost widens a ticket's reach and virality: score it again.
+        from tickets.events import subscribe
+        from tickets.models import EventKind
+        from tickets.priority import on_reposted
+
+        subscribe(on_reposted, kinds=[EventKind.REPOSTED])
