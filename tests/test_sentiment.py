@@ -26,7 +26,9 @@ def load() -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def confusion(rows: list[dict[str, str]], predict: object) -> tuple[float, Counter[tuple[str, str]]]:
+def confusion(
+    rows: list[dict[str, str]], predict: object
+) -> tuple[float, Counter[tuple[str, str]]]:
     matrix: Counter[tuple[str, str]] = Counter()
     for row in rows:
         matrix[(row["label"], predict(row["text"]))] += 1  # type: ignore[operator]
@@ -86,7 +88,11 @@ def test_accuracy_and_confusion_matrix_on_the_labelled_set() -> None:
         ("@AcmeSupport no complaints at all, smooth returns", POSITIVE, "is praise"),
         ("@AcmeSupport thanks for fixing the app after the outage", POSITIVE, ""),
         ("@AcmeSupport thanks for the reply, but it is still broken", NEGATIVE, "complaint"),
-        ("@AcmeSupport hi, could you help me change my address please? thanks", NEUTRAL, "question"),
+        (
+            "@AcmeSupport hi, could you help me change my address please? thanks",
+            NEUTRAL,
+            "question",
+        ),
         ("@AcmeSupport how do I report a lost card?", NEUTRAL, "question"),
         ("@AcmeSupport", NEUTRAL, "no words"),
     ],

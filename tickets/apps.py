@@ -20,3 +20,15 @@ class TicketsConfig(AppConfig):
         from tickets.priority import on_reposted
 
         subscribe(on_reposted, kinds=[EventKind.REPOSTED])
+
+        from careinbox.accounts.models import Role
+        from careinbox.settings_area import SettingsSection, register_section
+
+        register_section(
+            SettingsSection(
+                "canned", "Canned responses", "tickets:canned-list", 60, min_role=Role.MANAGER
+            )
+        )
+        register_section(
+            SettingsSection("priority", "Priority and approval rules", "tickets:priority-rules", 61)
+        )
