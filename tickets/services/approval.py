@@ -189,7 +189,13 @@ def approval_decide(
         # the reply stays the agent's (``sent_by``) unless the manager wrote it anew.
         author = locked.requested_by or by
         sent = ticket_take_step(
-            ticket=ticket, step=locked.step, by=author, text=final, approval=locked, approver=by
+            ticket=ticket,
+            step=locked.step,
+            by=author,
+            text=final,
+            approval=locked,
+            approver=by,
+            override_guard=True,  # approving is the manager overriding what may be overridden
         )
         assert isinstance(sent, Message)  # an approved reply is never held again
         locked.state = ApprovalState.APPROVED
