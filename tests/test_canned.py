@@ -91,7 +91,7 @@ def test_composer_inserts_a_rendered_variant(
     htmx = agent.client().get(url, headers={"HX-Request": "true"})
     assert htmx.status_code == 200
     body = htmx.content.decode()
-    assert body.startswith('<textarea id="step-text"') and "Dana" in body
+    assert body.strip().startswith('<textarea id="step-text"') and "Dana" in body
     page = agent.client().get(url)  # without JavaScript: the ticket page with it as the draft
     assert page.status_code == 200 and "Dana" in page.content.decode()
     assert outsider.client().get(url).status_code == 404

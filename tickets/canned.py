@@ -103,3 +103,50 @@ def render_for(canned: CannedResponse, ticket: Ticket, agent: User | None) -> Re
             return Rendered(variants[index], index, disambiguated=False)
     index = order[0]
     return Rendered(f"{variants[index]} (ref {ticket.pk})", index, disambiguated=True)
+
+
+DEMO_CANNED = [
+    (
+        "Sorry, we're on it",
+        "acknowledge",
+        [
+            "So sorry about this, {name}. We're looking into it right now.",
+            "Sorry {name}, that's not good enough. We're on it and will be back shortly.",
+            "{name}, we're sorry for the trouble. Someone is checking this as we speak.",
+        ],
+    ),
+    (
+        "Move to DM",
+        "take_offline",
+        [
+            "Hi {name}, {agent} here. Could you send your order number and the best time to call?",
+            "Thanks {name}. So we can sort this privately, what's your order number, please?",
+        ],
+    ),
+    (
+        "Invite to DM (public)",
+        "acknowledge",
+        [
+            "Sorry {name}! Could you send us a private message here, so we can help? {dm_link}",
+            "{name}, so sorry. Let's sort this privately: message us here {dm_link}",
+        ],
+    ),
+    (
+        "Sorted, thank you",
+        "close_out",
+        [
+            "Glad we could sort this out, {name}. Thanks for your patience!",
+            "All sorted now, {name}. Thank you for bearing with us.",
+        ],
+    ),
+]
+
+
+def seed_demo_canned(organization_id: int) -> None:
+    """The demo organisation's canned responses (left alone once they exist)."""
+    for title, step, variants in DEMO_CANNED:
+        CannedResponse.objects.get_or_create(
+            organization_id=organization_id,
+            title=title,
+            defaults={"step": step, "variants": variants},
+        )

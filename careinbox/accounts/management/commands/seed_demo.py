@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from careinbox.demo import DEMO_LOGINS, seed_demo
+from tickets.canned import seed_demo_canned
 
 
 class Command(BaseCommand):
@@ -15,6 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         org, account = seed_demo()
+        seed_demo_canned(org.pk)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation '{org.name}' ready; @{account.username} polls "
