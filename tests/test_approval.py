@@ -4,11 +4,13 @@ the outbox exactly once; reject sends it back with a comment. All recorded."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from careinbox.notifications.models import Notification
 from channels_social.models import SocialAccount
@@ -126,6 +128,15 @@ def test_a_legal_keyword_in_the_reply_itself_and_the_org_can_change_the_list(
     ApprovalRules.objects.create(organization=ticket.organization, legal_keywords=["refund"])
     assert approval_reasons(ticket, "Sorry! Our solicitor will reply.") == []
     assert approval_reasons(ticket, "Sorry, your refund is on its way") != []
+
+
+def test_replies_waiting_longer_than_n_minutes(ticket: Ticket, agent: Persona) -> None:
+    held = _hold(ticket, agent)
+    assert not ApprovalRequest.objects.waiting_longer_than(timedelta(minutes=10)).exists()
+    ApprovalRequest.objects.filter(pk=held.pk).update(
+        requested_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert list(ApprovalRequest.objects.waiting_longer_than(timedelta(minutes=10))) == [held]
 
 
 def test_a_managers_own_reply_is_not_held(ticket: Ticket, manager: Persona) -> None:

@@ -751,6 +751,11 @@ class ApprovalRequestQuerySet(OrgQuerySet["ApprovalRequest"]):
     def pending(self) -> ApprovalRequestQuerySet:
         return self.filter(state=ApprovalState.PENDING)
 
+    def waiting_longer_than(self, wait: timedelta) -> ApprovalRequestQuerySet:
+        """Pending replies held for more than ``wait`` (escalation's "awaiting approval for N
+        minutes"; served by ``approval_pending_idx``)."""
+        return self.pending().filter(requested_at__lt=timezone.now() - wait)
+
 
 class ApprovalRequest(models.Model):
     """A reply held for a manager: approved (as written or edited) it goes out through the
