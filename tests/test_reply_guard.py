@@ -243,3 +243,16 @@ def test_live_check_counts_and_flags(
     assert "12 / 280 weighted characters" in body
     assert "Sounds defensive" in body and "says no sorry" in body
     assert outsider.client().post(url, {"text": "x"}).status_code == 404
+
+
+def test_facebook_limits_are_the_adapters() -> None:
+    assert measure("hello", platform="facebook", kind="public_reply") == (5, 8_000, "characters")
+    assert measure("hi", platform="facebook", kind="private_reply")[1] == 2_000
+    flags = check_reply(
+        "x" * 2_001,
+        platform="facebook",
+        kind="private_message",
+        ticket_negative=False,
+        step="resolve",
+    )
+    assert [f.code for f in flags] == ["too_long"] and "2,000" in flags[0].why

@@ -167,7 +167,7 @@ def assess_signals(signals: Signals) -> Assessment:
         factors.append(Factor("keyword", 15, f'mentions "{keyword_hit.group(0).lower()}"'))
     if mood.label == sentiment_module.NEGATIVE:
         points = 30 if mood.score <= -0.6 else 25
-        why = mood.reasons[0] if mood.reasons else ""
+        why = (mood.reasons[0] if mood.reasons else "").removeprefix("complaint: ")
         factors.append(Factor("sentiment", points, f"reads as a complaint ({why})"))
     elif mood.label == sentiment_module.POSITIVE:
         factors.append(Factor("sentiment", -20, "reads as praise"))

@@ -179,12 +179,15 @@ def check_reply(
                 manager_may_override=True,
             )
         )
-    try:
-        problem = adapter_class(platform).text_problem(OutboundKind(kind), text) if text else None
-    except Exception:
-        problem = None
-    if problem and "limit" in problem:
-        flags.append(Flag(TOO_LONG, BLOCK, problem))
+    length, limit, unit = measure(text, platform=platform, kind=kind)
+    if limit is not None and length > limit:
+        # The adapter's own sentence when it has one (it says what is and is not counted).
+        try:
+            problem = adapter_class(platform).text_problem(OutboundKind(kind), text)
+        except Exception:
+            problem = None
+        why = problem or f"This reply is {length:,} {unit}; the limit is {limit:,}."
+        flags.append(Flag(TOO_LONG, BLOCK, why))
     defensive = DEFENSIVE_WORDS.search(text)
     if defensive:
         flags.append(
