@@ -44,6 +44,11 @@ class Flag:
     manager_may_override: bool = False
 
     @property
+    def label(self) -> str:
+        """The flag's name as shown: "No apology", "Delete request"."""
+        return self.code.replace("_", " ").capitalize()
+
+    @property
     def blocks(self) -> bool:
         return self.severity == BLOCK
 
