@@ -179,8 +179,9 @@ def test_a_care_step_goes_out_through_the_outbox(agent: Persona) -> None:
         format="json",
     )
     assert response.status_code == 202, response.json()
-    assert response.json()["delivery"] == "queued"
-    assert OutboxItem.objects.filter(message_id=response.json()["id"]).exists()
+    sent = response.json()["message"]
+    assert sent["delivery"] == "queued" and response.json()["held_for_approval"] is None
+    assert OutboxItem.objects.filter(message_id=sent["id"]).exists()
     empty = client.post(
         f"/api/v1/tickets/{ticket.pk}/steps/", {"step": "take_offline", "text": ""}, format="json"
     )
@@ -249,3 +250,20 @@ def test_schema_and_docs_are_served(agent: Persona) -> None:
     assert docs.status_code == 200
     page = docs.content.decode()
     assert "<script>" not in page.replace(" ", "")  # the split view: no inline script (our CSP)
+
+
+def test_the_reply_guard_answers_with_its_flags_and_nothing_is_queued(agent: Persona) -> None:
+    account = SocialAccountFactory(brand__organization=agent.organization)
+    ticket = TicketFactory(social_account=account)
+    InboundMessageFactory(ticket=ticket, text="Your app deleted my order. Awful.")
+    client = api(agent)
+    response = client.post(
+        f"/api/v1/tickets/{ticket.pk}/steps/",
+        {"step": "acknowledge", "text": "Please delete this tweet and DM us."},
+        format="json",
+    )
+    assert response.status_code == 409, response.json()
+    body = response.json()
+    assert body["code"] == "reply_guard" and body["flags"]
+    assert any("delete" in flag["code"] for flag in body["flags"])
+    assert not Message.objects.filter(ticket=ticket, direction="out").exists()

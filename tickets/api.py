@@ -18,6 +18,7 @@ from careinbox.api.auth import HasRole
 from careinbox.api.common import IntegerFilter, OrgScopedMixin, Pagination, StrictFilterSet
 from tickets.models import (
     OPEN_STATUSES,
+    ApprovalRequest,
     Message,
     Priority,
     Status,
@@ -28,6 +29,7 @@ from tickets.models import (
     TicketEvent,
 )
 from tickets.services import ticket_take_step
+from tickets.services.steps import GuardRefused
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -116,6 +118,28 @@ class EventSerializer(serializers.ModelSerializer):
 class StepRequestSerializer(serializers.Serializer):
     step = serializers.ChoiceField(choices=Step.choices)
     text = serializers.CharField(max_length=20000, trim_whitespace=True)
+    confirm_warnings = serializers.BooleanField(
+        default=False,
+        help_text="Send despite the reply guard's warnings (a 409 lists them first).",
+    )
+    override_guard = serializers.BooleanField(
+        default=False,
+        help_text="Managers: send despite a blocking flag that allows an override (recorded).",
+    )
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalRequest
+        fields = ["id", "step", "text", "reasons", "state", "requested_at"]
+        read_only_fields = fields
+
+
+class StepResultSerializer(serializers.Serializer):
+    """Either the reply, queued for the outbox, or the approval request it waits in."""
+
+    message = MessageSerializer(allow_null=True)
+    held_for_approval = ApprovalSerializer(allow_null=True)
 
 
 class AssignRequestSerializer(serializers.Serializer):
@@ -208,8 +232,9 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         request=StepRequestSerializer,
-        responses={202: MessageSerializer},
-        summary="Take the ticket's next care step: the reply goes out through the outbox",
+        responses={202: StepResultSerializer},
+        summary="Take the ticket's next care step: the reply goes out through the outbox "
+        "(or waits for a manager's approval); the reply guard's flags come back as a 409",
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def steps(self, request: Request, pk: str | None = None) -> Response:
@@ -217,16 +242,35 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         data = StepRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            message = ticket_take_step(
+            result = ticket_take_step(
                 ticket=ticket,
                 step=data.validated_data["step"],
                 by=request.user,
                 text=data.validated_data["text"],
+                confirm_warnings=data.validated_data["confirm_warnings"],
+                override_guard=data.validated_data["override_guard"],
+            )
+        except GuardRefused as refused:
+            return Response(
+                {
+                    "detail": str(refused),
+                    "code": "reply_guard",
+                    "needs_confirmation": refused.needs_confirmation,
+                    "flags": [
+                        {"code": flag.code, "severity": flag.severity, "why": flag.why}
+                        for flag in refused.flags
+                    ],
+                },
+                status=status.HTTP_409_CONFLICT,
             )
         except StepError as error:
             return _error(str(error), "step_refused")
-        message = Message.objects.select_related("outbox").get(pk=message.pk)
-        return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+        if isinstance(result, ApprovalRequest):
+            body = {"message": None, "held_for_approval": ApprovalSerializer(result).data}
+        else:
+            message = Message.objects.select_related("outbox").get(pk=result.pk)
+            body = {"message": MessageSerializer(message).data, "held_for_approval": None}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=AssignRequestSerializer, responses=TicketSerializer, summary="Assign or unassign"

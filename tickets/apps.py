@@ -19,9 +19,12 @@ class TicketsConfig(AppConfig):
         from careinbox.settings_area import SettingsSection, register_section
         from tickets import events
         from tickets.models import EventKind
+        from tickets.priority import on_reposted
         from tickets.services.teamwork import route_new_ticket
 
         events.subscribe(route_new_ticket, kinds=[EventKind.OPENED])
+        # A repost widens a ticket's reach and virality: score it again.
+        events.subscribe(on_reposted, kinds=[EventKind.REPOSTED])
         register_section(
             SettingsSection(
                 "routing",
@@ -31,5 +34,26 @@ class TicketsConfig(AppConfig):
                 Role.MANAGER,
                 description="Which team takes new tickets, round-robin by capacity, and who is "
                 "away.",
+            )
+        )
+        register_section(
+            SettingsSection(
+                "canned",
+                "Canned responses",
+                "tickets:canned-list",
+                60,
+                min_role=Role.MANAGER,
+                description="Saved replies with placeholders and variants, so no two customers "
+                "get the same text.",
+            )
+        )
+        register_section(
+            SettingsSection(
+                "priority",
+                "Priority and approval rules",
+                "tickets:priority-rules",
+                61,
+                description="Keywords, hashtags and VIPs that raise priority; which replies "
+                "need a manager's approval.",
             )
         )

@@ -71,6 +71,14 @@ class Priority(models.IntegerChoices):
     LOW = 4, "Low"
 
 
+class Sentiment(models.TextChoices):
+    """How the customer's opening post reads (``tickets.sentiment``)."""
+
+    NEGATIVE = "negative", "Negative"
+    NEUTRAL = "neutral", "Neutral"
+    POSITIVE = "positive", "Positive"
+
+
 # The inbox ranks open tickets by SLA risk: the due time of the soonest running target, moved
 # earlier by the priority's head start (later for Low). An Urgent ticket due in 56 minutes ranks
 # as if due in -4, so a High one breached a minute ago (-31) sits above it; a ticket long past
@@ -130,6 +138,15 @@ class Ticket(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     priority_reasons = models.JSONField(default=list, blank=True)
+    # The score the level came from and its factors, largest first: [{"factor", "points",
+    # "reason"}] (``tickets.priority``); ``priority_reasons`` holds their reasons, in order.
+    priority_score = models.IntegerField(default=0, db_default=0)
+    priority_factors = models.JSONField(default=list, blank=True, db_default=[])
+    sentiment = models.CharField(
+        max_length=8, choices=Sentiment.choices, default=Sentiment.NEUTRAL, db_default="neutral"
+    )
+    # -1 (angriest) .. 1 (happiest); the label is cut from it.
+    sentiment_score = models.FloatField(default=0.0, db_default=0.0)
 
     # The customer as the platform knows them (customer profiles come later).
     customer_external_id = models.CharField(max_length=64)
@@ -195,6 +212,12 @@ class Ticket(models.Model):
                 fields=["organization", "platform", "customer_external_id", "status"],
                 name="ticket_customer_idx",
             ),
+            # Escalation's "sentiment is negative" condition over open tickets.
+            models.Index(
+                fields=["organization", "sentiment"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="ticket_open_sentiment_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -203,6 +226,11 @@ class Ticket(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def main_priority_reason(self) -> str:
+        """The factor that weighed most in the priority, for the inbox row."""
+        return str(self.priority_reasons[0]) if self.priority_reasons else ""
 
     @property
     def next_step(self) -> str | None:
@@ -577,6 +605,12 @@ class EventKind(models.TextChoices):
     MODERATION_REQUESTED = "moderation_requested", "Hiding a post"
     POST_HIDDEN = "post_hidden", "Post hidden"
     MODERATION_FAILED = "moderation_failed", "Hiding refused by the platform"
+    # Replying well (tickets.reply_guard, tickets.services.approval).
+    REPLY_HELD = "reply_held", "Reply held for approval"
+    REPLY_APPROVED = "reply_approved", "Reply approved"
+    REPLY_REJECTED = "reply_rejected", "Reply rejected"
+    GUARD_OVERRIDDEN = "guard_overridden", "Reply guard overridden"
+    GUARD_WARNINGS_SENT = "guard_warnings_sent", "Sent despite reply-guard warnings"
 
 
 class Tag(models.Model):
@@ -854,3 +888,204 @@ class Promise(models.Model):
             promise_id=self.pk,
             summary=f"\u201c{self.text}\u201d is due {when(self.due_at, self.ticket.organization)}",
         )
+
+
+# --- Replying well: priority rules, canned responses, approvals ---------------------------------
+
+
+def _clean_list(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+class PriorityRules(models.Model):
+    """An organisation's priority settings: its own keywords and hashtags, and its VIPs.
+
+    One row per organisation, made on first use (``for_organization``); the built-in factors
+    (reach, virality, sentiment, repeat complaints) need no settings.
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="priority_rules"
+    )
+    keywords = models.JSONField(
+        default=list, blank=True, help_text="Words or phrases that raise a ticket ('refund')."
+    )
+    hashtags = models.JSONField(
+        default=list, blank=True, help_text="Hashtags that raise a ticket, without the #."
+    )
+    vip_handles = models.JSONField(
+        default=list, blank=True, help_text="Customers' handles (without @) treated as VIPs."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Priority rules of {self.organization}"
+
+    @classmethod
+    def for_organization(cls, organization_id: int) -> PriorityRules:
+        rules, _ = cls.objects.get_or_create(organization_id=organization_id)
+        return rules
+
+    def clean_values(self) -> None:
+        self.keywords = _clean_list([k.lower() for k in self.keywords])
+        self.hashtags = _clean_list([h.lstrip("#").lower() for h in self.hashtags])
+        self.vip_handles = _clean_list([v.lstrip("@").lower() for v in self.vip_handles])
+
+
+DEFAULT_LEGAL_KEYWORDS = [
+    "lawyer",
+    "lawsuit",
+    "solicitor",
+    "attorney",
+    "legal action",
+    "sue",
+    "court",
+    "ombudsman",
+    "trading standards",
+    "compensation claim",
+]
+
+
+class ApprovalRules(models.Model):
+    """When a reply goes to a manager's approval queue before it is sent.
+
+    Any rule that matches holds the reply: a legal keyword in the reply or in the customer's
+    messages, a VIP author, a high-reach author, one of the listed brands; and always a ticket
+    with ``Ticket.approval_required`` (set by escalation).
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="approval_rules"
+    )
+    legal_keywords = models.JSONField(default=list, blank=True)
+    vip_authors = models.BooleanField(
+        default=True, help_text="Hold replies to customers on the VIP list."
+    )
+    min_followers = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Hold replies to authors with at least this many followers.",
+    )
+    brands = models.ManyToManyField(Brand, blank=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Approval rules of {self.organization}"
+
+    @classmethod
+    def for_organization(cls, organization_id: int) -> ApprovalRules:
+        rules, _ = cls.objects.get_or_create(
+            organization_id=organization_id,
+            defaults={"legal_keywords": list(DEFAULT_LEGAL_KEYWORDS)},
+        )
+        return rules
+
+
+class CannedResponse(models.Model):
+    """A saved reply with placeholders and variants, so no two customers get the same bytes.
+
+    Placeholders: ``{name}`` (the customer's name, else their handle), ``{handle}``
+    (``@handle``), ``{dm_link}`` (a link that opens a private conversation with the brand),
+    ``{agent}`` (the agent's first name), ``{brand}``.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="canned_responses"
+    )
+    title = models.CharField(max_length=100)
+    step = models.CharField(
+        max_length=16, choices=Step.choices, blank=True, help_text="The step it is for (any)."
+    )
+    variants = models.JSONField(default=list)
+    uses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "title"], name="canned_title_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ApprovalState(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    APPROVED = "approved", "Approved and sent"
+    REJECTED = "rejected", "Rejected"
+
+
+class ApprovalRequestQuerySet(OrgQuerySet["ApprovalRequest"]):
+    def pending(self) -> ApprovalRequestQuerySet:
+        return self.filter(state=ApprovalState.PENDING)
+
+    def waiting_longer_than(self, wait: timedelta) -> ApprovalRequestQuerySet:
+        """Pending replies held for more than ``wait`` (escalation's "awaiting approval for N
+        minutes"; served by ``approval_pending_idx``)."""
+        return self.pending().filter(requested_at__lt=timezone.now() - wait)
+
+
+class ApprovalRequest(models.Model):
+    """A reply held for a manager: approved (as written or edited) it goes out through the
+    outbox once; rejected it goes back to the agent with the manager's comment.
+
+    At most one is pending per ticket. ``requested_at`` with ``state`` serves the queue and
+    escalation's "reply awaiting approval for N minutes".
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="approvals")
+    step = models.CharField(max_length=16, choices=Step.choices)
+    text = models.TextField(help_text="The reply as the agent wrote it.")
+    reasons = models.JSONField(default=list, help_text="Why it needs approval.")
+    guard_flags = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(
+        max_length=10, choices=ApprovalState.choices, default=ApprovalState.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    sent_text = models.TextField(blank=True, help_text="What went out, if a manager edited it.")
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="approval"
+    )
+
+    objects = ApprovalRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["requested_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["organization", "requested_at"],
+                condition=models.Q(state="pending"),
+                name="approval_pending_idx",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ticket"],
+                condition=models.Q(state="pending"),
+                name="approval_one_pending_per_ticket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Approval {self.pk} for ticket {self.ticket_id} ({self.state})"
+
+    @property
+    def edited(self) -> bool:
+        return bool(self.sent_text) and self.sent_text != self.text

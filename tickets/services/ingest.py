@@ -119,7 +119,10 @@ def _addressed_handle(
 
 
 def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
-    level, reasons = priority.assess(text=post.text, followers=post.author.followers_count)
+    scored = priority.assess_new_post(
+        organization_id=account.organization_id, platform=account.platform, post=post
+    )
+    level, reasons = scored.level, scored.reasons
     ticket = Ticket.objects.create(
         organization_id=account.organization_id,
         brand_id=account.brand_id,
@@ -127,6 +130,10 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
         platform=account.platform,
         priority=level,
         priority_reasons=reasons,
+        priority_score=scored.score,
+        priority_factors=scored.factors_json,
+        sentiment=scored.sentiment,
+        sentiment_score=scored.sentiment_score,
         customer_external_id=post.author.external_id,
         customer_username=post.author.username,
         customer_display_name=post.author.display_name,

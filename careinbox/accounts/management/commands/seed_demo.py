@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from careinbox.accounts.demo_seed import seed_demo_team
 from careinbox.demo import DEMO_LOGINS, seed_demo
+from tickets.canned import seed_demo_canned
 from tickets.demo import seed_demo_teamwork
 
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         org, account = seed_demo()
         seed_demo_team(org)
         seed_demo_teamwork(org)
+        seed_demo_canned(org.pk)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation '{org.name}' ready; @{account.username} polls "
