@@ -324,6 +324,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 
+# --- Cache ----------------------------------------------------------------------------------
+# Who is on which ticket (presence, with expiry) and each inbox page's live state: shared by
+# every web process through Redis when there is one; in-process otherwise (``make run`` without
+# Redis serves from one process). A test run keys its own entries.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"careinbox-test-{os.getpid()}" if TESTING else "careinbox",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Channels -------------------------------------------------------------------------------
 # The address of the project's X sandbox emulator (``make run`` starts it here).
 X_SANDBOX_URL = env_url("X_SANDBOX_URL", "http://127.0.0.1:8765", schemes={"http", "https"})
