@@ -238,7 +238,10 @@ def saved_view_create(request: HttpRequest) -> HttpResponse:
         messages.error(
             request,
             "The filters are not valid: "
-            + "; ".join(f"{form.fields[f].label}: {' '.join(str(m) for m in e)}" for f, e in form.errors.items()),
+            + "; ".join(
+                f"{form.fields[name].label}: {' '.join(str(m) for m in errors)}"
+                for name, errors in form.errors.items()
+            ),
         )
     else:
         filters = form.saved_filters()

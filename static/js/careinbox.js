@@ -56,6 +56,15 @@
   }
   document.addEventListener("htmx:beforeSwap", remember);
   document.addEventListener("htmx:afterSwap", function () { restore(); tick(); markNew(); emptyState(); title(); });
+  /* A step was sent: the box it was typed in is gone; the focus goes to the next step's heading,
+     so a/o/r/c and screen readers start from there (not from a box for another draft). */
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    if (xhr && xhr.getResponseHeader("HX-Trigger") === "ticketChanged") {
+      var heading = $("#step-heading");
+      if (heading) heading.focus();
+    }
+  });
 
   /* --- The inbox: order, new rows, empty state, the tab title. ----------------------------- */
   var fresh = {};
