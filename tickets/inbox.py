@@ -401,13 +401,6 @@ def presence_touch(ticket_id: int, user: User, *, replying: bool) -> None:
     cache.set(key, entries, PRESENCE_TTL)
 
 
-def presence_leave(ticket_id: int, user: User) -> None:
-    key = _presence_key(ticket_id)
-    entries = dict(cache.get(key) or {})
-    if entries.pop(user.pk, None) is not None:
-        cache.set(key, entries, PRESENCE_TTL)
-
-
 def presence_on(ticket_ids: Iterable[int], *, except_user: int | None) -> dict[int, list[Presence]]:
     """Who else is on each ticket, now: one cache round trip for all of them."""
     ids = list(ticket_ids)

@@ -87,7 +87,7 @@ def _wants_partial(request: HttpRequest) -> bool:
     return htmx is not None and bool(htmx) and not htmx.boosted
 
 
-def _row_html(request: HttpRequest, ticket: Ticket, people: list[Presence]) -> str:
+def _row_html(ticket: Ticket, people: list[Presence]) -> str:
     return render_to_string(
         "tickets/partials/row.html",
         {
@@ -122,7 +122,7 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
     tickets, total = inbox_tickets(org, user=user, view=view_key, data=data, now=now)  # type: ignore[arg-type]
     counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
     people = presence_on([t.pk for t in tickets], except_user=user.pk)
-    rows = [(t.pk, _row_html(request, t, people.get(t.pk, []))) for t in tickets]
+    rows = [(t.pk, _row_html(t, people.get(t.pk, []))) for t in tickets]
     query = request.GET.copy()
     for name in ("live", "token"):
         query.pop(name, None)
