@@ -15,6 +15,7 @@ from monitoring.services import (
     sla_reply_delivered,
     sla_restart,
     sla_start,
+    sla_stop_all,
     sla_sweep,
 )
 from tickets import events
@@ -49,6 +50,11 @@ def on_reopened(event: TicketEvent) -> None:
     sla_restart(ticket=event.ticket, at=event.at)
 
 
+def on_closed_without_reply(event: TicketEvent) -> None:
+    """Closed as spam or as a duplicate: no reply is owed, the running targets stop."""
+    sla_stop_all(ticket=event.ticket, at=event.at, cause=event.kind)
+
+
 # ``step_reopened`` needs no handler: it means the step's reply never went out, so no
 # ``reply_sent`` was recorded and no timer was met by it; the timers simply run on.
 
@@ -70,5 +76,9 @@ def register() -> None:
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
     events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
     events.subscribe(on_reopened, kinds=[REOPENED])
+    events.subscribe(
+        on_closed_without_reply,
+        kinds=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE],
+    )
     # Last: it sees what the handlers above changed.
     events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

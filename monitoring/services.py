@@ -426,6 +426,31 @@ def sla_rematch(
 
 
 @transaction.atomic
+def sla_stop_all(*, ticket: Ticket, at: datetime, cause: str) -> list[SlaTimer]:
+    """The ticket closed without a reply (spam, a duplicate): nothing is owed any more, so its
+    running and paused timers stop, each recorded (``sla_stopped``); met and breached ones stay
+    as they were, for reports. Idempotent: a second call finds nothing to stop."""
+    timers = list(
+        SlaTimer.objects.select_for_update(of=("self",)).filter(
+            ticket_id=ticket.pk, state__in=(TimerState.RUNNING, TimerState.PAUSED)
+        )
+    )
+    for timer in timers:
+        timer.state = TimerState.STOPPED
+        timer.save(update_fields=["state"])
+        ticket.record(
+            SlaEventKind.SLA_STOPPED,
+            at=at,
+            cause=cause,
+            metric=timer.metric,
+            stopped=True,
+            due_at=timer.due_at.isoformat(),
+        )
+    _refresh_due(ticket)
+    return timers
+
+
+@transaction.atomic
 def sla_policy_changed(*, policy: SlaPolicy, now: datetime | None = None) -> int:
     """A policy's targets, warning or hours changed. With ``apply_to_running`` its running and
     paused timers are recomputed, each change recorded on its ticket (in bulk); otherwise the

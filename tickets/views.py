@@ -133,6 +133,12 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         "saved": saved,
         "saved_views": saved_views_for(org, user),  # type: ignore[arg-type]
         "form": form,
+        # The filters in force, carried by the "save as a view" form.
+        "filter_pairs": [
+            (name, str(value))
+            for name, value in params.items()
+            if name in form.fields and value not in (None, "")
+        ],
         "filtered": bool(data and any(v not in (None, "") for k, v in data.items() if k != "sort")),
         "tickets": tickets,
         "total": total,

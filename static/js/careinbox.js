@@ -32,8 +32,10 @@
      htmx puts the focus back on an element with the same id; we also carry over what the
      agent typed or ticked in a replaced field with the same id (a text box only when it is
      for the same draft: a public reply never lands in a DM's box). */
-  var kept = null;
-  function remember() {
+  var kept = null, fromLive = false;
+  function remember(event) {
+    var config = event && event.detail && event.detail.requestConfig;
+    fromLive = !!(config && config.elt && config.elt.id === "ticket-live");
     kept = {};
     $$("input[id], textarea[id], select[id]").forEach(function (el) {
       var dirty = el.type === "checkbox" || el.type === "radio" ? el.checked !== el.defaultChecked
@@ -47,12 +49,30 @@
     if (!kept) return;
     Object.keys(kept).forEach(function (id) {
       var was = kept[id], el = document.getElementById(id);
-      if (!el || el === was.el) return;
-      if (el.getAttribute("data-draft-key") !== was.key) return;
+      if (el === was.el) return;
+      if (!el || el.getAttribute("data-draft-key") !== was.key) {
+        // The step changed under the agent (a colleague took it): their words for the old
+        // step are shown aside to copy from, never put in another step's box.
+        if (fromLive && was.key && was.value.trim()) keepAside(was.value);
+        return;
+      }
       if (el.type === "checkbox" || el.type === "radio") el.checked = was.checked;
       else if (el.value === el.defaultValue && !el.defaultValue) el.value = was.value;
     });
     kept = null;
+  }
+  function keepAside(text) {
+    var composer = $("#composer") || $("#step-heading");
+    if (!composer || !composer.parentNode) return;
+    var box = document.createElement("div");
+    box.className = "unsent";
+    var note = document.createElement("p");
+    note.className = "hint";
+    note.textContent = "Not sent: the step changed while you were writing. Your words:";
+    var quote = document.createElement("blockquote");
+    quote.textContent = text;
+    box.appendChild(note); box.appendChild(quote);
+    composer.parentNode.insertBefore(box, composer);
   }
   document.addEventListener("htmx:beforeSwap", remember);
   document.addEventListener("htmx:afterSwap", function () { restore(); tick(); markNew(); emptyState(); title(); });
@@ -88,7 +108,9 @@
     var focused = document.activeElement;
     var byId = {};
     $$("tr.row", tbody).forEach(function (row) { byId[row.getAttribute("data-ticket")] = row; });
-    (event.detail.added || []).forEach(function (pk) { fresh[pk] = true; });
+    var added = event.detail.added || [];
+    added.forEach(function (pk) { fresh[pk] = true; });
+    if (added.length) say(added.length === 1 ? "1 new ticket" : added.length + " new tickets");
     (event.detail.order || []).forEach(function (pk) {
       var row = byId[String(pk)];
       if (row) { tbody.appendChild(row); delete byId[String(pk)]; }
@@ -208,6 +230,7 @@
 
   /* --- On load: countdowns, the title, and the focus where the agent left it. -------------- */
   function start() {
+    say("");  // the live region exists before anything is said in it
     tick(); title();
     if (/[?&]focus=search\b/.test(location.search) && $("#inbox-search")) { $("#inbox-search").focus(); return; }
     if ($("#rows")) {
