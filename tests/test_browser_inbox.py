@@ -146,8 +146,16 @@ def test_new_tickets_arrive_highlighted_and_the_focus_stays_put(
     assert _focused_id(page) == focused, "the live update moved the focus"
     assert page.evaluate(MARKER) == "still here", "the page was reloaded"
     page.keyboard.press("j")  # and the keyboard goes on from where it was
-    assert _focused_id(page) != focused
+    now_on = _focused_id(page)
+    assert now_on != focused
     _shot(page, "inbox.png")
+
+    # m takes the ticket in focus (a bulk action on one row); the focus comes back to it.
+    page.keyboard.press("m")
+    expect(page.locator(".flash")).to_contain_text("Assign to me: 1 ticket changed.")
+    assert _focused_id(page) == now_on
+    taken = Ticket.objects.get(pk=int(now_on.split("-")[1]))
+    assert taken.assigned_to == agent.user
 
 
 def test_a_follow_up_arrives_on_an_open_ticket_while_the_agent_types(

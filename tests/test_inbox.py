@@ -460,3 +460,31 @@ def test_closing_as_spam_stops_the_sla_timers_it_owed(
     # Long after every due time, the sweep breaches nothing on it.
     sla_sweep(now=timezone.now() + timedelta(days=30))
     assert not ticket.sla_timers.exclude(state=TimerState.STOPPED).exists()
+
+
+def test_a_closed_way_disables_the_send_button_with_the_reason_and_the_alternative(
+    agent: Persona,
+) -> None:
+    from channels_social.models import Platform
+
+    ticket = _ticket(
+        agent,
+        platform=Platform.FACEBOOK,
+        social_account__platform=Platform.FACEBOOK,
+        status=Status.ACKNOWLEDGED,
+    )
+    # Their comment is 8 days old and they never wrote on Messenger: no private way is open.
+    Message.objects.filter(ticket=ticket).update(
+        kind=MessageKind.COMMENT,
+        platform=Platform.FACEBOOK,
+        created_at=timezone.now() - timedelta(days=8),
+    )
+    body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    ways = re.search(r'<section aria-label="Ways to answer".*?</section>', body, re.S)
+    assert ways
+    assert "Comment reply</strong>" in ways.group(0)
+    assert "within 7 days of the comment" in ways.group(0)  # the private reply, why closed
+    assert "Instead: Reply publicly on their comment or post instead." in ways.group(0)
+    button = re.search(r'<button id="step-submit"[^>]*>', body)
+    assert button and " disabled" in button.group(0)
+    assert 'id="step-window"' in body and "is closed:" in body
