@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -205,13 +207,16 @@ def run_minute(tickets: int, arrivals: int, changes: int, closes: int) -> dict[s
     ):
         before = after = after_body = 0
         statuses: list[int] = []
+        timings: list[float] = []
         for step, actions in enumerate(plan):
             for action in actions:
                 act(world, action, step)
             before += before_bytes(world, old_template) + full_headers
+            started = time.perf_counter()
             response = client.get(
                 "/", {"live": "1", "token": state["token"]}, HTTP_HX_REQUEST="true"
             )
+            timings.append((time.perf_counter() - started) * 1000)
             statuses.append(response.status_code)
             page_rows = apply_delta(page_rows, response)
             body = response.content
@@ -227,6 +232,8 @@ def run_minute(tickets: int, arrivals: int, changes: int, closes: int) -> dict[s
             "polls_204": statuses.count(204),
             "polls_200": statuses.count(200),
             "actions": sum(len(a) for a in plan),
+            "poll_ms_median": round(statistics.median(timings), 1),
+            "poll_ms_max": round(max(timings), 1),
         }
     # The page fed only the deltas holds what a full render holds: the same rows, in order.
     fresh = rows_of(client.get("/").content.decode())
@@ -285,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     print(
         f"{'tickets':>8} {'minute':>6} {'before B/min':>14} {'after B/min':>12} "
-        f"{'ratio':>7} {'204s':>5} {'200s':>5}"
+        f"{'ratio':>7} {'204s':>5} {'200s':>5} {'poll ms p50/max':>16}"
     )
     for row in results:
         ok = ok and row["order_ok"]
@@ -295,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['tickets']:>8} {label:>6} {f['before_bytes_per_minute']:>14,} "
                 f"{f['after_bytes_per_minute']:>12,} {ratio:>6.0f}x "
-                f"{f['polls_204']:>5} {f['polls_200']:>5}"
+                f"{f['polls_204']:>5} {f['polls_200']:>5} "
+                f"{f['poll_ms_median']:>9}/{f['poll_ms_max']}"
             )
         print(
             f"{'':>8} busy minute: {row['busy']['actions']} changes; final order ok: "

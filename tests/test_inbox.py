@@ -488,3 +488,27 @@ def test_a_closed_way_disables_the_send_button_with_the_reason_and_the_alternati
     button = re.search(r'<button id="step-submit"[^>]*>', body)
     assert button and " disabled" in button.group(0)
     assert 'id="step-window"' in body and "is closed:" in body
+
+
+def test_every_change_a_row_shows_reaches_the_page(agent: Persona, manager: Persona) -> None:
+    """The poll finds changed rows by a fingerprint of their data: each kind of change a row
+    shows must change it (else the page would keep a stale row)."""
+    ticket = _ticket(agent, customer_username="watched")
+    client = agent.client()
+    token = _token(client.get(INBOX))
+    changes = [
+        lambda: ticket.add_tag("refund", by=None),
+        lambda: ticket.set_sla_due(timezone.now() + timedelta(minutes=3)),
+        lambda: ticket.change_priority(Priority.URGENT, by=None, reason="VIP"),
+        lambda: presence_touch(ticket.pk, manager.user, replying=False),
+        lambda: Ticket.objects.filter(pk=ticket.pk).update(repost_reach=5000),
+    ]
+    for change in changes:
+        change()
+        response = _live(client, token)
+        body = response.content.decode()  # type: ignore[attr-defined]
+        assert f'<tr hx-swap-oob="true" id="row-{ticket.pk}"' in body, change
+        token = _token_from(body)
+    with time_machine.travel(timezone.now() + timedelta(minutes=4)):  # now breached
+        body = _live(client, token).content.decode()  # type: ignore[attr-defined]
+        assert "breached, was due" in body

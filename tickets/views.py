@@ -7,6 +7,8 @@ real form or link, so everything works without JavaScript too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -37,6 +39,7 @@ from tickets.inbox import (
     presence_touch,
     presence_words,
     reply_ways,
+    row_fingerprint,
     row_hash,
     saved_views_for,
     step_way,
@@ -87,17 +90,25 @@ def _wants_partial(request: HttpRequest) -> bool:
     return htmx is not None and bool(htmx) and not htmx.boosted
 
 
-def _row_html(ticket: Ticket, people: list[Presence]) -> str:
+def _row_html(ticket: Ticket, people: list[Presence], now: datetime) -> str:
     return render_to_string(
         "tickets/partials/row.html",
         {
             "ticket": ticket,
             "presence": presence_words(people),
             "replying": any(p.replying for p in people),
-            "now": timezone.now(),
+            "now": now,
         },
-        request=None,
     )
+
+
+def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
+    """The rows of ``pks`` rendered (only those: a poll renders what changed)."""
+    wanted = set(pks)
+    people, now = state["presence"], state["current_time"]
+    return {
+        t.pk: _row_html(t, people.get(t.pk, []), now) for t in state["tickets"] if t.pk in wanted
+    }
 
 
 def _inbox_state(request: HttpRequest) -> dict[str, Any]:
@@ -122,7 +133,6 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
     tickets, total = inbox_tickets(org, user=user, view=view_key, data=data, now=now)  # type: ignore[arg-type]
     counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
     people = presence_on([t.pk for t in tickets], except_user=user.pk)
-    rows = [(t.pk, _row_html(t, people.get(t.pk, []))) for t in tickets]
     query = request.GET.copy()
     for name in ("live", "token"):
         query.pop(name, None)
@@ -142,8 +152,8 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         "filtered": bool(data and any(v not in (None, "") for k, v in data.items() if k != "sort")),
         "tickets": tickets,
         "total": total,
-        "rows": rows,
-        "row_hashes": [(pk, row_hash(html)) for pk, html in rows],
+        "presence": people,
+        "row_hashes": [(t.pk, row_fingerprint(t, people.get(t.pk, []), now)) for t in tickets],
         "query": query.urlencode(),
         "bulk_actions": BULK_ACTIONS,
         "current_time": now,
@@ -171,7 +181,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         diff = live_diff(before, live)
         if diff.empty:
             return HttpResponse(status=204)
-        rows = dict(state["rows"])
+        pks = [pk for pk, _ in live.rows] if diff.full else [*diff.changed, *diff.added]
+        rows = _rows_html(state, pks)
         token = live_remember(user_id, live)
         response = render(
             request,
@@ -182,7 +193,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
                 "counts_html": counts_html if diff.counts_changed else "",
                 "changed_rows": [with_oob(rows[pk]) for pk in diff.changed],
                 "added_rows": [rows[pk] for pk in diff.added],
-                "all_rows": [html for _, html in state["rows"]] if diff.full else None,
+                "all_rows": [rows[pk] for pk, _ in live.rows] if diff.full else None,
             },
         )
         if diff.order is not None or diff.added:
@@ -196,6 +207,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
             )
         return response
     state["token"] = live_remember(user_id, live)
+    rows = _rows_html(state, [t.pk for t in state["tickets"]])
+    state["rows"] = [(t.pk, rows[t.pk]) for t in state["tickets"]]
     state["counts_html"] = counts_html
     state["open_count"] = state["counts"]["open"]
     return render(request, "tickets/inbox.html", state)
