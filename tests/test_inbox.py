@@ -512,3 +512,14 @@ def test_every_change_a_row_shows_reaches_the_page(agent: Persona, manager: Pers
     with time_machine.travel(timezone.now() + timedelta(minutes=4)):  # now breached
         body = _live(client, token).content.decode()  # type: ignore[attr-defined]
         assert "breached, was due" in body
+
+
+def test_the_step_tracker_counts_down_each_open_steps_target(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    tracker = re.search(r'<section aria-label="Care steps".*?</section>', body, re.S)
+    assert tracker
+    timer = ticket.sla_timers.get(metric="first_response")
+    current = re.search(r'<li class="current">Acknowledge(.*?)</li>', tracker.group(0), re.S)
+    assert current and f'datetime="{timer.due_at.isoformat()}"' in current.group(1)
+    assert "data-countdown" in current.group(1)

@@ -339,7 +339,7 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
         "next_step_public": public,
         "next_step_help": STEP_HELP.get(Step(step)) if step else None,
         "next_step_number": list(Step).index(Step(step)) + 1 if step else None,
-        "steps": [(s.value, s.label, s.value in done) for s in Step],
+        "steps": [(s.value, s.label, s.value in done, _step_timer(timers, s.value)) for s in Step],
         "draft": refused_text,
         "reply_ways": ways,
         "step_way": step_way(ticket, public, ways, facts),
@@ -350,6 +350,22 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
         "seen_message": max((m.pk for m in conversation), default=0),
         "current_time": timezone.now(),
     }
+
+
+# The SLA target each care step answers (monitoring's metric names, read from its timers).
+STEP_TARGETS = {
+    Step.ACKNOWLEDGE: "first_response",
+    Step.TAKE_OFFLINE: "take_offline",
+    Step.RESOLVE: "resolution",
+    Step.CLOSE_OUT: "close_out",
+}
+
+
+def _step_timer(timers: list[Any], step: str) -> Any:
+    """The step's SLA timer still running, for the step tracker's countdown (None if none)."""
+    metric = STEP_TARGETS.get(Step(step))
+    running = [t for t in timers if t.metric == metric and t.state == "running"]
+    return min(running, key=lambda t: t.due_at) if running else None
 
 
 def _get_ticket(request: HttpRequest, pk: int) -> Ticket:
