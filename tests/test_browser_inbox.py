@@ -177,7 +177,9 @@ def test_a_follow_up_arrives_on_an_open_ticket_while_the_agent_types(
     assert _focused_id(page) == "step-text"
     page.keyboard.type("we're on it.")
     expect(box).to_have_value("So sorry Fran, we're on it.")
-    expect(page.locator("#sla-box time[data-countdown]").first).to_have_text(re.compile(r"^in \d+"))
+    expect(page.locator("#sla-box time[data-countdown]").first).to_have_text(
+        re.compile(r"^due in \d+")
+    )
     assert page.evaluate(MARKER) == "still here"
 
 

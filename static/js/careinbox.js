@@ -19,8 +19,10 @@
     $$("time[data-countdown]").forEach(function (el) {
       var left = Date.parse(el.getAttribute("datetime")) - now;
       if (isNaN(left)) return;
+      var kind = el.getAttribute("data-countdown");  // "due", "closes", or plain
       var text = left >= 0 ? "in " + span(left) : span(left) + " ago";
-      if (el.closest(".due")) text = left >= 0 ? "due in " + span(left) : "breached " + span(left) + " ago";
+      if (kind === "due") text = left >= 0 ? "due in " + span(left) : "breached " + span(left) + " ago";
+      if (kind === "closes") text = left >= 0 ? "closes in " + span(left) : "closed " + span(left) + " ago";
       if (el.textContent !== text) el.textContent = text;
       el.classList.toggle("overdue", left < 0);
       el.classList.toggle("soon", left >= 0 && left < 30 * 60 * 1000);
