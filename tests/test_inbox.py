@@ -256,7 +256,7 @@ def test_live_update_sends_only_what_changed(agent: Persona) -> None:
     body = arrival.content.decode()  # type: ignore[attr-defined]
     assert "@brand_new" in body and "@first_one" not in body and "@second_one" not in body
     assert 'hx-swap-oob="beforeend:#rows"' in body
-    assert re.search(r'id="open-count">3<', body)  # the counts came along
+    assert re.search(r'id="open-count" hx-swap-oob="innerHTML">3<', body)  # the counts came along
     order = json.loads(arrival["HX-Trigger-After-Settle"])["inbox:order"]  # type: ignore[index]
     assert order["added"] == [newcomer.pk]
     assert set(order["order"]) == {first.pk, second.pk, newcomer.pk}

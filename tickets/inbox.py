@@ -343,10 +343,11 @@ def row_hash(html: str) -> str:
 
 @dataclass
 class LiveState:
-    """What one inbox page holds: its rows' order and fingerprints, and its counts'."""
+    """What one inbox page holds: its rows' order and fingerprints, and the counts it shows
+    (each view's, and ``"total"``: the current view's with its filters)."""
 
     rows: list[tuple[int, str]]
-    counts: str
+    counts: dict[str, int]
 
     def to_cache(self) -> dict[str, Any]:
         return {"rows": self.rows, "counts": self.counts}
@@ -373,17 +374,18 @@ def live_recall(user_id: int, token: str) -> LiveState | None:
     if not data:
         return None
     cache.touch(_live_key(user_id, token), LIVE_TTL)
-    return LiveState(rows=[(int(pk), str(h)) for pk, h in data["rows"]], counts=data["counts"])
+    counts = data["counts"] if isinstance(data["counts"], dict) else {}
+    return LiveState(rows=[(int(pk), str(h)) for pk, h in data["rows"]], counts=counts)
 
 
 @dataclass
 class LiveDiff:
-    """What a poll sends: the rows that are new or changed, whether the counts changed, the
+    """What a poll sends: the rows that are new or changed, the counts that changed, the
     order (when it changed, or a row left), or, for a page whose state was lost, everything."""
 
     changed: list[int]
     added: list[int]
-    counts_changed: bool
+    counts_changed: list[str]
     order: list[int] | None
     full: bool
 
@@ -394,13 +396,14 @@ class LiveDiff:
 
 def live_diff(before: LiveState | None, after: LiveState) -> LiveDiff:
     if before is None:
-        return LiveDiff([], [], True, [pk for pk, _ in after.rows], full=True)
+        return LiveDiff([], [], list(after.counts), [pk for pk, _ in after.rows], full=True)
     old = dict(before.rows)
     changed = [pk for pk, h in after.rows if pk in old and old[pk] != h]
     added = [pk for pk, _ in after.rows if pk not in old]
     new_order = [pk for pk, _ in after.rows]
     order = new_order if new_order != [pk for pk, _ in before.rows] else None
-    return LiveDiff(changed, added, before.counts != after.counts, order, full=False)
+    counts = [k for k, v in after.counts.items() if before.counts.get(k) != v]
+    return LiveDiff(changed, added, counts, order, full=False)
 
 
 # --- Presence ---------------------------------------------------------------------------------

@@ -160,6 +160,11 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+def _count_id(key: str) -> str:
+    """The id of a count on the inbox page (``partials/counts.html``)."""
+    return {"open": "open-count", "total": "view-count"}.get(key, f"count-{key}")
+
+
 def _counts_html(state: dict[str, Any]) -> str:
     return render_to_string("tickets/partials/counts.html", state)
 
@@ -174,8 +179,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     """
     state = _inbox_state(request)
     user_id: int = request.user.pk or 0  # role_required: signed in
-    counts_html = _counts_html(state)
-    live = LiveState(rows=state["row_hashes"], counts=row_hash(counts_html))
+    live = LiveState(rows=state["row_hashes"], counts={**state["counts"], "total": state["total"]})
     if request.GET.get("live") and _wants_partial(request):
         before = live_recall(user_id, request.GET.get("token", ""))
         diff = live_diff(before, live)
@@ -190,7 +194,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
             {
                 **state,
                 "token": token,
-                "counts_html": counts_html if diff.counts_changed else "",
+                # Each count that changed, by the id it has on the page.
+                "changed_counts": [
+                    (_count_id(key), live.counts[key]) for key in diff.counts_changed
+                ],
                 "changed_rows": [with_oob(rows[pk]) for pk in diff.changed],
                 "added_rows": [rows[pk] for pk in diff.added],
                 "all_rows": [rows[pk] for pk, _ in live.rows] if diff.full else None,
@@ -209,7 +216,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     state["token"] = live_remember(user_id, live)
     rows = _rows_html(state, [t.pk for t in state["tickets"]])
     state["rows"] = [(t.pk, rows[t.pk]) for t in state["tickets"]]
-    state["counts_html"] = counts_html
+    state["counts_html"] = _counts_html(state)
     state["open_count"] = state["counts"]["open"]
     return render(request, "tickets/inbox.html", state)
 
