@@ -414,6 +414,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 
+# --- Cache ----------------------------------------------------------------------------------
+# Who is on which ticket (presence, with expiry) and each inbox page's live state: shared by
+# every web process through Redis when there is one; in-process otherwise (``make run`` without
+# Redis serves from one process). A test run keys its own entries.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"careinbox-test-{os.getpid()}" if TESTING else "careinbox",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Channels -------------------------------------------------------------------------------
 # The address of the project's X sandbox emulator (``make run`` starts it here).
 X_SANDBOX_URL = env_url("X_SANDBOX_URL", "http://127.0.0.1:8765", schemes={"http", "https"})
@@ -475,25 +490,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "careinbox.api.schema.add_error_responses",
     ],
-    "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-    "SECURITY": [{"bearerAuth": []}],
 }
-
-# Shared by every web process (API throttling counts, presence): Redis when there is one,
-# else a file cache under var/ that all local processes see.
-if TESTING:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-elif REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
-    }
 
 LOGGING = {
     "version": 1,

@@ -71,6 +71,11 @@ def on_reopened(event: TicketEvent) -> None:
     sla_restart(ticket=event.ticket, at=event.at)
 
 
+def on_closed_without_reply(event: TicketEvent) -> None:
+    """Closed as spam or as a duplicate: no reply is owed, the running targets stop."""
+    sla_stop(ticket=event.ticket, metrics=Metric.values, at=event.at, reason=event.kind)
+
+
 # ``step_reopened`` needs no handler: it means the step's reply never went out, so no
 # ``reply_sent`` was recorded and no timer was met by it; the timers simply run on.
 
@@ -94,5 +99,9 @@ def register() -> None:
     events.subscribe(on_reopened, kinds=[REOPENED])
     events.subscribe(on_step_skipped, kinds=[EventKind.STEP_SKIPPED])
     events.subscribe(on_closed_without_close_out, kinds=[EventKind.CLOSED_WITHOUT_CLOSE_OUT])
+    events.subscribe(
+        on_closed_without_reply,
+        kinds=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE],
+    )
     # Last: it sees what the handlers above changed.
     events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

@@ -171,7 +171,7 @@ def _expect_step_reopened(tab: Page, number: int, label: str, refused_text: str)
     expect(tab.locator("#step-error")).to_contain_text(DUPLICATE)
     for box in ("#steps-box", "#sla-box", "#history"):
         expect(tab.locator(box)).to_be_visible()
-    expect(tab.locator("#steps-box li.current")).to_have_text(label)
+    expect(tab.locator("#steps-box li.current")).to_have_text(re.compile(rf"^{label}\b"))
     expect(tab.get_by_role("button", name=label, exact=True)).to_be_enabled()
     expect(tab.locator("#step-text")).to_have_value(refused_text)
 

@@ -56,11 +56,12 @@ def test_inbox_query_count_does_not_grow_with_tickets(agent: Persona) -> None:
     assert len(many) == len(few)
 
 
-def test_inbox_partial_for_htmx(agent: Persona) -> None:
+def test_inbox_live_poll_is_a_partial(agent: Persona) -> None:
     _ticket(agent)
-    response = agent.client().get(reverse("tickets:inbox"), HTTP_HX_REQUEST="true")
-    assert response.status_code == 200
-    assert b"<html" not in response.content and b'id="inbox"' in response.content
+    client = agent.client()
+    response = client.get(reverse("tickets:inbox"), {"live": "1"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # no token: the page's state is unknown, all rows
+    assert b"<html" not in response.content and b'id="rows"' in response.content
     assert "HX-Request" in response["Vary"]
 
 
@@ -163,17 +164,18 @@ def test_get_on_step_url_is_not_allowed(agent: Persona) -> None:
     assert response.status_code == 405
 
 
-def test_ticket_page_refreshes_itself_only_while_a_reply_is_on_its_way(agent: Persona) -> None:
+def test_ticket_page_refreshes_itself_in_every_state(agent: Persona) -> None:
     ticket = _ticket(agent)
     url = reverse("tickets:detail", args=[ticket.pk])
     client = agent.client()
-    assert 'hx-trigger="every 2s"' not in client.get(url).content.decode()
-    client.post(reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": "On it!"})
     page = client.get(url).content.decode()
-    assert 'hx-trigger="every 2s"' in page and 'hx-select="#messages"' in page
-    OutboxItem.objects.update(state="sent")
-    partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
-    assert 'id="messages"' in partial and 'hx-trigger="every 2s"' not in partial
+    assert 'id="ticket-live"' in page and 'hx-trigger="every 3s"' in page  # New, too
+    client.post(reverse("tickets:step", args=[ticket.pk, "acknowledge"]), {"text": "On it!"})
+    assert 'id="ticket-live"' in client.get(url).content.decode()
+    ticket.refresh_from_db()
+    ticket.status = Status.CLOSED
+    ticket.save()
+    assert 'id="ticket-live"' in client.get(url).content.decode()  # closed: still live
 
 
 def test_ticket_page_query_count_does_not_grow_with_messages(agent: Persona) -> None:
@@ -244,9 +246,10 @@ def test_live_refresh_swaps_the_whole_workspace_when_the_step_changed(agent: Per
     ticket = _ticket(agent)
     url = reverse("tickets:detail", args=[ticket.pk])
     client = agent.client()
-    same = client.get(url, {"shown_step": "acknowledge"}, HTTP_HX_REQUEST="true")
+    live = {"live": "1", "h": ""}
+    same = client.get(url, {**live, "shown_step": "acknowledge"}, HTTP_HX_REQUEST="true")
     assert "HX-Retarget" not in same
-    changed = client.get(url, {"shown_step": "take_offline"}, HTTP_HX_REQUEST="true")
+    changed = client.get(url, {**live, "shown_step": "take_offline"}, HTTP_HX_REQUEST="true")
     assert changed["HX-Retarget"] == "#workspace" and changed["HX-Reselect"] == "#workspace"
     # Out-of-band parts would be taken out of the workspace before it is swapped in.
     assert 'hx-swap-oob="true"' in same.content.decode()

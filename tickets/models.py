@@ -192,6 +192,8 @@ class Ticket(models.Model):
     approval_reason = models.CharField(max_length=200, blank=True, db_default="")
     opened_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Closed without the public close-out: "spam" or "duplicate" (``Ticket.close_as``).
+    closed_as = models.CharField(max_length=16, blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TicketQuerySet.as_manager()
@@ -402,6 +404,20 @@ class Ticket(models.Model):
             EventKind.STEP_REOPENED, message=message, step=step, reason=reason, cause=cause
         )
 
+    def close_as(self, kind: str, *, reason: str, by: User | None) -> TicketEvent | None:
+        """Close an open ticket with no reply, as spam or as a duplicate, saying why (an outage's
+        hundred identical posts). A closed ticket changes nothing and returns None."""
+        if kind not in CLOSE_AS_EVENTS:
+            raise StepError(f"A ticket closes as spam or as a duplicate, not as {kind!r}.")
+        reason = " ".join(reason.split())[:200]
+        if not reason:
+            raise StepError("Say why it is closed (the post it duplicates, or why it is spam).")
+        if not self.is_open:
+            return None
+        self.status, self.closed_as, self.closed_at = Status.CLOSED, kind, timezone.now()
+        self.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
+        return self.record(CLOSE_AS_EVENTS[kind], actor=by, reason=reason)
+
     def acknowledge(self, *, by: User, message: Message) -> TicketEvent:
         return self.take_step(Step.ACKNOWLEDGE, by=by, message=message)
 
@@ -611,6 +627,15 @@ class EventKind(models.TextChoices):
     REPLY_REJECTED = "reply_rejected", "Reply rejected"
     GUARD_OVERRIDDEN = "guard_overridden", "Reply guard overridden"
     GUARD_WARNINGS_SENT = "guard_warnings_sent", "Sent despite reply-guard warnings"
+    CLOSED_AS_SPAM = "closed_as_spam", "Closed as spam"
+    CLOSED_AS_DUPLICATE = "closed_as_duplicate", "Closed as a duplicate"
+
+
+# ``Ticket.close_as``: how a ticket may close without the public close-out, and what it records.
+CLOSE_AS_EVENTS: dict[str, str] = {
+    "spam": EventKind.CLOSED_AS_SPAM,
+    "duplicate": EventKind.CLOSED_AS_DUPLICATE,
+}
 
 
 class Tag(models.Model):
@@ -1089,3 +1114,38 @@ class ApprovalRequest(models.Model):
     @property
     def edited(self) -> bool:
         return bool(self.sent_text) and self.sent_text != self.text
+
+
+# --- The agent inbox: saved views ------------------------------------------------------------
+
+
+class SavedView(models.Model):
+    """An agent's own inbox view: filters and a sort, kept by name (``tickets.inbox``).
+
+    ``filters`` holds the cleaned data of ``tickets.inbox.ViewFilterForm`` (ids and choice
+    values only), so a view saved today reads the same after a brand or tag is renamed.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="saved_views"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views"
+    )
+    name = models.CharField(max_length=60)
+    filters = models.JSONField(default=dict, blank=True)
+    sort = models.CharField(max_length=16, default="risk")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "owner", "name"], name="saved_view_name_per_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -29,13 +29,11 @@ from tickets.models import (
     Priority,
     PriorityRules,
     Sentiment,
-    Step,
     StepError,
     Ticket,
 )
 from tickets.reply_forms import ApprovalRulesForm, CannedResponseForm, PriorityRulesForm
 from tickets.services.approval import Decision, approval_decide
-from tickets.services.steps import GuardRefused, ticket_take_step
 from tickets.views import _get_ticket, _wants_partial, _workspace
 
 CANNED_FIELDS = ["title", "step", "variants"]
@@ -57,50 +55,11 @@ def _reply_kind(ticket: Ticket, step: str) -> str:
 @require_POST
 @role_required()
 def send_reply(request: HttpRequest, pk: int, step: str) -> HttpResponse:
-    """The composer's send: the guard, then approval or the outbox (``ticket_take_step``)."""
-    ticket = _get_ticket(request, pk)
-    text = request.POST.get("text", "")
-    try:
-        outcome = ticket_take_step(
-            ticket=ticket,
-            step=step,
-            by=request.user,  # type: ignore[arg-type]
-            text=text,
-            override_guard=request.POST.get("override_guard") == "1",
-            confirm_warnings=request.POST.get("confirm_warnings") == "1",
-        )
-    except GuardRefused as exc:
-        ticket.refresh_from_db()
-        return _workspace(
-            request,
-            ticket,
-            error=str(exc),
-            step_error=str(exc),
-            draft=text,
-            guard_flags=exc.flags,
-            guard_needs_confirmation=exc.needs_confirmation,
-            guard_overridable=not exc.needs_confirmation
-            and all(f.manager_may_override for f in exc.flags if f.blocks),
-        )
-    except StepError as exc:
-        ticket.refresh_from_db()
-        if step == ticket.next_step:
-            kept: dict[str, object] = {"draft": text}
-        else:
-            label = Step(step).label if step in Step.values else step
-            kept = {"unsent_draft": text.strip(), "unsent_step": label}
-        return _workspace(request, ticket, error=str(exc), step_error=str(exc), **kept)
-    ticket.refresh_from_db()
-    if isinstance(outcome, ApprovalRequest):
-        note = "Held for a manager's approval: " + " ".join(outcome.reasons)
-    else:
-        note = f"{Step(step).label}: queued to send."
-    if _wants_partial(request):
-        response = _workspace(request, ticket, reply_note=note)
-        response["HX-Trigger"] = "ticketChanged"
-        return response
-    messages.success(request, note)
-    return redirect("tickets:detail", pk=ticket.pk)
+    """The composer's send: the same view as the ticket page's step form (collision check, the
+    guard, then approval or the outbox through ``ticket_take_step``)."""
+    from tickets.views import ticket_step
+
+    return ticket_step(request, pk, step)
 
 
 @require_POST

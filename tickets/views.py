@@ -6,27 +6,65 @@ real form or link, so everything works without JavaScript too.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from careinbox.tenancy import get_for_org_or_404, role_required
+from tickets.inbox import (
+    BULK_ACTIONS,
+    DEFAULT_VIEW,
+    VIEWS,
+    VIEWS_BY_KEY,
+    LiveState,
+    Presence,
+    ViewFilterForm,
+    inbox_tickets,
+    live_diff,
+    live_recall,
+    live_remember,
+    parse_hashes,
+    presence_on,
+    presence_touch,
+    presence_words,
+    reply_ways,
+    row_fingerprint,
+    row_hash,
+    saved_views_for,
+    step_way,
+    tickets_bulk_apply,
+    view_counts,
+    with_oob,
+)
 from tickets.models import (
     STEP_RULES,
+    ApprovalRequest,
     Direction,
     EventKind,
+    Message,
     MessageKind,
     OutboxState,
+    SavedView,
     Step,
     StepError,
     Ticket,
 )
 from tickets.services import outbox_settle_uncertain, ticket_take_step
+from tickets.services.outbox import reply_facts
+from tickets.services.steps import GuardRefused
 
 PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
-INBOX_PAGE_SIZE = 200  # the most urgent 200; search and views come with the agent inbox work
 
 STEP_HELP = {
     Step.ACKNOWLEDGE: (
@@ -55,21 +93,213 @@ def _wants_partial(request: HttpRequest) -> bool:
     return htmx is not None and bool(htmx) and not htmx.boosted
 
 
+def _row_html(ticket: Ticket, people: list[Presence], now: datetime) -> str:
+    return render_to_string(
+        "tickets/partials/row.html",
+        {
+            "ticket": ticket,
+            "presence": presence_words(people),
+            "replying": any(p.replying for p in people),
+            "now": now,
+        },
+    )
+
+
+def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
+    """The rows of ``pks`` rendered (only those: a poll renders what changed)."""
+    wanted = set(pks)
+    people, now = state["presence"], state["current_time"]
+    return {
+        t.pk: _row_html(t, people.get(t.pk, []), now) for t in state["tickets"] if t.pk in wanted
+    }
+
+
+def _inbox_state(request: HttpRequest) -> dict[str, Any]:
+    """Everything the inbox page and its live update render, in a fixed number of queries."""
+    org = request.organization  # type: ignore[attr-defined]
+    user = request.user
+    now = timezone.now()
+    saved: SavedView | None = None
+    params: Any = request.GET
+    if request.GET.get("saved"):
+        saved = get_for_org_or_404(
+            SavedView.objects.filter(owner=user),  # type: ignore[misc]
+            org,
+            pk=request.GET["saved"] if request.GET["saved"].isdigit() else 0,
+        )
+        params = ViewFilterForm.data_from_saved(saved)
+    view_key = params.get("view") or DEFAULT_VIEW
+    if view_key not in VIEWS_BY_KEY:
+        view_key = DEFAULT_VIEW
+    form = ViewFilterForm(params, organization=org)
+    data = form.cleaned_data if form.is_valid() else {}
+    tickets, total = inbox_tickets(org, user=user, view=view_key, data=data, now=now)  # type: ignore[arg-type]
+    counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
+    people = presence_on([t.pk for t in tickets], except_user=user.pk)
+    query = request.GET.copy()
+    for name in ("live", "token"):
+        query.pop(name, None)
+    return {
+        "view": VIEWS_BY_KEY[view_key],
+        "views": VIEWS,
+        "counts": counts,
+        "saved": saved,
+        "saved_views": saved_views_for(org, user),  # type: ignore[arg-type]
+        "form": form,
+        # The filters in force, carried by the "save as a view" form.
+        "filter_pairs": [
+            (name, str(value))
+            for name, value in params.items()
+            if name in form.fields and value not in (None, "")
+        ],
+        "filtered": bool(data and any(v not in (None, "") for k, v in data.items() if k != "sort")),
+        "tickets": tickets,
+        "total": total,
+        "presence": people,
+        "row_hashes": [(t.pk, row_fingerprint(t, people.get(t.pk, []), now)) for t in tickets],
+        "query": query.urlencode(),
+        "bulk_actions": BULK_ACTIONS,
+        "current_time": now,
+    }
+
+
+def _count_id(key: str) -> str:
+    """The id of a count on the inbox page (``partials/counts.html``)."""
+    return {"open": "open-count", "total": "view-count"}.get(key, f"count-{key}")
+
+
+def _counts_html(state: dict[str, Any]) -> str:
+    return render_to_string("tickets/partials/counts.html", state)
+
+
 @require_GET
 @role_required()
 def inbox(request: HttpRequest) -> HttpResponse:
-    open_tickets = Ticket.objects.for_org(request.organization).open()  # type: ignore[attr-defined]
-    tickets = open_tickets.inbox_order().select_related("root_message")[:INBOX_PAGE_SIZE]
-    context = {
-        "tickets": tickets,
-        "open_count": open_tickets.count(),
-        "current_time": timezone.now(),
-    }
-    template = "tickets/inbox.html#inbox-table" if _wants_partial(request) else "tickets/inbox.html"
-    return render(request, template, context)
+    """The inbox: a view of tickets with live counts, filters, search and bulk actions.
+
+    ``?live=1&token=…`` is the page's poll: it answers with only what changed since the state
+    the token names (rows out of band, the counts, the order), or 204 if nothing did.
+    """
+    state = _inbox_state(request)
+    user_id: int = request.user.pk or 0  # role_required: signed in
+    live = LiveState(rows=state["row_hashes"], counts={**state["counts"], "total": state["total"]})
+    if request.GET.get("live") and _wants_partial(request):
+        before = live_recall(user_id, request.GET.get("token", ""))
+        diff = live_diff(before, live)
+        if diff.empty:
+            return HttpResponse(status=204)
+        pks = [pk for pk, _ in live.rows] if diff.full else [*diff.changed, *diff.added]
+        rows = _rows_html(state, pks)
+        token = live_remember(user_id, live)
+        response = render(
+            request,
+            "tickets/partials/live.html",
+            {
+                **state,
+                "token": token,
+                # Each count that changed, by the id it has on the page.
+                "changed_counts": [
+                    (_count_id(key), live.counts[key]) for key in diff.counts_changed
+                ],
+                "changed_rows": [with_oob(rows[pk]) for pk in diff.changed],
+                "added_rows": [rows[pk] for pk in diff.added],
+                "all_rows": [rows[pk] for pk, _ in live.rows] if diff.full else None,
+            },
+        )
+        if diff.order is not None or diff.added:
+            response["HX-Trigger-After-Settle"] = json.dumps(
+                {
+                    "inbox:order": {
+                        "order": diff.order or [pk for pk, _ in live.rows],
+                        "added": diff.added,
+                    }
+                }
+            )
+        return response
+    state["token"] = live_remember(user_id, live)
+    rows = _rows_html(state, [t.pk for t in state["tickets"]])
+    state["rows"] = [(t.pk, rows[t.pk]) for t in state["tickets"]]
+    state["counts_html"] = _counts_html(state)
+    state["open_count"] = state["counts"]["open"]
+    return render(request, "tickets/inbox.html", state)
 
 
-def _ticket_context(ticket: Ticket) -> dict[str, object]:
+@require_POST
+@role_required()
+def inbox_bulk(request: HttpRequest) -> HttpResponse:
+    """Assign, tag, or close as spam or duplicate the selected tickets (all or none)."""
+    action = request.POST.get("action", "")
+    assignee = request.POST.get("assignee", "")
+    try:
+        ids = [int(pk) for pk in request.POST.getlist("ticket")]
+    except ValueError:
+        ids = []
+    try:
+        result = tickets_bulk_apply(
+            organization=request.organization,  # type: ignore[attr-defined]
+            by=request.user,  # type: ignore[arg-type]
+            ticket_ids=ids,
+            action=action,
+            assignee_id=int(assignee) if assignee.isdigit() else None,
+            tag=request.POST.get("tag", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except StepError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, result.summary(action))
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("tickets:inbox")
+    return redirect(back or reverse("tickets:inbox"))
+
+
+@require_POST
+@role_required()
+def saved_view_create(request: HttpRequest) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    form = ViewFilterForm(request.POST, organization=org)
+    name = " ".join(request.POST.get("name", "").split())[:60]
+    view_key = request.POST.get("view", DEFAULT_VIEW)
+    if not name:
+        messages.error(request, "Give the view a name to save it.")
+    elif not form.is_valid():
+        messages.error(
+            request,
+            "The filters are not valid: "
+            + "; ".join(
+                f"{form.fields[name].label}: {' '.join(str(m) for m in errors)}"
+                for name, errors in form.errors.items()
+            ),
+        )
+    else:
+        filters = form.saved_filters()
+        filters["view"] = view_key if view_key in VIEWS_BY_KEY else DEFAULT_VIEW
+        saved, created = SavedView.objects.update_or_create(
+            organization=org,
+            owner=request.user,
+            name=name,
+            defaults={"filters": filters, "sort": form.cleaned_data.get("sort") or "risk"},
+        )
+        messages.success(request, f"View \u201c{name}\u201d {'saved' if created else 'updated'}.")
+        return redirect(f"{reverse('tickets:inbox')}?saved={saved.pk}")
+    return redirect(reverse("tickets:inbox"))
+
+
+@require_POST
+@role_required()
+def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    saved = get_for_org_or_404(
+        SavedView.objects.filter(owner=request.user),  # type: ignore[misc]
+        request.organization,  # type: ignore[attr-defined]
+        pk=pk,
+    )
+    saved.delete()
+    messages.success(request, f"View \u201c{saved.name}\u201d deleted.")
+    return redirect(reverse("tickets:inbox"))
+
+
+def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     step = ticket.next_step
     timers = list(ticket.sla_timers.all())
     events = list(ticket.events.select_related("actor", "message").order_by("at", "pk"))
@@ -98,6 +328,11 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
     refused_text = ""
     if replies and step and replies[-1].step == step:
         refused_text = replies[-1].text if replies[-1].outbox.state == OutboxState.FAILED else ""
+    public = STEP_RULES[step].public and ticket.is_public if step else None
+    facts = reply_facts(ticket)
+    ways = reply_ways(ticket, facts)
+    user_id = request.user.pk
+    people = presence_on([ticket.pk], except_user=user_id).get(ticket.pk, [])
     return {
         "ticket": ticket,
         "conversation": conversation,
@@ -110,20 +345,70 @@ def _ticket_context(ticket: Ticket) -> dict[str, object]:
         "late_links": late_links,
         "timers": timers,
         "next_step": Step(step) if step else None,
-        "next_step_public": STEP_RULES[step].public if step else None,
+        "next_step_public": public,
         "next_step_help": STEP_HELP.get(Step(step)) if step else None,
         "next_step_number": list(Step).index(Step(step)) + 1 if step else None,
-        "steps": [(s.value, s.label, s.value in done) for s in Step],
+        "steps": [(s.value, s.label, s.value in done, _step_timer(timers, s.value)) for s in Step],
         "draft": refused_text,
+        "reply_ways": ways,
+        "step_way": step_way(ticket, public, ways, facts),
+        "presence": presence_words(people),
+        "presence_replying": any(p.replying for p in people),
+        # The newest message the agent has seen when the box was drawn: a reply by someone
+        # else after it is a collision, warned about before sending.
+        "seen_message": max((m.pk for m in conversation), default=0),
+        "current_time": timezone.now(),
     }
+
+
+# The SLA target each care step answers (monitoring's metric names, read from its timers).
+STEP_TARGETS = {
+    Step.ACKNOWLEDGE: "first_response",
+    Step.TAKE_OFFLINE: "take_offline",
+    Step.RESOLVE: "resolution",
+    Step.CLOSE_OUT: "close_out",
+}
+
+
+def _step_timer(timers: list[Any], step: str) -> Any:
+    """The step's SLA timer still running, for the step tracker's countdown (None if none)."""
+    metric = STEP_TARGETS.get(Step(step))
+    running = [t for t in timers if t.metric == metric and t.state == "running"]
+    return min(running, key=lambda t: t.due_at) if running else None
 
 
 def _get_ticket(request: HttpRequest, pk: int) -> Ticket:
     return get_for_org_or_404(
-        Ticket.objects.select_related("social_account", "brand"),
+        Ticket.objects.select_related("social_account", "brand", "assigned_to"),
         request.organization,  # type: ignore[attr-defined]
         pk=pk,
     )
+
+
+# The parts of the workspace that update by themselves, each a partial of ticket.html. The box
+# the agent types in is not one of them: it changes only when the step does.
+LIVE_SECTIONS = (
+    "messages",
+    "presence",
+    "reply-ways",
+    "step-submit",
+    "steps-box",
+    "sla-box",
+    "history",
+)
+
+
+def _sections(context: dict[str, Any]) -> dict[str, str]:
+    names = [n for n in LIVE_SECTIONS if n != "step-submit" or context["next_step"]]
+    return {name: render_to_string(f"tickets/ticket.html#{name}", context) for name in names}
+
+
+def _with_hashes(context: dict[str, Any]) -> dict[str, Any]:
+    sections = _sections(context)
+    hashes = {name: row_hash(html) for name, html in sections.items()}
+    context["live_hashes"] = ",".join(f"{k}:{v}" for k, v in hashes.items())
+    context["_sections"] = sections
+    return context
 
 
 def _workspace(
@@ -135,9 +420,10 @@ def _workspace(
     """
     from tickets.workflow_views import workflow_context
 
-    context = _ticket_context(ticket)
+    context = _ticket_context(request, ticket)
     context.update(workflow_context(request, ticket, context))
     context.update(extra)
+    _with_hashes(context)
     partial = _wants_partial(request)
     template = "tickets/ticket.html#workspace" if partial else "tickets/ticket.html"
     return render(request, template, context, status=422 if error else 200)
@@ -146,21 +432,58 @@ def _workspace(
 @require_GET
 @role_required()
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The ticket workspace; with ``live=1`` (htmx, every 3 s) its live update.
+
+    The live update says who is here (presence, "replying" while the agent types) and answers
+    with only the sections whose content changed (out of band), 204 if none did; if the step
+    changed under the agent (a refused reply reopened it, a colleague took it) the whole
+    workspace, form and reason included.
+    """
     ticket = _get_ticket(request, pk)
-    shown_step = request.GET.get("shown_step")  # sent by the live refresh only
-    live = _wants_partial(request) and shown_step is not None
-    step_changed = live and shown_step != (ticket.next_step or "")
-    # Same step: the conversation, and out of band the steps, SLA, history and button; the
-    # box the agent may be typing in stays. htmx takes out-of-band parts out of the response
-    # before its main swap, so none are marked when the whole workspace is swapped.
-    response = _workspace(request, ticket, live_refresh=live and not step_changed)
-    if step_changed:
-        # The step changed under the agent (a refused reply reopened it): swap the whole
-        # workspace, form and reason included.
+    live = _wants_partial(request) and request.GET.get("live") == "1"
+    if live:
+        presence_touch(ticket.pk, request.user, replying=request.GET.get("replying") == "1")  # type: ignore[arg-type]
+    shown_step = request.GET.get("shown_step")
+    if live and shown_step is not None and shown_step != (ticket.next_step or ""):
+        response = _workspace(request, ticket)
         response["HX-Retarget"] = "#workspace"
         response["HX-Reselect"] = "#workspace"
         response["HX-Reswap"] = "outerHTML"
-    return response
+        return response
+    if not live:
+        return _workspace(request, ticket)
+    context = _with_hashes(_ticket_context(request, ticket))
+    shown = parse_hashes(request.GET.get("h", ""))
+    changed = [
+        html for name, html in context["_sections"].items() if shown.get(name) != row_hash(html)
+    ]
+    if not changed:
+        return HttpResponse(status=204)
+    poller = render_to_string("tickets/ticket.html#live-poller", context)
+    return HttpResponse("".join(with_oob(html) for html in [*changed, poller]))
+
+
+def _collision(ticket: Ticket, request: HttpRequest) -> Message | None:
+    """A reply someone else sent (in CareInbox or on the platform) after the agent's box was
+    drawn: shown before the agent's own goes out."""
+    seen = request.POST.get("seen", "")
+    if not seen.isdigit():
+        return None
+    return (
+        ticket.messages.filter(direction=Direction.OUTBOUND, pk__gt=int(seen))
+        .exclude(sent_by_id=request.user.pk)
+        .select_related("sent_by")
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _collision_words(message: Message) -> str:
+    who = (
+        str(message.sent_by) if message.sent_by else f"Someone on {message.get_platform_display()}"
+    )
+    text = message.text if len(message.text) <= 80 else message.text[:79] + "…"
+    return f"{who} replied meanwhile: “{text}”."
 
 
 @require_POST
@@ -168,10 +491,43 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
     ticket = _get_ticket(request, pk)
     text = request.POST.get("text", "")
+    collision = _collision(ticket, request)
+    if collision is not None and step == ticket.next_step and not request.POST.get("confirm"):
+        # Same step still open (a reply sent on the platform, or one that bounced): the agent
+        # decides, with their draft kept.
+        warning = _collision_words(collision) + " Read it, then send yours anyway or change it."
+        return _workspace(
+            request, ticket, error=warning, step_error=warning, draft=text, confirm_collision=True
+        )
     try:
-        ticket_take_step(ticket=ticket, step=step, by=request.user, text=text)  # type: ignore[arg-type]
+        outcome = ticket_take_step(
+            ticket=ticket,
+            step=step,
+            by=request.user,  # type: ignore[arg-type]
+            text=text,
+            override_guard=request.POST.get("override_guard") == "1",
+            confirm_warnings=request.POST.get("confirm_warnings") == "1",
+        )
+    except GuardRefused as exc:
+        # The reply guard: each flag says why; warnings can be confirmed, a blocking flag a
+        # manager may override. The draft stays in the box.
+        ticket.refresh_from_db()
+        return _workspace(
+            request,
+            ticket,
+            error=str(exc),
+            step_error=str(exc),
+            draft=text,
+            guard_flags=exc.flags,
+            guard_needs_confirmation=exc.needs_confirmation,
+            guard_overridable=not exc.needs_confirmation
+            and all(f.manager_may_override for f in exc.flags if f.blocks),
+        )
     except StepError as exc:
         ticket.refresh_from_db()
+        error = str(exc)
+        if collision is not None:
+            error = f"{_collision_words(collision)} {error}"
         # The draft goes back into the box only if the box is for the step it was written for.
         # If the ticket moved on meanwhile (another tab took the step), a public reply must
         # never land in a DM box, one click from going out privately: it is shown aside.
@@ -180,13 +536,31 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         else:
             label = Step(step).label if step in Step.values else step
             kept = {"unsent_draft": text.strip(), "unsent_step": label}
-        return _workspace(request, ticket, error=str(exc), step_error=str(exc), **kept)
+        return _workspace(request, ticket, error=error, step_error=error, **kept)
+    presence_touch(ticket.pk, request.user, replying=False)  # type: ignore[arg-type]
     ticket.refresh_from_db()
+    if isinstance(outcome, ApprovalRequest):
+        note = "Held for a manager's approval: " + " ".join(outcome.reasons)
+    else:
+        note = f"{Step(step).label}: queued to send."
     if _wants_partial(request):
-        response = _workspace(request, ticket)
+        response = _workspace(request, ticket, reply_note=note)
         response["HX-Trigger"] = "ticketChanged"
         return response
-    messages.success(request, f"{Step(step).label}: queued to send.")
+    messages.success(request, note)
+    return redirect("tickets:detail", pk=ticket.pk)
+
+
+@require_POST
+@role_required()
+def assign_to_me(request: HttpRequest, pk: int) -> HttpResponse:
+    """The agent takes the ticket (the ``m`` key); recorded by ``Ticket.assign``."""
+    ticket = _get_ticket(request, pk)
+    with transaction.atomic():
+        event = ticket.assign(request.user, by=request.user, reason="assigned to self")  # type: ignore[arg-type]
+    messages.success(
+        request, "Assigned to you." if event is not None else "It was assigned to you already."
+    )
     return redirect("tickets:detail", pk=ticket.pk)
 
 

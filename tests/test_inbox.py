@@ -1,0 +1,525 @@
+"""The agent inbox: views and their counts, filters, saved views, search, bulk actions, the
+live update that sends only what changed, presence, and its fixed query count."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from monitoring.services import sla_start
+from tests.conftest import Persona
+from tests.factories import InboundMessageFactory, TicketFactory
+from tickets.inbox import presence_touch
+from tickets.models import (
+    Direction,
+    EventKind,
+    Message,
+    MessageKind,
+    OutboxItem,
+    OutboxState,
+    Priority,
+    SavedView,
+    Status,
+    StepError,
+    Ticket,
+)
+
+INBOX = reverse("tickets:inbox")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    # Presence and live state live in the cache; an in-process cache outlives a test's rows.
+    if "locmem" in type(cache).__module__:
+        cache.clear()
+    yield
+
+
+def _ticket(persona: Persona, text: str = "", **kwargs: object) -> Ticket:
+    ticket = TicketFactory(social_account__brand__organization=persona.organization, **kwargs)
+    message = InboundMessageFactory(
+        ticket=ticket, text=text or f"Help please, ticket of {ticket.customer_username}"
+    )
+    Ticket.objects.filter(pk=ticket.pk).update(root_message=message)
+    sla_start(ticket=ticket)
+    ticket.refresh_from_db()
+    return ticket
+
+
+def _outbound(ticket: Ticket, text: str, **kwargs: object) -> Message:
+    """A brand reply sent on the platform itself (intake stores it already delivered)."""
+    message = Message.objects.create(
+        organization=ticket.organization,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind=MessageKind.REPLY,
+        direction=Direction.OUTBOUND,
+        text=text,
+        created_at=timezone.now(),
+        external_id=f"native-{text[:8]}",
+        **kwargs,
+    )
+    OutboxItem.objects.create(
+        organization=ticket.organization, message=message, state=OutboxState.SENT
+    )
+    return message
+
+
+def _rows(response: object) -> list[int]:
+    return [t.pk for t in response.context["tickets"]]  # type: ignore[attr-defined]
+
+
+def _live(client: object, token: str, **params: str) -> object:
+    return client.get(  # type: ignore[attr-defined]
+        INBOX, {**params, "live": "1", "token": token}, HTTP_HX_REQUEST="true"
+    )
+
+
+def _token(response: object) -> str:
+    match = re.search(r'id="live-token" name="token" value="([^"]+)"', response.content.decode())  # type: ignore[attr-defined]
+    assert match, "no live token on the page"
+    return match.group(1)
+
+
+def test_each_view_holds_its_tickets_and_counts_them(agent: Persona, manager: Persona) -> None:
+    now = timezone.now()
+    mine = _ticket(agent)
+    mine.assign(agent.user, by=agent.user)
+    theirs = _ticket(agent)
+    theirs.assign(manager.user, by=manager.user)
+    unassigned = _ticket(agent)
+    breaching = _ticket(agent)
+    breaching.set_sla_due(now + timedelta(minutes=10))
+    waiting = _ticket(agent, status=Status.OFFLINE)
+    _outbound(waiting, "Could you DM us your order number?", is_public=False)
+    approval = _ticket(agent)
+    approval.require_approval("VIP customer", by=manager.user)
+    closed = _ticket(agent, status=Status.CLOSED, closed_at=now)
+    for t in (mine, theirs, unassigned, waiting, approval):
+        t.set_sla_due(now + timedelta(hours=5))  # not breaching soon
+
+    client = agent.client()
+    expected = {
+        "mine": {mine.pk},
+        "unassigned": {unassigned.pk, breaching.pk, waiting.pk, approval.pk},
+        "open": {mine.pk, theirs.pk, unassigned.pk, breaching.pk, waiting.pk, approval.pk},
+        "breaching": {breaching.pk},
+        "waiting": {waiting.pk},
+        "approval": {approval.pk},
+        "closed": {closed.pk},
+    }
+    for view, pks in expected.items():
+        response = client.get(INBOX, {"view": view})
+        assert set(_rows(response)) == pks, view
+        assert response.context["counts"][view] == len(pks), view
+        assert response.context["total"] == len(pks)
+    page = client.get(INBOX, {"view": "mine"})
+    assert page.content.decode().count('aria-current="page"') == 2  # top nav and the view
+    assert "<title>(1) Mine · Inbox · CareInbox</title>" in page.content.decode()
+
+
+def test_the_inbox_renders_in_a_fixed_number_of_queries(
+    agent: Persona, django_assert_max_num_queries: object
+) -> None:
+    # Session, user, membership; the view's count; the rows (with their root post, brand and
+    # assignee); their tags; every view's count in one; saved views; the filters' members,
+    # brands and tags. Presence is one cache round trip, not a query. An absolute baseline:
+    # one new query fails at once.
+    baseline = 11
+    client = agent.client()
+    for n in range(5):
+        t = _ticket(agent)
+        t.add_tag(f"tag{n}", by=None)
+        t.assign(agent.user, by=None)
+    with django_assert_max_num_queries(baseline):  # type: ignore[operator]
+        few = client.get(INBOX)
+    for n in range(45):
+        t = _ticket(agent)
+        t.add_tag(f"tag{n % 7}", by=None)
+    with django_assert_max_num_queries(baseline):  # type: ignore[operator]
+        many = client.get(INBOX)
+    assert len(_rows(few)) == 5 and len(_rows(many)) == 50
+    with django_assert_max_num_queries(baseline - 2):  # type: ignore[operator]
+        assert _live(client, "").status_code == 200  # the live update: no filter choices
+
+
+def test_filters_narrow_and_sorts_order(agent: Persona) -> None:
+    big = _ticket(agent, customer_followers=90_000, priority=Priority.HIGH)
+    small = _ticket(agent, customer_followers=10)
+    small.add_tag("outage", by=None)
+    client = agent.client()
+    assert _rows(client.get(INBOX, {"followers": "1000"})) == [big.pk]
+    assert _rows(client.get(INBOX, {"tag": small.tags.get().pk})) == [small.pk]
+    assert _rows(client.get(INBOX, {"priority": "2"})) == [big.pk]
+    assert _rows(client.get(INBOX, {"step": "new", "sort": "reach"})) == [big.pk, small.pk]
+    assert _rows(client.get(INBOX, {"assignee": "none", "sort": "newest"})) == [small.pk, big.pk]
+    assert _rows(client.get(INBOX, {"platform": "facebook"})) == []
+
+
+def test_a_bad_filter_says_so_and_shows_the_view_unfiltered(agent: Persona) -> None:
+    _ticket(agent)
+    response = agent.client().get(INBOX, {"followers": "lots", "priority": "9"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'role="alert"' in body and "Enter a whole number." in body
+    assert len(_rows(response)) == 1
+
+
+def test_an_agent_saves_a_view_and_opens_it_again(agent: Persona, outsider: Persona) -> None:
+    big = _ticket(agent, customer_followers=50_000)
+    _ticket(agent, customer_followers=5)
+    client = agent.client()
+    page = client.get(INBOX, {"followers": "1000", "sort": "reach"}).content.decode()
+    save_form = re.search(r'<form class="save-view".*?</form>', page, re.S)
+    assert save_form and 'name="followers" value="1000"' in save_form.group(0)
+    assert 'name="sort"' in save_form.group(0)
+    response = client.post(
+        reverse("tickets:saved_view_create"),
+        {"name": "  Big  reach ", "view": "open", "followers": "1000", "sort": "reach"},
+    )
+    saved = SavedView.objects.get()
+    assert (saved.name, saved.filters, saved.sort) == (
+        "Big reach",
+        {"followers": 1000, "view": "open"},
+        "reach",
+    )
+    assert response["Location"] == f"{INBOX}?saved={saved.pk}"
+    page = client.get(INBOX, {"saved": saved.pk})
+    assert _rows(page) == [big.pk]
+    assert "Big reach" in page.content.decode()
+    # Nameless: refused, nothing saved. Another organisation's agent: a 404.
+    client.post(reverse("tickets:saved_view_create"), {"name": " ", "followers": "1"})
+    assert SavedView.objects.count() == 1
+    assert outsider.client().get(INBOX, {"saved": saved.pk}).status_code == 404
+    deleted = outsider.client().post(reverse("tickets:saved_view_delete", args=[saved.pk]))
+    assert deleted.status_code == 404 and SavedView.objects.count() == 1
+    client.post(reverse("tickets:saved_view_delete", args=[saved.pk]))
+    assert not SavedView.objects.exists()
+
+
+def test_search_finds_words_in_messages_and_customers_open_and_closed(agent: Persona) -> None:
+    refund = _ticket(agent, "Still waiting for my REFUND after three weeks")
+    InboundMessageFactory(ticket=refund, text="Order 5521, paid by card")
+    _ticket(agent, "My parcel is late", customer_username="parcel_pete")
+    archived = _ticket(agent, "refunded twice?!", status=Status.CLOSED, closed_at=timezone.now())
+    client = agent.client()
+    assert _rows(client.get(INBOX, {"q": "refund"})) == [refund.pk]  # a word's start
+    assert _rows(client.get(INBOX, {"q": "5521 card"})) == [refund.pk]  # a follow-up, all words
+    assert _rows(client.get(INBOX, {"q": "pete"})) != []  # the customer's handle
+    assert _rows(client.get(INBOX, {"q": "refund", "view": "closed"})) == [archived.pk]
+    assert _rows(client.get(INBOX, {"q": "refund card nowhere"})) == []
+    # tsquery syntax in a search is only words: no error, no injection.
+    response = client.get(INBOX, {"q": "refund & | ! :* ('"})
+    assert response.status_code == 200 and _rows(response) == [refund.pk]
+    empty = client.get(INBOX, {"q": "zebra"})
+    assert "Nothing in All open matches “zebra”." in empty.content.decode()
+
+
+@pytest.mark.skipif(
+    "postgresql" not in __import__("django.conf").conf.settings.DATABASES["default"]["ENGINE"],
+    reason="the GIN index is PostgreSQL's",
+)
+def test_postgres_search_uses_the_gin_index(agent: Persona) -> None:
+    from tickets.inbox import search
+
+    _ticket(agent, "refund please")
+    queryset = search(Ticket.objects.all(), "refund")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "message_text_fts_idx" in plan, plan
+
+
+def test_live_update_sends_only_what_changed(agent: Persona) -> None:
+    first = _ticket(agent, customer_username="first_one")
+    second = _ticket(agent, customer_username="second_one")
+    client = agent.client()
+    page = client.get(INBOX)
+    token = _token(page)
+
+    unchanged = _live(client, token)
+    assert unchanged.status_code == 204 and unchanged.content == b""  # type: ignore[attr-defined]
+
+    newcomer = _ticket(agent, customer_username="brand_new")
+    arrival = _live(client, token)
+    body = arrival.content.decode()  # type: ignore[attr-defined]
+    assert "@brand_new" in body and "@first_one" not in body and "@second_one" not in body
+    assert 'hx-swap-oob="beforeend:#rows"' in body
+    assert re.search(r'id="open-count" hx-swap-oob="innerHTML">3<', body)  # the counts came along
+    order = json.loads(arrival["HX-Trigger-After-Settle"])["inbox:order"]  # type: ignore[index]
+    assert order["added"] == [newcomer.pk]
+    assert set(order["order"]) == {first.pk, second.pk, newcomer.pk}
+
+    token = _token(arrival)
+    first.assign(agent.user, by=agent.user)
+    changed = _live(client, token).content.decode()  # type: ignore[attr-defined]
+    assert f'<tr hx-swap-oob="true" id="row-{first.pk}"' in changed
+    assert "@second_one" not in changed and "@brand_new" not in changed
+
+    token = _token_from(changed)
+    first.close_as("spam", reason="bot account", by=agent.user)
+    gone = _live(client, token)
+    left = json.loads(gone["HX-Trigger-After-Settle"])["inbox:order"]["order"]  # type: ignore[index]
+    assert first.pk not in left and set(left) == {second.pk, newcomer.pk}
+
+
+def _token_from(body: str) -> str:
+    match = re.search(r'id="live-token" name="token" value="([^"]+)"', body)
+    assert match
+    return match.group(1)
+
+
+def test_a_lost_live_state_gets_every_row_again(agent: Persona) -> None:
+    _ticket(agent, customer_username="only_one")
+    response = _live(agent.client(), "not-a-token-we-gave")
+    body = response.content.decode()  # type: ignore[attr-defined]
+    assert '<tbody id="rows" hx-swap-oob="true">' in body and "@only_one" in body
+
+
+def test_bulk_actions_assign_tag_and_close_with_a_reason(
+    agent: Persona, manager: Persona, outsider: Persona
+) -> None:
+    tickets = [_ticket(agent) for _ in range(3)]
+    ids = [str(t.pk) for t in tickets]
+    client = agent.client()
+    bulk = reverse("tickets:bulk")
+
+    client.post(bulk, {"action": "assign", "assignee": manager.user.pk, "ticket": ids[:2]})
+    client.post(bulk, {"action": "tag", "tag": "#Outage", "ticket": ids})
+    # Closing without a reason is refused, and changes nothing.
+    refused = client.post(bulk, {"action": "spam", "ticket": ids}, follow=True)
+    assert "Say why they are closed" in refused.content.decode()
+    assert Ticket.objects.filter(status=Status.CLOSED).count() == 0
+    done = client.post(
+        bulk, {"action": "duplicate", "reason": "same outage as #1", "ticket": ids[1:]}, follow=True
+    )
+    assert "Close as duplicate: 2 tickets changed." in done.content.decode()
+
+    for t in tickets:
+        t.refresh_from_db()
+    assert [t.assigned_to_id for t in tickets] == [manager.user.pk, manager.user.pk, None]
+    assert all(list(t.tags.values_list("name", flat=True)) == ["outage"] for t in tickets)
+    assert [t.status for t in tickets] == [Status.NEW, Status.CLOSED, Status.CLOSED]
+    assert tickets[1].closed_as == "duplicate"
+    event = tickets[1].events.get(kind=EventKind.CLOSED_AS_DUPLICATE)
+    assert event.actor == agent.user and event.data["reason"] == "same outage as #1"
+    # Another organisation's agent cannot touch them, even with their ids.
+    outsider.client().post(bulk, {"action": "assign_me", "ticket": ids})
+    tickets[0].refresh_from_db()
+    assert tickets[0].assigned_to_id == manager.user.pk
+
+
+def test_close_as_needs_a_known_kind_and_a_reason(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    with pytest.raises(StepError, match="spam or as a duplicate"):
+        ticket.close_as("boring", reason="x", by=agent.user)
+    with pytest.raises(StepError, match="Say why"):
+        ticket.close_as("spam", reason="   ", by=agent.user)
+    assert ticket.close_as("spam", reason="bot", by=agent.user) is not None
+    assert ticket.close_as("spam", reason="bot", by=agent.user) is None  # closed already
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.closed_as) == (Status.CLOSED, "spam")
+
+
+def test_rows_show_who_else_is_on_a_ticket_until_it_expires(
+    agent: Persona, manager: Persona
+) -> None:
+    ticket = _ticket(agent)
+    presence_touch(ticket.pk, manager.user, replying=True)
+    body = agent.client().get(INBOX).content.decode()
+    assert "mark is replying" in body
+    # One's own presence is never shown to oneself.
+    assert "mark is" not in manager.client().get(INBOX).content.decode()
+    with time_machine.travel(timezone.now() + timedelta(seconds=20)):
+        assert "mark is" not in agent.client().get(INBOX).content.decode()
+
+
+def test_rows_carry_what_an_agent_needs_and_customer_text_is_isolated(agent: Persona) -> None:
+    ticket = _ticket(
+        agent,
+        "\u202eevil override text",
+        customer_display_name="\u202eEvil",
+        customer_followers=48_000,
+        priority=Priority.URGENT,
+        priority_reasons=["Wide reach: 48,000 followers", "Angry words"],
+    )
+    ticket.assign(agent.user, by=agent.user)
+    body = agent.client().get(INBOX).content.decode()
+    row = re.search(rf'<tr id="row-{ticket.pk}".*?</tr>', body, re.S)
+    assert row
+    html = row.group(0)
+    assert 'class="badge channel channel-x"' in html and "48,000 followers" in html
+    assert "Urgent" in html and "Wide reach: 48,000 followers" in html  # the main reason
+    assert "data-countdown" in html and "Acknowledge" not in html and "New" in html
+    assert ">alice<" in html
+    assert html.count('dir="auto"') == 2  # the name and the post
+
+
+def test_the_ticket_page_sends_only_changed_sections_and_warns_of_a_colleague(
+    agent: Persona, manager: Persona
+) -> None:
+    ticket = _ticket(agent, customer_username="jo")
+    url = reverse("tickets:detail", args=[ticket.pk])
+    alice, mark = agent.client(), manager.client()
+    page = alice.get(url).content.decode()
+    hashes = re.search(r'"h": "([^"]+)"', page)
+    assert hashes
+    live = {"live": "1", "shown_step": "acknowledge", "h": hashes.group(1)}
+    assert alice.get(url, live, HTTP_HX_REQUEST="true").status_code == 204
+
+    # Mark opens the ticket and types: Alice's page gets the presence line, nothing else.
+    mark.get(url, {**live, "replying": "1"}, HTTP_HX_REQUEST="true")
+    update = alice.get(url, live, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="presence"' in update and "mark is replying" in update
+    assert 'id="messages"' not in update and 'id="step-text"' not in update
+
+    # The brand answers on X itself while Alice writes: warned, nothing sent, draft kept.
+    seen = re.search(r'name="seen" value="(\d+)"', page)
+    assert seen
+    _outbound(ticket, "We're on it, Jo (sent from the X app)")
+    response = alice.post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "Sorry Jo!", "seen": seen.group(1)},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "replied meanwhile" in body and "sent from the X app" in body
+    assert ">Sorry Jo!</textarea>" in body and "Send anyway" in body
+    ticket.refresh_from_db()
+    assert ticket.status == Status.NEW
+    anyway = alice.post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "Sorry Jo!", "seen": seen.group(1), "confirm": "1"},
+    )
+    assert anyway.status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.status == Status.ACKNOWLEDGED
+
+
+def test_a_step_a_colleague_took_names_them(agent: Persona, manager: Persona) -> None:
+    from tickets.services import ticket_take_step
+
+    ticket = _ticket(agent)
+    page = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    seen = re.search(r'name="seen" value="(\d+)"', page)
+    assert seen
+    ticket_take_step(ticket=ticket, step="acknowledge", by=manager.user, text="On it!")
+    response = agent.client().post(
+        reverse("tickets:step", args=[ticket.pk, "acknowledge"]),
+        {"text": "Sorry!", "seen": seen.group(1)},
+    )
+    body = response.content.decode()
+    assert "mark replied meanwhile: “On it!”" in body
+    assert "the next step is Take offline" in body
+
+
+def test_reply_ways_show_what_is_open_and_why_the_rest_is_closed(agent: Persona) -> None:
+    dm_ticket = _ticket(agent, is_public=False)
+    body = agent.client().get(reverse("tickets:detail", args=[dm_ticket.pk])).content.decode()
+    ways = re.search(r'<section aria-label="Ways to answer".*?</section>', body, re.S)
+    assert ways
+    assert "Public reply" in ways.group(0) and "no public post" in ways.group(0)
+    assert 'Direct message</strong>\n          <span class="ok">open' in ways.group(0)
+
+
+def test_assign_to_me_is_recorded(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    response = agent.client().post(reverse("tickets:assign_me", args=[ticket.pk]))
+    assert response.status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.assigned_to == agent.user
+    assert ticket.events.filter(kind=EventKind.ASSIGNED, actor=agent.user).count() == 1
+
+
+def test_closing_as_spam_stops_the_sla_timers_it_owed(
+    agent: Persona, django_capture_on_commit_callbacks: object
+) -> None:
+    from monitoring.models import TimerState
+    from monitoring.services import sla_sweep
+
+    ticket = _ticket(agent)
+    assert ticket.sla_timers.filter(state=TimerState.RUNNING).exists()
+    with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
+        ticket.close_as("spam", reason="a bot", by=agent.user)
+    assert set(ticket.sla_timers.values_list("state", flat=True)) == {TimerState.STOPPED}
+    stopped = ticket.events.filter(kind="sla_stopped")
+    assert stopped.count() == ticket.sla_timers.count()
+    assert {e.data["cause"] for e in stopped} == {EventKind.CLOSED_AS_SPAM}
+    # Long after every due time, the sweep breaches nothing on it.
+    sla_sweep(now=timezone.now() + timedelta(days=30))
+    assert not ticket.sla_timers.exclude(state=TimerState.STOPPED).exists()
+
+
+def test_a_closed_way_disables_the_send_button_with_the_reason_and_the_alternative(
+    agent: Persona,
+) -> None:
+    from channels_social.models import Platform
+
+    ticket = _ticket(
+        agent,
+        platform=Platform.FACEBOOK,
+        social_account__platform=Platform.FACEBOOK,
+        status=Status.ACKNOWLEDGED,
+    )
+    # Their comment is 8 days old and they never wrote on Messenger: no private way is open.
+    Message.objects.filter(ticket=ticket).update(
+        kind=MessageKind.COMMENT,
+        platform=Platform.FACEBOOK,
+        created_at=timezone.now() - timedelta(days=8),
+    )
+    body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    ways = re.search(r'<section aria-label="Ways to answer".*?</section>', body, re.S)
+    assert ways
+    assert "Comment reply</strong>" in ways.group(0)
+    assert "within 7 days of the comment" in ways.group(0)  # the private reply, why closed
+    assert "Instead: Reply publicly on their comment or post instead." in ways.group(0)
+    button = re.search(r'<button id="step-submit"[^>]*>', body)
+    assert button and " disabled" in button.group(0)
+    assert 'id="step-window"' in body and "is closed:" in body
+
+
+def test_every_change_a_row_shows_reaches_the_page(agent: Persona, manager: Persona) -> None:
+    """The poll finds changed rows by a fingerprint of their data: each kind of change a row
+    shows must change it (else the page would keep a stale row)."""
+    ticket = _ticket(agent, customer_username="watched")
+    client = agent.client()
+    token = _token(client.get(INBOX))
+    changes = [
+        lambda: ticket.add_tag("refund", by=None),
+        lambda: ticket.set_sla_due(timezone.now() + timedelta(minutes=3)),
+        lambda: ticket.change_priority(Priority.URGENT, by=None, reason="VIP"),
+        lambda: presence_touch(ticket.pk, manager.user, replying=False),
+        lambda: Ticket.objects.filter(pk=ticket.pk).update(repost_reach=5000),
+    ]
+    for change in changes:
+        change()
+        response = _live(client, token)
+        body = response.content.decode()  # type: ignore[attr-defined]
+        assert f'<tr hx-swap-oob="true" id="row-{ticket.pk}"' in body, change
+        token = _token_from(body)
+    with time_machine.travel(timezone.now() + timedelta(minutes=4)):  # now breached
+        body = _live(client, token).content.decode()  # type: ignore[attr-defined]
+        assert "breached, was due" in body
+
+
+def test_the_step_tracker_counts_down_each_open_steps_target(agent: Persona) -> None:
+    ticket = _ticket(agent)
+    body = agent.client().get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    tracker = re.search(r'<section aria-label="Care steps".*?</section>', body, re.S)
+    assert tracker
+    timer = ticket.sla_timers.get(metric="first_response")
+    current = re.search(r'<li class="current">Acknowledge(.*?)</li>', tracker.group(0), re.S)
+    assert current and f'datetime="{timer.due_at.isoformat()}"' in current.group(1)
+    assert "data-countdown" in current.group(1)

@@ -1,0 +1,630 @@
+"""The agent inbox: its views and their counts, filters and sorts, search, bulk actions, the
+live update that sends only what changed, and who is on which ticket (presence).
+
+Everything here reads through ``Ticket.objects.for_org``; the views in ``tickets.views`` are
+thin. The live update works on rendered rows: each row's HTML is hashed, the hashes the agent's
+page holds are kept in the cache under a token the page sends back, and the next poll answers
+with only the rows whose hash changed (out of band), the counts if they changed, and the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core.cache import cache
+from django.db import connection, models, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+
+from careinbox.accounts.models import Membership, Organization
+from channels_social.base import OutboundKind, ReplyFacts
+from channels_social.models import Brand, Platform
+from channels_social.registry import adapter_class
+from tickets.models import (
+    OPEN_STATUSES,
+    Direction,
+    Message,
+    Priority,
+    SavedView,
+    Status,
+    StepError,
+    Tag,
+    Ticket,
+)
+from tickets.services.outbox import reply_facts
+
+if TYPE_CHECKING:
+    from careinbox.accounts.models import User
+
+PAGE_SIZE = 200  # rows a view shows; the count says how many there are in all
+BREACHING_SOON = timedelta(minutes=30)
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxView:
+    key: str
+    label: str
+    empty: str  # what an empty view says
+
+
+VIEWS: tuple[InboxView, ...] = (
+    InboxView("mine", "Mine", "Nothing assigned to you is open. Take one from Unassigned."),
+    InboxView("unassigned", "Unassigned", "Every open ticket has someone on it."),
+    InboxView("open", "All open", "No open tickets. New mentions appear here within seconds."),
+    InboxView(
+        "breaching",
+        "Breaching soon",
+        "No SLA target is due in the next 30 minutes or breached and unanswered.",
+    ),
+    InboxView(
+        "waiting", "Waiting on customer", "No open ticket is waiting for the customer to answer."
+    ),
+    InboxView(
+        "approval",
+        "Awaiting approval",
+        "No open ticket needs a manager's approval before its replies go out.",
+    ),
+    InboxView("closed", "Closed", "No closed tickets match."),
+)
+VIEWS_BY_KEY = {view.key: view for view in VIEWS}
+DEFAULT_VIEW = "open"
+
+
+def _last_message_direction() -> Subquery:
+    return Subquery(
+        Message.objects.filter(ticket=OuterRef("pk"))
+        .order_by("-created_at", "-pk")
+        .values("direction")[:1]
+    )
+
+
+def view_condition(key: str, *, user: User, now: datetime) -> Q:
+    """The rows of view ``key``, as a condition on tickets annotated by ``annotate_for_views``."""
+    is_open = Q(status__in=OPEN_STATUSES)
+    conditions = {
+        "mine": is_open & Q(assigned_to=user),
+        "unassigned": is_open & Q(assigned_to__isnull=True),
+        "open": is_open,
+        # Due within 30 minutes, or breached and still owed (sla_due_at keeps those).
+        "breaching": is_open & Q(sla_due_at__lte=now + BREACHING_SOON),
+        # The brand spoke last on a ticket past its acknowledgement: the customer's turn.
+        "waiting": is_open & ~Q(status=Status.NEW) & Q(last_direction=Direction.OUTBOUND),
+        # Replies on these go to a manager first (the approval flag on the ticket).
+        "approval": is_open & Q(approval_required=True),
+        "closed": Q(status=Status.CLOSED),
+    }
+    return conditions[key]
+
+
+def annotate_for_views(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    return queryset.annotate(last_direction=_last_message_direction())
+
+
+def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
+    """Every view's count, in one query."""
+    tickets = annotate_for_views(Ticket.objects.for_org(organization))
+    aggregates = {
+        view.key: Count("pk", filter=view_condition(view.key, user=user, now=now)) for view in VIEWS
+    }
+    return dict(tickets.aggregate(**aggregates))
+
+
+# --- Filters, sorts, search --------------------------------------------------------------------
+
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "risk": ("Most at risk first", ()),  # Ticket.objects.inbox_order()
+    "newest": ("Newest first", ("-opened_at", "-pk")),
+    "oldest": ("Oldest first", ("opened_at", "pk")),
+    "reach": ("Widest reach first", ("-customer_followers", "-repost_reach", "pk")),
+    "priority": (
+        "Priority, then risk",
+        ("priority", models.F("sla_risk_at").asc(nulls_last=True), "pk"),
+    ),
+    "closed": ("Closed most recently", ("-closed_at", "-pk")),
+}
+STEP_CHOICES = [
+    (Status.NEW, "Step 1 to take: Acknowledge"),
+    (Status.ACKNOWLEDGED, "Step 2 to take: Take offline"),
+    (Status.OFFLINE, "Step 3 to take: Resolve"),
+    (Status.RESOLVED, "Step 4 to take: Close out"),
+]
+
+
+class ViewFilterForm(forms.Form):
+    """The filters and sort of the inbox (and of a saved view). Every field is optional."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    platform = forms.ChoiceField(
+        label="Channel", required=False, choices=[("", "Any channel"), *Platform.choices]
+    )
+    brand = forms.ModelChoiceField(
+        label="Brand", required=False, queryset=Brand.objects.none(), empty_label="Any brand"
+    )
+    priority = forms.TypedChoiceField(
+        label="Priority",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Any priority"), *Priority.choices],
+    )
+    step = forms.ChoiceField(
+        label="Step", required=False, choices=[("", "Any step"), *STEP_CHOICES]
+    )
+    tag = forms.ModelChoiceField(
+        label="Tag", required=False, queryset=Tag.objects.none(), empty_label="Any tag"
+    )
+    assignee = forms.ChoiceField(label="Assignee", required=False)
+    followers = forms.IntegerField(
+        label="Followers at least", required=False, min_value=0, max_value=10**9
+    )
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[(key, label) for key, (label, _) in SORTS.items()],
+    )
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["brand"].queryset = Brand.objects.for_org(organization).order_by("name")  # type: ignore[attr-defined]
+        self.fields["tag"].queryset = Tag.objects.filter(organization=organization)  # type: ignore[attr-defined]
+        members = (
+            Membership.objects.filter(organization=organization, is_active=True)
+            .select_related("user")
+            .order_by("user__username")
+        )
+        self.fields["assignee"].choices = [  # type: ignore[attr-defined]
+            ("", "Anyone"),
+            ("me", "Me"),
+            ("none", "Nobody"),
+            *((str(m.user_id), str(m.user)) for m in members),
+        ]
+
+    def saved_filters(self) -> dict[str, Any]:
+        """The cleaned filters as JSON for ``SavedView.filters`` (ids, not objects)."""
+        data = dict(self.cleaned_data)
+        data.pop("sort", None)
+        for name in ("brand", "tag"):
+            data[name] = data[name].pk if data.get(name) is not None else None
+        return {key: value for key, value in data.items() if value not in (None, "")}
+
+    @staticmethod
+    def data_from_saved(view: SavedView) -> dict[str, Any]:
+        return {**{k: str(v) for k, v in view.filters.items()}, "sort": view.sort}
+
+
+def apply_filters(
+    tickets: QuerySet[Ticket], data: dict[str, Any], *, user: User
+) -> QuerySet[Ticket]:
+    if data.get("platform"):
+        tickets = tickets.filter(platform=data["platform"])
+    if data.get("brand") is not None:
+        tickets = tickets.filter(brand=data["brand"])
+    if data.get("priority") is not None:
+        tickets = tickets.filter(priority=data["priority"])
+    if data.get("step"):
+        tickets = tickets.filter(status=data["step"])
+    if data.get("tag") is not None:
+        tickets = tickets.filter(tags=data["tag"])
+    assignee = data.get("assignee") or ""
+    if assignee == "me":
+        tickets = tickets.filter(assigned_to=user)
+    elif assignee == "none":
+        tickets = tickets.filter(assigned_to__isnull=True)
+    elif assignee.isdigit():
+        tickets = tickets.filter(assigned_to_id=int(assignee))
+    if data.get("followers"):
+        tickets = tickets.filter(customer_followers__gte=data["followers"])
+    if data.get("q"):
+        tickets = search(tickets, data["q"])
+    return tickets
+
+
+def sort_tickets(tickets: QuerySet[Ticket], sort: str, *, view: str) -> QuerySet[Ticket]:
+    if not sort:
+        sort = "closed" if view == "closed" else "risk"
+    if sort == "risk" or sort not in SORTS:
+        return tickets.inbox_order()  # type: ignore[attr-defined, no-any-return]
+    return tickets.order_by(*SORTS[sort][1])
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def search_words(query: str) -> list[str]:
+    """The words of a search, lower case, at most 8 (punctuation is never tsquery syntax)."""
+    return [word.lower() for word in _WORD.findall(query)][:8]
+
+
+def message_search_vector() -> Any:
+    """The expression the GIN index of migration 0010 is built on (the same, or no index)."""
+    from django.contrib.postgres.search import SearchVector
+
+    return SearchVector("text", config="simple")
+
+
+def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
+    """Tickets whose messages or customer match every word of ``query`` (a word matches as a
+    prefix: "refu" finds "refund"). PostgreSQL: full-text search on the GIN index; SQLite:
+    ``icontains`` per word."""
+    words = search_words(query)
+    if not words:
+        return tickets
+    customer = Q()
+    for word in words:
+        customer &= Q(customer_username__icontains=word) | Q(customer_display_name__icontains=word)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery
+
+        tsquery = SearchQuery(
+            " & ".join(f"{word}:*" for word in words), search_type="raw", config="simple"
+        )
+        matching = Message.objects.annotate(document=message_search_vector()).filter(
+            document=tsquery
+        )
+    else:
+        text = Q()
+        for word in words:
+            text &= Q(text__icontains=word)
+        matching = Message.objects.filter(text)
+    in_messages = Exists(matching.filter(ticket=OuterRef("pk")))
+    return tickets.filter(in_messages | customer)
+
+
+# --- The rows ---------------------------------------------------------------------------------
+
+
+def inbox_tickets(
+    organization: Organization, *, user: User, view: str, data: dict[str, Any], now: datetime
+) -> tuple[list[Ticket], int]:
+    """The view's first ``PAGE_SIZE`` tickets with everything a row shows, and their count.
+
+    A fixed number of queries whatever the count: the count, the rows (with their root
+    message, brand and assignee), their tags.
+    """
+    tickets = annotate_for_views(Ticket.objects.for_org(organization))
+    tickets = tickets.filter(view_condition(view, user=user, now=now))
+    tickets = apply_filters(tickets, data, user=user)
+    total = tickets.count()
+    rows = (
+        sort_tickets(tickets, data.get("sort") or "", view=view)
+        .select_related("root_message", "brand", "assigned_to")
+        .prefetch_related("tags")[:PAGE_SIZE]
+    )
+    return list(rows), total
+
+
+# Bump when row.html shows something new, so pages holding the old rows get them again.
+ROW_MARKUP_VERSION = 1
+
+
+def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -> str:
+    """A short fingerprint of everything an inbox row shows (``partials/row.html``), from the
+    data, so a poll finds what changed without rendering every row: only the changed ones."""
+    root = ticket.root_message
+    facts = (
+        ROW_MARKUP_VERSION,
+        ticket.priority,
+        tuple(ticket.priority_reasons or ()),
+        ticket.platform,
+        ticket.is_public,
+        ticket.customer_username,
+        ticket.customer_display_name,
+        ticket.customer_followers,
+        ticket.repost_reach,
+        root.text if root is not None else "",
+        ticket.brand.name,
+        tuple(tag.name for tag in ticket.tags.all()),
+        tuple((p.name, p.replying) for p in people),
+        ticket.status,
+        ticket.closed_as,
+        ticket.closed_at,
+        ticket.sla_due_at,
+        ticket.sla_due_at is not None and ticket.sla_due_at < now,  # "breached" from now on
+        str(ticket.assigned_to) if ticket.assigned_to_id else "",
+    )
+    return hashlib.blake2b(repr(facts).encode(), digest_size=6).hexdigest()
+
+
+def row_hash(html: str) -> str:
+    """A short fingerprint of a row as rendered, without its CSRF tokens (new on each render)."""
+    stable = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+    return hashlib.blake2b(stable.encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class LiveState:
+    """What one inbox page holds: its rows' order and fingerprints, and the counts it shows
+    (each view's, and ``"total"``: the current view's with its filters)."""
+
+    rows: list[tuple[int, str]]
+    counts: dict[str, int]
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"rows": self.rows, "counts": self.counts}
+
+
+LIVE_TTL = 120  # seconds a page's state is kept without a poll (it polls every 5 s)
+
+
+def _live_key(user_id: int, token: str) -> str:
+    return f"inbox-live:{user_id}:{token}"
+
+
+def live_remember(user_id: int, state: LiveState) -> str:
+    """Keep what the page now shows; the token the page sends back with its next poll."""
+    token = secrets.token_urlsafe(9)
+    cache.set(_live_key(user_id, token), state.to_cache(), LIVE_TTL)
+    return token
+
+
+def live_recall(user_id: int, token: str) -> LiveState | None:
+    if not token or not re.fullmatch(r"[\w-]{1,32}", token):
+        return None
+    data = cache.get(_live_key(user_id, token))
+    if not data:
+        return None
+    cache.touch(_live_key(user_id, token), LIVE_TTL)
+    counts = data["counts"] if isinstance(data["counts"], dict) else {}
+    return LiveState(rows=[(int(pk), str(h)) for pk, h in data["rows"]], counts=counts)
+
+
+@dataclass
+class LiveDiff:
+    """What a poll sends: the rows that are new or changed, the counts that changed, the
+    order (when it changed, or a row left), or, for a page whose state was lost, everything."""
+
+    changed: list[int]
+    added: list[int]
+    counts_changed: list[str]
+    order: list[int] | None
+    full: bool
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changed or self.added or self.counts_changed or self.order or self.full)
+
+
+def live_diff(before: LiveState | None, after: LiveState) -> LiveDiff:
+    if before is None:
+        return LiveDiff([], [], list(after.counts), [pk for pk, _ in after.rows], full=True)
+    old = dict(before.rows)
+    changed = [pk for pk, h in after.rows if pk in old and old[pk] != h]
+    added = [pk for pk, _ in after.rows if pk not in old]
+    new_order = [pk for pk, _ in after.rows]
+    order = new_order if new_order != [pk for pk, _ in before.rows] else None
+    counts = [k for k, v in after.counts.items() if before.counts.get(k) != v]
+    return LiveDiff(changed, added, counts, order, full=False)
+
+
+# --- Presence ---------------------------------------------------------------------------------
+
+PRESENCE_TTL = 15  # seconds: a ticket page refreshes its presence every 3 s while open
+
+
+@dataclass(frozen=True)
+class Presence:
+    user_id: int
+    name: str
+    replying: bool
+
+
+def _presence_key(ticket_id: int) -> str:
+    return f"presence:ticket:{ticket_id}"
+
+
+def presence_touch(ticket_id: int, user: User, *, replying: bool) -> None:
+    """``user`` has the ticket open (and is typing a reply); forgotten PRESENCE_TTL s later.
+
+    One cache entry per ticket; a lost update between two agents' heartbeats is mended by the
+    next heartbeat, 3 s later."""
+    key = _presence_key(ticket_id)
+    now = time.time()
+    entries = {
+        uid: entry for uid, entry in (cache.get(key) or {}).items() if entry[2] > now - PRESENCE_TTL
+    }
+    entries[user.pk] = (str(user), replying, now)
+    cache.set(key, entries, PRESENCE_TTL)
+
+
+def presence_on(ticket_ids: Iterable[int], *, except_user: int | None) -> dict[int, list[Presence]]:
+    """Who else is on each ticket, now: one cache round trip for all of them."""
+    ids = list(ticket_ids)
+    if not ids:
+        return {}
+    now = time.time()
+    found = cache.get_many([_presence_key(pk) for pk in ids])
+    result: dict[int, list[Presence]] = {}
+    for pk in ids:
+        entries = found.get(_presence_key(pk)) or {}
+        people = [
+            Presence(uid, name, replying)
+            for uid, (name, replying, at) in sorted(entries.items(), key=lambda kv: kv[1][0])
+            if uid != except_user and at > now - PRESENCE_TTL
+        ]
+        if people:
+            result[pk] = people
+    return result
+
+
+def presence_words(people: Sequence[Presence]) -> str:
+    """ "Mark is replying", "Mark and Ada are viewing"."""
+    if not people:
+        return ""
+    replying = [p.name for p in people if p.replying]
+    viewing = [p.name for p in people if not p.replying]
+    parts = []
+    for names, verb in ((replying, "replying"), (viewing, "viewing")):
+        if names:
+            joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            parts.append(f"{joined} {'is' if len(names) == 1 else 'are'} {verb}")
+    return "; ".join(parts)
+
+
+# --- Bulk actions -----------------------------------------------------------------------------
+
+BULK_ACTIONS = {
+    "assign_me": "Assign to me",
+    "assign": "Assign to…",
+    "unassign": "Unassign",
+    "tag": "Add tag",
+    "spam": "Close as spam",
+    "duplicate": "Close as duplicate",
+}
+
+
+@dataclass
+class BulkResult:
+    changed: int
+    unchanged: int
+
+    def summary(self, action: str) -> str:
+        label = BULK_ACTIONS.get(action, action)
+        text = f"{label}: {self.changed} ticket{'s' if self.changed != 1 else ''} changed"
+        if self.unchanged:
+            text += f", {self.unchanged} already so"
+        return text + "."
+
+
+def tickets_bulk_apply(
+    *,
+    organization: Organization,
+    by: User,
+    ticket_ids: Sequence[int],
+    action: str,
+    assignee_id: int | None = None,
+    tag: str = "",
+    reason: str = "",
+) -> BulkResult:
+    """One action on many of the organisation's tickets, all or nothing; each change recorded
+    by the ticket's own method. Raises StepError, changing nothing, on bad input."""
+    if action not in BULK_ACTIONS:
+        raise StepError("Choose what to do with the selected tickets.")
+    if not ticket_ids:
+        raise StepError("Select at least one ticket first.")
+    assignee: User | None = None
+    if action == "assign_me":
+        assignee = by
+    elif action == "assign":
+        if assignee_id is None:
+            raise StepError("Choose a member of your organisation to assign to.")
+        membership = (
+            Membership.objects.filter(
+                organization=organization, user_id=assignee_id, is_active=True
+            )
+            .select_related("user")
+            .first()
+        )
+        if membership is None:
+            raise StepError("Choose a member of your organisation to assign to.")
+        assignee = membership.user
+    if action == "tag" and not Tag.normalise(tag):
+        raise StepError("Type the tag to add.")
+    if action in ("spam", "duplicate") and not " ".join(reason.split()):
+        raise StepError("Say why they are closed (the post they duplicate, or why they are spam).")
+    changed = unchanged = 0
+    with transaction.atomic():
+        tickets = list(
+            Ticket.objects.for_org(organization)
+            .filter(pk__in=list(ticket_ids))
+            .select_for_update(of=("self",))
+            .order_by("pk")
+        )
+        if len(tickets) != len(set(ticket_ids)):
+            raise StepError("Some of the selected tickets no longer exist; nothing was changed.")
+        for ticket in tickets:
+            if action in ("assign_me", "assign"):
+                event = ticket.assign(assignee, by=by, reason="bulk")
+            elif action == "unassign":
+                event = ticket.assign(None, by=by, reason="bulk")
+            elif action == "tag":
+                event = ticket.add_tag(tag, by=by)
+            else:
+                event = ticket.close_as(action, reason=reason, by=by)
+            if event is None:
+                unchanged += 1
+            else:
+                changed += 1
+    return BulkResult(changed, unchanged)
+
+
+def saved_views_for(organization: Organization, user: User) -> list[SavedView]:
+    return list(SavedView.objects.for_org(organization).filter(owner=user))  # type: ignore[attr-defined]
+
+
+# --- The ticket workspace: ways to answer, sections that update by themselves ------------------
+
+
+@dataclass(frozen=True)
+class ReplyWay:
+    """One way to answer the customer now (a public reply, a DM, Messenger…), open or not."""
+
+    kind: str
+    label: str
+    open: bool
+    closes_at: datetime | None
+    reason: str
+    alternative: str
+
+
+def reply_ways(ticket: Ticket, facts: ReplyFacts | None = None) -> list[ReplyWay]:
+    """Every way the ticket's platform offers to answer (never moderation), with its window:
+    open or closed now, when it closes, why it is closed and what is open instead
+    (the adapter's ``reply_window`` on ``reply_facts``, the outbox's own check)."""
+    adapter = adapter_class(ticket.platform)
+    facts = facts or reply_facts(ticket)
+    ways = []
+    for kind, label in adapter.outbound_kinds.items():
+        if kind == OutboundKind.HIDE:
+            continue
+        if kind == OutboundKind.PUBLIC_REPLY and not ticket.is_public:
+            ways.append(
+                ReplyWay(
+                    kind,
+                    label,
+                    False,
+                    None,
+                    "This ticket began with a private message: there is no public post of "
+                    "theirs to answer.",
+                    "",
+                )
+            )
+            continue
+        window = adapter.reply_window(kind, facts)
+        ways.append(
+            ReplyWay(kind, label, window.open, window.closes_at, window.reason, window.alternative)
+        )
+    return ways
+
+
+def step_way(
+    ticket: Ticket, public: bool | None, ways: Sequence[ReplyWay], facts: ReplyFacts
+) -> ReplyWay | None:
+    """The way the ticket's next step goes out (public reply, or the platform's private way)."""
+    if public is None:
+        return None
+    if public:
+        kind: str = OutboundKind.PUBLIC_REPLY
+    else:
+        kind = adapter_class(ticket.platform).private_kind(facts)
+    return next((way for way in ways if way.kind == kind), None)
+
+
+def with_oob(html: str) -> str:
+    """The same element, marked to be swapped out of band (its hash is taken without it)."""
+    return re.sub(r"^(\s*<[a-zA-Z][\w-]*)", r'\1 hx-swap-oob="true"', html, count=1)
+
+
+def parse_hashes(value: str) -> dict[str, str]:
+    """``"messages:ab12,sla-box:cd34"`` (what the page holds) as a dict; junk is ignored."""
+    pairs = (part.split(":", 1) for part in value.split(",") if ":" in part)
+    return {k: v for k, v in pairs if re.fullmatch(r"[\w-]{1,40}", k) and len(v) <= 16}
