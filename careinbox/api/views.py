@@ -59,7 +59,9 @@ class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=200, style={"input_type": "password"})
     organization_id = serializers.IntegerField(required=False, min_value=1)
-    name = serializers.CharField(max_length=100, required=False, default="API token")
+    name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="API token"
+    )
 
 
 class TokenThrottle(AnonRateThrottle):
@@ -112,11 +114,12 @@ def issue_token(request: Request) -> Response:
             {"detail": "You are not a member of that organisation.", "code": "not_a_member"},
             status=status.HTTP_403_FORBIDDEN,
         )
-    _, secret = ApiToken.issue(membership, data.validated_data["name"])
+    name = data.validated_data["name"].strip() or "API token"
+    _, secret = ApiToken.issue(membership, name)
     return Response(
         {
             "token": secret,
-            "name": data.validated_data["name"],
+            "name": name,
             "organization_id": membership.organization_id,
             "role": membership.role,
         },
