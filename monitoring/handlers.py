@@ -15,13 +15,14 @@ from monitoring.services import (
     sla_reply_delivered,
     sla_restart,
     sla_start,
+    sla_stop_all,
     sla_sweep,
 )
 from tickets import events
 from tickets.models import Direction, EventKind, TicketEvent
 
-# Recorded by the care workflow when a closed ticket opens again (its own work, coming).
-REOPENED = "reopened"
+# Recorded by tickets when a customer's message opens a recently closed ticket again.
+REOPENED = EventKind.REOPENED
 
 
 def on_ticket_opened(event: TicketEvent) -> None:
@@ -49,6 +50,12 @@ def on_reopened(event: TicketEvent) -> None:
     sla_restart(ticket=event.ticket, at=event.at)
 
 
+def on_merged_into(event: TicketEvent) -> None:
+    """The ticket was merged into another: its messages, and what is owed on them, moved
+    there; its own timers stop."""
+    sla_stop_all(ticket=event.ticket, at=event.at, cause=event.kind)
+
+
 # ``step_reopened`` needs no handler: it means the step's reply never went out, so no
 # ``reply_sent`` was recorded and no timer was met by it; the timers simply run on.
 
@@ -60,7 +67,7 @@ def on_ticket_event(event: TicketEvent) -> None:
 
 # The kinds after which the ticket's timers are checked at once: every kind tickets records
 # (never monitoring's own, which the sweep writes in bulk).
-CHECKED_KINDS = [*EventKind.values, REOPENED]
+CHECKED_KINDS = list(EventKind.values)
 
 
 def register() -> None:
@@ -70,5 +77,6 @@ def register() -> None:
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
     events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
     events.subscribe(on_reopened, kinds=[REOPENED])
+    events.subscribe(on_merged_into, kinds=[EventKind.MERGED_INTO])
     # Last: it sees what the handlers above changed.
     events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

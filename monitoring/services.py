@@ -571,3 +571,23 @@ def sla_sweep(*, now: datetime | None = None, ticket_id: int | None = None) -> S
 def sla_sweep_breaches(*, now: datetime | None = None) -> int:
     """The sweep (warnings too); returns the number of timers it breached."""
     return sla_sweep(now=now).breached
+
+
+# Stopping -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sla_stop_all(*, ticket: Ticket, at: datetime, cause: str) -> list[str]:
+    """The ticket's obligations moved elsewhere (it was merged into another ticket): every
+    timer still owed stops, recorded once as ``sla_stopped``; a breach already recorded stays
+    on its row. Returns the metrics stopped (none the second time)."""
+    owed = SlaTimer.objects.select_for_update(of=("self",)).filter(
+        ticket_id=ticket.pk, state__in=LIVE_STATES, fulfilled_at__isnull=True
+    )
+    metrics = sorted(owed.values_list("metric", flat=True))
+    if not metrics:
+        return []
+    owed.update(state=TimerState.STOPPED)
+    ticket.record(SlaEventKind.SLA_STOPPED, at=at, cause=cause, metrics=metrics)
+    _refresh_due(ticket)
+    return metrics

@@ -13,3 +13,9 @@ class TicketsConfig(AppConfig):
         from tickets.services.ingest import ingest_posts
 
         register_post_sink(ingest_posts)
+
+        from careinbox.settings_area import SettingsSection, register_section
+
+        register_section(
+            SettingsSection("threading", "Threading", "tickets:settings-threading", order=60)
+        )
