@@ -348,7 +348,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from careinbox.celery import app as celery_app
     from channels_social.services import account_poll
     from monitoring.models import Metric, SlaTimer
-    from tickets.models import Direction, Message, OutboxItem, OutboxState, Step, Ticket
+    from tickets.models import (
+        Direction,
+        EventKind,
+        Message,
+        OutboxItem,
+        OutboxState,
+        Step,
+        Ticket,
+        TicketEvent,
+    )
     from tickets.services import outbox_send, ticket_take_step
 
     rng = random.Random(20240601)
@@ -460,7 +469,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"stored {len(stored_ids)} inbound messages ({len(set(stored_ids))} distinct) "
                 f"for {n} injected mentions"
             )
-        expected_tickets = n - len(injected.replies)
+        # The same customer posting the same complaint again within the window joins their
+        # open ticket (near-duplicate threading): one ticket fewer for each.
+        joined_by_text = TicketEvent.objects.filter(
+            kind=EventKind.MESSAGE_RECEIVED, data__has_key="near_duplicate"
+        ).count()
+        expected_tickets = n - len(injected.replies) - joined_by_text
         tickets = Ticket.objects.count()
         if tickets != expected_tickets:
             failures.append(f"{tickets} tickets, expected {expected_tickets}")
@@ -483,6 +497,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["counts"] = {
             "injected": n,
             "follow_up_replies": len(injected.replies),
+            "joined_as_near_duplicates": joined_by_text,
             "stored": len(stored_ids),
             "tickets": tickets,
             "expected_tickets": expected_tickets,
@@ -580,6 +595,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("database / broker", f"{r['database']} / {r['broker']}"),
         ("mentions (follow-up replies)", f"{c['injected']:,} ({c['follow_up_replies']:,})"),
         ("tickets opened", f"{c['tickets']:,}"),
+        ("joined as near-duplicates", f"{c.get('joined_as_near_duplicates', 0):,}"),
         ("emulator setup (not measured)", f"{p['inject_seconds']:.2f} s"),
         ("(a) polls", f"{p['polls']}"),
         (

@@ -180,6 +180,18 @@ def test_a_short_identical_post_is_only_offered(account: SocialAccount) -> None:
     assert Ticket.objects.filter(events__kind=EventKind.MERGE_OFFERED).count() == 1
 
 
+def test_the_same_words_about_another_order_number_are_only_offered(
+    account: SocialAccount,
+) -> None:
+    ingest_posts(account, [post("my order #1234 is two weeks late, still waiting")])
+    ingest_posts(
+        account,
+        [post("my order #5678 is two weeks late, still waiting", at=START + timedelta(hours=1))],
+    )
+    assert Ticket.objects.count() == 2
+    assert Ticket.objects.filter(events__kind=EventKind.MERGE_OFFERED).count() == 1
+
+
 def test_another_customer_saying_the_same_gets_their_own_ticket(account: SocialAccount) -> None:
     text = "my parcel is a week late, where is it?"
     ingest_posts(account, [post(text), post(text, author="3003", username="sam")])

@@ -64,6 +64,17 @@ def is_substantial(text: str) -> bool:
     return len(_normalised(text).split()) >= SUBSTANTIAL_WORDS
 
 
+def _numbers(text: str) -> set[str]:
+    return {word for word in _normalised(text).split() if any(c.isdigit() for c in word)}
+
+
+def names_other_numbers(first: str, second: str) -> bool:
+    """Both posts name numbers (an order, a parcel, a date) and not the same ones: however
+    alike they read, "order 12 is late" and "order 57 is late" may be two matters."""
+    a, b = _numbers(first), _numbers(second)
+    return bool(a) and bool(b) and a != b
+
+
 # Identities, as ingest sees them -----------------------------------------------------------------
 
 # Ingest refreshes an identity's "last seen" at most this often (not one UPDATE per post).

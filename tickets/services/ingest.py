@@ -34,7 +34,12 @@ from tickets.models import (
     ThreadingSettings,
     Ticket,
 )
-from tickets.services.customers import customer_identity_seen, is_substantial, similarity
+from tickets.services.customers import (
+    customer_identity_seen,
+    is_substantial,
+    names_other_numbers,
+    similarity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -281,22 +286,21 @@ class Threads:
         """A new public post: the same customer saying the same thing again within the window
         joins their open ticket; a looser match opens a ticket offered for merge."""
         window = timedelta(hours=self.settings.duplicate_window_hours)
-        best: tuple[int, Ticket] | None = None
+        best: tuple[int, Ticket, str] | None = None
         for ticket in theirs:
             if not ticket.is_open:
                 continue
-            texts = [
-                text
-                for created_at, text in self.recent_texts.get(ticket.pk, [])
-                if abs(post.created_at - created_at) <= window
-            ]
-            score = max((similarity(post.text, text) for text in texts), default=0)
-            if best is None or score > best[0]:
-                best = (score, ticket)
+            for created_at, text in self.recent_texts.get(ticket.pk, []):
+                if abs(post.created_at - created_at) > window:
+                    continue
+                score = similarity(post.text, text)
+                if best is None or score > best[0]:
+                    best = (score, ticket, text)
         if best is None or best[0] < self.settings.offer_similarity:
             return Match()
-        score, ticket = best
-        if score >= self.settings.join_similarity and is_substantial(post.text):
+        score, ticket, text = best
+        sure = is_substantial(post.text) and not names_other_numbers(post.text, text)
+        if score >= self.settings.join_similarity and sure:
             return Match(ticket, similarity=score)
         return Match(offer=ticket, similarity=score)
 
