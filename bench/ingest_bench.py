@@ -374,6 +374,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["database"] = database_label()
         results["broker"] = "redis" if os.environ.get("REDIS_URL") else "filesystem"
         tenant = make_tenant(emu.url)
+        if args.no_text_threading:
+            # The workload of releases before near-duplicate threading: every new post opens
+            # a ticket (for comparing figures across them).
+            from tickets.models import ThreadingSettings
+
+            ThreadingSettings.objects.create(
+                organization=tenant.account.organization, duplicate_window_hours=0
+            )
         account_id = tenant.account.pk
         injected = Injected()
         authors = max(20, args.mentions // 4)
@@ -664,6 +672,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=200, help="tickets to acknowledge")
     parser.add_argument("--inbox-requests", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-text-threading",
+        action="store_true",
+        help="no near-duplicate joins (every new post opens a ticket, as before them)",
+    )
     args = parser.parse_args(argv)
     if args.small:
         args.mentions = 300
