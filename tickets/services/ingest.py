@@ -145,11 +145,12 @@ class Threads:
         posts: Sequence[InboundPost],
         handles: dict[str, SocialAccount],
     ) -> Threads:
-        threads = cls(
-            account.organization_id,
-            account.platform,
-            ThreadingSettings.for_org_id(account.organization_id),
+        settings = (
+            ThreadingSettings.for_org_id(account.organization_id)
+            if posts
+            else ThreadingSettings(organization_id=account.organization_id)  # nothing to thread
         )
+        threads = cls(account.organization_id, account.platform, settings)
         customers = {
             p.author.external_id
             for p in posts
