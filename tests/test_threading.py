@@ -321,3 +321,23 @@ def test_threading_reads_tickets_once_per_batch(account: SocialAccount, customer
         ]  # fmt: skip
     assert _ticket_reads(account, follow_ups) == 1
     assert Ticket.objects.count() == customers
+
+
+def test_a_post_that_fails_rolls_back_alone_and_threading_goes_on(account: SocialAccount) -> None:
+    """PostgreSQL refuses a NUL character: that post (and what it changed) rolls back, and the
+    author's next post in the same batch still finds their ticket and updates their identity."""
+    first = post("My parcel is a week late @AcmeCare")
+    # Dana gained followers since: the broken post's update of her identity rolls back too.
+    broken = post("the app is down \x00 too", at=START + timedelta(minutes=1), followers=1800)
+    reply = post("any news?", at=START + timedelta(minutes=2), kind=MessageKind.REPLY,
+                 conversation=first.conversation_id, reply_to=first.external_id,
+                 followers=1800)  # fmt: skip
+    result = ingest_posts(account, [first, broken, reply])
+    assert (result.stored, result.tickets_opened) == (2, 1)
+    assert [post for post, _ in result.failed] == [broken]
+    ticket = Ticket.objects.get()
+    assert set(ticket.messages.values_list("external_id", flat=True)) == {
+        first.external_id,
+        reply.external_id,
+    }
+    assert CustomerIdentity.objects.get().followers == 1800
