@@ -208,6 +208,15 @@ def test_the_thresholds_are_the_organisations(account: SocialAccount) -> None:
     assert Ticket.objects.count() == 1
 
 
+def test_text_threading_can_be_switched_off(account: SocialAccount) -> None:
+    ThreadingSettings.objects.create(organization=account.organization, duplicate_window_hours=0)
+    text = "my parcel is a week late, where is it?"
+    ingest_posts(account, [post(text), post(text)])  # the same instant, the same batch
+    ingest_posts(account, [post(text)])
+    assert Ticket.objects.count() == 3
+    assert not Ticket.objects.filter(events__kind=EventKind.MERGE_OFFERED).exists()
+
+
 def test_similarity_ignores_mentions_case_punctuation_and_order() -> None:
     assert similarity("@Acme My PARCEL is late!!", "late is my parcel") == 100
     assert similarity("the app is down", "refund my order please") < 50

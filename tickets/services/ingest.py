@@ -286,6 +286,8 @@ class Threads:
     def _near_duplicate(self, theirs: list[Ticket], post: InboundPost) -> Match:
         """A new public post: the same customer saying the same thing again within the window
         joins their open ticket; a looser match opens a ticket offered for merge."""
+        if not self.settings.duplicate_window_hours:
+            return Match()  # switched off
         window = timedelta(hours=self.settings.duplicate_window_hours)
         best: tuple[int, Ticket, str] | None = None
         for ticket in theirs:
@@ -313,7 +315,7 @@ class Threads:
         if all(t.pk != ticket.pk for t in theirs):
             theirs.append(ticket)
         self.ticket_of_post[post.external_id] = ticket.pk
-        if ticket.is_open:
+        if ticket.is_open and self.settings.duplicate_window_hours:
             self.recent_texts.setdefault(ticket.pk, []).append((post.created_at, post.text))
 
 
