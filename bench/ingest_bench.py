@@ -348,7 +348,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from careinbox.celery import app as celery_app
     from channels_social.services import account_poll
     from monitoring.models import Metric, SlaTimer
-    from tickets.models import Direction, Message, OutboxItem, OutboxState, Step, Ticket
+    from tickets.models import (
+        Direction,
+        EventKind,
+        Message,
+        OutboxItem,
+        OutboxState,
+        Step,
+        Ticket,
+        TicketEvent,
+    )
     from tickets.services import outbox_send, ticket_take_step
 
     rng = random.Random(20240601)
@@ -365,6 +374,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["database"] = database_label()
         results["broker"] = "redis" if os.environ.get("REDIS_URL") else "filesystem"
         tenant = make_tenant(emu.url)
+        if args.no_text_threading:
+            # The workload of releases before near-duplicate threading: every new post opens
+            # a ticket (for comparing figures across them).
+            from tickets.models import ThreadingSettings
+
+            ThreadingSettings.objects.create(
+                organization=tenant.account.organization, duplicate_window_hours=0
+            )
         account_id = tenant.account.pk
         injected = Injected()
         authors = max(20, args.mentions // 4)
@@ -460,7 +477,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"stored {len(stored_ids)} inbound messages ({len(set(stored_ids))} distinct) "
                 f"for {n} injected mentions"
             )
-        expected_tickets = n - len(injected.replies)
+        # The same customer posting the same complaint again within the window joins their
+        # open ticket (near-duplicate threading): one ticket fewer for each.
+        joined_by_text = TicketEvent.objects.filter(
+            kind=EventKind.MESSAGE_RECEIVED, data__has_key="near_duplicate"
+        ).count()
+        expected_tickets = n - len(injected.replies) - joined_by_text
         tickets = Ticket.objects.count()
         if tickets != expected_tickets:
             failures.append(f"{tickets} tickets, expected {expected_tickets}")
@@ -483,6 +505,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["counts"] = {
             "injected": n,
             "follow_up_replies": len(injected.replies),
+            "joined_as_near_duplicates": joined_by_text,
             "stored": len(stored_ids),
             "tickets": tickets,
             "expected_tickets": expected_tickets,
@@ -580,6 +603,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("database / broker", f"{r['database']} / {r['broker']}"),
         ("mentions (follow-up replies)", f"{c['injected']:,} ({c['follow_up_replies']:,})"),
         ("tickets opened", f"{c['tickets']:,}"),
+        ("joined as near-duplicates", f"{c.get('joined_as_near_duplicates', 0):,}"),
         ("emulator setup (not measured)", f"{p['inject_seconds']:.2f} s"),
         ("(a) polls", f"{p['polls']}"),
         (
@@ -648,6 +672,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=200, help="tickets to acknowledge")
     parser.add_argument("--inbox-requests", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-text-threading",
+        action="store_true",
+        help="no near-duplicate joins (every new post opens a ticket, as before them)",
+    )
     args = parser.parse_args(argv)
     if args.small:
         args.mentions = 300

@@ -247,6 +247,11 @@ class ChannelAdapter(ABC):
         """The public address of a post, by its id and, where known, its author's handle."""
 
     @classmethod
+    def profile_url(cls, external_id: str, username: str = "") -> str:
+        """The public address of a person's profile on the platform ("" when it has none)."""
+        return ""
+
+    @classmethod
     @abstractmethod
     def post_id_from_reference(cls, account: SocialAccount, reference: str) -> str:
         """The id of the account's own post, from its id or link as a person pastes it.

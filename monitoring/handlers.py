@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from monitoring.models import Metric, SlaEventKind
 from monitoring.services import (
-    REOPENED,
     SKIPPED_STEP_METRICS,
     sla_customer_wrote,
     sla_rematch,
@@ -22,6 +21,9 @@ from monitoring.services import (
 )
 from tickets import events
 from tickets.models import Direction, EventKind, TicketEvent
+
+# Recorded by tickets when a customer's message opens a recently closed ticket again.
+REOPENED = EventKind.REOPENED
 
 
 def on_ticket_opened(event: TicketEvent) -> None:
@@ -76,6 +78,12 @@ def on_closed_without_reply(event: TicketEvent) -> None:
     sla_stop(ticket=event.ticket, metrics=Metric.values, at=event.at, reason=event.kind)
 
 
+def on_merged_into(event: TicketEvent) -> None:
+    """The ticket was merged into another: its messages, and what is owed on them, moved
+    there; its own timers stop."""
+    sla_stop(ticket=event.ticket, metrics=Metric.values, at=event.at, reason=event.kind)
+
+
 # ``step_reopened`` needs no handler: it means the step's reply never went out, so no
 # ``reply_sent`` was recorded and no timer was met by it; the timers simply run on.
 
@@ -87,7 +95,7 @@ def on_ticket_event(event: TicketEvent) -> None:
 
 # The kinds after which the ticket's timers are checked at once: every kind tickets records
 # (never monitoring's own, which the sweep writes in bulk).
-CHECKED_KINDS = [*EventKind.values, REOPENED]
+CHECKED_KINDS = list(EventKind.values)
 
 
 def register() -> None:
@@ -103,5 +111,6 @@ def register() -> None:
         on_closed_without_reply,
         kinds=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE],
     )
+    events.subscribe(on_merged_into, kinds=[EventKind.MERGED_INTO])
     # Last: it sees what the handlers above changed.
     events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)

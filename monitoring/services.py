@@ -762,3 +762,6 @@ def sla_sweep(
 def sla_sweep_breaches(*, now: datetime | None = None) -> int:
     """The sweep (warnings too); returns the number of timers it breached."""
     return sla_sweep(now=now).breached
+
+
+# Stopping -------------------------------------------------------------------------------------

@@ -57,3 +57,13 @@ class TicketsConfig(AppConfig):
                 "need a manager's approval.",
             )
         )
+        register_section(
+            SettingsSection(
+                "threading",
+                "Threading",
+                "tickets:settings-threading",
+                order=62,
+                description="When a customer's new post joins their open ticket, is offered for "
+                "merge, or reopens a closed one.",
+            )
+        )

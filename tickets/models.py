@@ -21,6 +21,17 @@ from careinbox.accounts.models import Organization, Team
 from careinbox.tenancy import OrgQuerySet
 from channels_social.models import Brand, Platform, SocialAccount
 
+# Customers are the tickets app's models too, kept in their own module (importable from here).
+from tickets.customer_models import (  # noqa: F401
+    CONTACT_FIELDS,
+    Customer,
+    CustomerEvent,
+    CustomerEventKind,
+    CustomerIdentity,
+    CustomerNote,
+    ThreadingSettings,
+)
+
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
 
@@ -148,7 +159,11 @@ class Ticket(models.Model):
     # -1 (angriest) .. 1 (happiest); the label is cut from it.
     sentiment_score = models.FloatField(default=0.0, db_default=0.0)
 
-    # The customer as the platform knows them (customer profiles come later).
+    # The person (``Customer``: their identities, contact details, notes), set by ingest.
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    # The customer's identity on this ticket's platform, as it was when the ticket opened.
     customer_external_id = models.CharField(max_length=64)
     customer_username = models.CharField(max_length=100)
     customer_display_name = models.CharField(max_length=200, blank=True)
@@ -194,6 +209,10 @@ class Ticket(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # Closed without the public close-out: "spam" or "duplicate" (``Ticket.close_as``).
     closed_as = models.CharField(max_length=16, blank=True, db_default="")
+    # Closed because an agent merged it into another ticket (its messages moved there).
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_tickets"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TicketQuerySet.as_manager()
@@ -418,6 +437,37 @@ class Ticket(models.Model):
         self.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
         return self.record(CLOSE_AS_EVENTS[kind], actor=by, reason=reason)
 
+    def reopen(self, *, message: Message, window_days: int) -> TicketEvent:
+        """The customer wrote again within ``window_days`` of the close-out: the ticket opens
+        again, recorded as ``reopened`` (monitoring starts resolution and close-out anew). A
+        public message starts the steps over (it needs a public acknowledgement); a private
+        one resumes where the brand takes it offline: resolve, then close out."""
+        if self.is_open:
+            raise StepError("This ticket is open already.")
+        closed_at = self.closed_at
+        self.status = Status.NEW if message.is_public else Status.OFFLINE
+        self.closed_at, self.closed_as = None, ""
+        self.save(update_fields=["status", "closed_at", "closed_as", "updated_at"])
+        return self.record(
+            EventKind.REOPENED,
+            message=message,
+            at=message.created_at,
+            status=self.status,
+            closed_at=closed_at.isoformat() if closed_at else None,
+            window_days=window_days,
+        )
+
+    def close_as_merged(self, into: Ticket, *, by: User | None, moved: int) -> TicketEvent:
+        """Close this ticket because it was merged into ``into``; recorded (monitoring stops
+        its SLA timers). The merge itself is ``tickets.services.merge.ticket_merge``."""
+        if self.merged_into_id is not None:
+            raise StepError(f"Ticket #{self.pk} is merged into #{self.merged_into_id} already.")
+        self.merged_into = into
+        self.status = Status.CLOSED
+        self.closed_at = timezone.now()
+        self.save(update_fields=["merged_into", "status", "closed_at", "updated_at"])
+        return self.record(EventKind.MERGED_INTO, actor=by, into=into.pk, moved=moved)
+
     def acknowledge(self, *, by: User, message: Message) -> TicketEvent:
         return self.take_step(Step.ACKNOWLEDGE, by=by, message=message)
 
@@ -629,6 +679,18 @@ class EventKind(models.TextChoices):
     GUARD_WARNINGS_SENT = "guard_warnings_sent", "Sent despite reply-guard warnings"
     CLOSED_AS_SPAM = "closed_as_spam", "Closed as spam"
     CLOSED_AS_DUPLICATE = "closed_as_duplicate", "Closed as a duplicate"
+
+    # A customer message on a recently closed ticket opened it again (monitoring restarts the
+    # resolution and close-out targets on this kind).
+    REOPENED = "reopened", "Reopened by the customer"
+    # Merge and split: one kind on each side, so both timelines say what happened.
+    MERGED = "merged", "Another ticket merged in"
+    MERGED_INTO = "merged_into", "Merged into another ticket"
+    SPLIT = "split", "Messages split out"
+    SPLIT_FROM = "split_from", "Split from another ticket"
+    # Ingest found an open ticket of the same customer about the same thing, but not surely.
+    MERGE_OFFERED = "merge_offered", "Offered for merge"
+    MERGE_OFFER_DISMISSED = "merge_offer_dismissed", "Merge offer dismissed"
 
 
 # ``Ticket.close_as``: how a ticket may close without the public close-out, and what it records.

@@ -316,6 +316,11 @@ class FacebookAdapter(ChannelAdapter):
         return f"https://www.facebook.com/{page}/posts/{first}?comment_id={second}"
 
     @classmethod
+    def profile_url(cls, external_id: str, username: str = "") -> str:
+        # Facebook names are not unique handles: the profile is reached by its id.
+        return f"https://www.facebook.com/profile.php?id={external_id}"
+
+    @classmethod
     def post_id_from_reference(cls, account: Any, reference: str) -> str:
         reference = reference.strip()
         if not reference:

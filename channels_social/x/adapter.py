@@ -222,6 +222,12 @@ class XAdapter(ChannelAdapter):
         return f"https://x.com/{author_username or 'i/web'}/status/{external_id}"
 
     @classmethod
+    def profile_url(cls, external_id: str, username: str = "") -> str:
+        if username:
+            return f"https://x.com/{username}"
+        return f"https://x.com/i/user/{external_id}"
+
+    @classmethod
     def post_id_from_reference(cls, account: Any, reference: str) -> str:
         reference = reference.strip()
         if not reference:

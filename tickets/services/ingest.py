@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from channels_social.base import InboundPost
 from channels_social.intake import StoreResult
@@ -20,13 +23,22 @@ from channels_social.models import SocialAccount
 from tickets import priority
 from tickets.models import (
     OPEN_STATUSES,
+    Customer,
+    CustomerIdentity,
     Direction,
     EventKind,
     Message,
     OutboxItem,
     OutboxState,
     Status,
+    ThreadingSettings,
     Ticket,
+)
+from tickets.services.customers import (
+    customer_identity_seen,
+    is_substantial,
+    names_other_numbers,
+    similarity,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +62,8 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
                 organization_id=account.organization_id, platform=account.platform, enabled=True
             )
         }
+        fresh = [post for post in posts if post.external_id not in known]
+        threads = Threads.load(account, fresh, handles)
         for post in posts:
             if post.external_id in known:
                 duplicates += 1
@@ -58,8 +72,9 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
                 # One savepoint per post: a post stored meanwhile through another handle of the
                 # same organisation, or one the database refuses, rolls back alone.
                 with transaction.atomic():
-                    opened = _store_post(account, post, handles)
+                    opened = _store_post(account, post, handles, threads)
             except IntegrityError as exc:
+                threads.forget(post.author.external_id)
                 if _stored_ids(account, [post.external_id]):
                     duplicates += 1
                 else:
@@ -67,6 +82,7 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
                 continue
             except Exception as exc:
                 # A value the database or its driver refuses: set this post aside, go on.
+                threads.forget(post.author.external_id)
                 log.warning("could not store post %s: %s", post.external_id, exc)
                 failed.append((post, f"{type(exc).__name__}: {exc}"))
                 continue
@@ -90,22 +106,217 @@ def _stored_ids(account: SocialAccount, external_ids: list[str]) -> set[str]:
     )
 
 
-def _find_thread_ticket(account: SocialAccount, post: InboundPost) -> Ticket | None:
-    """The customer's open ticket this post continues, on any of the organisation's handles:
-    it replies to a message of the ticket, or it is in the ticket's thread."""
-    candidates = Ticket.objects.filter(
-        organization_id=account.organization_id,
-        platform=account.platform,
-        customer_external_id=post.author.external_id,
-        status__in=OPEN_STATUSES,
-    )
-    if post.in_reply_to_external_id:
-        by_parent = candidates.filter(messages__external_id=post.in_reply_to_external_id).first()
-        if by_parent is not None:
-            return by_parent
-    if post.conversation_id:
-        return candidates.filter(conversation_id=post.conversation_id).order_by("pk").first()
-    return None
+# Threading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Match:
+    """Where a customer's post goes: ``ticket`` to join (None: a new ticket), whether joining
+    reopens it, and a ticket to offer for merge with the new one."""
+
+    ticket: Ticket | None = None
+    reopens: bool = False
+    similarity: int | None = None  # a near-duplicate join, or a merge offer: how similar
+    offer: Ticket | None = None
+
+
+@dataclass
+class Threads:
+    """What threading needs to know about a batch's customers, read in a few queries for the
+    whole batch (not per post): their identities, their open and recently closed tickets, the
+    tickets holding the posts they reply to, and their recent messages for near-duplicates.
+
+    Posts stored during the batch update it as they go; an author whose post rolled back is
+    dropped from it and read again on demand (``forget``), so it never holds a rolled-back row.
+    """
+
+    organization_id: int
+    platform: str
+    settings: ThreadingSettings
+    identities: dict[str, CustomerIdentity] = field(default_factory=dict)
+    tickets: dict[str, list[Ticket]] = field(default_factory=dict)  # by customer external id
+    ticket_of_post: dict[str, int] = field(default_factory=dict)  # replied-to id -> ticket id
+    recent_texts: dict[int, list[tuple[datetime, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        account: SocialAccount,
+        posts: Sequence[InboundPost],
+        handles: dict[str, SocialAccount],
+    ) -> Threads:
+        settings = (
+            ThreadingSettings.for_org_id(account.organization_id)
+            if posts
+            else ThreadingSettings(organization_id=account.organization_id)  # nothing to thread
+        )
+        threads = cls(account.organization_id, account.platform, settings)
+        customers = {
+            p.author.external_id
+            for p in posts
+            if not p.reposted_external_id and p.author.external_id not in handles
+        }
+        if customers:
+            earliest = min(p.created_at for p in posts)
+            threads._read(customers, earliest=earliest)
+        parents = [p.in_reply_to_external_id for p in posts if p.in_reply_to_external_id]
+        if parents:
+            threads.ticket_of_post.update(
+                Message.objects.filter(
+                    organization_id=account.organization_id,
+                    platform=account.platform,
+                    external_id__in=parents,
+                )
+                .exclude(external_id="")
+                .values_list("external_id", "ticket_id")
+            )
+        return threads
+
+    def _read(self, customers: set[str], *, earliest: datetime) -> None:
+        for identity in CustomerIdentity.objects.filter(
+            organization_id=self.organization_id,
+            platform=self.platform,
+            external_id__in=customers,
+        ).select_related("customer"):
+            self.identities[identity.external_id] = identity
+        reopen_since = earliest - timedelta(days=self.settings.reopen_window_days)
+        recent = Q(status__in=OPEN_STATUSES)
+        if self.settings.reopen_window_days:
+            recent |= Q(closed_at__gte=reopen_since)
+        found = list(
+            Ticket.objects.filter(
+                recent,
+                organization_id=self.organization_id,
+                platform=self.platform,
+                customer_external_id__in=customers,
+            ).order_by("pk")
+        )
+        for customer in customers:
+            self.tickets.setdefault(customer, [])
+        for ticket in found:
+            self.tickets[ticket.customer_external_id].append(ticket)
+        window = self.settings.duplicate_window_hours
+        open_ids = [t.pk for t in found if t.is_open]
+        if window and open_ids:
+            since = earliest - timedelta(hours=window)
+            for ticket_id, created_at, text in Message.objects.filter(
+                ticket_id__in=open_ids, direction=Direction.INBOUND, created_at__gte=since
+            ).values_list("ticket_id", "created_at", "text"):
+                self.recent_texts.setdefault(ticket_id, []).append((created_at, text))
+
+    def forget(self, customer: str) -> None:
+        self.identities.pop(customer, None)
+        for ticket in self.tickets.pop(customer, []):
+            self.recent_texts.pop(ticket.pk, None)
+
+    def tickets_of(self, customer: str, at: datetime) -> list[Ticket]:
+        if customer not in self.tickets:  # forgotten after a rollback, or not in the batch
+            self._read({customer}, earliest=at)
+        return self.tickets[customer]
+
+    def identity_of(self, customer: str, at: datetime) -> CustomerIdentity | None:
+        if customer not in self.tickets:
+            self._read({customer}, earliest=at)
+        return self.identities.get(customer)
+
+    def _reopenable(self, ticket: Ticket, at: datetime) -> bool:
+        window = timedelta(days=self.settings.reopen_window_days)
+        return (
+            ticket.merged_into_id is None
+            and ticket.closed_at is not None
+            and bool(self.settings.reopen_window_days)
+            and ticket.closed_at <= at <= ticket.closed_at + window
+        )
+
+    def _usable(self, ticket: Ticket, at: datetime) -> Match | None:
+        """Join ``ticket`` if open, reopen it if closed within the window, else nothing; a
+        ticket merged into another stands for the one it was merged into."""
+        for _ in range(5):  # a merged ticket's target, and so on, a few hops at most
+            if ticket.merged_into_id is None:
+                break
+            target = Ticket.objects.filter(pk=ticket.merged_into_id).first()
+            if target is None:
+                return None
+            ticket = target
+        if ticket.is_open:
+            return Match(ticket)
+        if self._reopenable(ticket, at):
+            return Match(ticket, reopens=True)
+        return None
+
+    def match(self, post: InboundPost) -> Match:
+        customer = post.author.external_id
+        theirs = self.tickets_of(customer, post.created_at)
+        # The same thread: a reply to one of their tickets' posts, or a post in its thread.
+        parent = self.ticket_of_post.get(post.in_reply_to_external_id)
+        by_parent = [t for t in theirs if parent is not None and t.pk == parent]
+        in_thread = sorted(
+            (
+                t
+                for t in theirs
+                if post.conversation_id and t.conversation_id == post.conversation_id
+            ),
+            # Open before closed (the oldest open one first), then the latest closed.
+            key=lambda t: (not t.is_open, t.pk if t.is_open else -t.pk),
+        )
+        for ticket in [*by_parent, *in_thread]:
+            found = self._usable(ticket, post.created_at)
+            if found is not None:
+                return found
+        if not post.is_public:
+            return self._private_match(theirs, post)
+        return self._near_duplicate(theirs, post)
+
+    def _private_match(self, theirs: list[Ticket], post: InboundPost) -> Match:
+        """A direct message with no thread: their open ticket the brand took offline (latest
+        first), else their latest open ticket, else the one closed most recently within the
+        window (reopened)."""
+        newest_first = sorted(theirs, key=lambda t: (t.opened_at, t.pk), reverse=True)
+        opened = [t for t in newest_first if t.is_open]
+        offline = [t for t in opened if t.status in OFFLINE_FIRST]
+        if offline or opened:
+            return Match((offline or opened)[0])
+        closed = sorted(
+            (t for t in theirs if self._reopenable(t, post.created_at)),
+            key=lambda t: (t.closed_at, t.pk),
+            reverse=True,
+        )
+        return Match(closed[0], reopens=True) if closed else Match()
+
+    def _near_duplicate(self, theirs: list[Ticket], post: InboundPost) -> Match:
+        """A new public post: the same customer saying the same thing again within the window
+        joins their open ticket; a looser match opens a ticket offered for merge."""
+        if not self.settings.duplicate_window_hours:
+            return Match()  # switched off
+        window = timedelta(hours=self.settings.duplicate_window_hours)
+        best: tuple[int, Ticket, str] | None = None
+        for ticket in theirs:
+            if not ticket.is_open:
+                continue
+            for created_at, text in self.recent_texts.get(ticket.pk, []):
+                if abs(post.created_at - created_at) > window:
+                    continue
+                score = similarity(post.text, text)
+                if best is None or score > best[0]:
+                    best = (score, ticket, text)
+        if best is None or best[0] < self.settings.offer_similarity:
+            return Match()
+        score, ticket, text = best
+        sure = is_substantial(post.text) and not names_other_numbers(post.text, text)
+        if score >= self.settings.join_similarity and sure:
+            return Match(ticket, similarity=score)
+        return Match(offer=ticket, similarity=score)
+
+    def stored(self, ticket: Ticket, post: InboundPost, identity: CustomerIdentity) -> None:
+        """Keep the batch's view current after a post was stored in ``ticket``."""
+        customer = post.author.external_id
+        self.identities[customer] = identity
+        theirs = self.tickets.setdefault(customer, [])
+        if all(t.pk != ticket.pk for t in theirs):
+            theirs.append(ticket)
+        self.ticket_of_post[post.external_id] = ticket.pk
+        if ticket.is_open and self.settings.duplicate_window_hours:
+            self.recent_texts.setdefault(ticket.pk, []).append((post.created_at, post.text))
 
 
 def _addressed_handle(
@@ -118,7 +329,7 @@ def _addressed_handle(
     return fetched_by
 
 
-def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
+def _open_ticket(account: SocialAccount, post: InboundPost, customer: Customer) -> Ticket:
     scored = priority.assess_new_post(
         organization_id=account.organization_id, platform=account.platform, post=post
     )
@@ -134,6 +345,7 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
         priority_factors=scored.factors_json,
         sentiment=scored.sentiment,
         sentiment_score=scored.sentiment_score,
+        customer=customer,
         customer_external_id=post.author.external_id,
         customer_username=post.author.username,
         customer_display_name=post.author.display_name,
@@ -148,7 +360,10 @@ def _open_ticket(account: SocialAccount, post: InboundPost) -> Ticket:
 
 
 def _store_post(
-    fetched_by: SocialAccount, post: InboundPost, handles: dict[str, SocialAccount]
+    fetched_by: SocialAccount,
+    post: InboundPost,
+    handles: dict[str, SocialAccount],
+    threads: Threads,
 ) -> bool | None:
     """Store one new post in its ticket (opening one if needed); True if a ticket was opened,
     None if nothing was stored (a pure repost; a brand post in no open ticket)."""
@@ -157,12 +372,21 @@ def _store_post(
         return None
     if post.author.external_id in handles:
         return _store_brand_post(fetched_by, post, handles)
-    ticket = _find_thread_ticket(fetched_by, post)
-    if ticket is None and not post.is_public:
-        ticket = _customer_open_ticket(fetched_by, post.author.external_id)
+    identity = customer_identity_seen(
+        organization_id=fetched_by.organization_id,
+        platform=fetched_by.platform,
+        author=post.author,
+        at=post.created_at,
+        known=threads.identity_of(post.author.external_id, post.created_at),
+    )
+    match = threads.match(post)
+    ticket = match.ticket
     opened = ticket is None
     if ticket is None:
-        ticket = _open_ticket(_addressed_handle(fetched_by, post, handles), post)
+        ticket = _open_ticket(_addressed_handle(fetched_by, post, handles), post, identity.customer)
+    elif ticket.customer_id is None:  # a ticket from before customers (or made by hand)
+        ticket.customer = identity.customer
+        ticket.save(update_fields=["customer", "updated_at"])
     message = Message.objects.create(
         organization_id=ticket.organization_id,
         ticket=ticket,
@@ -186,7 +410,27 @@ def _store_post(
     if opened:
         ticket.root_message = message
         ticket.save(update_fields=["root_message"])
-    ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+    if match.reopens:
+        ticket.reopen(message=message, window_days=threads.settings.reopen_window_days)
+    if match.ticket is not None and match.similarity is not None:
+        # Joined by its text alone: the customer said the same thing again.
+        ticket.record(
+            EventKind.MESSAGE_RECEIVED,
+            message=message,
+            at=post.created_at,
+            near_duplicate=match.similarity,
+        )
+    else:
+        ticket.record(EventKind.MESSAGE_RECEIVED, message=message, at=post.created_at)
+    if match.offer is not None:
+        ticket.record(
+            EventKind.MERGE_OFFERED,
+            message=message,
+            at=post.created_at,
+            candidate=match.offer.pk,
+            similarity=match.similarity,
+        )
+    threads.stored(ticket, post, identity)
     return opened
 
 
