@@ -88,6 +88,12 @@ class SocialAccount(models.Model):
     last_poll_error_at = models.DateTimeField(null=True, blank=True)
     rate_limit_remaining = models.IntegerField(null=True, blank=True)
     rate_limit_reset_at = models.DateTimeField(null=True, blank=True)
+    # Why polling waits longer than its interval (a rate budget nearly or fully used).
+    pacing_reason = models.CharField(max_length=300, blank=True)
+    # Set when the platform refused the credentials themselves (revoked or expired): the
+    # account is disabled until new credentials are saved or a re-check succeeds.
+    auth_failed_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -147,6 +153,45 @@ class SocialAccount(models.Model):
         """No successful poll for a few intervals (or ever, a while after connecting)."""
         last = self.last_polled_at or self.connected_at
         return self.enabled and now - last > stale_after(interval_seconds)
+
+
+class RateBudget(models.Model):
+    """One rate budget of an account as the platform's headers last told it: an X endpoint
+    (``x-rate-limit-limit/remaining/reset``), or Graph's app and page budgets (``X-App-Usage``,
+    ``X-Business-Use-Case-Usage``: a share of the hour used). Shown in the channel's health
+    and used to pace its polls."""
+
+    account = models.ForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="rate_budgets"
+    )
+    endpoint = models.CharField(max_length=120)
+    limit = models.IntegerField(null=True, blank=True)
+    remaining = models.IntegerField(null=True, blank=True)
+    used_percent = models.IntegerField(null=True, blank=True)
+    reset_at = models.DateTimeField(null=True, blank=True)
+    raw_headers = models.JSONField(default=dict, blank=True)
+    observed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "endpoint"], name="one_budget_per_endpoint")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.endpoint}: {self.describe()}"
+
+    def describe(self) -> str:
+        """The budget in words, for the health panel."""
+        if self.used_percent is not None:
+            text = f"{self.used_percent} % of the hour used"
+        elif self.remaining is not None:
+            text = f"{self.remaining}" + (f" of {self.limit}" if self.limit is not None else "")
+            text += " calls left"
+        else:
+            text = "not reported"
+        if self.reset_at is not None:
+            text += f", resets {timezone.localtime(self.reset_at):%H:%M:%S}"
+        return text
 
 
 class PollCursor(models.Model):

@@ -49,6 +49,8 @@ from channels_social.base import (
     CredentialField,
     InboundPost,
     OutboundKind,
+    Pacing,
+    RateObservation,
     ReplyFacts,
     SendTarget,
     SentMessage,
@@ -74,6 +76,21 @@ FEED_LOOKBACK = timedelta(days=28)  # posts older than this are not re-read for 
 CURSOR_OVERLAP = 300  # seconds re-read before the cursor
 DEFAULT_RETRY_AFTER = 60.0
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80001})
+# Graph's budgets are shares of a rolling hour. Meta asks apps to slow down before they reach
+# 100 % (then every call is refused until ``estimated_time_to_regain_access``): from these
+# shares used, polls come this many times less often.
+USAGE_SLOWDOWN = ((90, 10), (75, 4), (50, 2))
+USAGE_WINDOW = timedelta(hours=1)
+# Code 190's subcodes (Meta's "access token errors"), for the admin.
+TOKEN_SUBCODE_WORDS = {
+    458: "the app was removed from the page or its admin's account",
+    459: "the admin's account is checkpointed (Facebook wants them to log in and check it)",
+    460: "the admin changed their password",
+    463: "the token expired",
+    464: "the admin's account is not confirmed",
+    467: "the token is no longer valid (it was revoked)",
+    492: "the admin's session is no longer valid",
+}
 TRANSIENT_CODES = frozenset({1, 2})
 POST_FIELDS = "id,message,created_time,updated_time,from"
 COMMENT_FIELDS = "id,message,created_time,from,parent"
@@ -160,6 +177,52 @@ class FacebookAdapter(ChannelAdapter):
     @property
     def page_id(self) -> str:
         return str(self.account.external_id)
+
+    def rate_observations(self) -> list[RateObservation]:
+        session = self._graph.session if self._graph is not None else None
+        return list(session.budgets.values()) if isinstance(session, GraphSession) else []
+
+    @classmethod
+    def pacing(
+        cls, budgets: Sequence[RateObservation], *, now: datetime, interval: timedelta
+    ) -> Pacing:
+        """Slower polls as the app's or the page's share of the hour nears 100 %; at 100 %
+        none until Graph's estimated time to regain access (or the hour's end)."""
+        shares = [b for b in budgets if b.used_percent is not None]
+        if not shares:
+            return Pacing()
+        top = max(shares, key=lambda b: b.used_percent or 0)
+        used = top.used_percent or 0
+        budget = "the app's" if top.endpoint == "app" else "the page's"
+        if used >= 100:
+            regain = [b.reset_at for b in shares if b.reset_at is not None and b.reset_at > now]
+            until = max(regain) if regain else now + USAGE_WINDOW
+            return Pacing(
+                not_before=until,
+                reason=f"Facebook's budget for {budget} calls is used up ({used} %); polling "
+                "waits until Graph gives access again.",
+            )
+        for threshold, factor in USAGE_SLOWDOWN:
+            if used >= threshold:
+                return Pacing(
+                    not_before=now + interval * factor,
+                    reason=f"{budget.capitalize()} Graph budget is {used} % used: polling "
+                    f"{factor} times less often.",
+                )
+        return Pacing()
+
+    def probe(self) -> str:
+        """``GET /me`` with the page token: the page it belongs to."""
+        with self._translate_errors():
+            page = self.graph.get_object("me", fields="id,name")
+        if str(page.get("id", "")) != self.page_id:
+            raise ChannelError(
+                f"This token belongs to another page ({clean_text(str(page.get('name', '')))}, "
+                f"{clean_text(str(page.get('id', '')))}), not {self.account.username}.",
+                permanent=True,
+                auth_failed=True,
+            )
+        return clean_text(str(page.get("name") or self.account.username))
 
     # Rules, before anything is queued
 
@@ -415,11 +478,13 @@ class FacebookAdapter(ChannelAdapter):
                 status=429,
             )
         if code == 190 or code == 102:
+            why = TOKEN_SUBCODE_WORDS.get(subcode or 0, "it expired or was revoked")
             return ChannelError(
-                f"Facebook no longer accepts the access token of {self.account.username} (it "
-                "expired or was revoked): reconnect the page in Settings → Social accounts.",
+                f"Facebook no longer accepts the page access token of {self.account.username} "
+                f"({why}): enter a new token in Settings → Brands and channels.",
                 permanent=True,
                 status=status,
+                auth_failed=True,
             )
         if code in TRANSIENT_CODES or (status is not None and status >= 500):
             return ChannelError(

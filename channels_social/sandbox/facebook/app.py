@@ -33,12 +33,14 @@ from werkzeug.wrappers import Request, Response
 
 from channels_social.sandbox.facebook.errors import (
     THROTTLING_MESSAGES,
+    TOKEN_SUBCODES,
     GraphError,
     bad_token,
     fault_error,
     injected,
     invalid_parameter,
     no_token,
+    revoked_token,
     throttled,
 )
 from channels_social.sandbox.facebook.graph_api import GraphHandlers
@@ -128,6 +130,8 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
             Rule("/_sandbox/webhooks/drop", endpoint="c_drop_webhooks", methods=["POST"]),
             Rule("/_sandbox/webhooks/wait", endpoint="c_wait_webhooks", methods=["POST"]),
             Rule("/_sandbox/requests", endpoint="c_requests", methods=["GET"]),
+            Rule("/_sandbox/tokens/revoke", endpoint="c_revoke_token", methods=["POST"]),
+            Rule("/_sandbox/tokens/restore", endpoint="c_restore_token", methods=["POST"]),
         ]
     )
 
@@ -151,6 +155,22 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         self._paging_faults: list[Fault] = []
         # The last listing served per (page, node, edge), for the repeat_page fault.
         self._last_listing: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # Page tokens that expired or were revoked, with the code 190 subcode Graph gives.
+        self.revoked_tokens: dict[str, int] = {}
+
+    def revoke_token(self, token: str, subcode: int = 460) -> None:
+        """Calls with this page token now answer error 190 with ``subcode`` (458 app
+        removed, 460 password changed, 463 expired, 467 invalid), as Graph does."""
+        if not token:
+            raise ValueError("Name the token to revoke.")
+        if int(subcode) not in TOKEN_SUBCODES:
+            raise ValueError(f"subcode must be one of {sorted(TOKEN_SUBCODES)}.")
+        with self._lock:
+            self.revoked_tokens[str(token)] = int(subcode)
+
+    def restore_token(self, token: str) -> None:
+        with self._lock:
+            self.revoked_tokens.pop(str(token), None)
 
     # Test hooks
 
@@ -236,6 +256,7 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
             self._faults.clear()
             self._paging_faults.clear()
             self._last_listing.clear()
+            self.revoked_tokens.clear()
             self.rate_limits = RateLimits(**vars(self._initial_limits))
             self._app_calls.clear()
             self._page_calls.clear()
@@ -376,6 +397,9 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
                 raise no_token()
             if page is None:
                 raise bad_token()
+            revoked = self.revoked_tokens.get(token)
+            if revoked is not None:
+                raise revoked_token(revoked)
             if over_code is not None:
                 raise throttled(over_code)
             fault = self._take_fault()

@@ -135,7 +135,15 @@ class FacebookSandboxControl(ControlClient):
     def requests_log(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "requests")["data"])
 
-    # Limits and faults
+    # Tokens, limits and faults
+
+    def revoke_token(self, token: str, *, subcode: int = 460) -> None:
+        """Calls with this page token answer error 190 from now on (``subcode`` 458, 460,
+        463 expired, 467)."""
+        self._call("POST", "tokens/revoke", json={"token": token, "subcode": subcode})
+
+    def restore_token(self, token: str) -> None:
+        self._call("POST", "tokens/restore", json={"token": token})
 
     def set_rate_limits(self, **limits: int) -> None:
         """``app_calls_per_hour``, ``page_calls_per_hour``, ``app_over_code`` (4),

@@ -66,6 +66,10 @@ class ControlEndpoints:
 
         def configure_rate_limits(self, **limits: int) -> None: ...
 
+        def revoke_token(self, token: str, subcode: int = 460) -> None: ...
+
+        def restore_token(self, token: str) -> None: ...
+
         def inject_faults(
             self,
             status: int = 503,
@@ -272,6 +276,14 @@ class ControlEndpoints:
 
     def c_requests(self, request: Request, body: Any) -> tuple[int, Any]:
         return 200, {"data": self.requests_log()}
+
+    def c_revoke_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.revoke_token(str(body.get("token") or ""), int(body.get("subcode", 460)))
+        return 200, {"ok": True}
+
+    def c_restore_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.restore_token(str(body.get("token") or ""))
+        return 200, {"ok": True}
 
 
 def _json(body: Any, status: int = 200) -> Response:
