@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -267,6 +268,75 @@ class QuarantinedPost(models.Model):
 LISTENING_QUERY_MAX_LENGTH = 512 - len(" -is:retweet -from:") - 15
 
 
+# X's search operators (the v2 query syntax), the values ``is:`` and ``has:`` take, and the
+# operators that cannot stand alone: a query of only these (or only negations) is refused.
+X_OPERATORS = frozenset(
+    {
+        "from", "to", "url", "retweets_of", "context", "entity", "conversation_id", "list",
+        "place", "place_country", "point_radius", "bounding_box", "is", "has", "lang",
+        "in_reply_to_tweet_id", "retweets_of_tweet_id", "quotes_of_tweet_id", "sample",
+    }
+)  # fmt: skip
+X_IS_VALUES = frozenset({"retweet", "reply", "quote", "verified", "nullcast"})
+X_HAS_VALUES = frozenset(
+    {"hashtags", "cashtags", "links", "mentions", "media", "images", "videos", "geo"}
+)
+NOT_STANDALONE = frozenset({"is", "has", "lang", "sample", "place_country"})
+
+
+def x_query_problems(query: str) -> list[str]:
+    """What X's recent search would refuse in ``query`` (beyond its length), in words."""
+    problems: list[str] = []
+    depth = 0
+    for char in re.sub(r'"[^"]*"', "", query):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        problems.append("The brackets ( ) do not match up.")
+    terms = re.findall(r'-?"[^"]*"|[^\s()]+', query)
+    standalone = False
+    for term in terms:
+        negated = term.startswith("-") and len(term) > 1
+        body = term[1:] if negated else term
+        if body in ("OR", "AND"):
+            continue
+        if body.lower() in ("or", "and") and body not in ("OR", "AND"):
+            problems.append(f'X needs "{body.upper()}" in capitals to mean {body.upper()}.')
+            continue
+        match = re.match(r"^([A-Za-z_]+):(.*)$", body)
+        if match and not body.lower().startswith(("http:", "https:")):
+            operator, value = match.group(1).lower(), match.group(2)
+            if operator not in X_OPERATORS:
+                problems.append(f"X search has no {operator}: operator.")
+                continue
+            if not value:
+                problems.append(f"{operator}: needs a value after the colon.")
+                continue
+            if operator == "is" and value.lower() not in X_IS_VALUES:
+                problems.append(
+                    f"is:{value} is not an X operator (is: takes {_list(X_IS_VALUES)})."
+                )
+            if operator == "has" and value.lower() not in X_HAS_VALUES:
+                problems.append(
+                    f"has:{value} is not an X operator (has: takes {_list(X_HAS_VALUES)})."
+                )
+            if operator not in NOT_STANDALONE and not negated:
+                standalone = True
+        elif not negated:
+            standalone = True
+    if terms and not standalone and not problems:
+        problems.append(
+            "X needs at least one word, phrase, #hashtag or account that is not excluded; "
+            "is:, has: and lang: only narrow a search down."
+        )
+    return problems
+
+
+def _list(values: frozenset[str]) -> str:
+    return ", ".join(sorted(values))
+
+
 def validate_listening_query(value: str) -> None:
     from django.core.exceptions import ValidationError
 
@@ -280,6 +350,9 @@ def validate_listening_query(value: str) -> None:
         )
     if text.count('"') % 2:
         raise ValidationError('A quoted phrase is not closed: check the " marks.')
+    problems = x_query_problems(text)
+    if problems:
+        raise ValidationError(problems)
 
 
 class ListeningQueryQuerySet(OrgQuerySet["ListeningQuery"]):
