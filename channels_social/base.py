@@ -110,6 +110,19 @@ class InboundPost:
 
 
 @dataclass(frozen=True)
+class PostUpdate:
+    """A change to a post already delivered: its author ``edited`` it (``text`` is the new
+    text) or ``removed`` it. Platforms say so in webhooks (Facebook's ``verb: edited`` and
+    ``verb: remove``); intake hands updates to the registered update sink."""
+
+    external_id: str
+    change: str  # "edited" or "removed"
+    at: datetime
+    text: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class UnreadableItem:
     """An item a platform sent that the adapter could not make a post of; set aside, not lost."""
 

@@ -195,6 +195,29 @@ class RateBudget(models.Model):
         return text
 
 
+class MessengerIdentity(models.Model):
+    """A Facebook person's two ids on one page: the id on their comments and posts, and the
+    Page-scoped id (PSID) Messenger knows them by. Learned from a private reply's answer
+    (``recipient_id``), so their Messenger answer joins the ticket of the comment it answers
+    and the team's Messenger replies reach them."""
+
+    account = models.ForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="messenger_identities"
+    )
+    person_external_id = models.CharField(max_length=64)
+    psid = models.CharField(max_length=64)
+    learned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "psid"], name="one_person_per_psid"),
+        ]
+        indexes = [models.Index(fields=["account", "person_external_id"], name="psid_by_person")]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.person_external_id} is {self.psid} on Messenger"
+
+
 class PollCursor(models.Model):
     """How far intake has read one stream of one account (mentions, DMs, one listening query).
 

@@ -113,6 +113,14 @@ class FacebookSandboxControl(ControlClient):
             payload["created_time"] = created_time
         return dict(self._call("POST", "messages", json=payload))
 
+    def edit(self, object_id: str, message: str) -> dict[str, Any]:
+        """The customer edits their comment or visitor post (a ``verb: edited`` webhook)."""
+        return dict(self._call("POST", f"objects/{object_id}/edit", json={"message": message}))
+
+    def remove(self, object_id: str) -> None:
+        """The customer deletes their comment or visitor post (a ``verb: remove`` webhook)."""
+        self._call("POST", f"objects/{object_id}/remove", json={})
+
     def sent(self, page_id: str) -> dict[str, list[dict[str, Any]]]:
         """What the page did: ``comments``, ``messages`` (private replies too), ``posts``,
         ``moderation`` (hide, unhide, edit, delete)."""

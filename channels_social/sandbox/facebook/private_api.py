@@ -68,6 +68,10 @@ class ControlEndpoints:
 
         def revoke_token(self, token: str, subcode: int = 460) -> None: ...
 
+        def customer_edit(self, *, object_id: str, message: str) -> FbComment | FbPost: ...
+
+        def customer_remove(self, *, object_id: str) -> None: ...
+
         def restore_token(self, token: str) -> None: ...
 
         def inject_faults(
@@ -222,6 +226,14 @@ class ControlEndpoints:
             created_time=_time(body),
         )
         return 201, self.store.record_of(message.id)
+
+    def c_edit(self, request: Request, body: dict[str, Any], object_id: str) -> tuple[int, Any]:
+        edited = self.customer_edit(object_id=object_id, message=_text(body, "message"))
+        return 200, self.store.record_of(edited.id)
+
+    def c_remove(self, request: Request, body: dict[str, Any], object_id: str) -> tuple[int, Any]:
+        self.customer_remove(object_id=object_id)
+        return 200, {"ok": True}
 
     def c_object(self, request: Request, body: Any, object_id: str) -> tuple[int, Any]:
         record = self.store.record_of(object_id)
