@@ -401,8 +401,8 @@ class ChannelHealth:
 
 
 def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
-    """Enabled accounts with no successful poll for a few of their intervals: intake has
-    stalled there."""
+    """Enabled accounts with no successful poll for a few of their intervals, and accounts
+    disconnected because their credentials were refused: intake has stalled there."""
     now = now or timezone.now()
     stalled = Q(pk__in=[])
     pollable = SocialAccount.objects.pollable()
@@ -411,7 +411,10 @@ def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
         stalled |= Q(platform=platform) & (
             Q(last_polled_at__lt=cutoff) | Q(last_polled_at__isnull=True, connected_at__lt=cutoff)
         )
-    stale = pollable.filter(stalled)
+    # A channel whose credentials were refused is off, but not by choice: intake has stopped.
+    stale = SocialAccount.objects.filter(
+        Q(pk__in=pollable.filter(stalled).values("pk")) | Q(auth_failed_at__isnull=False)
+    )
     return [
         ChannelHealth(
             account_id=account.pk,

@@ -16,7 +16,7 @@ from careinbox.notifications.models import Notification
 from channels_social.base import RateObservation
 from channels_social.facebook.adapter import FacebookAdapter
 from channels_social.models import Platform, RateBudget, SocialAccount
-from channels_social.services import account_poll, channel_recheck
+from channels_social.services import account_poll, channel_recheck, failing_channels
 from channels_social.x.adapter import XAdapter
 from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FB_PAGE_TOKEN, FacebookSandbox
 from tests.sandbox_fixtures import XSandbox
@@ -75,6 +75,9 @@ def test_a_revoked_x_token_disables_tells_admins_once_and_a_recheck_picks_it_up(
     entry = AuditEntry.objects.get(organization=org, action="disabled")
     assert entry.actor is None and entry.after["enabled"] is False
 
+    # Intake has stopped there: the health endpoint says so until it is fixed.
+    assert [c.account_id for c in failing_channels()] == [x_account.pk]
+
     # A second poll attempt (a task queued before the failure) tells nobody again.
     assert account_poll(account_id=x_account.pk).startswith("skipped")
     assert Notification.objects.filter(kind="channel").count() == 1
@@ -93,6 +96,7 @@ def test_a_revoked_x_token_disables_tells_admins_once_and_a_recheck_picks_it_up(
     assert AuditEntry.objects.get(action="reconnected").actor == org_admin.user
     x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 10, "Are you there?")
     assert account_poll(account_id=x_account.pk).startswith("ok: 1 new")
+    assert failing_channels() == []
 
 
 def test_an_expired_page_token_is_worded_and_new_credentials_reconnect(

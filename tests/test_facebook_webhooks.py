@@ -18,6 +18,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from channels_social.base import OutboundKind, SendTarget
+from channels_social.facebook.adapter import FacebookAdapter
 from channels_social.models import Platform, SocialAccount
 from channels_social.sandbox.facebook.control import verify_webhook
 from channels_social.sandbox.facebook.webhooks import feed_change, messaging_event, serialise
@@ -426,3 +428,39 @@ def test_edits_repeated_unknown_or_by_the_page_change_nothing(page: SocialAccoun
     assert message.text == "Very late" and "removed_at" not in message.raw
     assert [kind for kind, _ in _events(message)].count("message_edited") == 1
     assert not Message.objects.filter(external_id="11_99").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_messenger_answer_under_a_psid_joins_the_comments_ticket_by_webhook(
+    hooked: FacebookSandbox, page: SocialAccount
+) -> None:
+    """After a private reply, the customer answers on Messenger under their Page-scoped id,
+    which is not their commenter id: the webhook's message still joins the comment's ticket."""
+    control = hooked.control
+    post = control.page_post(FB_PAGE_ID, "Winter sale")
+    comment = control.comment(post["id"], person_id=DANA, name="Dana Lee", message="Late again")
+    assert control.wait_for_webhooks()
+    ticket = Ticket.objects.get()
+    sent = FacebookAdapter(page).send(
+        OutboundKind.PRIVATE_REPLY,
+        SendTarget(in_reply_to_external_id=comment["id"]),
+        "Could you send your order number?",
+    )
+    psid = sent.raw["recipient_id"]
+    assert psid != DANA
+
+    control.message(FB_PAGE_ID, person_id=psid, name="Dana Lee", text="It is 4411")
+    assert control.wait_for_webhooks()
+
+    delivered = control.webhook_deliveries()[-1]["payload"]["entry"][0]["messaging"][0]
+    assert delivered["sender"] == {"id": psid}  # Meta names her by her PSID
+    answer = Message.objects.get(text="It is 4411")
+    assert answer.ticket_id == ticket.pk and Ticket.objects.count() == 1
+    assert answer.conversation_id == f"messenger:{psid}"
+    # And a Messenger reply to her ticket's customer id reaches her PSID.
+    reply = FacebookAdapter(page).send(
+        OutboundKind.PRIVATE_MESSAGE,
+        SendTarget(recipient_external_id=ticket.customer_external_id),
+        "Thanks, refunded.",
+    )
+    assert reply.raw["recipient_id"] == psid
