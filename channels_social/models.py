@@ -90,11 +90,12 @@ class SocialAccount(models.Model):
     rate_limit_remaining = models.IntegerField(null=True, blank=True)
     rate_limit_reset_at = models.DateTimeField(null=True, blank=True)
     # Why polling waits longer than its interval (a rate budget nearly or fully used).
-    pacing_reason = models.CharField(max_length=300, blank=True)
+    # (A database default too: code from before this column, mid-deploy, still inserts rows.)
+    pacing_reason = models.CharField(max_length=300, blank=True, default="", db_default="")
     # Set when the platform refused the credentials themselves (revoked or expired): the
     # account is disabled until new credentials are saved or a re-check succeeds.
     auth_failed_at = models.DateTimeField(null=True, blank=True)
-    disabled_reason = models.TextField(blank=True)
+    disabled_reason = models.TextField(blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
 

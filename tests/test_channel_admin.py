@@ -376,3 +376,29 @@ def test_the_recheck_button_probes_the_page_and_says_what_it_found(
     shown = client.post(recheck, follow=True).text
     assert "accepts the credentials of Acme" in shown
     assert SocialAccount.objects.get(pk=page.pk).enabled
+
+
+def test_an_operator_saving_new_credentials_in_the_django_admin_reconnects_too(
+    org_admin: Persona, brand, make_account: Callable[..., SocialAccount]
+) -> None:
+    org_admin.user.is_staff = True
+    org_admin.user.save()
+    account = make_account(
+        brand=brand, enabled=False, auth_failed_at=timezone.now(), disabled_reason="Refused."
+    )
+    url = reverse("admin:channels_social_socialaccount_change", args=[account.pk])
+    form = {
+        "brand": brand.pk,
+        "platform": "x",
+        "external_id": account.external_id,
+        "username": account.username,
+        "api_base_url": "",
+        "access_token": f"{account.external_id}-new",
+    }
+    # Saved without new credentials (and unticked): still off, still disconnected.
+    org_admin.client().post(url, {**form, "access_token": ""})
+    assert SocialAccount.objects.get(pk=account.pk).auth_failed_at is not None
+    assert org_admin.client().post(url, form).status_code == 302
+    account = SocialAccount.objects.get(pk=account.pk)
+    assert account.enabled and account.auth_failed_at is None and account.disabled_reason == ""
+    assert account.credentials["access_token"] == f"{account.external_id}-new"
