@@ -83,9 +83,7 @@ class ChannelForm(forms.ModelForm):  # type: ignore[type-arg]
         else:
             self.fields["username"].help_text = "The handle, without the @."
             self.fields["external_id"].help_text = "The account's numeric user id on X."
-        self.fields["where"].initial = (
-            SANDBOX if editing and self.instance.api_base_url else REAL if editing else SANDBOX
-        )
+        self.fields["where"].initial = SANDBOX if editing and self.instance.api_base_url else REAL
         self.credential_names = [field.name for field in self.adapter.credential_fields]
         for field in self.adapter.credential_fields:
             has_value = bool(stored.get(field.name))

@@ -192,18 +192,32 @@ def _store_budgets(
 ) -> list[RateObservation]:
     """Keep what the headers said, one row per budget; return every budget the account has
     (an endpoint this poll did not call keeps its last word until its reset)."""
-    for seen in observations:
-        RateBudget.objects.update_or_create(
-            account=account,
-            endpoint=seen.endpoint[:120],
-            defaults={
-                "limit": seen.limit,
-                "remaining": seen.remaining,
-                "used_percent": seen.used_percent,
-                "reset_at": seen.reset_at,
-                "raw_headers": seen.raw,
-                "observed_at": seen.observed_at,
-            },
+    if observations:
+        # One upsert for all of them (INSERT … ON CONFLICT DO UPDATE), whatever their number.
+        RateBudget.objects.bulk_create(
+            [
+                RateBudget(
+                    account=account,
+                    endpoint=seen.endpoint[:120],
+                    limit=seen.limit,
+                    remaining=seen.remaining,
+                    used_percent=seen.used_percent,
+                    reset_at=seen.reset_at,
+                    raw_headers=seen.raw,
+                    observed_at=seen.observed_at,
+                )
+                for seen in {seen.endpoint[:120]: seen for seen in observations}.values()
+            ],
+            update_conflicts=True,
+            unique_fields=["account", "endpoint"],
+            update_fields=[
+                "limit",
+                "remaining",
+                "used_percent",
+                "reset_at",
+                "raw_headers",
+                "observed_at",
+            ],
         )
     return [
         RateObservation(
