@@ -356,7 +356,7 @@ def apply_post_updates(account: SocialAccount, updates: Sequence[PostUpdate]) ->
     with transaction.atomic():
         for update in updates:
             message = (
-                Message.objects.select_for_update()
+                Message.objects.select_for_update(of=("self",))
                 .select_related("ticket")
                 .filter(
                     organization_id=account.organization_id,
