@@ -333,6 +333,14 @@ class ChannelAdapter(ABC):
         the account's name there. Raises ChannelError (``auth_failed`` when they do not)."""
         raise ChannelError(f"{self.platform} cannot be probed.", permanent=True)
 
+    def credentials_refused(self, error: ChannelError) -> None:
+        """A send found the credentials refused: the channel is disabled and the admins told,
+        as a poll would (``services.channel_auth_failed``, once per failure)."""
+        if error.auth_failed and getattr(self.account, "pk", None):
+            from channels_social.services import channel_auth_failed
+
+            channel_auth_failed(account=self.account, reason=str(error))
+
     def stream_keys(self, stream: Stream) -> list[str]:
         """The keys of ``stream`` to poll now, each with a cursor of its own (a search: one per
         listening query). ``[""]`` for a stream with one cursor; ``[]`` skips the stream."""

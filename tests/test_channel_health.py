@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from careinbox.accounts.models import AuditEntry, Organization
 from careinbox.notifications.models import Notification
-from channels_social.base import RateObservation
+from channels_social.base import ChannelError, OutboundKind, RateObservation, SendTarget
 from channels_social.facebook.adapter import FacebookAdapter
 from channels_social.models import Platform, RateBudget, SocialAccount
 from channels_social.services import account_poll, channel_recheck, failing_channels
@@ -201,3 +201,21 @@ def test_x_pacing_ignores_a_window_already_reset() -> None:
         endpoint="GET /2/dm_events", observed_at=now, remaining=0, reset_at=now - timedelta(1)
     )
     assert XAdapter.pacing([spent], now=now, interval=timedelta(seconds=15)).not_before is None
+
+
+def test_a_send_refused_for_the_credentials_disconnects_the_channel_too(
+    x_account: SocialAccount, x_sandbox_clean: XSandbox, org_admin
+) -> None:
+    customer = x_sandbox_clean.control.post_mention("AcmeCare", "2001", "jo", 10, "Help?")
+    x_sandbox_clean.control.revoke_token(x_account.credentials["access_token"])
+    adapter = XAdapter(x_account)
+    with pytest.raises(ChannelError) as refused:
+        adapter.send(
+            OutboundKind.PUBLIC_REPLY,
+            SendTarget(in_reply_to_external_id=str(customer["id"])),
+            "Sorry!",
+        )
+    assert refused.value.auth_failed and refused.value.permanent
+    account = _refreshed(x_account)
+    assert not account.enabled and "no longer accepts" in account.disabled_reason
+    assert Notification.objects.filter(recipient=org_admin.user, kind="channel").count() == 1

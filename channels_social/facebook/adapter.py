@@ -876,6 +876,15 @@ class FacebookAdapter(ChannelAdapter):
     def send(
         self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool = True
     ) -> SentMessage:
+        try:
+            return self._send(kind, target, text, first_attempt=first_attempt)
+        except ChannelError as exc:
+            self.credentials_refused(exc)
+            raise
+
+    def _send(
+        self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool
+    ) -> SentMessage:
         text = clean_text(text)
         with self._translate_errors(write=True, first_attempt=first_attempt):
             if kind == OutboundKind.PUBLIC_REPLY:

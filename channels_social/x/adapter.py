@@ -604,6 +604,7 @@ class XAdapter(ChannelAdapter):
             if kind == OutboundKind.HIDE:
                 return self._hide_reply(target.in_reply_to_external_id)
         except ChannelError as exc:
+            self.credentials_refused(exc)
             if not first_attempt and exc.status == 403 and "duplicate" in str(exc).lower():
                 # X refuses a repeat of a post it already has: most likely our own earlier
                 # attempt, whose answer was lost, went through after all.
