@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
@@ -62,6 +63,13 @@ class _SocialAccountBaseForm(forms.ModelForm):  # type: ignore[type-arg]
             account.set_credentials(
                 **{**account.credentials, **{k: v for k, v in typed.items() if v}}
             )
+            if account.auth_failed_at is not None:
+                # New credentials for a channel disconnected because its old ones were
+                # refused: back on, polled at once (the next poll says whether they work).
+                account.enabled = True
+                account.auth_failed_at = None
+                account.disabled_reason = ""
+                account.next_poll_at = timezone.now()
         if commit:
             account.save()
         return account
@@ -100,6 +108,9 @@ class SocialAccountAdmin(OrgScopedAdmin):
         "last_poll_error_at",
         "rate_limit_remaining",
         "rate_limit_reset_at",
+        "pacing_reason",
+        "auth_failed_at",
+        "disabled_reason",
     )
 
     @admin.display(boolean=True, description="Credentials stored")

@@ -27,6 +27,9 @@ class ChannelError(Exception):
     ``maybe_delivered`` marks a write whose fate is unknown (the request went out, the answer
     never came back): sending it again could post twice, so it must not be retried blindly.
     ``status`` is the HTTP status, when there was one, for logs and rate-limit handling.
+    ``auth_failed`` marks the platform refusing the account's credentials themselves (X's 401,
+    Graph's code 190: expired or revoked): every call will fail until someone reconnects it,
+    so polling disables the channel and tells the admins instead of trying again and again.
     """
 
     def __init__(
@@ -37,12 +40,14 @@ class ChannelError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         maybe_delivered: bool = False,
+        auth_failed: bool = False,
     ) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent = permanent or auth_failed
         self.retry_after = retry_after
         self.status = status
         self.maybe_delivered = maybe_delivered
+        self.auth_failed = auth_failed
 
 
 class Stream(StrEnum):
@@ -105,6 +110,19 @@ class InboundPost:
 
 
 @dataclass(frozen=True)
+class PostUpdate:
+    """A change to a post already delivered: its author ``edited`` it (``text`` is the new
+    text) or ``removed`` it. Platforms say so in webhooks (Facebook's ``verb: edited`` and
+    ``verb: remove``); intake hands updates to the registered update sink."""
+
+    external_id: str
+    change: str  # "edited" or "removed"
+    at: datetime
+    text: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class UnreadableItem:
     """An item a platform sent that the adapter could not make a post of; set aside, not lost."""
 
@@ -118,6 +136,34 @@ class RateLimit:
     limit: int | None
     remaining: int | None
     reset_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RateObservation:
+    """What a platform's rate headers said about one budget, the last time the adapter saw them.
+
+    ``endpoint`` names the budget: an X endpoint (``GET /2/users/:id/mentions``), or Graph's
+    ``app`` (``X-App-Usage``) and ``page`` (``X-Business-Use-Case-Usage``) budgets. X counts
+    calls (``limit``, ``remaining``, ``reset_at``); Graph gives a share used (``used_percent``,
+    the highest of call count, CPU time and total time) and, when over, ``reset_at`` from
+    ``estimated_time_to_regain_access``. ``raw`` is the header text as received.
+    """
+
+    endpoint: str
+    observed_at: datetime
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: datetime | None = None
+    used_percent: int | None = None
+    raw: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """When the next poll may run, given the rate budgets (None: the usual interval)."""
+
+    not_before: datetime | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,6 +321,30 @@ class ChannelAdapter(ABC):
         """Whether the platform's rules let a message of ``kind`` out now (checked before it is
         queued and again just before it is sent). By default there is no window."""
         return Window(open=True, kind=kind)
+
+    def rate_observations(self) -> list[RateObservation]:
+        """Every rate budget this adapter has seen headers for since it was made."""
+        return []
+
+    @classmethod
+    def pacing(
+        cls, budgets: Sequence[RateObservation], *, now: datetime, interval: timedelta
+    ) -> Pacing:
+        """How the platform's rate budgets slow the next poll down (by default: not at all)."""
+        return Pacing()
+
+    def probe(self) -> str:
+        """Ask the platform whether the account's credentials work (one cheap read); return
+        the account's name there. Raises ChannelError (``auth_failed`` when they do not)."""
+        raise ChannelError(f"{self.platform} cannot be probed.", permanent=True)
+
+    def credentials_refused(self, error: ChannelError) -> None:
+        """A send found the credentials refused: the channel is disabled and the admins told,
+        as a poll would (``services.channel_auth_failed``, once per failure)."""
+        if error.auth_failed and getattr(self.account, "pk", None):
+            from channels_social.services import channel_auth_failed
+
+            channel_auth_failed(account=self.account, reason=str(error))
 
     def stream_keys(self, stream: Stream) -> list[str]:
         """The keys of ``stream`` to poll now, each with a cursor of its own (a search: one per

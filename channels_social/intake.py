@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from channels_social.base import Author, InboundPost, UnreadableItem
+from channels_social.base import Author, InboundPost, PostUpdate, UnreadableItem
 from channels_social.models import QuarantinedPost, SocialAccount
 from channels_social.text import clean_text, lossless_json
 
@@ -49,6 +49,35 @@ def register_post_sink(sink: PostSink) -> None:
     """Called once by the storing app's ``AppConfig.ready``."""
     global _sink
     _sink = sink
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What the update sink did: ``applied`` changed a stored message; ``unchanged`` were
+    already applied (a repeated delivery); ``unknown`` name posts never stored here."""
+
+    applied: int = 0
+    unchanged: int = 0
+    unknown: int = 0
+
+
+UpdateSink = Callable[[SocialAccount, Sequence[PostUpdate]], UpdateResult]
+_update_sink: UpdateSink | None = None
+
+
+def register_update_sink(sink: UpdateSink) -> None:
+    """Called once by the storing app's ``AppConfig.ready``: where edits and removals go."""
+    global _update_sink
+    _update_sink = sink
+
+
+def store_updates(*, account: SocialAccount, updates: Sequence[PostUpdate]) -> UpdateResult:
+    """Apply edits and removals of stored posts (in the caller's transaction)."""
+    if not updates:
+        return UpdateResult()
+    if _update_sink is None:
+        raise RuntimeError("No update sink registered: is the tickets app installed?")
+    return _update_sink(account, updates)
 
 
 def store_posts(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,13 @@ class SocialAccount(models.Model):
     last_poll_error_at = models.DateTimeField(null=True, blank=True)
     rate_limit_remaining = models.IntegerField(null=True, blank=True)
     rate_limit_reset_at = models.DateTimeField(null=True, blank=True)
+    # Why polling waits longer than its interval (a rate budget nearly or fully used).
+    # (A database default too: code from before this column, mid-deploy, still inserts rows.)
+    pacing_reason = models.CharField(max_length=300, blank=True, default="", db_default="")
+    # Set when the platform refused the credentials themselves (revoked or expired): the
+    # account is disabled until new credentials are saved or a re-check succeeds.
+    auth_failed_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -147,6 +155,68 @@ class SocialAccount(models.Model):
         """No successful poll for a few intervals (or ever, a while after connecting)."""
         last = self.last_polled_at or self.connected_at
         return self.enabled and now - last > stale_after(interval_seconds)
+
+
+class RateBudget(models.Model):
+    """One rate budget of an account as the platform's headers last told it: an X endpoint
+    (``x-rate-limit-limit/remaining/reset``), or Graph's app and page budgets (``X-App-Usage``,
+    ``X-Business-Use-Case-Usage``: a share of the hour used). Shown in the channel's health
+    and used to pace its polls."""
+
+    account = models.ForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="rate_budgets"
+    )
+    endpoint = models.CharField(max_length=120)
+    limit = models.IntegerField(null=True, blank=True)
+    remaining = models.IntegerField(null=True, blank=True)
+    used_percent = models.IntegerField(null=True, blank=True)
+    reset_at = models.DateTimeField(null=True, blank=True)
+    raw_headers = models.JSONField(default=dict, blank=True)
+    observed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "endpoint"], name="one_budget_per_endpoint")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.endpoint}: {self.describe()}"
+
+    def describe(self) -> str:
+        """The budget in words, for the health panel."""
+        if self.used_percent is not None:
+            text = f"{self.used_percent} % of the hour used"
+        elif self.remaining is not None:
+            text = f"{self.remaining}" + (f" of {self.limit}" if self.limit is not None else "")
+            text += " calls left"
+        else:
+            text = "not reported"
+        if self.reset_at is not None:
+            text += f", resets {timezone.localtime(self.reset_at):%H:%M:%S}"
+        return text
+
+
+class MessengerIdentity(models.Model):
+    """A Facebook person's two ids on one page: the id on their comments and posts, and the
+    Page-scoped id (PSID) Messenger knows them by. Learned from a private reply's answer
+    (``recipient_id``), so their Messenger answer joins the ticket of the comment it answers
+    and the team's Messenger replies reach them."""
+
+    account = models.ForeignKey(
+        SocialAccount, on_delete=models.CASCADE, related_name="messenger_identities"
+    )
+    person_external_id = models.CharField(max_length=64)
+    psid = models.CharField(max_length=64)
+    learned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "psid"], name="one_person_per_psid"),
+        ]
+        indexes = [models.Index(fields=["account", "person_external_id"], name="psid_by_person")]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.person_external_id} is {self.psid} on Messenger"
 
 
 class PollCursor(models.Model):
@@ -222,6 +292,75 @@ class QuarantinedPost(models.Model):
 LISTENING_QUERY_MAX_LENGTH = 512 - len(" -is:retweet -from:") - 15
 
 
+# X's search operators (the v2 query syntax), the values ``is:`` and ``has:`` take, and the
+# operators that cannot stand alone: a query of only these (or only negations) is refused.
+X_OPERATORS = frozenset(
+    {
+        "from", "to", "url", "retweets_of", "context", "entity", "conversation_id", "list",
+        "place", "place_country", "point_radius", "bounding_box", "is", "has", "lang",
+        "in_reply_to_tweet_id", "retweets_of_tweet_id", "quotes_of_tweet_id", "sample",
+    }
+)  # fmt: skip
+X_IS_VALUES = frozenset({"retweet", "reply", "quote", "verified", "nullcast"})
+X_HAS_VALUES = frozenset(
+    {"hashtags", "cashtags", "links", "mentions", "media", "images", "videos", "geo"}
+)
+NOT_STANDALONE = frozenset({"is", "has", "lang", "sample", "place_country"})
+
+
+def x_query_problems(query: str) -> list[str]:
+    """What X's recent search would refuse in ``query`` (beyond its length), in words."""
+    problems: list[str] = []
+    depth = 0
+    for char in re.sub(r'"[^"]*"', "", query):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        problems.append("The brackets ( ) do not match up.")
+    terms = re.findall(r'-?"[^"]*"|[^\s()]+', query)
+    standalone = False
+    for term in terms:
+        negated = term.startswith("-") and len(term) > 1
+        body = term[1:] if negated else term
+        if body in ("OR", "AND"):
+            continue
+        if body.lower() in ("or", "and") and body not in ("OR", "AND"):
+            problems.append(f'X needs "{body.upper()}" in capitals to mean {body.upper()}.')
+            continue
+        match = re.match(r"^([A-Za-z_]+):(.*)$", body)
+        if match and not body.lower().startswith(("http:", "https:")):
+            operator, value = match.group(1).lower(), match.group(2)
+            if operator not in X_OPERATORS:
+                problems.append(f"X search has no {operator}: operator.")
+                continue
+            if not value:
+                problems.append(f"{operator}: needs a value after the colon.")
+                continue
+            if operator == "is" and value.lower() not in X_IS_VALUES:
+                problems.append(
+                    f"is:{value} is not an X operator (is: takes {_list(X_IS_VALUES)})."
+                )
+            if operator == "has" and value.lower() not in X_HAS_VALUES:
+                problems.append(
+                    f"has:{value} is not an X operator (has: takes {_list(X_HAS_VALUES)})."
+                )
+            if operator not in NOT_STANDALONE and not negated:
+                standalone = True
+        elif not negated:
+            standalone = True
+    if terms and not standalone and not problems:
+        problems.append(
+            "X needs at least one word, phrase, #hashtag or account that is not excluded; "
+            "is:, has: and lang: only narrow a search down."
+        )
+    return problems
+
+
+def _list(values: frozenset[str]) -> str:
+    return ", ".join(sorted(values))
+
+
 def validate_listening_query(value: str) -> None:
     from django.core.exceptions import ValidationError
 
@@ -235,6 +374,9 @@ def validate_listening_query(value: str) -> None:
         )
     if text.count('"') % 2:
         raise ValidationError('A quoted phrase is not closed: check the " marks.')
+    problems = x_query_problems(text)
+    if problems:
+        raise ValidationError(problems)
 
 
 class ListeningQueryQuerySet(OrgQuerySet["ListeningQuery"]):

@@ -19,9 +19,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels_social.base import ChannelError, RateLimit, Stream
+from careinbox.audit import record_change
+from careinbox.notifications.services import notify_admins
+from channels_social.base import ChannelAdapter, ChannelError, RateLimit, RateObservation, Stream
 from channels_social.intake import quarantine_unreadable, store_posts
-from channels_social.models import PollCursor, SocialAccount, stale_after
+from channels_social.models import PollCursor, RateBudget, SocialAccount, stale_after
 from channels_social.registry import adapter_class, adapter_for
 from channels_social.text import clean_text
 
@@ -112,9 +114,17 @@ def account_poll(*, account_id: int) -> str:
             next_poll_at=now + poll_interval(account.platform)
         )
         return "skipped: another poll is running"
+    adapter: ChannelAdapter | None = None
     try:
-        outcome = _poll_streams(account)
+        adapter = adapter_for(account)
+        outcome = _poll_streams(account, adapter)
     except ChannelError as exc:
+        if adapter is not None:
+            _store_budgets(account, adapter.rate_observations())
+        if exc.auth_failed:
+            channel_auth_failed(account=account, reason=str(exc))
+            log.warning("poll of %r: credentials refused, channel disabled: %s", account, exc)
+            return f"disabled: {exc}"
         _record_failure(
             account, str(exc), retry_after=exc.retry_after if exc.status == 429 else None
         )
@@ -130,8 +140,7 @@ def account_poll(*, account_id: int) -> str:
     return str(outcome)
 
 
-def _poll_streams(account: SocialAccount) -> PollOutcome:
-    adapter = adapter_for(account)
+def _poll_streams(account: SocialAccount, adapter: ChannelAdapter) -> PollOutcome:
     outcome = PollOutcome()
     rate_limit = None
     streams = [(s, key) for s in adapter.polled_streams for key in adapter.stream_keys(s)]
@@ -164,8 +173,63 @@ def _poll_streams(account: SocialAccount) -> PollOutcome:
         outcome.tickets_opened += result.tickets_opened
         outcome.duplicates += result.duplicates
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
-    poll_succeeded(account.pk, now=timezone.now(), rate_limit=rate_limit, platform=account.platform)
+    now = timezone.now()
+    budgets = _store_budgets(account, adapter.rate_observations())
+    pacing = adapter.pacing(budgets, now=now, interval=poll_interval(account.platform))
+    poll_succeeded(
+        account.pk,
+        now=now,
+        rate_limit=rate_limit,
+        platform=account.platform,
+        not_before=pacing.not_before,
+        pacing_reason=pacing.reason,
+    )
     return outcome
+
+
+def _store_budgets(
+    account: SocialAccount, observations: list[RateObservation]
+) -> list[RateObservation]:
+    """Keep what the headers said, one row per budget; return every budget the account has
+    (an endpoint this poll did not call keeps its last word until its reset)."""
+    if observations:
+        # One upsert for all of them (INSERT … ON CONFLICT DO UPDATE), whatever their number.
+        RateBudget.objects.bulk_create(
+            [
+                RateBudget(
+                    account=account,
+                    endpoint=seen.endpoint[:120],
+                    limit=seen.limit,
+                    remaining=seen.remaining,
+                    used_percent=seen.used_percent,
+                    reset_at=seen.reset_at,
+                    raw_headers=seen.raw,
+                    observed_at=seen.observed_at,
+                )
+                for seen in {seen.endpoint[:120]: seen for seen in observations}.values()
+            ],
+            update_conflicts=True,
+            unique_fields=["account", "endpoint"],
+            update_fields=[
+                "limit",
+                "remaining",
+                "used_percent",
+                "reset_at",
+                "raw_headers",
+                "observed_at",
+            ],
+        )
+    return [
+        RateObservation(
+            endpoint=row.endpoint,
+            observed_at=row.observed_at,
+            limit=row.limit,
+            remaining=row.remaining,
+            reset_at=row.reset_at,
+            used_percent=row.used_percent,
+        )
+        for row in RateBudget.objects.filter(account=account)
+    ]
 
 
 def _reads_other_streams(cursor: PollCursor) -> bool:
@@ -193,13 +257,22 @@ def poll_started(account_id: int) -> None:
 
 
 def poll_succeeded(
-    account_id: int, *, now: datetime, rate_limit: RateLimit | None = None, platform: str = ""
+    account_id: int,
+    *,
+    now: datetime,
+    rate_limit: RateLimit | None = None,
+    platform: str = "",
+    not_before: datetime | None = None,
+    pacing_reason: str = "",
 ) -> None:
-    """Record a successful poll; the next is due one interval (the platform's) from now."""
+    """Record a successful poll; the next is due one interval (the platform's) from now, or
+    later when the rate budgets say so (``not_before``)."""
+    due = now + poll_interval(platform)
     updates: dict[str, object] = {
         "last_polled_at": now,
         "last_poll_error": "",
-        "next_poll_at": now + poll_interval(platform),
+        "next_poll_at": max(due, not_before) if not_before else due,
+        "pacing_reason": pacing_reason[:300] if not_before and not_before > due else "",
     }
     if rate_limit is not None:
         updates["rate_limit_remaining"] = rate_limit.remaining
@@ -220,6 +293,105 @@ def _record_failure(
         reset = now + timedelta(seconds=retry_after)
         updates.update(rate_limit_remaining=0, rate_limit_reset_at=reset, next_poll_at=reset)
     SocialAccount.objects.filter(pk=account.pk).update(**updates)
+
+
+# Revoked or expired credentials ----------------------------------------------------------------
+
+AUDIT_FIELDS = ("enabled", "disabled_reason")
+
+
+def channel_auth_failed(*, account: SocialAccount, reason: str) -> bool:
+    """The platform refused the account's credentials: disable it with the reason, record it,
+    and tell the organisation's admins once. False if it was already disabled for this."""
+    now = timezone.now()
+    reason = clean_text(reason)[:2000]
+    with transaction.atomic():
+        changed = SocialAccount.objects.filter(pk=account.pk, auth_failed_at__isnull=True).update(
+            enabled=False,
+            auth_failed_at=now,
+            disabled_reason=reason,
+            last_poll_error=reason,
+            last_poll_error_at=now,
+            next_poll_at=None,
+            pacing_reason="",
+        )
+        if not changed:
+            return False
+        fresh = SocialAccount.objects.select_related("organization").get(pk=account.pk)
+        record_change(
+            fresh.organization,
+            None,
+            "disabled",
+            fresh,
+            object_type="channel",
+            before={"enabled": account.enabled, "disabled_reason": ""},
+            after={"enabled": False, "disabled_reason": reason, "cause": "credentials refused"},
+        )
+        notify_admins(
+            fresh.organization,
+            f"{fresh} was disconnected: its credentials were refused",
+            body=reason,
+            url=_channel_url(fresh),
+            kind="channel",
+            dedupe_key=f"channel-auth-failed:{fresh.pk}:{now.isoformat()}",
+        )
+    return True
+
+
+def channel_reconnected(*, account: SocialAccount, actor: object, how: str) -> None:
+    """Credentials fixed (new ones saved, or a re-check the platform accepted): the channel is
+    enabled and polled at once; recorded. Call inside the caller's transaction."""
+    before = {"enabled": account.enabled, "disabled_reason": account.disabled_reason}
+    SocialAccount.objects.filter(pk=account.pk).update(
+        enabled=True,
+        auth_failed_at=None,
+        disabled_reason="",
+        last_poll_error="",
+        next_poll_at=timezone.now(),
+        poll_lease_until=None,
+    )
+    account.refresh_from_db()
+    record_change(
+        account.organization,
+        actor,
+        "reconnected",
+        account,
+        object_type="channel",
+        before=before,
+        after={"enabled": True, "disabled_reason": "", "how": how},
+    )
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    message: str
+
+
+def channel_recheck(*, account: SocialAccount, actor: object) -> ProbeResult:
+    """Ask the platform whether the stored credentials work now; reconnect the channel if so."""
+    try:
+        name = adapter_for(account).probe()
+    except ChannelError as exc:
+        if exc.auth_failed:
+            SocialAccount.objects.filter(pk=account.pk).update(
+                disabled_reason=clean_text(str(exc))[:2000]
+            )
+        return ProbeResult(False, str(exc))
+    if account.auth_failed_at is None:
+        return ProbeResult(True, f"The platform accepts the credentials of {name}.")
+    with transaction.atomic():
+        channel_reconnected(account=account, actor=actor, how="re-check accepted")
+    return ProbeResult(True, f"The platform accepts the credentials of {name}: polling again.")
+
+
+def _channel_url(account: SocialAccount) -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("channels_social:settings-channel", args=[account.pk])
+    except NoReverseMatch:
+        return ""
 
 
 def cursor_position(account: SocialAccount, stream: Stream, key: str = "") -> str:
@@ -243,8 +415,8 @@ class ChannelHealth:
 
 
 def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
-    """Enabled accounts with no successful poll for a few of their intervals: intake has
-    stalled there."""
+    """Enabled accounts with no successful poll for a few of their intervals, and accounts
+    disconnected because their credentials were refused: intake has stalled there."""
     now = now or timezone.now()
     stalled = Q(pk__in=[])
     pollable = SocialAccount.objects.pollable()
@@ -253,7 +425,10 @@ def failing_channels(*, now: datetime | None = None) -> list[ChannelHealth]:
         stalled |= Q(platform=platform) & (
             Q(last_polled_at__lt=cutoff) | Q(last_polled_at__isnull=True, connected_at__lt=cutoff)
         )
-    stale = pollable.filter(stalled)
+    # A channel whose credentials were refused is off, but not by choice: intake has stopped.
+    stale = SocialAccount.objects.filter(
+        Q(pk__in=pollable.filter(stalled).values("pk")) | Q(auth_failed_at__isnull=False)
+    )
     return [
         ChannelHealth(
             account_id=account.pk,

@@ -6,7 +6,8 @@
 body with ``FACEBOOK_APP_SECRET`` (compared in constant time); anything else is 403 and stores
 nothing. Each entry is read by the page's adapter and handed to ``intake.store_posts``, the
 same sink polling uses, so a delivery Meta repeats, or a post polling also finds, is stored once
-(the unique constraint on the platform id). No cursor moves and no lock is taken here.
+(the unique constraint on the platform id); customers' edits and removals of stored posts go
+to ``intake.store_updates``. No cursor moves and no lock is taken here.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from channels_social.base import InboundPost
+from channels_social.base import InboundPost, PostUpdate
 from channels_social.facebook.adapter import FacebookAdapter
-from channels_social.intake import store_posts
+from channels_social.intake import store_posts, store_updates
 from channels_social.models import Platform, SocialAccount
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _store_entries(entries: list[Any]) -> int:
     Reads everything first, so a malformed entry (ValueError) stores nothing of the delivery.
     """
     work: list[tuple[SocialAccount, str, list[InboundPost]]] = []
+    changes: list[tuple[SocialAccount, list[PostUpdate]]] = []
     for entry in entries:
         if not isinstance(entry, dict) or not entry.get("id"):
             raise ValueError("an entry without a page id")
@@ -116,7 +118,9 @@ def _store_entries(entries: list[Any]) -> int:
         for account in accounts:
             found = True
             try:
-                found_posts = FacebookAdapter(account).webhook_posts(entry)
+                adapter = FacebookAdapter(account)
+                found_posts = adapter.webhook_posts(entry)
+                changes.append((account, adapter.webhook_updates(entry)))
             except (KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"{type(exc).__name__}: {exc}") from None
             by_stream: dict[str, list[InboundPost]] = defaultdict(list)
@@ -130,4 +134,7 @@ def _store_entries(entries: list[Any]) -> int:
         for account, stream_name, posts in work:
             result = store_posts(account=account, posts=posts, stream=stream_name)
             stored += result.stored
+        # Edits and removals after the posts: an edit delivered with its post finds it.
+        for account, updates in changes:
+            store_updates(account=account, updates=updates)
     return stored

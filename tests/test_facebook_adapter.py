@@ -25,7 +25,8 @@ from channels_social.facebook.adapter import (
     FacebookAdapter,
     messenger_thread,
 )
-from channels_social.models import Platform, SocialAccount
+from channels_social.models import MessengerIdentity, Platform, SocialAccount
+from channels_social.sandbox.facebook.store import psid_for
 from channels_social.services import account_poll, cursor_position
 from tests.conftest import Persona
 from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FB_PAGE_TOKEN, FacebookSandbox
@@ -42,6 +43,8 @@ from tickets.models import (
 from tickets.services import outbox_send, ticket_take_step
 
 DANA, BOB = "2001", "2002"
+# Their Page-scoped ids on Messenger, which differ from the ids on their comments.
+DANA_PSID, BOB_PSID = psid_for(DANA), psid_for(BOB)
 DAY, SECOND, HOUR = timedelta(days=1), timedelta(seconds=1), timedelta(hours=1)
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=UTC)
 
@@ -198,15 +201,16 @@ def test_messenger_conversations(sandbox: FacebookSandbox, adapter: FacebookAdap
     control.message(FB_PAGE_ID, person_id=BOB, name="Bob Ray", text="Order 42")
     second = control.message(FB_PAGE_ID, person_id=DANA, name="Dana Lee", text="Anyone?")
     adapter.send(
-        OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA), "Here, sorry!"
+        OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA_PSID), "Here, sorry!"
     )
     batch = adapter.fetch(Stream.CONVERSATIONS, cursor=None)
-    dana = [p for p in batch.posts if p.author.external_id == DANA]
+    dana = [p for p in batch.posts if p.author.external_id == DANA_PSID]
     assert [p.external_id for p in dana] == [first["id"], second["id"]]
     assert all(p.kind == "messenger" and not p.is_public for p in batch.posts)
-    assert {p.conversation_id for p in dana} == {messenger_thread(DANA)}
+    assert {p.conversation_id for p in dana} == {messenger_thread(DANA_PSID)}
     (ours,) = [p for p in batch.posts if p.author.external_id == FB_PAGE_ID]
-    assert ours.addressed_account_ids == (DANA,) and ours.conversation_id == messenger_thread(DANA)
+    assert ours.addressed_account_ids == (DANA_PSID,)
+    assert ours.conversation_id == messenger_thread(DANA_PSID)
     assert len(batch.posts) == 4
     assert graph_calls(sandbox, "conversations")[0]["params"]["platform"] == "messenger"
 
@@ -326,10 +330,10 @@ def test_each_outbound_kind(
         SendTarget(in_reply_to_external_id=comment["id"]),
         "Could you send your order number?",
     )
-    assert private.conversation_id == messenger_thread(DANA)
+    assert private.conversation_id == messenger_thread(DANA_PSID)
     control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="It is 4411")
     messenger = adapter.send(
-        OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA), "Thanks, fixed"
+        OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA_PSID), "Thanks, fixed"
     )
     assert messenger.external_id.startswith("m_")
     hidden = adapter.send(OutboundKind.HIDE, SendTarget(in_reply_to_external_id=comment["id"]), "")
@@ -368,7 +372,7 @@ def test_the_emulator_refuses_the_same_lengths(
     out, target = (
         (OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=comment["id"]))
         if kind == "comment"
-        else (OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA))
+        else (OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA_PSID))
     )
     with pytest.raises(ChannelError) as caught:
         adapter.send(out, target, "x" * length)
@@ -438,7 +442,7 @@ def test_messenger_window_edges_agree_with_the_emulator(
     # The emulator agrees: what we allow goes through (with the tag we chose); and what we
     # refuse, Graph refuses too, even with the human-agent tag.
     target = SendTarget(
-        recipient_external_id=DANA, message_tag=tag or ("" if allowed else "HUMAN_AGENT")
+        recipient_external_id=DANA_PSID, message_tag=tag or ("" if allowed else "HUMAN_AGENT")
     )
     if allowed:
         assert adapter.send(OutboundKind.PRIVATE_MESSAGE, target, "Sorry!").external_id
@@ -449,7 +453,9 @@ def test_messenger_window_edges_agree_with_the_emulator(
     if DAY < elapsed <= 7 * DAY:
         # Without the tag, Graph refuses past 24 hours: the tag is what lets it out.
         with pytest.raises(ChannelError, match="outside Messenger's allowed window"):
-            adapter.send(OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA), "x")
+            adapter.send(
+                OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA_PSID), "x"
+            )
         assert "24-hour window closed" in window.reason and "human-agent tag" in window.reason
 
 
@@ -536,7 +542,9 @@ def test_a_comment_ticket_walks_the_steps_with_the_windows(
     # Take offline: the one private reply to her comment (she has not written on Messenger).
     offline = _step(ticket, Step.TAKE_OFFLINE, agent, "Could you send your order number?")
     assert offline.kind == MessageKind.PRIVATE_REPLY and not offline.is_public
-    assert offline.conversation_id == messenger_thread(DANA)
+    # Graph's answer names her by her Page-scoped id, not her commenter id: kept as a pair.
+    assert offline.conversation_id == messenger_thread(DANA_PSID) != messenger_thread(DANA)
+    assert MessengerIdentity.objects.get(account=fb_account).psid == DANA_PSID
     # Resolve: refused before sending, as she has not answered on Messenger yet.
     calls = len(_sends(sandbox))
     with pytest.raises(StepError) as refused:
@@ -550,7 +558,9 @@ def test_a_comment_ticket_walks_the_steps_with_the_windows(
     account_poll(account_id=fb_account.pk)
     ticket.refresh_from_db()
     assert Ticket.objects.count() == 1
-    assert ticket.messages.filter(kind=MessageKind.MESSENGER).count() == 1
+    answer = ticket.messages.get(kind=MessageKind.MESSENGER)
+    assert answer.conversation_id == messenger_thread(DANA_PSID)
+    assert answer.author_external_id == DANA == ticket.customer_external_id
     # 30 hours later: past 24 h, inside 7 days: the human-agent tag, said on the message.
     frozen(T0 + HOUR + 30 * HOUR)
     resolved = _step(ticket, Step.RESOLVE, agent, "Your refund is on its way.")
@@ -601,7 +611,7 @@ def test_a_window_that_closed_while_queued_is_refused_by_the_outbox_before_sendi
     sandbox.control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="Help please")
     account_poll(account_id=fb_account.pk)
     ticket = Ticket.objects.get()
-    assert ticket.conversation_id == messenger_thread(DANA)
+    assert ticket.conversation_id == messenger_thread(DANA_PSID)
     # Messenger-only ticket: even the acknowledgement goes to Messenger.
     frozen(T0 + 7 * DAY - HOUR)
     ack = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi Dana")
@@ -674,10 +684,10 @@ def test_every_request_the_adapter_sends_is_in_the_graph_specs(
         adapter.fetch(stream, cursor=None)
     adapter.send(OutboundKind.PUBLIC_REPLY, SendTarget(in_reply_to_external_id=comment["id"]), "a")
     adapter.send(OutboundKind.PRIVATE_REPLY, SendTarget(in_reply_to_external_id=comment["id"]), "b")
-    adapter.send(OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA), "c")
+    adapter.send(OutboundKind.PRIVATE_MESSAGE, SendTarget(recipient_external_id=DANA_PSID), "c")
     adapter.send(
         OutboundKind.PRIVATE_MESSAGE,
-        SendTarget(recipient_external_id=DANA, message_tag="HUMAN_AGENT"),
+        SendTarget(recipient_external_id=DANA_PSID, message_tag="HUMAN_AGENT"),
         "d",
     )
     adapter.send(OutboundKind.HIDE, SendTarget(in_reply_to_external_id=comment["id"]), "")

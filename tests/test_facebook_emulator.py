@@ -34,7 +34,7 @@ from channels_social.sandbox.facebook.control import (
     SandboxError,
     verify_webhook,
 )
-from channels_social.sandbox.facebook.store import FacebookStore
+from channels_social.sandbox.facebook.store import FacebookStore, psid_for
 from channels_social.sandbox.facebook.webhooks import sign
 from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FB_PAGE_TOKEN, FacebookSandbox
 
@@ -44,6 +44,8 @@ OTHER_TOKEN = "EAAsandbox-globex-page-token"
 APP_SECRET = "sandbox-app-secret"
 VERIFY_TOKEN = "verify-me"
 DANA, BOB = "2001", "2002"
+# On Messenger a person is their Page-scoped id, not the id on their comments.
+DANA_PSID, BOB_PSID = psid_for(DANA), psid_for(BOB)
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 
 
@@ -390,13 +392,13 @@ def test_conversations_and_messages(sandbox: FacebookSandbox) -> None:
     dana, bob = body["data"]  # the most recently updated first
     assert dana["participants"]["data"][0] == {
         "name": "Dana Lee",
-        "email": f"{DANA}@facebook.com",
-        "id": DANA,
+        "email": f"{DANA_PSID}@facebook.com",
+        "id": DANA_PSID,
     }
     assert [m["message"] for m in dana["messages"]["data"]] == ["Order 42", "Hi, my order?"]
     assert dana["unread_count"] == 2 and dana["snippet"] == "Order 42"
     assert bob["id"].startswith("t_")
-    only_bob = get(sandbox, f"{FB_PAGE_ID}/conversations", user_id=BOB).json()["data"]
+    only_bob = get(sandbox, f"{FB_PAGE_ID}/conversations", user_id=BOB_PSID).json()["data"]
     assert [c["id"] for c in only_bob] == [bob["id"]]
     assert get(sandbox, f"{FB_PAGE_ID}/conversations", platform="instagram").json() == {"data": []}
     messages = get(sandbox, f"{dana['id']}/messages", limit=1, fields="message").json()
@@ -432,11 +434,11 @@ def test_messenger_windows_at_their_edges(
     frozen(sandbox, T0)
     sandbox.control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="Where is it?")
     frozen(sandbox, T0 + elapsed)
-    response = send_message(sandbox, {"id": DANA}, "Sorry for the wait!", **extra)
+    response = send_message(sandbox, {"id": DANA_PSID}, "Sorry for the wait!", **extra)
     if allowed:
         assert response.status_code == 200
         body = response.json()
-        assert body["recipient_id"] == DANA and body["message_id"].startswith("m_")
+        assert body["recipient_id"] == DANA_PSID and body["message_id"].startswith("m_")
     else:
         refused = error(response)
         assert (refused["code"], refused["error_subcode"]) == (10, 2018278)
@@ -453,8 +455,10 @@ def test_window_with_backdated_messages_on_the_real_clock(sandbox: FacebookSandb
     control.message(
         FB_PAGE_ID, person_id=BOB, name="Bob", text="b", created_time=at(now - DAY - SECOND)
     )
-    assert send_message(sandbox, {"id": DANA}, "hi", messaging_type="RESPONSE").status_code == 200
-    late = send_message(sandbox, {"id": BOB}, "hi", messaging_type="RESPONSE")
+    assert (
+        send_message(sandbox, {"id": DANA_PSID}, "hi", messaging_type="RESPONSE").status_code == 200
+    )
+    late = send_message(sandbox, {"id": BOB_PSID}, "hi", messaging_type="RESPONSE")
     assert error(late)["error_subcode"] == 2018278
 
 
@@ -462,35 +466,44 @@ def test_the_window_counts_from_the_persons_last_message_only(sandbox: FacebookS
     frozen(sandbox, T0)
     sandbox.control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="Hello?")
     frozen(sandbox, T0 + 20 * timedelta(hours=1))
-    assert send_message(sandbox, {"id": DANA}, "One sec", messaging_type="RESPONSE").ok
+    assert send_message(sandbox, {"id": DANA_PSID}, "One sec", messaging_type="RESPONSE").ok
     frozen(sandbox, T0 + DAY + SECOND)  # the page's own message did not extend it
     assert (
-        error(send_message(sandbox, {"id": DANA}, "Still there?", messaging_type="RESPONSE"))[
+        error(send_message(sandbox, {"id": DANA_PSID}, "Still there?", messaging_type="RESPONSE"))[
             "code"
         ]
         == 10
     )
     sandbox.control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="Yes!")
-    assert send_message(sandbox, {"id": DANA}, "Great", messaging_type="RESPONSE").ok
+    assert send_message(sandbox, {"id": DANA_PSID}, "Great", messaging_type="RESPONSE").ok
 
 
 def test_message_parameters_and_length(sandbox: FacebookSandbox) -> None:
     sandbox.control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="hi")
-    ok = send_message(sandbox, {"id": DANA}, "x" * 2000, messaging_type="RESPONSE")
+    ok = send_message(sandbox, {"id": DANA_PSID}, "x" * 2000, messaging_type="RESPONSE")
     assert ok.status_code == 200
-    too_long = error(send_message(sandbox, {"id": DANA}, "x" * 2001, messaging_type="RESPONSE"))
+    too_long = error(
+        send_message(sandbox, {"id": DANA_PSID}, "x" * 2001, messaging_type="RESPONSE")
+    )
     assert too_long["code"] == 100 and "2000" in too_long["message"]
-    empty = error(send_message(sandbox, {"id": DANA}, " ", messaging_type="RESPONSE"))
+    empty = error(send_message(sandbox, {"id": DANA_PSID}, " ", messaging_type="RESPONSE"))
     assert (empty["code"], empty["error_subcode"]) == (100, 2018034)
-    assert error(send_message(sandbox, {"id": DANA}, "hi"))["code"] == 100  # no messaging_type
-    no_tag = error(send_message(sandbox, {"id": DANA}, "hi", messaging_type="MESSAGE_TAG"))
+    assert error(send_message(sandbox, {"id": DANA_PSID}, "hi"))["code"] == 100  # no messaging_type
+    no_tag = error(send_message(sandbox, {"id": DANA_PSID}, "hi", messaging_type="MESSAGE_TAG"))
     assert no_tag["code"] == 100 and "tag" in no_tag["message"]
     stranger = error(send_message(sandbox, {"id": "2999"}, "hi", messaging_type="RESPONSE"))
+    # Her comments' id is not her Page-scoped id: Graph finds no Messenger user by it.
+    by_comment_id = error(send_message(sandbox, {"id": DANA}, "hi", messaging_type="RESPONSE"))
+    assert (by_comment_id["code"], by_comment_id["error_subcode"]) == (100, 2018001)
     assert (stranger["code"], stranger["error_subcode"]) == (100, 2018001)
     # The Send API's JSON body works too.
     as_json = requests.post(
         f"{sandbox.url}/{V}/me/messages",
-        json={"recipient": {"id": DANA}, "message": {"text": "hi"}, "messaging_type": "RESPONSE"},
+        json={
+            "recipient": {"id": DANA_PSID},
+            "message": {"text": "hi"},
+            "messaging_type": "RESPONSE",
+        },
         headers={"Authorization": f"Bearer {FB_PAGE_TOKEN}"},
         timeout=5,
     )
@@ -498,10 +511,10 @@ def test_message_parameters_and_length(sandbox: FacebookSandbox) -> None:
     typing = post(
         sandbox,
         f"{FB_PAGE_ID}/messages",
-        recipient=json.dumps({"id": DANA}),
+        recipient=json.dumps({"id": DANA_PSID}),
         sender_action="typing_on",
     )
-    assert typing.json() == {"recipient_id": DANA}
+    assert typing.json() == {"recipient_id": DANA_PSID}
     texts = [m["text"] for m in sandbox.control.sent(FB_PAGE_ID)["messages"]]
     assert texts == ["x" * 2000, "hi"]
 
@@ -517,7 +530,7 @@ def test_one_private_reply_per_comment(sandbox: FacebookSandbox, page_post: dict
         is True
     )
     first = send_message(sandbox, {"comment_id": comment["id"]}, "Sorry! Your order number?")
-    assert first.status_code == 200 and first.json()["recipient_id"] == DANA
+    assert first.status_code == 200 and first.json()["recipient_id"] == DANA_PSID
     again = error(send_message(sandbox, {"comment_id": comment["id"]}, "Hello again"))
     assert again["code"] == 10900 and again["message"] == "(#10900) Activity already replied to"
     node = get(sandbox, comment["id"], fields="can_reply_privately,private_reply_conversation")
@@ -526,10 +539,12 @@ def test_one_private_reply_per_comment(sandbox: FacebookSandbox, page_post: dict
     assert sent["private_reply_to"] == comment["id"]
     assert node.json()["private_reply_conversation"] == {"id": sent["conversation_id"]}
     # Afterwards: only inside the person's 24-hour window, once they answer.
-    follow_up = error(send_message(sandbox, {"id": DANA}, "Any news?", messaging_type="RESPONSE"))
+    follow_up = error(
+        send_message(sandbox, {"id": DANA_PSID}, "Any news?", messaging_type="RESPONSE")
+    )
     assert follow_up["error_subcode"] == 2018278
     control.message(FB_PAGE_ID, person_id=DANA, name="Dana", text="It's 1234")
-    assert send_message(sandbox, {"id": DANA}, "Thanks!", messaging_type="RESPONSE").ok
+    assert send_message(sandbox, {"id": DANA_PSID}, "Thanks!", messaging_type="RESPONSE").ok
 
 
 @pytest.mark.parametrize(
@@ -828,7 +843,7 @@ def test_reply_visitor_post_and_messenger_webhooks(
     visitor_value = visitor_hook["entry"][0]["changes"][0]["value"]
     assert (visitor_value["item"], visitor_value["post_id"]) == ("status", visitor["id"])
     (event,) = messenger_hook["entry"][0]["messaging"]
-    assert event["sender"] == {"id": DANA} and event["recipient"] == {"id": FB_PAGE_ID}
+    assert event["sender"] == {"id": DANA_PSID} and event["recipient"] == {"id": FB_PAGE_ID}
     assert event["message"] == {"mid": message["id"], "text": "Hi there"}
     assert event["timestamp"] > 10**12  # milliseconds, as Meta sends them
 
@@ -966,12 +981,12 @@ def test_facebook_sdk_graph_api_against_the_emulator(sandbox: FacebookSandbox) -
         recipient=json.dumps({"comment_id": comments[1]["id"]}),
         message=json.dumps({"text": "Could you DM us your order number?"}),
     )
-    assert private["recipient_id"] == DANA
+    assert private["recipient_id"] == DANA_PSID
     with pytest.raises(facebook.GraphAPIError) as refused:
         graph.put_object(
             FB_PAGE_ID,
             "messages",
-            recipient=json.dumps({"id": DANA}),
+            recipient=json.dumps({"id": DANA_PSID}),
             message=json.dumps({"text": "Any news?"}),
             messaging_type="RESPONSE",
         )

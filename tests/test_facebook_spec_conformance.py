@@ -19,6 +19,7 @@ import pytest
 
 from channels_social.sandbox.facebook import graph_fields
 from channels_social.sandbox.facebook.render import EMULATED_EDGES
+from channels_social.sandbox.facebook.store import psid_for
 from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FacebookSandbox
 
 SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "facebook-graph"
@@ -27,6 +28,7 @@ GRAPH_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0000$")
 # Parameters Graph takes on any read or edge (paging, field selection, the token, the override).
 GENERIC_PARAMS = {"fields", "limit", "after", "before", "since", "until", "summary", "method"}
 DANA, BOB = "2001", "2002"
+DANA_PSID = psid_for(DANA)  # her Page-scoped id on Messenger
 
 pytestmark = pytest.mark.skipif(
     not SPEC_DIR.is_dir(), reason=f"The Graph spec folder {SPEC_DIR} is not present."
@@ -149,7 +151,7 @@ def world(facebook_sandbox_clean: FacebookSandbox) -> dict[str, str]:
     graph.put_object(
         FB_PAGE_ID,
         "messages",
-        recipient=json.dumps({"id": DANA}),
+        recipient=json.dumps({"id": DANA_PSID}),
         message=json.dumps({"text": "Thanks, looking"}),
         messaging_type="MESSAGE_TAG",
         tag="HUMAN_AGENT",
@@ -259,7 +261,7 @@ def test_every_request_names_an_edge_and_parameters_of_the_spec(
     """What the fixture's facebook-sdk calls and these reads sent, judged by the spec's apis."""
     graph = facebook_sandbox_clean.graph()
     graph.get_connections(world["post"], "comments", filter="stream", order="reverse_chronological")
-    graph.get_connections(FB_PAGE_ID, "conversations", platform="messenger", user_id=DANA)
+    graph.get_connections(FB_PAGE_ID, "conversations", platform="messenger", user_id=DANA_PSID)
     graph.get_connections(world["thread"], "messages", fields="message,from")
     graph.put_object(FB_PAGE_ID, "subscribed_apps", subscribed_fields="feed,messages")
     graph.put_object(FB_PAGE_ID, "feed", message="We are open on Sunday")

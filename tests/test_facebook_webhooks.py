@@ -1,6 +1,7 @@
 """POST /webhooks/facebook/: Meta's handshake, signatures over the raw body, size and shape
-checks, each post stored once whether it came by webhook, by poll or both; and the emulator's
-real signed deliveries (and dropped ones, caught by the next poll) against a live server."""
+checks, each post stored once whether it came by webhook, by poll or both; the emulator's
+real signed deliveries (and dropped ones, caught by the next poll) against a live server; and
+customers' edits and removals (``verb: edited`` / ``remove``) applied once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from channels_social.base import OutboundKind, SendTarget
+from channels_social.facebook.adapter import FacebookAdapter
 from channels_social.models import Platform, SocialAccount
 from channels_social.sandbox.facebook.control import verify_webhook
 from channels_social.sandbox.facebook.webhooks import feed_change, messaging_event, serialise
@@ -333,3 +336,131 @@ def test_webhook_arrival_latency(hooked: FacebookSandbox) -> None:
         f"webhook arrival: median {latencies[5] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
     )
     assert latencies[5] < 2.0
+
+
+# Edits and removals: Meta's verb edited / remove
+
+
+def _events(message: Message) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.kind, e.data) for e in message.ticket.events.order_by("pk") if e.message_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edited_comment_updates_the_message_and_keeps_the_old_text(
+    hooked: FacebookSandbox, page: SocialAccount
+) -> None:
+    control = hooked.control
+    post = control.page_post(FB_PAGE_ID, "Winter sale")
+    comment = control.comment(post["id"], person_id=DANA, name="Dana Lee", message="Where is it")
+    assert control.wait_for_webhooks()
+
+    control.edit(comment["id"], "Where is my parcel? Order 4411")
+    assert control.wait_for_webhooks()
+
+    message = Message.objects.get(external_id=comment["id"])
+    assert message.text == "Where is my parcel? Order 4411"
+    kinds = _events(message)
+    assert kinds[-1] == (
+        "message_edited",
+        {"old_text": "Where is it", "new_text": "Where is my parcel? Order 4411"},
+    )
+    deliveries = control.webhook_deliveries()
+    assert [d["payload"]["entry"][0]["changes"][0]["value"]["verb"] for d in deliveries] == [
+        "add",
+        "edited",
+    ]
+    assert all(d["outcome"] == "delivered" for d in deliveries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_removed_visitor_post_is_marked_removed_once(
+    hooked: FacebookSandbox, page: SocialAccount
+) -> None:
+    control = hooked.control
+    visitor = control.visitor_post(FB_PAGE_ID, person_id=DANA, name="Dana Lee", message="Refund!")
+    assert control.wait_for_webhooks()
+
+    control.remove(visitor["id"])
+    assert control.wait_for_webhooks()
+
+    message = Message.objects.get(external_id=visitor["id"])
+    assert message.raw["removed_at"]
+    assert message.text == "Refund!"  # kept for the team
+    assert _events(message)[-1] == ("message_removed", {"text": "Refund!"})
+    removal = control.webhook_deliveries()[-1]["payload"]
+    # Meta's removal carries no message; a repeat of it changes nothing.
+    assert "message" not in removal["entry"][0]["changes"][0]["value"]
+    body = serialise(removal)
+    assert deliver(body, signature(body)).status_code == 200
+    message.refresh_from_db()
+    assert [kind for kind, _ in _events(message)].count("message_removed") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_edits_repeated_unknown_or_by_the_page_change_nothing(page: SocialAccount) -> None:
+    now = int(time.time())
+
+    def change(verb: str, comment_id: str, message: str, author: str = DANA) -> bytes:
+        value = {
+            "from": {"id": author, "name": "Someone"},
+            "post_id": f"{FB_PAGE_ID}_11",
+            "comment_id": comment_id,
+            "parent_id": f"{FB_PAGE_ID}_11",
+            "message": message,
+            "created_time": now,
+            "item": "comment",
+            "verb": verb,
+        }
+        return serialise(feed_change(FB_PAGE_ID, value, now))
+
+    for body in (change("add", "11_22", "Late"), change("edited", "11_22", "Very late")):
+        assert deliver(body, signature(body)).status_code == 200
+    again = change("edited", "11_22", "Very late")
+    assert deliver(again, signature(again)).status_code == 200
+    unknown = change("edited", "11_99", "Never stored")
+    assert deliver(unknown, signature(unknown)).status_code == 200
+    ours = change("edited", "11_22", "Sneaky", author=FB_PAGE_ID)
+    assert deliver(ours, signature(ours)).status_code == 200
+    unsigned = change("remove", "11_22", "")
+    assert deliver(unsigned, signature(unsigned, "wrong")).status_code == 403
+
+    message = Message.objects.get(external_id="11_22")
+    assert message.text == "Very late" and "removed_at" not in message.raw
+    assert [kind for kind, _ in _events(message)].count("message_edited") == 1
+    assert not Message.objects.filter(external_id="11_99").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_messenger_answer_under_a_psid_joins_the_comments_ticket_by_webhook(
+    hooked: FacebookSandbox, page: SocialAccount
+) -> None:
+    """After a private reply, the customer answers on Messenger under their Page-scoped id,
+    which is not their commenter id: the webhook's message still joins the comment's ticket."""
+    control = hooked.control
+    post = control.page_post(FB_PAGE_ID, "Winter sale")
+    comment = control.comment(post["id"], person_id=DANA, name="Dana Lee", message="Late again")
+    assert control.wait_for_webhooks()
+    ticket = Ticket.objects.get()
+    sent = FacebookAdapter(page).send(
+        OutboundKind.PRIVATE_REPLY,
+        SendTarget(in_reply_to_external_id=comment["id"]),
+        "Could you send your order number?",
+    )
+    psid = sent.raw["recipient_id"]
+    assert psid != DANA
+
+    control.message(FB_PAGE_ID, person_id=psid, name="Dana Lee", text="It is 4411")
+    assert control.wait_for_webhooks()
+
+    delivered = control.webhook_deliveries()[-1]["payload"]["entry"][0]["messaging"][0]
+    assert delivered["sender"] == {"id": psid}  # Meta names her by her PSID
+    answer = Message.objects.get(text="It is 4411")
+    assert answer.ticket_id == ticket.pk and Ticket.objects.count() == 1
+    assert answer.conversation_id == f"messenger:{psid}"
+    # And a Messenger reply to her ticket's customer id reaches her PSID.
+    reply = FacebookAdapter(page).send(
+        OutboundKind.PRIVATE_MESSAGE,
+        SendTarget(recipient_external_id=ticket.customer_external_id),
+        "Thanks, refunded.",
+    )
+    assert reply.raw["recipient_id"] == psid

@@ -314,7 +314,11 @@ def test_verified_authors_and_public_metrics_reach_the_post(
 @pytest.mark.parametrize(
     ("status", "words"),
     [
-        (401, "X did not accept this handle's keys: check them in Settings."),
+        (
+            401,
+            "X no longer accepts this handle's keys (they were revoked, regenerated or are "
+            "wrong): enter new ones in Settings → Brands and channels.",
+        ),
         (403, "X refused this for this handle."),
         (404, "X could not find that post or user."),
         (502, "X had a problem on its side."),

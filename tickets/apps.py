@@ -9,10 +9,13 @@ class TicketsConfig(AppConfig):
 
     def ready(self) -> None:
         # channels_social reads the platforms; tickets is where what it reads is stored.
-        from channels_social.intake import register_post_sink
-        from tickets.services.ingest import ingest_posts
+        from channels_social.intake import register_post_sink, register_update_sink
+        from tickets.events import register_kinds
+        from tickets.services.ingest import PostChangeKind, apply_post_updates, ingest_posts
 
         register_post_sink(ingest_posts)
+        register_update_sink(apply_post_updates)
+        register_kinds(PostChangeKind)
 
         # Team work: a new ticket goes to the team that takes new tickets (round-robin).
         from careinbox.accounts.models import Role

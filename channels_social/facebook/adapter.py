@@ -16,9 +16,11 @@ Facebook's rules live here and nowhere else (PLATFORMS.md):
   them.
 * Threading: a comment's ``conversation_id`` is its post, so one customer's comments under one
   post join one ticket; a Messenger message's is ``messenger:<PSID>`` (one thread per page and
-  person), which polling and webhooks both know without another call; a private reply and
-  every Messenger message the page sends carry the same key, so the customer's answer on
-  Messenger joins the ticket it answers.
+  person), which polling and webhooks both know without another call. A person's PSID is not
+  the id on their comments: a private reply's answer names the PSID (``recipient_id``), and the
+  adapter keeps the pair (``MessengerIdentity``), so their Messenger answer comes in under
+  their commenter id (joining the ticket of the comment it answers) and the team's Messenger
+  replies to that ticket go to the PSID.
 * Windows: Messenger within 24 hours of the customer's last message, with the ``HUMAN_AGENT``
   tag up to 7 days; one private reply per comment (or visitor post), within 7 days of it. At
   exactly the edge it is still open, as on Graph.
@@ -49,6 +51,9 @@ from channels_social.base import (
     CredentialField,
     InboundPost,
     OutboundKind,
+    Pacing,
+    PostUpdate,
+    RateObservation,
     ReplyFacts,
     SendTarget,
     SentMessage,
@@ -74,6 +79,21 @@ FEED_LOOKBACK = timedelta(days=28)  # posts older than this are not re-read for 
 CURSOR_OVERLAP = 300  # seconds re-read before the cursor
 DEFAULT_RETRY_AFTER = 60.0
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80001})
+# Graph's budgets are shares of a rolling hour. Meta asks apps to slow down before they reach
+# 100 % (then every call is refused until ``estimated_time_to_regain_access``): from these
+# shares used, polls come this many times less often.
+USAGE_SLOWDOWN = ((90, 10), (75, 4), (50, 2))
+USAGE_WINDOW = timedelta(hours=1)
+# Code 190's subcodes (Meta's "access token errors"), for the admin.
+TOKEN_SUBCODE_WORDS = {
+    458: "the app was removed from the page or its admin's account",
+    459: "the admin's account is checkpointed (Facebook wants them to log in and check it)",
+    460: "the admin changed their password",
+    463: "the token expired",
+    464: "the admin's account is not confirmed",
+    467: "the token is no longer valid (it was revoked)",
+    492: "the admin's session is no longer valid",
+}
 TRANSIENT_CODES = frozenset({1, 2})
 POST_FIELDS = "id,message,created_time,updated_time,from"
 COMMENT_FIELDS = "id,message,created_time,from,parent"
@@ -150,6 +170,60 @@ class FacebookAdapter(ChannelAdapter):
     def __init__(self, account: Any) -> None:
         super().__init__(account)
         self._graph: facebook.GraphAPI | None = None
+        self._people: dict[str, str] = {}  # PSID -> the person's id on comments
+
+    # A person's two ids: their comments' id and their Messenger PSID (see MessengerIdentity)
+
+    def customer_id(self, psid: str) -> str:
+        """The id a Messenger sender is known by in tickets: their comments' id once a private
+        reply linked the two, else the PSID itself."""
+        if psid not in self._people:
+            from channels_social.models import MessengerIdentity
+
+            linked = None
+            if self.account.pk:
+                linked = (
+                    MessengerIdentity.objects.filter(account_id=self.account.pk, psid=psid)
+                    .values_list("person_external_id", flat=True)
+                    .first()
+                )
+            self._people[psid] = linked or psid
+        return self._people[psid]
+
+    def messenger_recipient(self, person_id: str) -> str:
+        """The PSID to send a Messenger message to, for a customer known by ``person_id``."""
+        from channels_social.models import MessengerIdentity
+
+        if not self.account.pk:
+            return person_id
+        psid = (
+            MessengerIdentity.objects.filter(
+                account_id=self.account.pk, person_external_id=person_id
+            )
+            .order_by("-learned_at")
+            .values_list("psid", flat=True)
+            .first()
+        )
+        return psid or person_id
+
+    def _learn_psid(self, answered_id: str, psid: str) -> None:
+        """After a private reply: whose comment (or post) it answered, and their PSID from
+        Graph's ``recipient_id``. Best effort: the reply itself went out already."""
+        if not self.account.pk or not psid:
+            return
+        try:
+            with self._translate_errors():
+                node = self.graph.get_object(answered_id, fields="from")
+        except ChannelError:
+            return
+        person = clean_text(str((node.get("from") or {}).get("id") or ""))
+        if person and person != psid:
+            from channels_social.models import MessengerIdentity
+
+            MessengerIdentity.objects.update_or_create(
+                account_id=self.account.pk, psid=psid, defaults={"person_external_id": person}
+            )
+            self._people[psid] = person
 
     @property
     def graph(self) -> facebook.GraphAPI:
@@ -160,6 +234,52 @@ class FacebookAdapter(ChannelAdapter):
     @property
     def page_id(self) -> str:
         return str(self.account.external_id)
+
+    def rate_observations(self) -> list[RateObservation]:
+        session = self._graph.session if self._graph is not None else None
+        return list(session.budgets.values()) if isinstance(session, GraphSession) else []
+
+    @classmethod
+    def pacing(
+        cls, budgets: Sequence[RateObservation], *, now: datetime, interval: timedelta
+    ) -> Pacing:
+        """Slower polls as the app's or the page's share of the hour nears 100 %; at 100 %
+        none until Graph's estimated time to regain access (or the hour's end)."""
+        shares = [b for b in budgets if b.used_percent is not None]
+        if not shares:
+            return Pacing()
+        top = max(shares, key=lambda b: b.used_percent or 0)
+        used = top.used_percent or 0
+        budget = "the app's" if top.endpoint == "app" else "the page's"
+        if used >= 100:
+            regain = [b.reset_at for b in shares if b.reset_at is not None and b.reset_at > now]
+            until = max(regain) if regain else now + USAGE_WINDOW
+            return Pacing(
+                not_before=until,
+                reason=f"Facebook's budget for {budget} calls is used up ({used} %); polling "
+                "waits until Graph gives access again.",
+            )
+        for threshold, factor in USAGE_SLOWDOWN:
+            if used >= threshold:
+                return Pacing(
+                    not_before=now + interval * factor,
+                    reason=f"{budget.capitalize()} Graph budget is {used} % used: polling "
+                    f"{factor} times less often.",
+                )
+        return Pacing()
+
+    def probe(self) -> str:
+        """``GET /me`` with the page token: the page it belongs to."""
+        with self._translate_errors():
+            page = self.graph.get_object("me", fields="id,name")
+        if str(page.get("id", "")) != self.page_id:
+            raise ChannelError(
+                f"This token belongs to another page ({clean_text(str(page.get('name', '')))}, "
+                f"{clean_text(str(page.get('id', '')))}), not {self.account.username}.",
+                permanent=True,
+                auth_failed=True,
+            )
+        return clean_text(str(page.get("name") or self.account.username))
 
     # Rules, before anything is queued
 
@@ -420,11 +540,13 @@ class FacebookAdapter(ChannelAdapter):
                 status=429,
             )
         if code == 190 or code == 102:
+            why = TOKEN_SUBCODE_WORDS.get(subcode or 0, "it expired or was revoked")
             return ChannelError(
-                f"Facebook no longer accepts the access token of {self.account.username} (it "
-                "expired or was revoked): reconnect the page in Settings → Social accounts.",
+                f"Facebook no longer accepts the page access token of {self.account.username} "
+                f"({why}): enter a new token in Settings → Brands and channels.",
                 permanent=True,
                 status=status,
+                auth_failed=True,
             )
         if code in TRANSIENT_CODES or (status is not None and status >= 500):
             return ChannelError(
@@ -634,9 +756,12 @@ class FacebookAdapter(ChannelAdapter):
     ) -> InboundPost | None:
         author = self._author(item.get("from"))
         psid = clean_text(str(person["id"]))
+        customer = self.customer_id(psid)
+        if author.external_id == psid and customer != psid:
+            author = Author(customer, author.username, author.display_name)
         # The page's own message is handed on too (intake files it as the brand's reply in
         # the customer's ticket, or skips it); it addresses the customer.
-        addressed = (psid,) if author.external_id == self.page_id else (self.page_id,)
+        addressed = (customer,) if author.external_id == self.page_id else (self.page_id,)
         return InboundPost(
             external_id=clean_text(str(item["id"])),
             text=clean_text(str(item.get("message") or "")),
@@ -690,6 +815,7 @@ class FacebookAdapter(ChannelAdapter):
                 continue
             created = graph_time(float(event.get("timestamp") or entry.get("time") or 0) / 1000)
             name = self.person_name(psid)
+            customer = clean_text(self.customer_id(psid))
             posts.append(
                 (
                     Stream.CONVERSATIONS,
@@ -697,9 +823,7 @@ class FacebookAdapter(ChannelAdapter):
                         external_id=clean_text(str(message["mid"])),
                         text=clean_text(str(message.get("text") or "")),
                         created_at=created.replace(microsecond=0),
-                        author=Author(
-                            external_id=clean_text(psid), username=name, display_name=name
-                        ),
+                        author=Author(external_id=customer, username=name, display_name=name),
                         kind="messenger",
                         is_public=False,
                         conversation_id=messenger_thread(clean_text(psid)),
@@ -709,6 +833,39 @@ class FacebookAdapter(ChannelAdapter):
                 )
             )
         return posts
+
+    def webhook_updates(self, entry: dict[str, Any]) -> list[PostUpdate]:
+        """The edits and removals one webhook ``entry`` carries (``verb: edited`` with the new
+        message, ``verb: remove``) for customers' comments and posts; the page's own changes
+        are left out. Raises ValueError for an entry in no shape Meta sends."""
+        updates: list[PostUpdate] = []
+        for change in entry.get("changes") or []:
+            if not isinstance(change, dict) or change.get("field") != "feed":
+                continue
+            value = change.get("value")
+            if not isinstance(value, dict) or value.get("verb") not in ("edited", "remove"):
+                continue
+            if str((value.get("from") or {}).get("id", "")) == self.page_id:
+                continue
+            item = value.get("item")
+            if item == "comment":
+                external_id = str(value["comment_id"])
+            elif item in ("status", "post", "photo", "video"):
+                external_id = str(value["post_id"])
+            else:
+                continue
+            when = value.get("created_time") if value.get("verb") == "edited" else None
+            at = graph_time(entry.get("time") or when or _seconds(timezone.now()))
+            updates.append(
+                PostUpdate(
+                    external_id=clean_text(external_id),
+                    change="edited" if value["verb"] == "edited" else "removed",
+                    at=at,
+                    text=clean_text(str(value.get("message") or "")),
+                    raw=clean_payload(value),
+                )
+            )
+        return updates
 
     def person_name(self, psid: str) -> str:
         """A Messenger sender's name (webhooks carry only the PSID); best effort."""
@@ -723,6 +880,15 @@ class FacebookAdapter(ChannelAdapter):
 
     def send(
         self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool = True
+    ) -> SentMessage:
+        try:
+            return self._send(kind, target, text, first_attempt=first_attempt)
+        except ChannelError as exc:
+            self.credentials_refused(exc)
+            raise
+
+    def _send(
+        self, kind: OutboundKind, target: SendTarget, text: str, *, first_attempt: bool
     ) -> SentMessage:
         text = clean_text(text)
         with self._translate_errors(write=True, first_attempt=first_attempt):
@@ -739,9 +905,8 @@ class FacebookAdapter(ChannelAdapter):
                     {"post_id" if on_wall else "comment_id": answered}, text, tag=""
                 )
             elif kind == OutboundKind.PRIVATE_MESSAGE:
-                answer = self._message(
-                    {"id": target.recipient_external_id}, text, tag=target.message_tag
-                )
+                psid = self.messenger_recipient(target.recipient_external_id)
+                answer = self._message({"id": psid}, text, tag=target.message_tag)
             elif kind == OutboundKind.HIDE:
                 self.graph.request(
                     f"{self.graph.version}/{target.in_reply_to_external_id}",
@@ -753,6 +918,10 @@ class FacebookAdapter(ChannelAdapter):
             else:
                 raise ChannelError(f"Facebook cannot send a {kind}.", permanent=True)
         recipient = str(answer.get("recipient_id") or target.recipient_external_id)
+        if kind == OutboundKind.PRIVATE_REPLY:
+            # Graph names the person by their PSID here, not their commenter id: remember
+            # the two, so their Messenger answer joins this ticket and replies reach them.
+            self._learn_psid(target.in_reply_to_external_id, recipient)
         raw = clean_payload(
             {**answer, **({"tag": target.message_tag} if target.message_tag else {})}
         )

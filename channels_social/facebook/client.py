@@ -9,9 +9,11 @@ and sends every request. Its constructor accepts only Graph versions 2.8 to 3.1,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import facebook
@@ -19,7 +21,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from channels_social.base import ChannelError
+from channels_social.base import ChannelError, RateObservation
 
 GRAPH_ORIGIN = "https://graph.facebook.com"
 TOKEN_FIELD = "page_access_token"  # noqa: S105 - a field name, not a secret
@@ -68,6 +70,7 @@ class GraphSession(requests.Session):
         super().__init__()
         self.last_status: int | None = None
         self.last_headers: dict[str, str] = {}
+        self.budgets: dict[str, RateObservation] = {}
         self.hooks["response"].append(self._remember)
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -77,6 +80,9 @@ class GraphSession(requests.Session):
             for name, value in response.headers.items()
             if name.lower() in ("x-business-use-case-usage", "x-app-usage", "x-page-usage")
         }
+        now = datetime.now(UTC)
+        for observation in usage_observations(self.last_headers, now=now):
+            self.budgets[observation.endpoint] = observation
 
     def regain_access_seconds(self) -> float | None:
         """The longest ``estimated_time_to_regain_access`` (minutes) of the last answer."""
@@ -99,12 +105,67 @@ class GraphSession(requests.Session):
         return longest * 60 if longest > 0 else None
 
 
+def _share(usage: Any) -> int | None:
+    """The highest of Graph's three shares (call count, CPU time, total time), in percent."""
+    if not isinstance(usage, dict):
+        return None
+    shares = [
+        int(float(usage[name]))
+        for name in ("call_count", "total_cputime", "total_time")
+        if isinstance(usage.get(name), int | float | str) and str(usage[name]).strip()
+    ]
+    return max(shares) if shares else None
+
+
+def usage_observations(headers: dict[str, str], *, now: datetime) -> list[RateObservation]:
+    """The app budget (``X-App-Usage``) and the page budgets (``X-Business-Use-Case-Usage``)
+    one answer reports; an unreadable header is skipped (it must never fail a call)."""
+    found: list[RateObservation] = []
+    lowered = {name.lower(): value for name, value in headers.items()}
+    app = lowered.get("x-app-usage")
+    if app:
+        try:
+            share = _share(json.loads(app))
+        except (ValueError, TypeError):
+            share = None
+        if share is not None:
+            found.append(
+                RateObservation(
+                    endpoint="app", observed_at=now, used_percent=share, raw={"X-App-Usage": app}
+                )
+            )
+    buc = lowered.get("x-business-use-case-usage")
+    if buc:
+        try:
+            usage = json.loads(buc)
+            items = [item for entries in usage.values() for item in entries]
+        except (ValueError, TypeError, AttributeError):
+            items = []
+        shares = [share for share in (_share(item) for item in items) if share is not None]
+        minutes = []
+        for item in items:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                minutes.append(float(item.get("estimated_time_to_regain_access") or 0))
+        if shares:
+            regain = max(minutes, default=0.0)
+            found.append(
+                RateObservation(
+                    endpoint="page",
+                    observed_at=now,
+                    used_percent=max(shares),
+                    reset_at=now + timedelta(minutes=regain) if regain > 0 else None,
+                    raw={"X-Business-Use-Case-Usage": buc},
+                )
+            )
+    return found
+
+
 def page_token(account: Any) -> str:
     token = str((account.credentials or {}).get(TOKEN_FIELD) or "")
     if not token:
         raise ChannelError(
             f"The Facebook page {account.username or account.external_id} has no page access "
-            "token: add it in Settings → Social accounts.",
+            "token: add it in Settings → Brands and channels.",
             permanent=True,
         )
     return token

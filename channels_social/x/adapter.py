@@ -34,7 +34,9 @@ from channels_social.base import (
     CredentialField,
     InboundPost,
     OutboundKind,
+    Pacing,
     RateLimit,
+    RateObservation,
     SendTarget,
     SentMessage,
     Stream,
@@ -122,7 +124,8 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 # What an X answer with no words of its own means, for the agent (never a bare code).
 STATUS_WORDS = {
     400: "X refused the request as invalid.",
-    401: "X did not accept this handle's keys: check them in Settings.",
+    401: "X no longer accepts this handle's keys (they were revoked, regenerated or are "
+    "wrong): enter new ones in Settings → Brands and channels.",
     403: "X refused this for this handle.",
     404: "X could not find that post or user.",
     429: "X's rate limit for this handle was reached.",
@@ -182,6 +185,40 @@ class XAdapter(ChannelAdapter):
     @classmethod
     def has_credentials(cls, credentials: dict[str, Any]) -> bool:
         return uses_user_context(credentials) or bool(credentials.get("bearer_token"))
+
+    def rate_observations(self) -> list[RateObservation]:
+        session = self._client.session if self._client is not None else None
+        return list(session.budgets.values()) if isinstance(session, XSession) else []
+
+    @classmethod
+    def pacing(
+        cls, budgets: Sequence[RateObservation], *, now: datetime, interval: timedelta
+    ) -> Pacing:
+        """An endpoint with no calls left stops the handle's polls until its window resets
+        (X answers 429 to every further call until then; one poll reads every stream)."""
+        spent = [
+            budget.reset_at
+            for budget in budgets
+            if budget.remaining == 0 and budget.reset_at is not None and budget.reset_at > now
+        ]
+        if not spent:
+            return Pacing()
+        until = max(spent)
+        names = ", ".join(sorted(b.endpoint for b in budgets if b.reset_at in spent))
+        return Pacing(
+            not_before=until,
+            reason=f"X's rate limit is used up for {names}; polling waits until the window resets.",
+        )
+
+    def probe(self) -> str:
+        """``GET /2/users/me`` with the stored keys: who they belong to."""
+        with self._translate_errors():
+            if self.user_auth:
+                response = self.client.get_me(user_auth=True)
+            else:
+                response = self.client.get_user(id=self.account.external_id, user_auth=False)
+        data = dict(response.data.data) if response.data is not None else {}
+        return clean_text(str(data.get("username") or self.account.username))
 
     @classmethod
     def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
@@ -282,8 +319,14 @@ class XAdapter(ChannelAdapter):
                 status=status,
                 maybe_delivered=write and status != 503,
             ) from None
+        except tweepy.Unauthorized:
+            # The keys themselves are refused (revoked, regenerated, or wrong): no call of
+            # this handle will work until someone enters new ones.
+            raise ChannelError(
+                STATUS_WORDS[401], permanent=True, status=401, auth_failed=True
+            ) from None
         except tweepy.HTTPException as exc:
-            # 400, 401, 403, 404 and any other 4xx: the same call will fail the same way.
+            # 400, 403, 404 and any other 4xx: the same call will fail the same way.
             raise ChannelError(
                 _detail(exc), permanent=True, status=exc.response.status_code
             ) from None
@@ -567,6 +610,7 @@ class XAdapter(ChannelAdapter):
             if kind == OutboundKind.HIDE:
                 return self._hide_reply(target.in_reply_to_external_id)
         except ChannelError as exc:
+            self.credentials_refused(exc)
             if not first_attempt and exc.status == 403 and "duplicate" in str(exc).lower():
                 # X refuses a repeat of a post it already has: most likely our own earlier
                 # attempt, whose answer was lost, went through after all.

@@ -11,13 +11,14 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tweepy
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from channels_social.base import ChannelError, RateLimit
+from channels_social.base import ChannelError, RateLimit, RateObservation
 
 X_ORIGINS = ("https://api.twitter.com", "https://api.x.com")
 USER_CONTEXT_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
@@ -77,18 +78,45 @@ class XTransport(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def endpoint_name(method: str, url: str) -> str:
+    """``GET /2/users/:id/mentions``: X's rate limits are per endpoint, whatever the ids."""
+    segments = (urlsplit(url).path or "/").split("/")  # ["", "2", "users", "1000", ...]
+    named = [":id" if i > 1 and part.isdigit() else part for i, part in enumerate(segments)]
+    return f"{method.upper()} {'/'.join(named)}"
+
+
 class XSession(requests.Session):
-    """Remembers the rate-limit headers of the last response, for ``RateLimit`` reports."""
+    """Remembers the rate-limit headers of the last response, for ``RateLimit`` reports, and
+    of the last response of each endpoint (X budgets every endpoint on its own)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.last_rate_limit: RateLimit | None = None
+        self.budgets: dict[str, RateObservation] = {}
         self.hooks["response"].append(self._remember_rate_limit)
 
     def _remember_rate_limit(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         rate_limit = rate_limit_from_headers(response.headers)
         if rate_limit is not None:
             self.last_rate_limit = rate_limit
+            request = response.request
+            endpoint = endpoint_name(request.method or "GET", request.url or "")
+            self.budgets[endpoint] = RateObservation(
+                endpoint=endpoint,
+                observed_at=datetime.now(UTC),
+                limit=rate_limit.limit,
+                remaining=rate_limit.remaining,
+                reset_at=rate_limit.reset_at,
+                raw={
+                    name: str(response.headers[name])
+                    for name in (
+                        "x-rate-limit-limit",
+                        "x-rate-limit-remaining",
+                        "x-rate-limit-reset",
+                    )
+                    if name in response.headers
+                },
+            )
 
 
 def rate_limit_from_headers(headers: Any) -> RateLimit | None:

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
-from channels_social.base import InboundPost
-from channels_social.intake import StoreResult
+from channels_social.base import InboundPost, PostUpdate
+from channels_social.intake import StoreResult, UpdateResult
 from channels_social.models import SocialAccount
 from tickets import priority
 from tickets.models import (
@@ -587,3 +587,62 @@ def _record_repost(
         by=post.author.username,
         followers=post.author.followers_count,
     )
+
+
+# Edits and removals of stored posts (the update sink) ----------------------------------------
+
+
+class PostChangeKind(models.TextChoices):
+    """Event kinds for a customer changing a post after it reached the ticket."""
+
+    MESSAGE_EDITED = "message_edited", "Customer edited their post"
+    MESSAGE_REMOVED = "message_removed", "Customer removed their post"
+
+
+def apply_post_updates(account: SocialAccount, updates: Sequence[PostUpdate]) -> UpdateResult:
+    """An edit replaces the stored text (the old one is kept in the ``message_edited`` event);
+    a removal marks the message removed (``raw["removed_at"]``; the text stays for the team,
+    in the ``message_removed`` event too). A repeated delivery changes nothing."""
+    applied = unchanged = unknown = 0
+    with transaction.atomic():
+        for update in updates:
+            message = (
+                Message.objects.select_for_update(of=("self",))
+                .select_related("ticket")
+                .filter(
+                    organization_id=account.organization_id,
+                    platform=account.platform,
+                    external_id=update.external_id,
+                    direction=Direction.INBOUND,
+                )
+                .first()
+            )
+            if message is None:
+                unknown += 1
+                continue
+            removed = bool((message.raw or {}).get("removed_at"))
+            if update.change == "removed" and not removed:
+                message.raw = {**(message.raw or {}), "removed_at": update.at.isoformat()}
+                message.save(update_fields=["raw"])
+                message.ticket.record(
+                    PostChangeKind.MESSAGE_REMOVED,
+                    message=message,
+                    at=update.at,
+                    text=message.text,
+                )
+                applied += 1
+            elif update.change == "edited" and not removed and update.text != message.text:
+                old_text = message.text
+                message.text = update.text
+                message.save(update_fields=["text"])
+                message.ticket.record(
+                    PostChangeKind.MESSAGE_EDITED,
+                    message=message,
+                    at=update.at,
+                    old_text=old_text,
+                    new_text=update.text,
+                )
+                applied += 1
+            else:
+                unchanged += 1
+    return UpdateResult(applied, unchanged, unknown)

@@ -33,12 +33,14 @@ from werkzeug.wrappers import Request, Response
 
 from channels_social.sandbox.facebook.errors import (
     THROTTLING_MESSAGES,
+    TOKEN_SUBCODES,
     GraphError,
     bad_token,
     fault_error,
     injected,
     invalid_parameter,
     no_token,
+    revoked_token,
     throttled,
 )
 from channels_social.sandbox.facebook.graph_api import GraphHandlers
@@ -50,6 +52,7 @@ from channels_social.sandbox.facebook.store import (
     FbMessage,
     FbPage,
     FbPost,
+    StoreError,
     unix,
 )
 from channels_social.sandbox.facebook.webhooks import (
@@ -119,6 +122,8 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
             Rule("/_sandbox/comments", endpoint="c_comment", methods=["POST"]),
             Rule("/_sandbox/visitor_posts", endpoint="c_visitor_post", methods=["POST"]),
             Rule("/_sandbox/messages", endpoint="c_message", methods=["POST"]),
+            Rule("/_sandbox/objects/<object_id>/edit", endpoint="c_edit", methods=["POST"]),
+            Rule("/_sandbox/objects/<object_id>/remove", endpoint="c_remove", methods=["POST"]),
             Rule("/_sandbox/objects/<object_id>", endpoint="c_object", methods=["GET"]),
             Rule("/_sandbox/clock", endpoint="c_clock", methods=["POST"]),
             Rule("/_sandbox/rate_limits", endpoint="c_rate_limits", methods=["POST"]),
@@ -128,6 +133,8 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
             Rule("/_sandbox/webhooks/drop", endpoint="c_drop_webhooks", methods=["POST"]),
             Rule("/_sandbox/webhooks/wait", endpoint="c_wait_webhooks", methods=["POST"]),
             Rule("/_sandbox/requests", endpoint="c_requests", methods=["GET"]),
+            Rule("/_sandbox/tokens/revoke", endpoint="c_revoke_token", methods=["POST"]),
+            Rule("/_sandbox/tokens/restore", endpoint="c_restore_token", methods=["POST"]),
         ]
     )
 
@@ -151,6 +158,22 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         self._paging_faults: list[Fault] = []
         # The last listing served per (page, node, edge), for the repeat_page fault.
         self._last_listing: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # Page tokens that expired or were revoked, with the code 190 subcode Graph gives.
+        self.revoked_tokens: dict[str, int] = {}
+
+    def revoke_token(self, token: str, subcode: int = 460) -> None:
+        """Calls with this page token now answer error 190 with ``subcode`` (458 app
+        removed, 460 password changed, 463 expired, 467 invalid), as Graph does."""
+        if not token:
+            raise ValueError("Name the token to revoke.")
+        if int(subcode) not in TOKEN_SUBCODES:
+            raise ValueError(f"subcode must be one of {sorted(TOKEN_SUBCODES)}.")
+        with self._lock:
+            self.revoked_tokens[str(token)] = int(subcode)
+
+    def restore_token(self, token: str) -> None:
+        with self._lock:
+            self.revoked_tokens.pop(str(token), None)
 
     # Test hooks
 
@@ -236,6 +259,7 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
             self._faults.clear()
             self._paging_faults.clear()
             self._last_listing.clear()
+            self.revoked_tokens.clear()
             self.rate_limits = RateLimits(**vars(self._initial_limits))
             self._app_calls.clear()
             self._page_calls.clear()
@@ -260,20 +284,7 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         comment = self.store.add_comment(
             target_id=target_id, author_id=person.id, message=message, created_time=created_time
         )
-        self._feed_webhook(
-            comment.page_id,
-            {
-                "from": {"id": person.id, "name": person.name},
-                "post_id": comment.post_id,
-                "comment_id": comment.id,
-                # A top-level comment's parent is the post itself.
-                "parent_id": comment.parent_id or comment.post_id,
-                "message": comment.message,
-                "created_time": unix(comment.created_time),
-                "item": "comment",
-                "verb": "add",
-            },
-        )
+        self._feed_webhook(comment.page_id, {**self._comment_value(comment), "verb": "add"})
         return comment
 
     def customer_post(
@@ -323,8 +334,10 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         text: str,
         created_time: datetime | None = None,
     ) -> FbMessage:
-        """A person writes to the page on Messenger (this opens the reply windows)."""
-        person = self.store.upsert_person(id=person_id, name=person_name)
+        """A person writes to the page on Messenger (this opens the reply windows).
+        ``person_id`` is their id or their PSID; the webhook names them by their PSID."""
+        known = self.store.person_by_psid(person_id) if person_id else None
+        person = self.store.upsert_person(id=known.id if known else person_id, name=person_name)
         message = self.store.add_message(
             page_id=page_id,
             person_id=person.id,
@@ -335,9 +348,59 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         if "messages" in self.store.pages[page_id].subscribed_fields:
             when_ms = int(message.created_time.timestamp() * 1000)
             self.webhooks.enqueue(
-                "messages", messaging_event(page_id, person.id, message.id, text, when_ms)
+                "messages", messaging_event(page_id, person.psid, message.id, text, when_ms)
             )
         return message
+
+    def customer_edit(self, *, object_id: str, message: str) -> FbComment | FbPost:
+        """The author edits their comment or visitor post; Meta sends ``verb: edited``."""
+        if not message.strip():
+            raise StoreError("An edit needs the new message.")
+        found = self.store.find(object_id)
+        if isinstance(found, FbComment) and found.author_id in self.store.people:
+            self.store.edit_comment(object_id, message)
+            self._feed_webhook(found.page_id, {**self._comment_value(found), "verb": "edited"})
+            return found
+        if isinstance(found, FbPost) and found.kind == "visitor":
+            self.store.edit_post(object_id, message)
+            self._feed_webhook(found.page_id, {**self._post_value(found), "verb": "edited"})
+            return found
+        raise StoreError(f"No customer's comment or visitor post {object_id} to edit.")
+
+    def customer_remove(self, *, object_id: str) -> None:
+        """The author deletes their comment or visitor post; Meta sends ``verb: remove``
+        (without the message)."""
+        found = self.store.find(object_id)
+        if isinstance(found, FbComment) and found.author_id in self.store.people:
+            value = {k: v for k, v in self._comment_value(found).items() if k != "message"}
+        elif isinstance(found, FbPost) and found.kind == "visitor":
+            value = {k: v for k, v in self._post_value(found).items() if k != "message"}
+        else:
+            raise StoreError(f"No customer's comment or visitor post {object_id} to remove.")
+        self.store.delete(object_id)
+        self._feed_webhook(found.page_id, {**value, "verb": "remove"})
+
+    def _comment_value(self, comment: FbComment) -> dict[str, Any]:
+        return {
+            "from": {"id": comment.author_id, "name": self.store.author_name(comment.author_id)},
+            "post_id": comment.post_id,
+            "comment_id": comment.id,
+            # A top-level comment's parent is the post itself.
+            "parent_id": comment.parent_id or comment.post_id,
+            "message": comment.message,
+            "created_time": unix(comment.created_time),
+            "item": "comment",
+        }
+
+    def _post_value(self, post: FbPost) -> dict[str, Any]:
+        return {
+            "from": {"id": post.author_id, "name": self.store.author_name(post.author_id)},
+            "post_id": post.id,
+            "message": post.message,
+            "created_time": unix(post.created_time),
+            "item": "status",
+            "published": 1,
+        }
 
     def _feed_webhook(self, page_id: str, value: dict[str, Any]) -> None:
         if "feed" in self.store.pages[page_id].subscribed_fields:
@@ -376,6 +439,9 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
                 raise no_token()
             if page is None:
                 raise bad_token()
+            revoked = self.revoked_tokens.get(token)
+            if revoked is not None:
+                raise revoked_token(revoked)
             if over_code is not None:
                 raise throttled(over_code)
             fault = self._take_fault()

@@ -113,6 +113,14 @@ class FacebookSandboxControl(ControlClient):
             payload["created_time"] = created_time
         return dict(self._call("POST", "messages", json=payload))
 
+    def edit(self, object_id: str, message: str) -> dict[str, Any]:
+        """The customer edits their comment or visitor post (a ``verb: edited`` webhook)."""
+        return dict(self._call("POST", f"objects/{object_id}/edit", json={"message": message}))
+
+    def remove(self, object_id: str) -> None:
+        """The customer deletes their comment or visitor post (a ``verb: remove`` webhook)."""
+        self._call("POST", f"objects/{object_id}/remove", json={})
+
     def sent(self, page_id: str) -> dict[str, list[dict[str, Any]]]:
         """What the page did: ``comments``, ``messages`` (private replies too), ``posts``,
         ``moderation`` (hide, unhide, edit, delete)."""
@@ -135,7 +143,15 @@ class FacebookSandboxControl(ControlClient):
     def requests_log(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "requests")["data"])
 
-    # Limits and faults
+    # Tokens, limits and faults
+
+    def revoke_token(self, token: str, *, subcode: int = 460) -> None:
+        """Calls with this page token answer error 190 from now on (``subcode`` 458, 460,
+        463 expired, 467)."""
+        self._call("POST", "tokens/revoke", json={"token": token, "subcode": subcode})
+
+    def restore_token(self, token: str) -> None:
+        self._call("POST", "tokens/restore", json={"token": token})
 
     def set_rate_limits(self, **limits: int) -> None:
         """``app_calls_per_hour``, ``page_calls_per_hour``, ``app_over_code`` (4),

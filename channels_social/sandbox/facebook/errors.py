@@ -104,6 +104,21 @@ def bad_token() -> GraphError:
     return GraphError("Invalid OAuth access token data.", code=190)
 
 
+# Code 190's subcodes and Graph's words for them (Meta's "access token errors").
+TOKEN_SUBCODES = {
+    458: "Error validating access token: The user has not authorized application.",
+    460: "Error validating access token: The session has been invalidated because the user "
+    "changed their password or Facebook has changed the session for security reasons.",
+    463: "Error validating access token: Session has expired.",
+    467: "Error validating access token: The session is invalid because the user logged out.",
+}
+
+
+def revoked_token(subcode: int) -> GraphError:
+    """A page token that was valid once: expired (463) or revoked (458, 460, 467)."""
+    return GraphError(TOKEN_SUBCODES[subcode], code=190, subcode=subcode)
+
+
 def wrong_page_token() -> GraphError:
     """A valid token of another page: Graph wants the owning page's token."""
     return GraphError("(#190) This method must be called with a Page Access Token", code=190)

@@ -118,7 +118,10 @@ class GraphHandlers:
         )
         if len(segments) == 1:
             if method == "GET":
-                return 200, view.node(obj, self._fields(params)), False
+                body = view.node(obj, self._fields(params))
+                if isinstance(obj, FbPerson) and node_id == obj.psid and "id" in body:
+                    body["id"] = obj.psid  # asked for by their PSID: named by it
+                return 200, body, False
             if method == "POST":
                 return (*self._update(obj, page, params), False)
             if method == "DELETE":
@@ -265,7 +268,8 @@ class GraphHandlers:
                 subcode=2018015,
             )
         psid = str(recipient.get("id", ""))
-        if self.store.conversation_with(page.id, psid) is None:
+        person = self.store.person_by_psid(psid)
+        if person is None or self.store.conversation_with(page.id, person.id) is None:
             raise no_matching_user()
         return 200, {"recipient_id": psid}
 
@@ -288,8 +292,10 @@ class GraphHandlers:
                     f'"{params.get("tag") or ""}"'
                 )
             window = HUMAN_AGENT_WINDOW if tag == "HUMAN_AGENT" else None
-        conversation = self.store.conversation_with(page.id, psid)
-        if conversation is None:
+        # Only the Page-scoped id reaches a person on Messenger (their comments' id does not).
+        person = self.store.person_by_psid(psid)
+        conversation = self.store.conversation_with(page.id, person.id) if person else None
+        if person is None or conversation is None:
             raise no_matching_user()
         last = self.store.last_customer_message_time(conversation.id)
         # Exactly at the edge still counts as inside (at most 24 h, at most 7 days).
@@ -297,7 +303,7 @@ class GraphHandlers:
             raise outside_window()
         message = self.store.add_message(
             page_id=page.id,
-            person_id=psid,
+            person_id=person.id,
             from_page=True,
             text=text,
             messaging_type=messaging_type,
@@ -330,4 +336,7 @@ class GraphHandlers:
             text=text,
             private_reply_to=object_id,
         )
-        return 200, {"recipient_id": target.author_id, "message_id": message.id}
+        # The answer names the person by their Page-scoped id, which differs from the
+        # commenter id: Messenger replies and the person's answers use this one.
+        psid = self.store.messenger_id(target.author_id)
+        return 200, {"recipient_id": psid, "message_id": message.id}

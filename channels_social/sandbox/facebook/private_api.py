@@ -66,6 +66,14 @@ class ControlEndpoints:
 
         def configure_rate_limits(self, **limits: int) -> None: ...
 
+        def revoke_token(self, token: str, subcode: int = 460) -> None: ...
+
+        def customer_edit(self, *, object_id: str, message: str) -> FbComment | FbPost: ...
+
+        def customer_remove(self, *, object_id: str) -> None: ...
+
+        def restore_token(self, token: str) -> None: ...
+
         def inject_faults(
             self,
             status: int = 503,
@@ -219,6 +227,14 @@ class ControlEndpoints:
         )
         return 201, self.store.record_of(message.id)
 
+    def c_edit(self, request: Request, body: dict[str, Any], object_id: str) -> tuple[int, Any]:
+        edited = self.customer_edit(object_id=object_id, message=_text(body, "message"))
+        return 200, self.store.record_of(edited.id)
+
+    def c_remove(self, request: Request, body: dict[str, Any], object_id: str) -> tuple[int, Any]:
+        self.customer_remove(object_id=object_id)
+        return 200, {"ok": True}
+
     def c_object(self, request: Request, body: Any, object_id: str) -> tuple[int, Any]:
         record = self.store.record_of(object_id)
         if record is None:
@@ -272,6 +288,14 @@ class ControlEndpoints:
 
     def c_requests(self, request: Request, body: Any) -> tuple[int, Any]:
         return 200, {"data": self.requests_log()}
+
+    def c_revoke_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.revoke_token(str(body.get("token") or ""), int(body.get("subcode", 460)))
+        return 200, {"ok": True}
+
+    def c_restore_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.restore_token(str(body.get("token") or ""))
+        return 200, {"ok": True}
 
 
 def _json(body: Any, status: int = 200) -> Response:

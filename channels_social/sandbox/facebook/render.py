@@ -169,10 +169,12 @@ class GraphView:
         return _select(entry, spec)
 
     def _messenger_profile(self, author_id: str, spec: FieldSpec | None = None) -> dict[str, Any]:
+        # On Messenger a person is their Page-scoped id (PSID), not their comments' id.
+        messenger_id = self.store.messenger_id(author_id)
         entry = {
             "name": self.store.author_name(author_id),
-            "email": f"{author_id}@facebook.com",
-            "id": author_id,
+            "email": f"{messenger_id}@facebook.com",
+            "id": messenger_id,
         }
         return _select(entry, spec)
 
@@ -286,7 +288,7 @@ class GraphView:
             "last_name": last or None,
             "short_name": first,
             "profile_pic": (
-                f"https://platform-lookaside.fbsbx.com/platform/profilepic/?psid={person.id}"
+                f"https://platform-lookaside.fbsbx.com/platform/profilepic/?psid={person.psid}"
             ),
         }
         return values.get(name)
@@ -323,7 +325,7 @@ class GraphView:
                     t
                     for t in self.store.conversations_of(obj.id)
                     if platform == "messenger"
-                    and params.get("user_id") in (None, "", t.person_id)
+                    and params.get("user_id") in (None, "", self.store.messenger_id(t.person_id))
                     and within(t.updated_time)
                 ]
                 return self._sorted(

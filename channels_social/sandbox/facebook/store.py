@@ -77,12 +77,25 @@ class FbPage:
     subscribed_fields: list[str] = field(default_factory=lambda: ["feed", "messages"])
 
 
+def psid_for(person_id: str) -> str:
+    """A person's Page-scoped id on Messenger: not the id their comments and posts carry, as
+    on Graph (the emulator derives it, so tests can name it)."""
+    return f"7{str(person_id).zfill(15)}"
+
+
 @dataclass
 class FbPerson:
-    """A customer. One id serves as their id on comments and as their Messenger PSID."""
+    """A customer: ``id`` is the id on their comments and posts, ``psid`` their Page-scoped id
+    on Messenger (threads, messages, webhooks, the recipient of a send). The two differ, as on
+    Graph; the store keeps Messenger under ``id`` and the Graph answers show ``psid``."""
 
     id: str
     name: str
+    psid: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.psid:
+            self.psid = psid_for(self.id)
 
 
 @dataclass
@@ -299,6 +312,16 @@ class FacebookStore(PersistentStore):
             self._changed()
             return person
 
+    def person_by_psid(self, psid: str) -> FbPerson | None:
+        with self._lock:
+            return next((p for p in self.people.values() if p.psid == str(psid)), None)
+
+    def messenger_id(self, author_id: str) -> str:
+        """How Messenger names ``author_id``: a person's PSID, a page's own id."""
+        with self._lock:
+            person = self.people.get(author_id)
+            return person.psid if person is not None else author_id
+
     def author_name(self, author_id: str) -> str:
         with self._lock:
             author = self.pages.get(author_id) or self.people.get(author_id)
@@ -415,6 +438,12 @@ class FacebookStore(PersistentStore):
             comment.message = message
             self._moderated("edit", comment_id, comment.page_id)
 
+    def edit_post(self, post_id: str, message: str) -> None:
+        with self._lock:
+            post = self.posts[post_id]
+            post.message = message
+            self._moderated("edit", post_id, post.page_id)
+
     def delete(self, object_id: str) -> None:
         """Delete a post or comment with everything under it."""
         with self._lock:
@@ -529,7 +558,7 @@ class FacebookStore(PersistentStore):
                 found = collection.get(object_id)
                 if found is not None:
                     return found
-            return None
+            return self.person_by_psid(object_id)
 
     def sent_by(self, page_id: str) -> dict[str, list[dict[str, Any]]]:
         """What the page wrote or did: its comments, its messages, its moderation actions."""

@@ -142,6 +142,8 @@ class XSandboxApp(ControlEndpoints):
             Rule("/_sandbox/requests", endpoint="c_requests", methods=["GET"]),
             Rule("/_sandbox/rate_limits", endpoint="c_rate_limits", methods=["POST"]),
             Rule("/_sandbox/faults", endpoint="c_faults", methods=["POST"]),
+            Rule("/_sandbox/tokens/revoke", endpoint="c_revoke_token", methods=["POST"]),
+            Rule("/_sandbox/tokens/restore", endpoint="c_restore_token", methods=["POST"]),
         ]
     )
 
@@ -153,7 +155,21 @@ class XSandboxApp(ControlEndpoints):
         self.rate_limits: dict[str, int] = {}
         self._windows: dict[tuple[str, str], list[float]] = {}
         self._faults: list[Fault] = []
+        # Access tokens and bearer tokens the user (or X) revoked: every call made with one
+        # answers 401, as X does once an app's access is revoked or its keys regenerated.
+        self.revoked_tokens: set[str] = set()
         self.configure_rate_limits(self._initial_overrides, replace=True)
+
+    def revoke_token(self, token: str) -> None:
+        """Calls with this OAuth access token (or bearer token) now get 401 Unauthorized."""
+        if not token:
+            raise ValueError("Name the token to revoke.")
+        with self._lock:
+            self.revoked_tokens.add(str(token))
+
+    def restore_token(self, token: str) -> None:
+        with self._lock:
+            self.revoked_tokens.discard(str(token))
 
     # Test hooks
 
@@ -203,6 +219,7 @@ class XSandboxApp(ControlEndpoints):
         with self._lock:
             self.request_log.clear()
             self._faults.clear()
+            self.revoked_tokens.clear()
         self.configure_rate_limits(self._initial_overrides, replace=True)
 
     def requests_log(self) -> list[dict[str, Any]]:
@@ -274,10 +291,15 @@ class XSandboxApp(ControlEndpoints):
         header = request.headers.get("Authorization", "").strip()
         scheme, _, rest = header.partition(" ")
         if scheme.lower() == "bearer" and rest.strip():
+            if unquote(rest.strip()) in self.revoked_tokens:
+                return Principal("none")
             return Principal("app")
         if scheme.lower() == "oauth":
             params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-            user_id = unquote(params.get("oauth_token", "")).split("-", 1)[0]
+            access_token = unquote(params.get("oauth_token", ""))
+            if access_token in self.revoked_tokens:
+                return Principal("none")
+            user_id = access_token.split("-", 1)[0]
             if user_id and self.store.get_user(user_id) is not None:
                 return Principal("user", user_id)
         return Principal("none")

@@ -19,6 +19,13 @@ class SandboxControl(ControlClient):
     def reset(self) -> None:
         self._call("POST", "reset")
 
+    def revoke_token(self, token: str) -> None:
+        """Every call with this access token (or bearer token) answers 401 from now on."""
+        self._call("POST", "tokens/revoke", json={"token": token})
+
+    def restore_token(self, token: str) -> None:
+        self._call("POST", "tokens/restore", json={"token": token})
+
     def upsert_user(
         self,
         *,

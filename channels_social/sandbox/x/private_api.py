@@ -47,6 +47,10 @@ class ControlEndpoints:
             self, status: int = 503, count: int = 1, *, mode: str = "status", delay: float = 0.0
         ) -> None: ...
 
+        def revoke_token(self, token: str) -> None: ...
+
+        def restore_token(self, token: str) -> None: ...
+
     def _control(self, request: Request) -> Response:
         try:
             try:
@@ -179,6 +183,14 @@ class ControlEndpoints:
             mode=str(body.get("mode", "status")),
             delay=float(body.get("delay", 0.0)),
         )
+        return 200, {"ok": True}
+
+    def c_revoke_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.revoke_token(str(body.get("token") or ""))
+        return 200, {"ok": True}
+
+    def c_restore_token(self, request: Request, body: dict[str, Any]) -> tuple[int, Any]:
+        self.restore_token(str(body.get("token") or ""))
         return 200, {"ok": True}
 
 
