@@ -15,7 +15,7 @@ class ChannelsSocialConfig(AppConfig):
                 "channels",
                 "Brands and channels",
                 "channels_social:settings-channels",
-                25,
+                32,
                 description="Connect X handles and Facebook pages, listening queries, and each "
                 "channel's health and rate budget.",
             )

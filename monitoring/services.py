@@ -289,7 +289,7 @@ def sla_stop(
         else:
             timer.state = TimerState.STOPPED
         timer.save()
-        ticket.record(SlaEventKind.SLA_STOPPED, at=at, metric=timer.metric, reason=reason)
+        ticket.record(SlaEventKind.SLA_STOPPED, at=at, metric=timer.metric, cause=reason)
     if timers:
         _refresh_due(ticket)
     return timers

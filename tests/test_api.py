@@ -267,3 +267,15 @@ def test_the_reply_guard_answers_with_its_flags_and_nothing_is_queued(agent: Per
     assert body["code"] == "reply_guard" and body["flags"]
     assert any("delete" in flag["code"] for flag in body["flags"])
     assert not Message.objects.filter(ticket=ticket, direction="out").exists()
+
+
+def test_an_instant_postgresql_cannot_hold_is_a_clear_400_not_a_500(agent: Persona) -> None:
+    """Found by schemathesis: ISO 8601 allows a UTC offset of +18:26, PostgreSQL does not."""
+    TicketFactory(
+        organization=agent.organization, social_account__brand__organization=agent.organization
+    )
+    client = api(agent)
+    ok = client.get("/api/v1/tickets/", {"opened_before": "0404-04-08T23:23:00+18:26"})
+    assert ok.status_code == 200 and ok.json()["count"] == 0
+    edge = client.get("/api/v1/tickets/", {"opened_after": "0001-01-01T00:10:00+00:50"})
+    assert edge.status_code == 400 and "opened_at" in edge.json()["fields"]

@@ -341,6 +341,9 @@ def test_the_sweep_runs_a_fixed_number_of_queries(
         {"kind": "keyword", "words": ["late"]},
         {"kind": "channel", "brands": [], "platforms": [Platform.X]},
         {"kind": "unassigned", "minutes": 0},
+        {"kind": "promise_overdue", "minutes": 0},
+        {"kind": "sentiment", "is": "negative"},
+        {"kind": "awaiting_approval", "minutes": 0},
         {"kind": "sla", "metric": Metric.FIRST_RESPONSE, "state": "warning"},
         {"kind": "reply_window", "within_minutes": 60 * 24 * 8},
     ]
@@ -443,10 +446,14 @@ def test_an_event_checks_only_its_own_ticket(
 def test_a_rule_naming_an_unknown_condition_matches_nothing(
     org: Organization, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rule = _rule(org, [{"kind": "sentiment", "below": -0.5}], {"after_minutes": 0, "actions": {}})
+    rule = _rule(org, [{"kind": "mood", "below": -0.5}], {"after_minutes": 0, "actions": {}})
+    # A known kind whose stored params it cannot read is no better: nothing, and logged.
+    garbled = _rule(
+        org, [{"kind": "sentiment", "below": -0.5}], {"after_minutes": 0, "actions": {}}
+    )
     _ticket(org)
     assert escalation_sweep().fired == []
-    assert "matches nothing" in caplog.text and _fired(rule) == []
+    assert "matches nothing" in caplog.text and _fired(rule) == [] and _fired(garbled) == []
 
 
 def test_a_promise_overdue_matches_until_it_is_kept(org: Organization, agent: Persona) -> None:
@@ -475,3 +482,31 @@ def test_a_promise_overdue_matches_until_it_is_kept(org: Organization, agent: Pe
         )
         assert matched() == set()
     assert other.pk not in matched()
+
+
+def test_sentiment_and_a_reply_awaiting_approval(org: Organization, agent: Persona) -> None:
+    from tickets.models import ApprovalRequest, Sentiment, Step
+
+    with time_machine.travel(T0, tick=False):
+        angry = _ticket(org, opened_at=T0, sentiment=Sentiment.NEGATIVE)
+        calm = _ticket(org, opened_at=T0, sentiment=Sentiment.NEUTRAL)
+        ApprovalRequest.objects.create(
+            organization=org,
+            ticket=calm,
+            step=Step.ACKNOWLEDGE,
+            text="We will refund you.",
+            requested_by=agent.user,
+        )
+    negative = [{"kind": "sentiment", "is": Sentiment.NEGATIVE}]
+    waiting = [{"kind": "awaiting_approval", "minutes": 30}]
+
+    def matched(conditions: list[dict[str, Any]]) -> set[int]:
+        return set(matching_tickets(org.pk, conditions).values_list("pk", flat=True))
+
+    assert matched(negative) == {angry.pk}
+    with time_machine.travel(T0 + timedelta(minutes=20), tick=False):
+        assert matched(waiting) == set()
+    with time_machine.travel(T0 + timedelta(minutes=31), tick=False):
+        assert matched(waiting) == {calm.pk}
+        ApprovalRequest.objects.filter(ticket=calm).update(state="approved")
+        assert matched(waiting) == set()

@@ -76,7 +76,7 @@ def test_merge_moves_the_messages_closes_the_source_and_stops_its_timers(
     assert not SlaTimer.objects.filter(ticket=b, state=TimerState.RUNNING).exists()
     stopped = b.events.filter(kind=SlaEventKind.SLA_STOPPED)
     assert stopped.exists()
-    assert {event.data["reason"] for event in stopped} == {EventKind.MERGED_INTO}
+    assert {event.data["cause"] for event in stopped} == {EventKind.MERGED_INTO}
     assert SlaTimer.objects.filter(ticket=a, state=TimerState.RUNNING).exists()
 
 

@@ -86,8 +86,8 @@ def test_ticket_page_shows_conversation_step_form_sla_and_history(agent: Persona
     body = response.content.decode()
     assert "Help please" in body
     assert "Step 1: Acknowledge" in body
-    assert f'hx-post="/tickets/{ticket.pk}/reply/acknowledge/"' in body
-    assert f'action="/tickets/{ticket.pk}/reply/acknowledge/"' in body  # works without JS
+    assert f'hx-post="/tickets/{ticket.pk}/steps/acknowledge/"' in body
+    assert f'action="/tickets/{ticket.pk}/steps/acknowledge/"' in body  # works without JS
     assert "First response SLA" in body and "Running" in body
 
 

@@ -15,7 +15,13 @@ from rest_framework.response import Response
 
 from careinbox.accounts.models import Membership, Team
 from careinbox.api.auth import HasRole
-from careinbox.api.common import IntegerFilter, OrgScopedMixin, Pagination, StrictFilterSet
+from careinbox.api.common import (
+    DateTimeFilter,
+    IntegerFilter,
+    OrgScopedMixin,
+    Pagination,
+    StrictFilterSet,
+)
 from tickets.models import (
     OPEN_STATUSES,
     ApprovalRequest,
@@ -163,8 +169,8 @@ class TicketFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     open = django_filters.BooleanFilter(method="filter_open", label="only open tickets")
     tag = django_filters.CharFilter(field_name="tags__name", label="tag name")
-    opened_after = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
-    opened_before = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
+    opened_after = DateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = DateTimeFilter(field_name="opened_at", lookup_expr="lt")
     min_followers = IntegerFilter(field_name="customer_followers", lookup_expr="gte")
     # Ids as plain numbers: an id that is not yours matches nothing (rather than a 400 that
     # would tell that it exists elsewhere).

@@ -411,6 +411,16 @@ def _with_hashes(context: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
+def _full_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
+    """Everything the ticket page shows (the workspace and the team-work panel): the page and
+    its live update must render from the same context, or every poll would see a change."""
+    from tickets.workflow_views import workflow_context
+
+    context = _ticket_context(request, ticket)
+    context.update(workflow_context(request, ticket, context))
+    return context
+
+
 def _workspace(
     request: HttpRequest, ticket: Ticket, *, error: str | None = None, **extra: object
 ) -> HttpResponse:
@@ -418,10 +428,7 @@ def _workspace(
 
     A 422 is swapped in too (base.html's htmx-config): it carries the error and the draft.
     """
-    from tickets.workflow_views import workflow_context
-
-    context = _ticket_context(request, ticket)
-    context.update(workflow_context(request, ticket, context))
+    context = _full_context(request, ticket)
     context.update(extra)
     _with_hashes(context)
     partial = _wants_partial(request)
@@ -452,7 +459,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return response
     if not live:
         return _workspace(request, ticket)
-    context = _with_hashes(_ticket_context(request, ticket))
+    context = _with_hashes(_full_context(request, ticket))
     shown = parse_hashes(request.GET.get("h", ""))
     changed = [
         html for name, html in context["_sections"].items() if shown.get(name) != row_hash(html)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import django_filters
@@ -91,6 +92,22 @@ class IntegerFilter(django_filters.NumberFilter):
     matches nothing."""
 
     field_class = forms.IntegerField
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 instant, compared in UTC: PostgreSQL refuses UTC offsets beyond ±15:59 that
+    ISO allows (``+18:26``), and an instant at the edge of the calendar has no UTC time at all;
+    both are a clear 400 rather than a database error."""
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value is not None:
+            try:
+                value = value.astimezone(datetime.UTC)
+            except (OverflowError, ValueError):
+                raise DjangoValidationError(
+                    {self.field_name: ["That instant is outside the calendar we keep."]}
+                ) from None
+        return super().filter(qs, value)
 
 
 BOOLEAN_WORDS = {"true", "false", "True", "False", "1", "0"}

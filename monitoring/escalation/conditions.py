@@ -26,6 +26,8 @@ from channels_social.models import Brand, Platform
 from channels_social.registry import adapter_class, platforms_with_adapters
 from monitoring.models import Metric, SlaTimer, TimerState
 from tickets.models import (
+    ApprovalRequest,
+    ApprovalState,
     Direction,
     EventKind,
     Message,
@@ -34,6 +36,7 @@ from tickets.models import (
     Priority,
     Promise,
     PromiseState,
+    Sentiment,
     Status,
     TicketEvent,
     TicketQuerySet,
@@ -108,7 +111,14 @@ def apply_conditions(
             raise UnknownCondition(f"There is no condition kind {params.get('kind')!r}.")
         resolved.append((kind, params))
     for kind, params in sorted(resolved, key=lambda pair: pair[0].cost):
-        tickets = kind.filter(tickets, params, now)
+        try:
+            tickets = kind.filter(tickets, params, now)
+        except (KeyError, TypeError, ValueError) as error:
+            # Stored params this kind cannot read (edited by hand, or an older shape): the
+            # rule matches nothing, with the reason logged, rather than stopping the sweep.
+            raise UnknownCondition(
+                f"The {kind.key!r} condition has params it cannot read: {params!r} ({error!r})."
+            ) from None
     return tickets
 
 
@@ -375,6 +385,63 @@ class PromiseOverdueCondition(ConditionKind):
         return tickets.filter(Exists(overdue))
 
 
+class SentimentCondition(ConditionKind):
+    """The customer's post reads as the chosen sentiment (``Ticket.sentiment``, scored at
+    ingest by ``tickets.sentiment``)."""
+
+    key = "sentiment"
+    label = "Sentiment"
+
+    def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
+        return {
+            "is": forms.ChoiceField(
+                label="Sentiment is",
+                choices=[("", "(any)"), *Sentiment.choices],
+                required=False,
+            )
+        }
+
+    def params(self, data: dict[str, Any]) -> Params | None:
+        return {"is": data["is"]} if data.get("is") else None
+
+    def describe(self, params: Params) -> str:
+        return f"sentiment is {params['is']}"
+
+    def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
+        return tickets.filter(sentiment=params["is"])
+
+
+class AwaitingApprovalCondition(ConditionKind):
+    """A reply has waited in the approval queue for at least N minutes."""
+
+    key = "awaiting_approval"
+    label = "Reply awaiting approval"
+
+    def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
+        return {
+            "minutes": forms.IntegerField(
+                label="A reply awaiting approval for at least (minutes)",
+                min_value=0,
+                max_value=60 * 24 * 30,
+                required=False,
+            )
+        }
+
+    def params(self, data: dict[str, Any]) -> Params | None:
+        return None if data.get("minutes") is None else {"minutes": data["minutes"]}
+
+    def describe(self, params: Params) -> str:
+        return f"a reply awaiting approval for {params['minutes']} min"
+
+    def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
+        waiting = ApprovalRequest.objects.filter(
+            ticket_id=OuterRef("pk"),
+            state=ApprovalState.PENDING,
+            requested_at__lte=now - timedelta(minutes=params["minutes"]),
+        )
+        return tickets.filter(Exists(waiting))
+
+
 # The statuses with a private step still ahead (take offline, resolve): the ones a closing
 # private window can still hurt.
 PRIVATE_STEP_AHEAD = (Status.NEW, Status.ACKNOWLEDGED, Status.OFFLINE)
@@ -482,6 +549,8 @@ for _kind in (
     ChannelCondition(),
     UnassignedCondition(),
     PromiseOverdueCondition(),
+    SentimentCondition(),
+    AwaitingApprovalCondition(),
     ReplyWindowCondition(),
 ):
     register_condition(_kind)
