@@ -193,3 +193,14 @@ def test_manage_py_check_deploy_is_clean_with_production_settings() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_only_the_api_docs_page_allows_inline_styles_and_never_inline_script(
+    agent: Persona,
+) -> None:
+    docs = agent.client().get("/api/docs/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in docs.split(";") if part.strip())
+    assert "'unsafe-inline'" in directives["style-src"]
+    assert directives["script-src"] == "'self'"
+    inbox = agent.client().get(reverse("tickets:inbox"))["Content-Security-Policy"]
+    assert "unsafe-inline" not in inbox

@@ -84,6 +84,13 @@ class TicketSerializer(serializers.ModelSerializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     delivery = serializers.SerializerMethodField()
+    # Found by schemathesis: a customer's message has no step (""), which the model's choices
+    # do not list, so the schema's enum did not allow it.
+    step = serializers.CharField(
+        read_only=True,
+        help_text="The care step a reply took (acknowledge, take_offline, resolve, close_out); "
+        "empty for a customer's message.",
+    )
 
     class Meta:
         model = Message
