@@ -315,20 +315,17 @@ class ChannelCondition(ConditionKind):
         return tickets
 
 
-class UnassignedCondition(ConditionKind):
-    """No person assigned for at least N minutes: since the last assignment change (an
-    unassignment), or since the ticket opened if it never had one."""
+class MinutesCondition(ConditionKind):
+    """A kind whose one parameter is a number of minutes (how long something has held): its
+    field, params and wording come from ``field_label`` and ``wording``."""
 
-    key = "unassigned"
-    label = "Unassigned for"
+    field_label: ClassVar[str]
+    wording: ClassVar[str]  # e.g. "unassigned for {minutes} min"
 
     def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
         return {
             "minutes": forms.IntegerField(
-                label="Unassigned for at least (minutes)",
-                min_value=0,
-                max_value=60 * 24 * 30,
-                required=False,
+                label=self.field_label, min_value=0, max_value=60 * 24 * 30, required=False
             )
         }
 
@@ -336,7 +333,18 @@ class UnassignedCondition(ConditionKind):
         return None if data.get("minutes") is None else {"minutes": data["minutes"]}
 
     def describe(self, params: Params) -> str:
-        return f"unassigned for {params['minutes']} min"
+        return self.wording.format(minutes=params["minutes"])
+
+
+class UnassignedCondition(MinutesCondition):
+    """No person assigned for at least N minutes: since the last assignment change (an
+    unassignment), or since the ticket opened if it never had one."""
+
+    key = "unassigned"
+    label = "Unassigned for"
+
+    field_label = "Unassigned for at least (minutes)"
+    wording = "unassigned for {minutes} min"
 
     def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
         # Unassigned since max(the last assignment change, opening) <= cutoff, written as an
@@ -351,28 +359,15 @@ class UnassignedCondition(ConditionKind):
         )
 
 
-class PromiseOverdueCondition(ConditionKind):
+class PromiseOverdueCondition(MinutesCondition):
     """A promise made to the customer is overdue by at least N minutes and still not kept
     (open past its due time, or marked broken by the promise sweep)."""
 
     key = "promise_overdue"
     label = "Promise overdue"
 
-    def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
-        return {
-            "minutes": forms.IntegerField(
-                label="A promise overdue by at least (minutes)",
-                min_value=0,
-                max_value=60 * 24 * 30,
-                required=False,
-            )
-        }
-
-    def params(self, data: dict[str, Any]) -> Params | None:
-        return None if data.get("minutes") is None else {"minutes": data["minutes"]}
-
-    def describe(self, params: Params) -> str:
-        return f"a promise overdue by {params['minutes']} min"
+    field_label = "A promise overdue by at least (minutes)"
+    wording = "a promise overdue by {minutes} min"
 
     def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
         cutoff = now - timedelta(minutes=params["minutes"])
@@ -411,27 +406,14 @@ class SentimentCondition(ConditionKind):
         return tickets.filter(sentiment=params["is"])
 
 
-class AwaitingApprovalCondition(ConditionKind):
+class AwaitingApprovalCondition(MinutesCondition):
     """A reply has waited in the approval queue for at least N minutes."""
 
     key = "awaiting_approval"
     label = "Reply awaiting approval"
 
-    def form_fields(self, organization: Organization) -> dict[str, forms.Field]:
-        return {
-            "minutes": forms.IntegerField(
-                label="A reply awaiting approval for at least (minutes)",
-                min_value=0,
-                max_value=60 * 24 * 30,
-                required=False,
-            )
-        }
-
-    def params(self, data: dict[str, Any]) -> Params | None:
-        return None if data.get("minutes") is None else {"minutes": data["minutes"]}
-
-    def describe(self, params: Params) -> str:
-        return f"a reply awaiting approval for {params['minutes']} min"
+    field_label = "A reply awaiting approval for at least (minutes)"
+    wording = "a reply awaiting approval for {minutes} min"
 
     def filter(self, tickets: TicketQuerySet, params: Params, now: datetime) -> TicketQuerySet:
         waiting = ApprovalRequest.objects.filter(
