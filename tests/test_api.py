@@ -279,3 +279,15 @@ def test_an_instant_postgresql_cannot_hold_is_a_clear_400_not_a_500(agent: Perso
     assert ok.status_code == 200 and ok.json()["count"] == 0
     edge = client.get("/api/v1/tickets/", {"opened_after": "0001-01-01T00:10:00+00:50"})
     assert edge.status_code == 400 and "opened_at" in edge.json()["fields"]
+
+
+def test_an_id_no_column_can_hold_matches_nothing(agent: Persona) -> None:
+    """Found by schemathesis on SQLite (an OverflowError, so a 500)."""
+    TicketFactory(
+        organization=agent.organization, social_account__brand__organization=agent.organization
+    )
+    client = api(agent)
+    huge = "8333909249405213575607968787781910528"
+    assert client.get("/api/v1/tickets/", {"team": huge}).json()["count"] == 0
+    assert client.get("/api/v1/tickets/", {"min_followers": f"-{huge}"}).json()["count"] == 1
+    assert client.get("/api/v1/sla-timers/", {"ticket": huge}).status_code == 200
