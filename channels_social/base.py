@@ -69,6 +69,12 @@ class OutboundKind(StrEnum):
     PRIVATE_MESSAGE = "private_message"  # X: a DM; Facebook: a Messenger message
     PRIVATE_REPLY = "private_reply"  # Facebook: the one private reply to a comment
     HIDE = "hide"  # X: hide a reply; Facebook: hide a comment (moderation, with a reason)
+    DELETE = "delete"  # Facebook: delete a comment on the page (moderation); X: never
+
+
+#: The outbound kinds that act on a customer's post instead of saying something: moderation.
+#: They take no text, hold no care step back, and are never a way to answer.
+MODERATION_KINDS: frozenset[OutboundKind] = frozenset({OutboundKind.HIDE, OutboundKind.DELETE})
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,15 @@ class ChannelAdapter(ABC):
     @classmethod
     def has_credentials(cls, credentials: dict[str, Any]) -> bool:
         return all(credentials.get(f.name) for f in cls.credential_fields)
+
+    @classmethod
+    def moderation_refusal(cls, kind: OutboundKind) -> str | None:
+        """Why this platform never lets the brand do the moderation ``kind`` (said before
+        anything is queued, so the inbox offers only what the platform allows), or None."""
+        if kind in cls.outbound_kinds:
+            return None
+        what = "hide" if kind == OutboundKind.HIDE else "delete"
+        return f"{cls.platform.capitalize()} does not let a brand {what} a customer's post."
 
     @classmethod
     def private_kind(cls, facts: ReplyFacts) -> OutboundKind:

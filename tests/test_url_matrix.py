@@ -170,6 +170,7 @@ OBJECT_URLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tickets:skip": lambda o: {"pk": o["ticket"], "step": "acknowledge"},
     "tickets:close-without-close-out": lambda o: {"pk": o["ticket"]},
     "tickets:hide": lambda o: {"pk": o["ticket"], "message_id": o["message"]},
+    "tickets:delete-post": lambda o: {"pk": o["ticket"], "message_id": o["message"]},
     "tickets:reply": lambda o: {"pk": o["ticket"], "step": "acknowledge"},
     "tickets:reply-check": lambda o: {"pk": o["ticket"], "step": "acknowledge"},
     "tickets:canned-insert": lambda o: {"pk": o["ticket"]},

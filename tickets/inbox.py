@@ -24,7 +24,7 @@ from django.db import connection, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from careinbox.accounts.models import Membership, Organization
-from channels_social.base import OutboundKind, ReplyFacts
+from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
 from channels_social.models import Brand, Platform
 from channels_social.registry import adapter_class
 from tickets.models import (
@@ -584,7 +584,7 @@ def reply_ways(ticket: Ticket, facts: ReplyFacts | None = None) -> list[ReplyWay
     facts = facts or reply_facts(ticket)
     ways = []
     for kind, label in adapter.outbound_kinds.items():
-        if kind == OutboundKind.HIDE:
+        if kind in MODERATION_KINDS:
             continue
         if kind == OutboundKind.PUBLIC_REPLY and not ticket.is_public:
             ways.append(

@@ -118,6 +118,12 @@ class MessageKind(models.TextChoices):
     PRIVATE_REPLY = "private_reply", "Private reply"
     # Moderation going out through the outbox: hiding the customer's post (no text is sent).
     HIDE = "hide", "Hide (moderation)"
+    # Deleting the customer's post (Facebook; managers only, for a community-guideline reason).
+    DELETE = "delete", "Delete (moderation)"
+
+
+#: The message kinds that moderate a customer's post (no text goes out; never a care step).
+MODERATION_MESSAGE_KINDS: tuple[str, ...] = (MessageKind.HIDE, MessageKind.DELETE)
 
 
 class Direction(models.TextChoices):
@@ -671,6 +677,9 @@ class EventKind(models.TextChoices):
     MODERATION_REQUESTED = "moderation_requested", "Hiding a post"
     POST_HIDDEN = "post_hidden", "Post hidden"
     MODERATION_FAILED = "moderation_failed", "Hiding refused by the platform"
+    DELETION_REQUESTED = "deletion_requested", "Deleting a post"
+    POST_DELETED = "post_deleted", "Post deleted"
+    DELETION_FAILED = "deletion_failed", "Deleting refused by the platform"
     # Replying well (tickets.reply_guard, tickets.services.approval).
     REPLY_HELD = "reply_held", "Reply held for approval"
     REPLY_APPROVED = "reply_approved", "Reply approved"
@@ -795,7 +804,7 @@ class SkipReason(models.TextChoices):
 
 
 class ModerationReason(models.TextChoices):
-    """The community guidelines a post may be hidden for; nothing else hides a post."""
+    """The community guidelines a post may be hidden or deleted for; nothing else does."""
 
     HARASSING = "harassing", "Harassing someone"
     DEROGATORY = "derogatory", "Derogatory or hateful"

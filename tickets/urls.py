@@ -42,6 +42,11 @@ urlpatterns = [
         workflow_views.hide_post,
         name="hide",
     ),
+    path(
+        "tickets/<int:pk>/messages/<int:message_id>/delete/",
+        workflow_views.delete_post,
+        name="delete-post",
+    ),
     path("settings/routing/", workflow_views.routing, name="routing"),
     # Replying well (tickets.reply_views)
     path("tickets/<int:pk>/reply/<slug:step>/", reply_views.send_reply, name="reply"),

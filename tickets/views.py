@@ -48,12 +48,12 @@ from tickets.inbox import (
     with_oob,
 )
 from tickets.models import (
+    MODERATION_MESSAGE_KINDS,
     STEP_RULES,
     ApprovalRequest,
     Direction,
     EventKind,
     Message,
-    MessageKind,
     OutboxState,
     SavedView,
     Step,
@@ -323,7 +323,9 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     )
     # A reopened step's box holds the reply that did not go out, to edit rather than retype.
     replies = [
-        m for m in conversation if m.direction == Direction.OUTBOUND and m.kind != MessageKind.HIDE
+        m
+        for m in conversation
+        if m.direction == Direction.OUTBOUND and m.kind not in MODERATION_MESSAGE_KINDS
     ]
     refused_text = ""
     if replies and step and replies[-1].step == step:

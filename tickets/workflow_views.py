@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from careinbox.accounts.models import Membership, Role, Team
 from careinbox.audit import record_change, snapshot
 from careinbox.tenancy import role_required
+from channels_social.base import OutboundKind
+from channels_social.registry import adapter_class
 from tickets.models import (
     EventKind,
     MessageKind,
@@ -38,6 +41,7 @@ from tickets.models import (
 from tickets.services.promises import DEFAULT_REMINDER_LEAD, promise_keep, promise_make
 from tickets.services.teamwork import (
     TeamworkError,
+    moderation_delete,
     moderation_hide,
     note_add,
     open_load,
@@ -85,6 +89,10 @@ class HideForm(forms.Form):
     reason = forms.ChoiceField(choices=ModerationReason.choices)
 
 
+class DeleteForm(HideForm):
+    """The same reasons as hiding: a post is deleted only for breaking a community guideline."""
+
+
 class RoutingForm(forms.Form):
     auto_assign = forms.BooleanField(required=False)
     takes_new_tickets = forms.BooleanField(required=False)
@@ -118,6 +126,12 @@ def workflow_context(
         for m in conversation
         if m.kind == MessageKind.HIDE and getattr(m, "outbox", None) is not None
     }
+    deletions = {
+        m.raw.get("target_message_id"): m.outbox.state
+        for m in conversation
+        if m.kind == MessageKind.DELETE and getattr(m, "outbox", None) is not None
+    }
+    adapter = adapter_class(ticket.platform)
     members = list(
         Membership.objects.filter(organization_id=ticket.organization_id, is_active=True)
         .select_related("user")
@@ -146,7 +160,13 @@ def workflow_context(
         "can_manage": bool(membership and membership.has_role(Role.MANAGER)),
         "hides": hides,
         # A hide on its way: the conversation refreshes itself (a hide holds no step back).
-        "moderation_pending": any(state in ("queued", "sending") for state in hides.values()),
+        "deletions": deletions,
+        "moderation_pending": any(
+            state in ("queued", "sending") for state in [*hides.values(), *deletions.values()]
+        ),
+        # What the platform allows: the hide and delete controls appear only where it does.
+        "can_hide_posts": adapter.moderation_refusal(OutboundKind.HIDE) is None,
+        "delete_refusal": adapter.moderation_refusal(OutboundKind.DELETE) or "",
         "closed_without_close_out": closing.data.get("summary", "")
         if closing is not None and closing.kind == EventKind.CLOSED_WITHOUT_CLOSE_OUT
         else "",
@@ -363,6 +383,37 @@ def hide_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     except TeamworkError as exc:
         return _refused(request, ticket, str(exc), "moderation", workflow_target=message_id)
     return _done(request, ticket, "Hiding the post: queued.")
+
+
+@require_POST
+@role_required()
+def delete_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    """Delete a customer's post (managers only: an agent gets 403), for a community-guideline
+    reason; the platform must allow it (Facebook does, X never)."""
+    ticket = _get_ticket(request, pk)
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    if not membership.has_role(Role.MANAGER):
+        raise PermissionDenied("Only a manager can delete a customer's post.")
+    form = DeleteForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise TeamworkError("Delete a post only for a community-guideline reason: choose one.")
+        moderation_delete(
+            ticket=ticket,
+            message_id=message_id,
+            by=membership,
+            reason=form.cleaned_data["reason"],
+        )
+    except TeamworkError as exc:
+        return _refused(
+            request,
+            ticket,
+            str(exc),
+            "moderation",
+            workflow_target=message_id,
+            workflow_action="delete",
+        )
+    return _done(request, ticket, "Deleting the post: queued.")
 
 
 # --- The managers' routing page -------------------------------------------------------------------

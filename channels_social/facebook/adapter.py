@@ -44,6 +44,7 @@ import requests
 from django.utils import timezone
 
 from channels_social.base import (
+    MODERATION_KINDS,
     Author,
     Batch,
     ChannelAdapter,
@@ -157,6 +158,7 @@ class FacebookAdapter(ChannelAdapter):
         OutboundKind.PRIVATE_REPLY: "Private reply",
         OutboundKind.PRIVATE_MESSAGE: "Messenger message",
         OutboundKind.HIDE: "Hide comment",
+        OutboundKind.DELETE: "Delete comment",
     }
     credential_fields: ClassVar[Sequence[CredentialField]] = (
         CredentialField(
@@ -285,7 +287,7 @@ class FacebookAdapter(ChannelAdapter):
 
     @classmethod
     def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
-        if kind == OutboundKind.HIDE:
+        if kind in MODERATION_KINDS:
             return None
         if not text or not text.strip():
             return "A reply cannot be empty."
@@ -915,6 +917,8 @@ class FacebookAdapter(ChannelAdapter):
                 return SentMessage(
                     external_id=target.in_reply_to_external_id, raw={"is_hidden": True}
                 )
+            elif kind == OutboundKind.DELETE:
+                return self._delete(target.in_reply_to_external_id, first_attempt=first_attempt)
             else:
                 raise ChannelError(f"Facebook cannot send a {kind}.", permanent=True)
         recipient = str(answer.get("recipient_id") or target.recipient_external_id)
@@ -930,6 +934,21 @@ class FacebookAdapter(ChannelAdapter):
             conversation_id=messenger_thread(recipient) if recipient else "",
             raw=raw,
         )
+
+    def _delete(self, object_id: str, *, first_attempt: bool) -> SentMessage:
+        """``DELETE /{comment-id}`` (or a visitor post on the page's wall) through facebook-sdk's
+        ``delete_object``. A retry after a lost answer that Graph answers "does not exist" (code
+        100, subcode 33) means the earlier attempt deleted it: deleting is done either way."""
+        try:
+            answer = self.graph.delete_object(object_id)
+        except facebook.GraphAPIError as exc:
+            gone = exc.code == 100 and _subcode(exc) == 33
+            if gone and not first_attempt:
+                return SentMessage(external_id=object_id, raw={"success": True, "gone": True})
+            raise
+        if not (isinstance(answer, dict) and answer.get("success")):
+            raise ChannelError("Facebook did not delete the comment.", permanent=True)
+        return SentMessage(external_id=object_id, raw={"success": True})
 
     def _message(self, recipient: dict[str, str], text: str, *, tag: str) -> dict[str, Any]:
         args: dict[str, str] = {

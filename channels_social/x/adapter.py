@@ -158,6 +158,12 @@ class XAdapter(ChannelAdapter):
         OutboundKind.PRIVATE_MESSAGE: "Direct message",
         OutboundKind.HIDE: "Hide reply",
     }
+    # X's API deletes only the brand's own posts (DELETE /2/tweets/:id is the author's); a
+    # customer's post can be hidden (replies in the brand's conversations) or reported on X.
+    DELETE_REFUSAL = (
+        "X does not let a brand delete another account's post: hide it (a reply in a "
+        "conversation the brand started) or report it on X."
+    )
     credential_fields: ClassVar[Sequence[CredentialField]] = tuple(
         CredentialField(name=name, label=name.replace("_", " ").capitalize())
         for name in USER_CONTEXT_KEYS
@@ -219,6 +225,12 @@ class XAdapter(ChannelAdapter):
                 response = self.client.get_user(id=self.account.external_id, user_auth=False)
         data = dict(response.data.data) if response.data is not None else {}
         return clean_text(str(data.get("username") or self.account.username))
+
+    @classmethod
+    def moderation_refusal(cls, kind: OutboundKind) -> str | None:
+        if kind == OutboundKind.DELETE:
+            return cls.DELETE_REFUSAL
+        return super().moderation_refusal(kind)
 
     @classmethod
     def text_problem(cls, kind: OutboundKind, text: str) -> str | None:
@@ -609,6 +621,8 @@ class XAdapter(ChannelAdapter):
                 return self._send_dm(text=text, recipient=target.recipient_external_id)
             if kind == OutboundKind.HIDE:
                 return self._hide_reply(target.in_reply_to_external_id)
+            if kind == OutboundKind.DELETE:
+                raise ChannelError(self.DELETE_REFUSAL, permanent=True)
         except ChannelError as exc:
             self.credentials_refused(exc)
             if not first_attempt and exc.status == 403 and "duplicate" in str(exc).lower():

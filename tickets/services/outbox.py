@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -19,15 +19,18 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_social.base import (
+    MODERATION_KINDS,
     ChannelError,
     OutboundKind,
     PostFact,
     ReplyFacts,
     SendTarget,
+    SentMessage,
     Window,
 )
 from channels_social.registry import adapter_class, adapter_for
 from tickets.models import (
+    MODERATION_MESSAGE_KINDS,
     Direction,
     EventKind,
     Message,
@@ -105,6 +108,8 @@ def reply_facts(
 def _kind_of(message: Message) -> OutboundKind:
     if message.kind == MessageKind.HIDE:
         return OutboundKind.HIDE
+    if message.kind == MessageKind.DELETE:
+        return OutboundKind.DELETE
     if message.kind == MessageKind.PRIVATE_REPLY:
         return OutboundKind.PRIVATE_REPLY
     return OutboundKind.PUBLIC_REPLY if message.is_public else OutboundKind.PRIVATE_MESSAGE
@@ -125,7 +130,7 @@ def _kind_and_target(
     message: Message, ticket: Ticket, window: Window
 ) -> tuple[OutboundKind, SendTarget]:
     kind = _kind_of(message)
-    if kind in (OutboundKind.PUBLIC_REPLY, OutboundKind.PRIVATE_REPLY, OutboundKind.HIDE):
+    if kind in (OutboundKind.PUBLIC_REPLY, OutboundKind.PRIVATE_REPLY) or kind in MODERATION_KINDS:
         return kind, SendTarget(in_reply_to_external_id=message.in_reply_to_external_id)
     return kind, SendTarget(
         recipient_external_id=ticket.customer_external_id, message_tag=window.tag
@@ -201,6 +206,9 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
                 summary=message.text,
             )
             return OutboxState.SENT
+        if kind == OutboundKind.DELETE:
+            _record_post_deleted(ticket, message, sent, sent_at)
+            return OutboxState.SENT
         message.external_id = sent.external_id
         if sent.conversation_id:
             message.conversation_id = sent.conversation_id
@@ -210,6 +218,27 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
             EventKind.REPLY_SENT, message=message, at=sent_at, external_id=sent.external_id
         )
     return OutboxState.SENT
+
+
+def _record_post_deleted(
+    ticket: Ticket, message: Message, sent: SentMessage, sent_at: datetime
+) -> None:
+    """The platform deleted the customer's post: the message stays in the ticket (its text is
+    the ticket's history), marked deleted by the brand, and ``post_deleted`` is recorded."""
+    target_id = int((message.raw or {}).get("target_message_id") or 0)
+    target = Message.objects.filter(pk=target_id, organization_id=ticket.organization_id)
+    for post in target.select_for_update():
+        post.raw = {**(post.raw or {}), "deleted_by_brand_at": sent_at.isoformat()}
+        post.save(update_fields=["raw"])
+    ticket.record(
+        EventKind.POST_DELETED,
+        message=message,
+        at=sent_at,
+        external_id=sent.external_id,
+        reason=(message.raw or {}).get("moderation_reason", ""),
+        target_message_id=target_id,
+        summary=message.text,
+    )
 
 
 def _record_failure(
@@ -222,7 +251,7 @@ def _record_failure(
 ) -> str:
     error = str(exc)
     ticket = message.ticket
-    if message.kind == MessageKind.HIDE:
+    if message.kind in MODERATION_MESSAGE_KINDS:
         return _record_moderation_failure(item_id, token, message, exc, attempts, final_attempt)
     if exc.maybe_delivered:
         with transaction.atomic():
@@ -269,22 +298,25 @@ def _record_moderation_failure(
     attempts: int,
     final_attempt: bool,
 ) -> str:
-    """A hide that did not go through. Hiding twice changes nothing on the platform, so an
-    answer that never came back is simply tried again; a refusal is recorded as
-    ``moderation_failed`` (no care step moves: a hide is not a step)."""
+    """A hide or delete that did not go through. Hiding twice changes nothing on the platform
+    (and a repeated delete of what is gone counts as done, in the adapter), so an answer that
+    never came back is simply tried again; a refusal is recorded as ``moderation_failed`` (a
+    hide) or ``deletion_failed`` (no care step moves: moderation is not a step)."""
     error = str(exc)
     give_up = final_attempt or attempts >= MAX_SEND_ATTEMPTS
     if exc.permanent or give_up:
         with transaction.atomic():
             if _finish_item(item_id, token, state=OutboxState.FAILED, last_error=error):
                 message.ticket.record(
-                    EventKind.MODERATION_FAILED,
+                    EventKind.DELETION_FAILED
+                    if message.kind == MessageKind.DELETE
+                    else EventKind.MODERATION_FAILED,
                     message=message,
                     error=error,
                     status=exc.status,
                     attempts=attempts,
                 )
-        log.warning("outbox item %s (hide) failed: %s", item_id, error)
+        log.warning("outbox item %s (%s) failed: %s", item_id, message.kind, error)
         return OutboxState.FAILED
     if not _finish_item(item_id, token, state=OutboxState.QUEUED, last_error=error):
         return OutboxItem.objects.values_list("state", flat=True).get(pk=item_id)
@@ -302,8 +334,9 @@ def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> 
     )
     flagged = 0
     for item in stuck:
-        if item.message.kind == MessageKind.HIDE:
-            # Hiding twice is harmless: a stalled hide is queued again (requeue_lost sends it).
+        if item.message.kind in MODERATION_MESSAGE_KINDS:
+            # Hiding twice is harmless, and a repeated delete of what is gone counts as done:
+            # a stalled moderation is queued again (requeue_lost sends it).
             OutboxItem.objects.filter(
                 pk=item.pk, state=OutboxState.SENDING, claim_token=item.claim_token
             ).update(state=OutboxState.QUEUED)

@@ -13,6 +13,7 @@ from channels_social.registry import adapter_class
 from channels_social.text import clean_text
 from tickets import reply_guard
 from tickets.models import (
+    MODERATION_MESSAGE_KINDS,
     ApprovalRequest,
     Direction,
     EventKind,
@@ -58,7 +59,7 @@ def pending_replies(ticket: Ticket) -> QuerySet[OutboxItem]:
     """The ticket's replies still on their way or unsettled (a hide is not a reply: it never
     holds a step back)."""
     return OutboxItem.objects.filter(message__ticket=ticket, state__in=UNSETTLED).exclude(
-        message__kind=MessageKind.HIDE
+        message__kind__in=MODERATION_MESSAGE_KINDS
     )
 
 

@@ -345,15 +345,51 @@ def ticket_close_without_close_out(
 # --- Moderation ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ModerationAction:
+    """What one moderation does: its outbound and message kind, and its words."""
+
+    outbound: OutboundKind
+    message_kind: str
+    verb: str  # "hide", "delete"
+    requested: str  # the event recorded when asked
+    pending: str  # "being hidden", "being deleted"
+
+
+HIDE_ACTION = ModerationAction(
+    OutboundKind.HIDE, MessageKind.HIDE, "hide", EventKind.MODERATION_REQUESTED, "hidden"
+)
+DELETE_ACTION = ModerationAction(
+    OutboundKind.DELETE, MessageKind.DELETE, "delete", EventKind.DELETION_REQUESTED, "deleted"
+)
+
+
 def moderation_hide(*, ticket: Ticket, message_id: int, by: User, reason: str) -> Message:
     """Hide one of the customer's public posts for a community-guideline reason, through the
     outbox (``OutboundKind.HIDE``); recorded when asked, and again when the platform answers
     (``post_hidden`` or ``moderation_failed``)."""
+    return _moderate(HIDE_ACTION, ticket=ticket, message_id=message_id, by=by, reason=reason)
+
+
+def moderation_delete(*, ticket: Ticket, message_id: int, by: Membership, reason: str) -> Message:
+    """Delete one of the customer's public posts (managers only), for a community-guideline
+    reason, through the outbox (``OutboundKind.DELETE``); recorded when asked
+    (``deletion_requested``) and when the platform answers (``post_deleted`` or
+    ``deletion_failed``). A platform that never lets a brand delete (X) is refused here, in
+    its adapter's words, before anything is queued."""
+    if not by.has_role(Role.MANAGER):
+        raise TeamworkError("Only a manager can delete a customer's post; an agent can hide it.")
+    return _moderate(DELETE_ACTION, ticket=ticket, message_id=message_id, by=by.user, reason=reason)
+
+
+def _moderate(
+    action: ModerationAction, *, ticket: Ticket, message_id: int, by: User, reason: str
+) -> Message:
     from tickets.tasks import send_outbox_item
 
     if reason not in ModerationReason.values:
         raise TeamworkError(
-            "Hide a post only for a community-guideline reason: "
+            f"{action.verb.capitalize()} a post only for a community-guideline reason: "
             + ", ".join(str(r.label).lower() for r in ModerationReason)
             + "."
         )
@@ -367,44 +403,52 @@ def moderation_hide(*, ticket: Ticket, message_id: int, by: User, reason: str) -
         if target is None:
             raise TeamworkError("There is no such post from the customer in this ticket.")
         if not target.is_public or not target.external_id:
-            raise TeamworkError("Only a public post can be hidden; a private message cannot.")
-        adapter = adapter_class(locked.platform)
-        if OutboundKind.HIDE not in adapter.outbound_kinds:
-            raise TeamworkError(f"{locked.get_platform_display()} cannot hide posts.")
+            raise TeamworkError(
+                f"Only a public post can be {action.pending}; a private message cannot."
+            )
+        refusal = adapter_class(locked.platform).moderation_refusal(action.outbound)
+        if refusal:
+            raise TeamworkError(refusal)
         earlier = (
             Message.objects.filter(
-                ticket=locked, kind=MessageKind.HIDE, in_reply_to_external_id=target.external_id
+                ticket=locked,
+                kind=action.message_kind,
+                in_reply_to_external_id=target.external_id,
             )
             .exclude(outbox__state=OutboxState.FAILED)
             .exists()
         )
         if earlier:
-            raise TeamworkError("This post is hidden already, or being hidden.")
+            raise TeamworkError(
+                f"This post is {action.pending} already, or being {action.pending}."
+            )
+        if action.outbound == OutboundKind.DELETE and (target.raw or {}).get("removed_at"):
+            raise TeamworkError("The customer removed this post themselves: nothing to delete.")
         label = ModerationReason(reason).label
         handle = locked.social_account
-        hide = Message.objects.create(
+        moderation = Message.objects.create(
             organization_id=locked.organization_id,
             ticket=locked,
             platform=locked.platform,
-            kind=MessageKind.HIDE,
+            kind=action.message_kind,
             direction=Direction.OUTBOUND,
             is_public=False,
             in_reply_to_external_id=target.external_id,
             author_external_id=handle.external_id,
             author_username=handle.username,
             sent_by=by,
-            text=f"Hide @{target.author_username}'s post: {label}",
+            text=f"{action.verb.capitalize()} @{target.author_username}'s post: {label}",
             created_at=timezone.now(),
             raw={"moderation_reason": reason, "target_message_id": target.pk},
         )
-        item = OutboxItem.objects.create(organization_id=locked.organization_id, message=hide)
+        item = OutboxItem.objects.create(organization_id=locked.organization_id, message=moderation)
         locked.record(
-            EventKind.MODERATION_REQUESTED,
+            action.requested,
             actor=by,
-            message=hide,
+            message=moderation,
             reason=reason,
             target_message_id=target.pk,
             summary=f"{label}: \u201c{target.text[:80]}\u201d",
         )
         transaction.on_commit(lambda: send_outbox_item.delay(item.pk))
-    return hide
+    return moderation
