@@ -158,7 +158,7 @@ def act(world: World, action: str, step: int) -> None:
         else:
             target.assign(world.agent, by=None)
     elif action == "close":
-        tickets[-1 - step % len(tickets)].close_as("spam", reason="bench", by=None)
+        tickets[-1 - step % len(tickets)].close_without_reply(reason="spam", note="bench", by=None)
 
 
 def before_bytes(world: World, template: Any) -> int:

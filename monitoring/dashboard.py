@@ -5,7 +5,9 @@ Definitions (shown on the page too):
 - first-response SLA compliance today: of the first-response timers that ended today (met when
   the first public reply went out, breached when the due time passed first), the share met;
 - median first response today: the median time from the customer's post to the brand's first
-  public reply, over first replies sent today.
+  public reply, over first replies sent today;
+- closed without a public close-out today: ``closed_without_close_out`` events recorded today,
+  by their reason (spam, duplicate, DMs closed …), the one kind every such close records.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.utils import timezone
 
 from careinbox.accounts.models import Organization
 from monitoring.models import Metric, SlaTimer, TimerState
-from tickets.models import Priority, Ticket
+from tickets.models import EventKind, Priority, SkipReason, Ticket, TicketEvent
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class TodaySummary:
     compliance_percent: float | None
     median_first_response: timedelta | None
     first_responses: int
+    #: Reason label -> tickets closed today with no public close-out for it, most first.
+    closed_without_reply: dict[str, int]
+
+    @property
+    def closed_without_reply_total(self) -> int:
+        return sum(self.closed_without_reply.values())
 
 
 def start_of_today(now: datetime) -> datetime:
@@ -73,6 +81,14 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         if fulfilled is not None
     ]
     active = timers.filter(state=TimerState.RUNNING)
+    closes = (
+        TicketEvent.objects.for_org(organization)
+        .filter(kind=EventKind.CLOSED_WITHOUT_CLOSE_OUT, at__gte=day_start, at__lte=now)
+        .values_list("data__reason")
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+    )
+    labels = dict(SkipReason.choices)
     met, breached = counts["met"], counts["breached"]
     return TodaySummary(
         day_start=day_start,
@@ -85,4 +101,5 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         compliance_percent=round(100 * met / (met + breached), 1) if met + breached else None,
         median_first_response=timedelta(seconds=statistics.median(seconds)) if seconds else None,
         first_responses=len(seconds),
+        closed_without_reply={str(labels.get(r, r)): n for r, n in closes},
     )

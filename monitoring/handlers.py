@@ -74,7 +74,8 @@ def on_reopened(event: TicketEvent) -> None:
 
 
 def on_closed_without_reply(event: TicketEvent) -> None:
-    """Closed as spam or as a duplicate: no reply is owed, the running targets stop."""
+    """Closed as spam or as a duplicate, as recorded before every close without a reply became
+    ``closed_without_close_out`` (events of that time still undelivered): the targets stop."""
     sla_stop(ticket=event.ticket, metrics=Metric.values, at=event.at, reason=event.kind)
 
 

@@ -110,3 +110,35 @@ def test_other_targets_leave_the_first_response_figures_alone(org: Organization)
     assert summary.first_responses == 1
     assert summary.median_first_response is not None
     assert abs(summary.median_first_response - timedelta(minutes=20)) < timedelta(seconds=5)
+
+
+def test_closes_without_a_public_close_out_are_counted_by_reason(
+    manager: Persona, agent: Persona, other_org: Organization
+) -> None:
+    from tickets.inbox import tickets_bulk_apply
+    from tickets.services.teamwork import ticket_close_without_close_out
+
+    org = manager.organization
+    spam = [_ticket(org, 5) for _ in range(2)]
+    dms_closed, kept_open = _ticket(org, 5), _ticket(org, 5)
+    # The inbox's bulk close and the ticket's own form are one path: one kind, by reason.
+    tickets_bulk_apply(
+        organization=org,
+        by=agent.user,
+        ticket_ids=[t.pk for t in spam],
+        action="spam",
+        reason="bots",
+    )
+    ticket_close_without_close_out(ticket=dms_closed, by=agent.user, reason="dms_closed")
+    _ticket(other_org, 5).close_without_reply(reason="spam", by=None)  # not ours
+    summary = today_summary(org)
+    assert summary.closed_without_reply == {
+        "Spam": 2,
+        "The customer's DMs are closed": 1,
+    }
+    assert summary.closed_without_reply_total == 3
+    page = manager.client().get(reverse("monitoring:dashboard")).content.decode()
+    assert 'id="closed-without-reply">3<' in page
+    assert "Spam 2" in page
+    kept_open.refresh_from_db()
+    assert kept_open.status != Status.CLOSED

@@ -31,6 +31,7 @@ from tickets.models import (
     Status,
     StepError,
     Ticket,
+    TicketEvent,
 )
 
 INBOX = reverse("tickets:inbox")
@@ -268,7 +269,7 @@ def test_live_update_sends_only_what_changed(agent: Persona) -> None:
     assert "@second_one" not in changed and "@brand_new" not in changed
 
     token = _token_from(changed)
-    first.close_as("spam", reason="bot account", by=agent.user)
+    first.close_without_reply(reason="spam", note="bot account", by=agent.user)
     gone = _live(client, token)
     left = json.loads(gone["HX-Trigger-After-Settle"])["inbox:order"]["order"]  # type: ignore[index]
     assert first.pk not in left and set(left) == {second.pk, newcomer.pk}
@@ -312,24 +313,50 @@ def test_bulk_actions_assign_tag_and_close_with_a_reason(
     assert all(list(t.tags.values_list("name", flat=True)) == ["outage"] for t in tickets)
     assert [t.status for t in tickets] == [Status.NEW, Status.CLOSED, Status.CLOSED]
     assert tickets[1].closed_as == "duplicate"
-    event = tickets[1].events.get(kind=EventKind.CLOSED_AS_DUPLICATE)
-    assert event.actor == agent.user and event.data["reason"] == "same outage as #1"
+    # One kind for every close without a reply, the reason and the typed note in it.
+    event = tickets[1].events.get(kind=EventKind.CLOSED_WITHOUT_CLOSE_OUT)
+    assert event.actor == agent.user and event.data["reason"] == "duplicate"
+    assert event.data["note"] == "same outage as #1"
+    assert not TicketEvent.objects.filter(
+        kind__in=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE]
+    ).exists()
     # Another organisation's agent cannot touch them, even with their ids.
     outsider.client().post(bulk, {"action": "assign_me", "ticket": ids})
     tickets[0].refresh_from_db()
     assert tickets[0].assigned_to_id == manager.user.pk
 
 
-def test_close_as_needs_a_known_kind_and_a_reason(agent: Persona) -> None:
+def test_closing_without_a_reply_needs_a_known_reason(agent: Persona) -> None:
     ticket = _ticket(agent)
-    with pytest.raises(StepError, match="spam or as a duplicate"):
-        ticket.close_as("boring", reason="x", by=agent.user)
-    with pytest.raises(StepError, match="Say why"):
-        ticket.close_as("spam", reason="   ", by=agent.user)
-    assert ticket.close_as("spam", reason="bot", by=agent.user) is not None
-    assert ticket.close_as("spam", reason="bot", by=agent.user) is None  # closed already
+    with pytest.raises(StepError, match="Choose a reason"):
+        ticket.close_without_reply(reason="boring", by=agent.user)
+    with pytest.raises(StepError, match="when the reason is"):
+        ticket.close_without_reply(reason="other", note="   ", by=agent.user)
+    assert ticket.close_without_reply(reason="spam", note="bot", by=agent.user) is not None
+    assert ticket.close_without_reply(reason="spam", by=agent.user) is None  # closed already
     ticket.refresh_from_db()
     assert (ticket.status, ticket.closed_as) == (Status.CLOSED, "spam")
+    assert ticket.closed_without_reply_label == "Spam"
+
+
+def test_bulk_close_is_refused_whole_while_a_promise_is_open(agent: Persona) -> None:
+    from tickets.services.promises import promise_make
+
+    held, free = _ticket(agent), _ticket(agent)
+    promise_make(
+        ticket=held,
+        by=agent.user,
+        text="Call back",
+        due_at=timezone.now() + timedelta(hours=3),
+        remind_before=timedelta(minutes=30),
+    )
+    response = agent.client().post(
+        reverse("tickets:bulk"),
+        {"action": "spam", "reason": "bots", "ticket": [str(held.pk), str(free.pk)]},
+        follow=True,
+    )
+    assert f"Ticket #{held.pk}: A promise is still open" in response.content.decode()
+    assert Ticket.objects.filter(status=Status.CLOSED).count() == 0
 
 
 def test_rows_show_who_else_is_on_a_ticket_until_it_expires(
@@ -452,11 +479,11 @@ def test_closing_as_spam_stops_the_sla_timers_it_owed(
     ticket = _ticket(agent)
     assert ticket.sla_timers.filter(state=TimerState.RUNNING).exists()
     with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
-        ticket.close_as("spam", reason="a bot", by=agent.user)
+        ticket.close_without_reply(reason="spam", note="a bot", by=agent.user)
     assert set(ticket.sla_timers.values_list("state", flat=True)) == {TimerState.STOPPED}
     stopped = ticket.events.filter(kind="sla_stopped")
     assert stopped.count() == ticket.sla_timers.count()
-    assert {e.data["cause"] for e in stopped} == {EventKind.CLOSED_AS_SPAM}
+    assert {e.data["cause"] for e in stopped} == {"closed without a public close-out: spam"}
     # Long after every due time, the sweep breaches nothing on it.
     sla_sweep(now=timezone.now() + timedelta(days=30))
     assert not ticket.sla_timers.exclude(state=TimerState.STOPPED).exists()

@@ -33,6 +33,7 @@ from tickets.models import (
     Message,
     Priority,
     SavedView,
+    SkipReason,
     Status,
     StepError,
     Tag,
@@ -304,7 +305,7 @@ def inbox_tickets(
 
 
 # Bump when row.html shows something new, so pages holding the old rows get them again.
-ROW_MARKUP_VERSION = 1
+ROW_MARKUP_VERSION = 2
 
 
 def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -> str:
@@ -480,6 +481,8 @@ BULK_ACTIONS = {
     "spam": "Close as spam",
     "duplicate": "Close as duplicate",
 }
+# The bulk closes, as ``Ticket.close_without_reply`` reasons (the typed reason is its note).
+BULK_CLOSE_REASONS = {"spam": SkipReason.SPAM, "duplicate": SkipReason.DUPLICATE}
 
 
 @dataclass
@@ -549,7 +552,13 @@ def tickets_bulk_apply(
             elif action == "tag":
                 event = ticket.add_tag(tag, by=by)
             else:
-                event = ticket.close_as(action, reason=reason, by=by)
+                # Closing without a reply is one method and one event kind, the reason in it.
+                try:
+                    event = ticket.close_without_reply(
+                        reason=BULK_CLOSE_REASONS[action], note=reason, by=by
+                    )
+                except StepError as exc:
+                    raise StepError(f"Ticket #{ticket.pk}: {exc} Nothing was changed.") from None
             if event is None:
                 unchanged += 1
             else:

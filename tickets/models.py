@@ -213,7 +213,7 @@ class Ticket(models.Model):
     approval_reason = models.CharField(max_length=200, blank=True, db_default="")
     opened_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
-    # Closed without the public close-out: "spam" or "duplicate" (``Ticket.close_as``).
+    # Closed without the public close-out: the ``SkipReason`` (``Ticket.close_without_reply``).
     closed_as = models.CharField(max_length=16, blank=True, db_default="")
     # Closed because an agent merged it into another ticket (its messages moved there).
     merged_into = models.ForeignKey(
@@ -429,20 +429,6 @@ class Ticket(models.Model):
             EventKind.STEP_REOPENED, message=message, step=step, reason=reason, cause=cause
         )
 
-    def close_as(self, kind: str, *, reason: str, by: User | None) -> TicketEvent | None:
-        """Close an open ticket with no reply, as spam or as a duplicate, saying why (an outage's
-        hundred identical posts). A closed ticket changes nothing and returns None."""
-        if kind not in CLOSE_AS_EVENTS:
-            raise StepError(f"A ticket closes as spam or as a duplicate, not as {kind!r}.")
-        reason = " ".join(reason.split())[:200]
-        if not reason:
-            raise StepError("Say why it is closed (the post it duplicates, or why it is spam).")
-        if not self.is_open:
-            return None
-        self.status, self.closed_as, self.closed_at = Status.CLOSED, kind, timezone.now()
-        self.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
-        return self.record(CLOSE_AS_EVENTS[kind], actor=by, reason=reason)
-
     def reopen(self, *, message: Message, window_days: int) -> TicketEvent:
         """The customer wrote again within ``window_days`` of the close-out: the ticket opens
         again, recorded as ``reopened`` (monitoring starts resolution and close-out anew). A
@@ -501,7 +487,9 @@ class Ticket(models.Model):
         self.check_step(step)
         reason = SkipReason.check(reason, note)
         if step == Step.CLOSE_OUT:
-            return self.close_without_close_out(reason=reason, by=by, note=note)
+            closed = self.close_without_reply(reason=reason, by=by, note=note)
+            assert closed is not None  # check_step: the ticket is open
+            return closed
         self.status = STEP_RULES[step].leads_to
         self.save(update_fields=["status", "updated_at"])
         return self.record(
@@ -514,17 +502,25 @@ class Ticket(models.Model):
             + (f" ({note})" if note else ""),
         )
 
-    def close_without_close_out(self, *, reason: str, by: User, note: str = "") -> TicketEvent:
-        """Close the ticket from any open step with no public close-out, only with a reason;
-        recorded as ``closed_without_close_out`` so reports count these closes."""
-        if not self.is_open:
-            raise StepError("This ticket is closed already.")
+    def close_without_reply(
+        self, *, reason: str, by: User | None, note: str = ""
+    ) -> TicketEvent | None:
+        """Close an open ticket from any step with no public close-out, only with a reason
+        (``SkipReason``: spam, a duplicate, DMs closed, the post deleted, the customer never
+        answered, or "other" with a note). The one way a ticket closes without replying: the
+        inbox's bulk "close as spam / duplicate", the ticket's "close without a public
+        close-out" and skipping the close-out step all come here. Recorded as one kind,
+        ``closed_without_close_out`` (the reason in its data), so reports count every such
+        close by reason; ``closed_as`` keeps the reason on the ticket. A closed ticket changes
+        nothing and returns None; an open promise holds it (StepError)."""
+        note = " ".join(note.split())[:200]
         reason = SkipReason.check(reason, note)
+        if not self.is_open:
+            return None
         self.check_no_open_promise()
         before = self.status
-        self.status = Status.CLOSED
-        self.closed_at = timezone.now()
-        self.save(update_fields=["status", "closed_at", "updated_at"])
+        self.status, self.closed_as, self.closed_at = Status.CLOSED, reason, timezone.now()
+        self.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
         return self.record(
             EventKind.CLOSED_WITHOUT_CLOSE_OUT,
             actor=by,
@@ -533,6 +529,13 @@ class Ticket(models.Model):
             note=note,
             summary=SkipReason(reason).label + (f" ({note})" if note else ""),
         )
+
+    @property
+    def closed_without_reply_label(self) -> str:
+        """Why it closed with no public close-out ("Spam"), or "" (closed out, or open)."""
+        if self.status != Status.CLOSED or not self.closed_as:
+            return ""
+        return str(SkipReason(self.closed_as).label) if self.closed_as in SkipReason.values else ""
 
 
 class MessageQuerySet(OrgQuerySet["Message"]):
@@ -686,6 +689,8 @@ class EventKind(models.TextChoices):
     REPLY_REJECTED = "reply_rejected", "Reply rejected"
     GUARD_OVERRIDDEN = "guard_overridden", "Reply guard overridden"
     GUARD_WARNINGS_SENT = "guard_warnings_sent", "Sent despite reply-guard warnings"
+    # History only: before closing without a reply became one kind (``closed_without_close_out``
+    # with its reason), bulk closes were recorded as these. Kept for the labels of old events.
     CLOSED_AS_SPAM = "closed_as_spam", "Closed as spam"
     CLOSED_AS_DUPLICATE = "closed_as_duplicate", "Closed as a duplicate"
 
@@ -700,13 +705,6 @@ class EventKind(models.TextChoices):
     # Ingest found an open ticket of the same customer about the same thing, but not surely.
     MERGE_OFFERED = "merge_offered", "Offered for merge"
     MERGE_OFFER_DISMISSED = "merge_offer_dismissed", "Merge offer dismissed"
-
-
-# ``Ticket.close_as``: how a ticket may close without the public close-out, and what it records.
-CLOSE_AS_EVENTS: dict[str, str] = {
-    "spam": EventKind.CLOSED_AS_SPAM,
-    "duplicate": EventKind.CLOSED_AS_DUPLICATE,
-}
 
 
 class Tag(models.Model):

@@ -335,11 +335,16 @@ def ticket_skip_step(
 def ticket_close_without_close_out(
     *, ticket: Ticket, by: User, reason: str, note: str = ""
 ) -> TicketEvent:
-    """Close the ticket with no public close-out, with a reason; StepError otherwise."""
+    """Close the ticket with no public close-out, with a reason; StepError otherwise (the
+    one path: ``Ticket.close_without_reply``)."""
     with transaction.atomic():
         locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+        if not locked.is_open:
+            raise StepError("This ticket is closed already.")
         _check_nothing_on_its_way(locked)
-        return locked.close_without_close_out(reason=reason, by=by, note=note.strip())
+        event = locked.close_without_reply(reason=reason, by=by, note=note.strip())
+        assert event is not None  # open, and locked
+        return event
 
 
 # --- Moderation ------------------------------------------------------------------------------
