@@ -320,6 +320,29 @@ class Ticket(models.Model):
             reason=reason,
         )
 
+    def change_sentiment(
+        self, label: str, score: float, *, message: Message | None
+    ) -> TicketEvent | None:
+        """The customer's latest message reads differently (a negative follow-up on a neutral
+        ticket): keep the new reading; recorded when the label moves (a score that moves
+        within the same label is kept quietly). Returns None when the label stays."""
+        label = Sentiment(label)
+        before, before_score = self.sentiment, self.sentiment_score
+        if label == before and abs(score - before_score) < 1e-9:
+            return None
+        self.sentiment, self.sentiment_score = label, round(float(score), 4)
+        self.save(update_fields=["sentiment", "sentiment_score", "updated_at"])
+        if label == before:
+            return None
+        return self.record(
+            EventKind.SENTIMENT_CHANGED,
+            message=message,
+            before=str(before),
+            after=str(label),
+            score=self.sentiment_score,
+            summary=f"{Sentiment(before).label} \u2192 {label.label}",
+        )
+
     def assign(
         self,
         user: User | None = None,
@@ -662,6 +685,8 @@ class EventKind(models.TextChoices):
     # A send whose claim was taken away (it stalled) finished anyway; nothing else changes.
     LATE_RESULT = "late_result", "Late answer from the platform"
     PRIORITY_CHANGED = "priority_changed", "Priority changed"
+    # A customer's follow-up reads differently from before (tickets.priority).
+    SENTIMENT_CHANGED = "sentiment_changed", "Sentiment changed"
     # A pure repost of one of the ticket's posts: no message, a wider reach.
     REPOSTED = "reposted", "Reposted"
     ASSIGNED = "assigned", "Assigned"

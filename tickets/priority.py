@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from tickets import sentiment as sentiment_module
-from tickets.models import Direction, EventKind, Priority, PriorityRules, Ticket, TicketEvent
+from tickets.models import (
+    Direction,
+    EventKind,
+    Message,
+    Priority,
+    PriorityRules,
+    Ticket,
+    TicketEvent,
+)
 
 if TYPE_CHECKING:
     from channels_social.base import InboundPost
@@ -71,6 +79,8 @@ class Signals:
     keywords: tuple[str, ...] = ()
     hashtags: tuple[str, ...] = ()
     vip_handles: frozenset[str] = frozenset()
+    #: The text sentiment is read from, when not ``text`` (a follow-up: the customer's mood now).
+    mood_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,9 @@ def _age(hours: float) -> str:
 
 def assess_signals(signals: Signals) -> Assessment:
     """Score one post: the level, the score and the factors, largest first."""
-    mood = sentiment_module.analyse(signals.text)
+    mood = sentiment_module.analyse(
+        signals.text if signals.mood_text is None else signals.mood_text
+    )
     factors: list[Factor] = []
     for found in (_reach(signals.followers, signals.repost_reach), _virality(signals)):
         if found is not None:
@@ -261,12 +273,18 @@ def assess_new_post(*, organization_id: int, platform: str, post: InboundPost) -
     )
 
 
-def assess_ticket(ticket: Ticket) -> Assessment:
-    """Score a ticket again from what is stored now (its reposts, its post's counts)."""
+def assess_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> Assessment:
+    """Score a ticket again from what is stored now (its reposts, its post's counts). With a
+    customer's ``follow_up``, its words count too (a legal threat, a keyword) and the sentiment
+    is the follow-up's: how the customer feels now."""
     root = ticket.root_message
     if root is None:
         root = ticket.messages.filter(direction=Direction.INBOUND).order_by("created_at").first()
     text = root.text if root is not None else ""
+    if follow_up is not None and (root is None or follow_up.pk != root.pk):
+        text = f"{text}\n{follow_up.text}" if text else follow_up.text
+    else:
+        follow_up = None
     raw_metrics = ((root.raw or {}).get("public_metrics") or {}) if root is not None else {}
     metrics = {k: int(v or 0) for k, v in raw_metrics.items() if isinstance(v, int | float)}
     # Reposts CareInbox saw itself count too, when the platform's count is older.
@@ -282,6 +300,7 @@ def assess_ticket(ticket: Ticket) -> Assessment:
             posted_at=posted_at,
             now=max(timezone.now(), posted_at),
             repost_reach=ticket.repost_reach,
+            mood_text=follow_up.text if follow_up is not None else None,
             earlier_tickets=_earlier_tickets(
                 ticket.organization_id,
                 ticket.platform,
@@ -294,12 +313,20 @@ def assess_ticket(ticket: Ticket) -> Assessment:
     )
 
 
-def rescore_ticket(ticket: Ticket) -> bool:
+def rescore_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> bool:
     """Store a fresh score and factors; raise the level if it rose (never lower it by itself,
-    and never touch a level an agent set). Returns whether anything changed."""
-    result = assess_ticket(ticket)
+    and never touch a level an agent set). With a customer's ``follow_up``, the ticket's
+    sentiment becomes the follow-up's (``sentiment_changed`` when it moves). Returns whether
+    anything changed."""
+    result = assess_ticket(ticket, follow_up=follow_up)
+    moved = False
+    if follow_up is not None:
+        moved = (
+            ticket.change_sentiment(result.sentiment, result.sentiment_score, message=follow_up)
+            is not None
+        )
     if result.factors_json == ticket.priority_factors and result.score == ticket.priority_score:
-        return False
+        return moved
     ticket.priority_score = result.score
     ticket.priority_factors = result.factors_json
     ticket.priority_reasons = result.reasons
@@ -308,6 +335,22 @@ def rescore_ticket(ticket: Ticket) -> bool:
     if not overridden and result.level < ticket.priority:  # a lower number is more urgent
         ticket.change_priority(result.level, by=None, reason=f"Rescored: {result.reasons[0]}")
     return True
+
+
+def on_customer_message(event: TicketEvent) -> None:
+    """Event handler (``message_received``): a customer's follow-up on an open ticket (not the
+    post that opened it) re-reads the sentiment and re-scores the priority. Idempotent: the
+    same message again changes nothing."""
+    if event.message_id is None:
+        return
+    ticket = Ticket.objects.select_related("root_message").filter(pk=event.ticket_id).first()
+    if ticket is None or not ticket.is_open or ticket.root_message_id == event.message_id:
+        return
+    message = Message.objects.filter(
+        pk=event.message_id, ticket_id=ticket.pk, direction=Direction.INBOUND
+    ).first()
+    if message is not None:
+        rescore_ticket(ticket, follow_up=message)
 
 
 def on_reposted(event: TicketEvent) -> None:
