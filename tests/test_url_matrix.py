@@ -220,6 +220,8 @@ PLAIN_URLS = {
     "tickets:bulk",
     "tickets:saved_view_create",
     "tickets:routing",
+    "tickets:my-availability",
+    "tickets:customers",
     "tickets:approvals",
     "tickets:canned-list",
     "tickets:priority-rules",

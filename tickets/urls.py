@@ -48,6 +48,7 @@ urlpatterns = [
         name="delete-post",
     ),
     path("settings/routing/", workflow_views.routing, name="routing"),
+    path("me/availability/", workflow_views.my_availability, name="my-availability"),
     # Replying well (tickets.reply_views)
     path("tickets/<int:pk>/reply/<slug:step>/", reply_views.send_reply, name="reply"),
     path("tickets/<int:pk>/reply/<slug:step>/check/", reply_views.check_reply, name="reply-check"),

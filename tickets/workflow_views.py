@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from careinbox.accounts.models import Membership, Role, Team
+from careinbox.accounts.services import member_set_availability
 from careinbox.audit import record_change, snapshot
 from careinbox.tenancy import role_required
 from channels_social.base import OutboundKind
@@ -414,6 +415,61 @@ def delete_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
             workflow_action="delete",
         )
     return _done(request, ticket, "Deleting the post: queued.")
+
+
+# --- My availability: an agent marks themselves away ----------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required()
+def my_availability(request: HttpRequest) -> HttpResponse:
+    """Any member marks themselves away (round-robin gives them nothing new) or back, each in
+    the audit trail, and, away, may hand their open tickets to their team at once."""
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    error = ""
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action in ("away", "back"):
+            member_set_availability(
+                membership=membership,
+                actor=request.user,
+                is_away=action == "away",
+                capacity=membership.capacity,
+            )
+            said = (
+                "You are away: round-robin gives you nothing new."
+                if action == "away"
+                else "You are back: round-robin hands you tickets again."
+            )
+            messages.success(request, said)
+            return redirect("tickets:my-availability")
+        if action == "redistribute":
+            try:
+                result = redistribute_open_tickets(membership=membership, by=request.user)  # type: ignore[arg-type]
+            except TeamworkError as exc:
+                error = str(exc)
+            else:
+                messages.success(
+                    request,
+                    f"Your open tickets: {result.reassigned} handed to colleagues, "
+                    f"{result.queued} back in the team queue (nobody free).",
+                )
+                return redirect("tickets:my-availability")
+        else:
+            error = "Unknown action."
+    open_tickets = (
+        Ticket.objects.filter(
+            organization_id=membership.organization_id, assigned_to_id=membership.user_id
+        )
+        .open()
+        .count()
+    )
+    return render(
+        request,
+        "tickets/my_availability.html",
+        {"open_tickets": open_tickets, "availability_error": error},
+        status=422 if error else 200,
+    )
 
 
 # --- The managers' routing page -------------------------------------------------------------------
