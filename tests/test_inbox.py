@@ -20,6 +20,7 @@ from tests.conftest import Persona
 from tests.factories import InboundMessageFactory, TicketFactory
 from tickets.inbox import presence_touch
 from tickets.models import (
+    ApprovalRequest,
     Direction,
     EventKind,
     Message,
@@ -29,10 +30,13 @@ from tickets.models import (
     Priority,
     SavedView,
     Status,
+    Step,
     StepError,
     Ticket,
     TicketEvent,
 )
+from tickets.services import ticket_take_step
+from tickets.services.approval import Decision, approval_decide
 
 INBOX = reverse("tickets:inbox")
 
@@ -79,6 +83,15 @@ def _rows(response: object) -> list[int]:
     return [t.pk for t in response.context["tickets"]]  # type: ignore[attr-defined]
 
 
+def _hold(ticket: Ticket, agent: Persona) -> ApprovalRequest:
+    """The agent's acknowledgement, held for a manager (the ticket needs approval)."""
+    held = ticket_take_step(
+        ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry, we are on it."
+    )
+    assert isinstance(held, ApprovalRequest)
+    return held
+
+
 def _live(client: object, token: str, **params: str) -> object:
     return client.get(  # type: ignore[attr-defined]
         INBOX, {**params, "live": "1", "token": token}, HTTP_HX_REQUEST="true"
@@ -102,17 +115,32 @@ def test_each_view_holds_its_tickets_and_counts_them(agent: Persona, manager: Pe
     breaching.set_sla_due(now + timedelta(minutes=10))
     waiting = _ticket(agent, status=Status.OFFLINE)
     _outbound(waiting, "Could you DM us your order number?", is_public=False)
+    # Awaiting approval: a reply held for a manager. A ticket merely flagged (its replies will
+    # need one, none written yet) or whose held reply was sent back has nothing to approve.
     approval = _ticket(agent)
     approval.require_approval("VIP customer", by=manager.user)
+    _hold(approval, agent)
+    flagged = _ticket(agent)
+    flagged.require_approval("VIP customer", by=manager.user)
+    sent_back = _ticket(agent)
+    sent_back.require_approval("VIP customer", by=manager.user)
+    approval_decide(
+        approval=_hold(sent_back, agent),
+        by=manager.user,
+        decision=Decision.REJECT,
+        comment="Say sorry first",
+    )
     closed = _ticket(agent, status=Status.CLOSED, closed_at=now)
-    for t in (mine, theirs, unassigned, waiting, approval):
+    for t in (mine, theirs, unassigned, waiting, approval, flagged, sent_back):
         t.set_sla_due(now + timedelta(hours=5))  # not breaching soon
 
     client = agent.client()
     expected = {
         "mine": {mine.pk},
-        "unassigned": {unassigned.pk, breaching.pk, waiting.pk, approval.pk},
-        "open": {mine.pk, theirs.pk, unassigned.pk, breaching.pk, waiting.pk, approval.pk},
+        "unassigned": {unassigned.pk, breaching.pk, waiting.pk, approval.pk, flagged.pk}
+        | {sent_back.pk},
+        "open": {mine.pk, theirs.pk, unassigned.pk, breaching.pk, waiting.pk, approval.pk}
+        | {flagged.pk, sent_back.pk},
         "breaching": {breaching.pk},
         "waiting": {waiting.pk},
         "approval": {approval.pk},
@@ -273,6 +301,52 @@ def test_live_update_sends_only_what_changed(agent: Persona) -> None:
     gone = _live(client, token)
     left = json.loads(gone["HX-Trigger-After-Settle"])["inbox:order"]["order"]  # type: ignore[index]
     assert first.pk not in left and set(left) == {second.pk, newcomer.pk}
+
+
+def test_the_awaiting_approval_count_is_live(agent: Persona, manager: Persona) -> None:
+    ticket = _ticket(agent, customer_username="vip_val")
+    ticket.require_approval("VIP customer", by=manager.user)
+    client = agent.client()
+    page = client.get(INBOX, {"view": "approval"})
+    assert _rows(page) == [] and page.context["counts"]["approval"] == 0  # type: ignore[attr-defined]
+    token = _token(page)
+    assert _live(client, token, view="approval").status_code == 204  # flagged: nothing to do
+
+    held = _hold(ticket, agent)
+    arrived = _live(client, token, view="approval")
+    body = arrived.content.decode()  # type: ignore[attr-defined]
+    assert re.search(r'id="count-approval" hx-swap-oob="innerHTML">1<', body)
+    assert "@vip_val" in body and 'hx-swap-oob="beforeend:#rows"' in body
+
+    approval_decide(
+        approval=held, by=manager.user, decision=Decision.REJECT, comment="Say sorry first"
+    )
+    gone = _live(client, _token(arrived), view="approval")
+    body = gone.content.decode()  # type: ignore[attr-defined]
+    assert re.search(r'id="count-approval" hx-swap-oob="innerHTML">0<', body)
+    assert json.loads(gone["HX-Trigger-After-Settle"])["inbox:order"]["order"] == []  # type: ignore[index]
+
+
+def test_the_sentiment_filter_and_a_saved_view_of_it(agent: Persona) -> None:
+    angry = _ticket(agent, sentiment="negative", sentiment_score=-0.8)
+    calm = _ticket(agent, sentiment="neutral")
+    happy = _ticket(agent, sentiment="positive", sentiment_score=0.7)
+    client = agent.client()
+    assert _rows(client.get(INBOX, {"sentiment": "negative"})) == [angry.pk]
+    assert _rows(client.get(INBOX, {"sentiment": "neutral"})) == [calm.pk]
+    assert _rows(client.get(INBOX, {"sentiment": "positive"})) == [happy.pk]
+    assert set(_rows(client.get(INBOX, {"sentiment": ""}))) == {angry.pk, calm.pk, happy.pk}
+    page = client.get(INBOX, {"sentiment": "furious"})  # not a choice: said, and unfiltered
+    assert "Select a valid choice" in page.content.decode() and len(_rows(page)) == 3
+    assert '<option value="negative">Negative</option>' in page.content.decode()
+
+    client.post(
+        reverse("tickets:saved_view_create"),
+        {"name": "Angry", "view": "open", "sentiment": "negative"},
+    )
+    saved = SavedView.objects.get()
+    assert saved.filters == {"sentiment": "negative", "view": "open"}
+    assert _rows(client.get(INBOX, {"saved": saved.pk})) == [angry.pk]
 
 
 def _token_from(body: str) -> str:

@@ -29,11 +29,14 @@ from channels_social.models import Brand, Platform
 from channels_social.registry import adapter_class
 from tickets.models import (
     OPEN_STATUSES,
+    ApprovalRequest,
+    ApprovalState,
     Direction,
     Message,
     Priority,
     SavedView,
     SkipReason,
+    Sentiment,
     Status,
     StepError,
     Tag,
@@ -73,7 +76,7 @@ VIEWS: tuple[InboxView, ...] = (
     InboxView(
         "approval",
         "Awaiting approval",
-        "No open ticket needs a manager's approval before its replies go out.",
+        "No reply is waiting for a manager's approval.",
     ),
     InboxView("closed", "Closed", "No closed tickets match."),
 )
@@ -100,15 +103,24 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
         "breaching": is_open & Q(sla_due_at__lte=now + BREACHING_SOON),
         # The brand spoke last on a ticket past its acknowledgement: the customer's turn.
         "waiting": is_open & ~Q(status=Status.NEW) & Q(last_direction=Direction.OUTBOUND),
-        # Replies on these go to a manager first (the approval flag on the ticket).
-        "approval": is_open & Q(approval_required=True),
+        # A reply is held for a manager (a pending ApprovalRequest), not merely the flag that
+        # replies on the ticket will be: that ticket has nothing to approve yet.
+        "approval": is_open & Q(approval_pending=True),
         "closed": Q(status=Status.CLOSED),
     }
     return conditions[key]
 
 
+def _approval_pending() -> Exists:
+    return Exists(
+        ApprovalRequest.objects.filter(ticket=OuterRef("pk"), state=ApprovalState.PENDING)
+    )
+
+
 def annotate_for_views(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
-    return queryset.annotate(last_direction=_last_message_direction())
+    return queryset.annotate(
+        last_direction=_last_message_direction(), approval_pending=_approval_pending()
+    )
 
 
 def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
@@ -164,6 +176,11 @@ class ViewFilterForm(forms.Form):
     tag = forms.ModelChoiceField(
         label="Tag", required=False, queryset=Tag.objects.none(), empty_label="Any tag"
     )
+    sentiment = forms.ChoiceField(
+        label="Sentiment",
+        required=False,
+        choices=[("", "Any sentiment"), *Sentiment.choices],
+    )
     assignee = forms.ChoiceField(label="Assignee", required=False)
     followers = forms.IntegerField(
         label="Followers at least", required=False, min_value=0, max_value=10**9
@@ -216,6 +233,8 @@ def apply_filters(
         tickets = tickets.filter(status=data["step"])
     if data.get("tag") is not None:
         tickets = tickets.filter(tags=data["tag"])
+    if data.get("sentiment"):
+        tickets = tickets.filter(sentiment=data["sentiment"])
     assignee = data.get("assignee") or ""
     if assignee == "me":
         tickets = tickets.filter(assigned_to=user)
