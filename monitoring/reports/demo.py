@@ -45,6 +45,13 @@ COMPLAINTS = (
     "Is the store on the high street open on Sunday?",
 )
 
+REPLY_TEXT: dict[str, str] = {
+    Step.ACKNOWLEDGE: "Sorry to hear that, we are on it.",
+    Step.TAKE_OFFLINE: "Could you send us your order number here?",
+    Step.RESOLVE: "All sorted: the replacement ships today.",
+    Step.CLOSE_OUT: "Glad we could sort it, thanks for your patience!",
+}
+
 
 def _busy_time(rng: random.Random, now: datetime) -> datetime:
     """A post time in the last 7 days, mostly in waking hours (the heat map has a shape)."""
@@ -67,12 +74,7 @@ def _reply(ticket: Ticket, at: datetime, step: str, *, public: bool, by: User, n
         is_public=public,
         step=step,
         sent_by=by,
-        text={
-            Step.ACKNOWLEDGE: "Sorry to hear that, we are on it.",
-            Step.TAKE_OFFLINE: "Could you send us your order number here?",
-            Step.RESOLVE: "All sorted: the replacement ships today.",
-            Step.CLOSE_OUT: "Glad we could sort it, thanks for your patience!",
-        }[step],
+        text=REPLY_TEXT[step],
         created_at=at,
         external_id=f"{DEMO_WEEK_PREFIX}out-{ticket.pk}-{n}",
     )
