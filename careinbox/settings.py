@@ -226,7 +226,8 @@ if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "tickets:inbox"
+# Managers land on the dashboard, agents on the inbox (monitoring.views.landing).
+LOGIN_REDIRECT_URL = "monitoring:landing"
 LOGOUT_REDIRECT_URL = "login"
 # Invitation links (Django's token generator) stay valid this long; a re-sent invitation
 # replaces the earlier link.

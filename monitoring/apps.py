@@ -11,8 +11,11 @@ class MonitoringConfig(AppConfig):
         from careinbox.settings_area import SettingsSection, register_section
         from monitoring import handlers
         from monitoring.escalation import handlers as escalation_handlers
+        from monitoring.reports import rollups
 
         handlers.register()
+        # After the SLA handlers: the roll-ups read the timers they changed.
+        rollups.register()
         register_section(
             SettingsSection(
                 "sla",

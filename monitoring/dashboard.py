@@ -1,13 +1,18 @@
-"""The manager's first dashboard: today's open load and first-response SLA figures.
+"""Today's open load and first-response SLA figures, for the API's ``/api/metrics/today/``
+(the dashboard itself reads the roll-ups: ``monitoring.reports``). "Today" is the
+organisation's day, in its time zone.
 
-Definitions (shown on the page too):
+Definitions (as on the dashboard, ``monitoring.reports.definitions``):
 - open tickets: tickets not yet closed out, now;
-- first-response SLA compliance today: of the first-response timers that ended today (met when
-  the first public reply went out, breached when the due time passed first), the share met;
+- first-response SLA compliance today: of the first-response timers that *started* today (the
+  ticket's day) and are decided (met; or breached: late, or past due and still owed, whether or
+  not the sweep has marked it), the share met;
 - median first response today: the median time from the customer's post to the brand's first
   public reply, over first replies sent today;
 - closed without a public close-out today: ``closed_without_close_out`` events recorded today,
   by their reason (spam, duplicate, DMs closed …), the one kind every such close records.
+- waiting for a first reply: first-response timers still owed (running, paused or breached);
+  past due: those whose due time has passed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -44,14 +50,15 @@ class TodaySummary:
         return sum(self.closed_without_reply.values())
 
 
-def start_of_today(now: datetime) -> datetime:
-    local = timezone.localtime(now)
+def start_of_today(now: datetime, organization: Organization | None = None) -> datetime:
+    zone = ZoneInfo(organization.time_zone or "UTC") if organization is not None else None
+    local = timezone.localtime(now, zone)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def today_summary(organization: Organization, *, now: datetime | None = None) -> TodaySummary:
     now = now or timezone.now()
-    day_start = start_of_today(now)
+    day_start = start_of_today(now, organization)
     open_counts = (
         Ticket.objects.for_org(organization)
         .open()
@@ -63,13 +70,13 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         )
     )
     timers = SlaTimer.objects.for_org(organization).filter(metric=Metric.FIRST_RESPONSE)
-    # A timer "ends" when it is fulfilled or when it breaches, whichever comes first.
-    ended_today = timers.filter(
-        Q(state=TimerState.MET, fulfilled_at__gte=day_start, fulfilled_at__lte=now)
-        | Q(state=TimerState.BREACHED, breached_at__gte=day_start, breached_at__lte=now)
-        | Q(state=TimerState.RUNNING, due_at__gte=day_start, due_at__lt=now)
+    # Counted on the day the timer started (the ticket's day), once decided: met, breached,
+    # or running past its due time (the sweep has not come round yet).
+    decided_today = timers.filter(started_at__gte=day_start, started_at__lte=now).filter(
+        Q(state__in=[TimerState.MET, TimerState.BREACHED])
+        | Q(state=TimerState.RUNNING, due_at__lt=now)
     )
-    counts = ended_today.aggregate(
+    counts = decided_today.aggregate(
         met=Count("pk", filter=Q(state=TimerState.MET)),
         breached=Count("pk", filter=~Q(state=TimerState.MET)),
     )
@@ -80,7 +87,9 @@ def today_summary(organization: Organization, *, now: datetime | None = None) ->
         ).values_list("started_at", "fulfilled_at")
         if fulfilled is not None
     ]
-    active = timers.filter(state=TimerState.RUNNING)
+    # Still owed: running, paused, or breached and not yet answered (a breached timer is still
+    # waiting for its reply, and is the most past due of all).
+    active = timers.live()
     closes = (
         TicketEvent.objects.for_org(organization)
         .filter(kind=EventKind.CLOSED_WITHOUT_CLOSE_OUT, at__gte=day_start, at__lte=now)

@@ -499,3 +499,117 @@ class EscalationFiring(models.Model):
 
     def __str__(self) -> str:
         return f"Level {self.level} of rule {self.rule_id} on ticket {self.ticket_id}"
+
+
+# --- Reporting roll-ups (monitoring.reports) ----------------------------------------------------
+# The manager dashboard reads only these two tables, never tickets or timers. Each row is kept
+# up to date from the ticket event log by a handler (``monitoring.reports.rollups``) and can be
+# recomputed from the events with ``manage.py rebuild_rollups``. The grain is one ticket and one
+# timer (not one day): a median or percentile over a week cannot be made from daily medians, so
+# the rows keep each duration, indexed by the organisation-local day they are counted on.
+
+
+class TicketFact(models.Model):
+    """One ticket as reports count it: its dimensions as they are now, its day and hour in the
+    organisation's zone, and the times its events say it took."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    ticket = models.OneToOneField(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="report_fact"
+    )
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account = models.ForeignKey(
+        SocialAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices)
+    sentiment = models.CharField(max_length=16, blank=True)
+    opened_at = models.DateTimeField()
+    opened_day = models.DateField(help_text="The day it opened, in the organisation's zone.")
+    opened_hour = models.PositiveSmallIntegerField(help_text="0-23, organisation's zone.")
+    opened_weekday = models.PositiveSmallIntegerField(help_text="0 Monday .. 6 Sunday.")
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    first_response_seconds = models.PositiveIntegerField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_seconds = models.PositiveIntegerField(null=True, blank=True)
+    is_open = models.BooleanField(default=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_day = models.DateField(null=True, blank=True)
+    closed_publicly = models.BooleanField(null=True, blank=True)
+    # The kind of the event that closed it (close_out, closed_as_spam, ...), empty while open.
+    closed_kind = models.CharField(max_length=32, blank=True)
+    promises_kept = models.PositiveSmallIntegerField(default=0)
+    promises_broken = models.PositiveSmallIntegerField(default=0)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "opened_day"], name="ticket_fact_opened_idx"),
+            models.Index(fields=["organization", "closed_day"], name="ticket_fact_closed_idx"),
+            models.Index(
+                fields=["organization", "opened_at"],
+                condition=models.Q(is_open=True),
+                name="ticket_fact_backlog_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Report row of ticket {self.ticket_id}"
+
+
+class SlaOutcome(models.TextChoices):
+    MET = "met", "Met"
+    BREACHED = "breached", "Breached"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+
+
+class SlaFact(models.Model):
+    """One SLA timer as reports count it, on the organisation-local day it *started* (the
+    ticket's day), with the ticket's dimensions. A stopped timer has no row (it is not owed)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="sla_facts")
+    timer = models.OneToOneField(SlaTimer, on_delete=models.CASCADE, related_name="report_fact")
+    metric = models.CharField(max_length=32, choices=Metric.choices)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account = models.ForeignKey(
+        SocialAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices)
+    started_at = models.DateTimeField()
+    started_day = models.DateField()
+    due_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=SlaOutcome.choices)
+    # Still owed: no reply yet (a breached timer can still be owed).
+    owed = models.BooleanField(default=True)
+    elapsed_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "started_day", "metric"], name="sla_fact_day_idx"),
+            models.Index(
+                fields=["organization", "metric"],
+                condition=models.Q(owed=True),
+                name="sla_fact_owed_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Report row of timer {self.timer_id}: {self.outcome}"

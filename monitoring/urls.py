@@ -7,7 +7,10 @@ from monitoring import settings_views, views
 app_name = "monitoring"
 
 urlpatterns = [
+    path("home/", views.landing, name="landing"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/export.csv", views.report_csv, name="report-csv"),
+    path("dashboard/tickets/", views.report_tickets, name="report-tickets"),
     path("health/", views.health, name="health"),
     path("settings/policies/", settings_views.policies, name="settings-policies"),
     path("settings/policies/new/", settings_views.policy_create, name="settings-policy-create"),

@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand
 
 from careinbox.accounts.demo_seed import seed_demo_team
 from careinbox.demo import DEMO_LOGINS, seed_demo
+from channels_social.models import SocialAccount
+from monitoring.reports.demo import seed_demo_week
 from tickets.canned import seed_demo_canned
 from tickets.demo import seed_demo_teamwork
 
@@ -21,6 +23,12 @@ class Command(BaseCommand):
         seed_demo_team(org)
         seed_demo_teamwork(org)
         seed_demo_canned(org.pk)
+        # A week of history for the dashboard (once; a later run adds nothing).
+        week = seed_demo_week(
+            org, list(SocialAccount.objects.filter(organization=org).order_by("pk"))
+        )
+        if week:
+            self.stdout.write(f"Seeded a week of history: {week} tickets.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation '{org.name}' ready; @{account.username} polls "

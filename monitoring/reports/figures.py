@@ -1,0 +1,602 @@
+"""The dashboard's figures, read from the roll-ups (``TicketFact``, ``SlaFact``) in a fixed
+number of queries whatever the number of tickets. Each figure is a ``Table`` (its definition,
+headers, rows of cells that link to the tickets behind them) that the page shows with a chart
+and the CSV export writes as it is. Definitions: ``monitoring.reports.definitions``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.urls import reverse
+
+from careinbox.accounts.models import Team, User
+from channels_social.models import SocialAccount
+from monitoring.models import Metric, SlaFact, SlaOutcome, TicketFact
+from monitoring.reports.definitions import Definition, definition
+from monitoring.reports.filters import ReportFilter
+from monitoring.reports.stats import ALL, percentiles
+from tickets.models import EventKind, Priority, Sentiment
+from tickets.templatetags.care import duration
+
+# Facebook's "very responsive" badge (PLATFORMS.md): over the last 7 days.
+BADGE_RATE_PERCENT = 90
+BADGE_MINUTES = 15
+RESPONSIVENESS_DAYS = 7
+# Backlog age buckets: (label, from hours, to hours).
+AGE_BUCKETS = (
+    ("under 1 h", 0, 1),
+    ("1-4 h", 1, 4),
+    ("4-24 h", 4, 24),
+    ("1-3 days", 24, 72),
+    ("over 3 days", 72, None),
+)
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+BREACH_LIST_LIMIT = 25
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: Any  # what the CSV writes
+    text: str = ""  # what the page shows (the value when empty)
+    href: str = ""  # the tickets behind it
+
+    def __str__(self) -> str:
+        return self.text or ("" if self.value is None else str(self.value))
+
+
+@dataclass
+class Table:
+    key: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    summary: list[tuple[str, Cell]] = field(default_factory=list)  # the big numbers
+    chart: Any = None  # set by the view (monitoring.reports.charts)
+
+    @property
+    def definition(self) -> Definition:
+        return definition(self.key)
+
+
+def percent(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def percent_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}%"
+
+
+def seconds_text(value: float | None) -> str:
+    return "—" if value is None else duration(timedelta(seconds=round(value)))
+
+
+class Report:
+    """Every figure for one filter. Each method is one or a few queries on the roll-ups."""
+
+    def __init__(self, filt: ReportFilter) -> None:
+        self.filt = filt
+        self.org = filt.organization
+        self.now = filt.now
+
+    # Querysets -------------------------------------------------------------------------------
+
+    def tickets_in_period(self) -> QuerySet[TicketFact]:
+        return TicketFact.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            opened_day__gte=self.filt.start,
+            opened_day__lte=self.filt.end,
+        )
+
+    def timers_in_period(self) -> QuerySet[SlaFact]:
+        return SlaFact.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            started_day__gte=self.filt.start,
+            started_day__lte=self.filt.end,
+        )
+
+    def breached_q(self) -> Q:
+        """Breached, or still running past its due time (the sweep has not come round yet)."""
+        return Q(outcome=SlaOutcome.BREACHED) | Q(outcome=SlaOutcome.RUNNING, due_at__lt=self.now)
+
+    def _compliance_counts(self) -> dict[str, Any]:
+        return {
+            "met": Count("pk", filter=Q(outcome=SlaOutcome.MET)),
+            "breached": Count("pk", filter=self.breached_q()),
+            "total": Count("pk"),
+        }
+
+    def link(self, source: str, **params: Any) -> str:
+        return (
+            reverse("monitoring:report-tickets")
+            + "?"
+            + self.filt.querystring(source=source, **params)
+        )
+
+    def _compliance_cells(self, met: int, breached: int, **params: Any) -> list[Cell]:
+        return [
+            Cell(percent(met, met + breached), percent_text(percent(met, met + breached))),
+            Cell(met, href=self.link("sla", outcome="met", **params) if met else ""),
+            Cell(breached, href=self.link("sla", outcome="breached", **params) if breached else ""),
+        ]
+
+    # SLA ---------------------------------------------------------------------------------------
+
+    def sla_by_target(self) -> Table:
+        counts = {
+            row["metric"]: row
+            for row in self.timers_in_period()
+            .values("metric")
+            .annotate(**self._compliance_counts())
+        }
+        rows = []
+        for metric in Metric:
+            row = counts.get(metric.value, {"met": 0, "breached": 0, "total": 0})
+            pending = row["total"] - row["met"] - row["breached"]
+            rows.append(
+                [
+                    Cell(metric.label),
+                    *self._compliance_cells(row["met"], row["breached"], metric=metric.value),
+                    Cell(pending),
+                ]
+            )
+        return Table("sla_by_target", ["Target", "Compliance", "Met", "Breached", "Pending"], rows)
+
+    def sla_by_priority(self) -> Table:
+        counts = {
+            (row["priority"], row["metric"]): row
+            for row in self.timers_in_period()
+            .values("priority", "metric")
+            .annotate(**self._compliance_counts())
+        }
+        rows = []
+        for level in Priority:
+            cells = [Cell(level.label)]
+            for metric in Metric:
+                row = counts.get((level.value, metric.value), {"met": 0, "breached": 0})
+                value = percent(row["met"], row["met"] + row["breached"])
+                cells.append(
+                    Cell(
+                        value,
+                        f"{percent_text(value)} ({row['met']}/{row['met'] + row['breached']})",
+                        self.link("sla", metric=metric.value, priority=level.value)
+                        if row["met"] + row["breached"]
+                        else "",
+                    )
+                )
+            rows.append(cells)
+        return Table("sla_by_priority", ["Priority", *[m.label for m in Metric]], rows)
+
+    def sla_over_time(self) -> Table:
+        counts: dict[date, dict[str, int]] = {}
+        for row in (
+            self.timers_in_period()
+            .values("started_day", "metric")
+            .annotate(**self._compliance_counts())
+        ):
+            tally = counts.setdefault(row["started_day"], {"fm": 0, "fb": 0, "am": 0, "ab": 0})
+            if row["metric"] == Metric.FIRST_RESPONSE:
+                tally["fm"] += row["met"]
+                tally["fb"] += row["breached"]
+            tally["am"] += row["met"]
+            tally["ab"] += row["breached"]
+        rows = []
+        for day in self.filt.days:
+            c = counts.get(day, {"fm": 0, "fb": 0, "am": 0, "ab": 0})
+            first, every = percent(c["fm"], c["fm"] + c["fb"]), percent(c["am"], c["am"] + c["ab"])
+            rows.append(
+                [
+                    Cell(day.isoformat(), day.strftime("%a %d %b")),
+                    Cell(
+                        first,
+                        percent_text(first),
+                        self.link("sla", metric=Metric.FIRST_RESPONSE, day=day.isoformat()),
+                    ),
+                    Cell(every, percent_text(every), self.link("sla", day=day.isoformat())),
+                    Cell(c["am"] + c["ab"]),
+                ]
+            )
+        return Table(
+            "sla_over_time",
+            ["Day", "First response compliance", "All targets compliance", "Decided timers"],
+            rows,
+        )
+
+    def response_times(self) -> Table:
+        tickets = self.tickets_in_period()
+        first = percentiles(tickets, "first_response_seconds", [0.5, 0.9]).get(ALL, [None, None])
+        resolution = percentiles(tickets, "resolution_seconds", [0.5, 0.9]).get(ALL, [None, None])
+        counts = tickets.aggregate(
+            first=Count("pk", filter=Q(first_response_seconds__isnull=False)),
+            resolved=Count("pk", filter=Q(resolution_seconds__isnull=False)),
+        )
+        rows = [
+            [
+                Cell("First response"),
+                Cell(first[0], seconds_text(first[0])),
+                Cell(first[1], seconds_text(first[1])),
+                Cell(counts["first"], href=self.link("tickets", answered="yes")),
+            ],
+            [
+                Cell("Resolution"),
+                Cell(resolution[0], seconds_text(resolution[0])),
+                Cell(resolution[1], seconds_text(resolution[1])),
+                Cell(counts["resolved"], href=self.link("tickets", resolved="yes")),
+            ],
+        ]
+        return Table("response_times", ["Time", "p50 (seconds)", "p90 (seconds)", "Tickets"], rows)
+
+    # Now ---------------------------------------------------------------------------------------
+
+    def waiting(self) -> Table:
+        owed = SlaFact.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            metric=Metric.FIRST_RESPONSE,
+            owed=True,
+        ).aggregate(total=Count("pk"), past_due=Count("pk", filter=Q(due_at__lt=self.now)))
+        return Table(
+            "waiting",
+            ["", "Tickets"],
+            [
+                [Cell("Waiting for a first reply"), Cell(owed["total"], href=self.link("waiting"))],
+                [
+                    Cell("Past due"),
+                    Cell(owed["past_due"], href=self.link("waiting", past_due="yes")),
+                ],
+            ],
+        )
+
+    def backlog(self) -> Table:
+        counts: dict[str, Any] = {"total": Count("pk")}
+        for n, (_label, low, high) in enumerate(AGE_BUCKETS):
+            q = Q(opened_at__lte=self.now - timedelta(hours=low))
+            if high is not None:
+                q &= Q(opened_at__gt=self.now - timedelta(hours=high))
+            counts[f"b{n}"] = Count("pk", filter=q)
+        got = TicketFact.objects.filter(
+            self.filt.dimensions(), organization=self.org, is_open=True
+        ).aggregate(**counts)
+        rows = [
+            [
+                Cell(label),
+                Cell(got[f"b{n}"], href=self.link("backlog", age=n) if got[f"b{n}"] else ""),
+            ]
+            for n, (label, _low, _high) in enumerate(AGE_BUCKETS)
+        ]
+        rows.append([Cell("All open"), Cell(got["total"], href=self.link("backlog"))])
+        return Table("backlog", ["Age", "Open tickets"], rows)
+
+    # Volume ------------------------------------------------------------------------------------
+
+    def volume_by_channel(self) -> Table:
+        rows = [
+            [
+                Cell(
+                    f"{row['social_account__platform'] or row['platform']} "
+                    f"@{row['social_account__username'] or '?'}"
+                ),
+                Cell(row["n"], href=self.link("tickets", channel=row["social_account_id"])),
+            ]
+            for row in self.tickets_in_period()
+            .values(
+                "social_account_id",
+                "social_account__username",
+                "social_account__platform",
+                "platform",
+            )
+            .annotate(n=Count("pk"))
+            .order_by("-n", "social_account__username")
+        ]
+        return Table("volume_channel", ["Channel", "Tickets"], rows)
+
+    def volume_by_brand(self) -> Table:
+        rows = [
+            [
+                Cell(row["brand__name"]),
+                Cell(row["n"], href=self.link("tickets", brand=row["brand_id"])),
+            ]
+            for row in self.tickets_in_period()
+            .values("brand_id", "brand__name")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "brand__name")
+        ]
+        return Table("volume_brand", ["Brand", "Tickets"], rows)
+
+    def heatmap(self) -> Table:
+        counts = {
+            (row["opened_weekday"], row["opened_hour"]): row["n"]
+            for row in self.tickets_in_period()
+            .values("opened_weekday", "opened_hour")
+            .annotate(n=Count("pk"))
+        }
+        rows = []
+        for weekday, name in enumerate(WEEKDAY_NAMES):
+            cells = [Cell(name)]
+            for hour in range(24):
+                n = counts.get((weekday, hour), 0)
+                cells.append(
+                    Cell(n, href=self.link("tickets", weekday=weekday, hour=hour) if n else "")
+                )
+            rows.append(cells)
+        return Table("heatmap", ["Day", *[f"{h:02d}" for h in range(24)]], rows)
+
+    def breaches(self) -> Table:
+        timers = (
+            self.timers_in_period()
+            .filter(self.breached_q())
+            .select_related("ticket")
+            .order_by("-due_at", "-pk")[:BREACH_LIST_LIMIT]
+        )
+        local = self.filt.zone
+        rows = [
+            [
+                Cell(
+                    fact.ticket_id,
+                    f"#{fact.ticket_id} @{fact.ticket.customer_username}",
+                    reverse("tickets:detail", args=[fact.ticket_id]),
+                ),
+                Cell(fact.get_metric_display()),
+                Cell(Priority(fact.priority).label),
+                Cell(fact.due_at.astimezone(local).strftime("%Y-%m-%d %H:%M")),
+                Cell(
+                    fact.elapsed_seconds,
+                    seconds_text(fact.elapsed_seconds) if fact.elapsed_seconds else "still owed",
+                ),
+            ]
+            for fact in timers
+        ]
+        return Table("breaches", ["Ticket", "Target", "Priority", "Due", "Took"], rows)
+
+    # People ------------------------------------------------------------------------------------
+
+    def _people(self, key: str, field_name: str) -> Table:
+        tickets = self.tickets_in_period()
+        handled = {
+            row[field_name]: row["n"]
+            for row in tickets.exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(n=Count("pk"))
+        }
+        compliance = {
+            row[field_name]: row
+            for row in self.timers_in_period()
+            .exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(**self._compliance_counts())
+        }
+        medians = percentiles(
+            tickets.exclude(**{f"{field_name}__isnull": True}),
+            "first_response_seconds",
+            [0.5],
+            group=field_name,
+        )
+        load = {
+            row[field_name]: row["n"]
+            for row in TicketFact.objects.filter(
+                self.filt.dimensions(), organization=self.org, is_open=True
+            )
+            .exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(n=Count("pk"))
+        }
+        ids = set(handled) | set(compliance) | set(load)
+        param = "agent" if field_name == "agent_id" else "team"
+        if field_name == "agent_id":
+            names = {
+                user.pk: user.get_full_name() or user.username
+                for user in User.objects.filter(pk__in=ids)
+            }
+        else:
+            names = dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
+        rows = []
+        for pk in sorted(ids, key=lambda pk: (names.get(pk, ""), pk)):
+            row = compliance.get(pk, {"met": 0, "breached": 0})
+            median = medians.get(pk, [None])[0]
+            rows.append(
+                [
+                    Cell(names.get(pk, f"#{pk}")),
+                    Cell(handled.get(pk, 0), href=self.link("tickets", **{param: pk})),
+                    *self._compliance_cells(row["met"], row["breached"], **{param: pk}),
+                    Cell(median, seconds_text(median)),
+                    Cell(load.get(pk, 0), href=self.link("backlog", **{param: pk})),
+                ]
+            )
+        return Table(
+            key,
+            [
+                "Agent" if param == "agent" else "Team",
+                "Handled",
+                "Compliance",
+                "Met",
+                "Breached",
+                "Median first response (seconds)",
+                "Open load",
+            ],
+            rows,
+        )
+
+    def agents(self) -> Table:
+        return self._people("agents", "agent_id")
+
+    def teams(self) -> Table:
+        return self._people("teams", "team_id")
+
+    # Outcomes ----------------------------------------------------------------------------------
+
+    def sentiment(self) -> Table:
+        counts = {
+            (row["opened_day"], row["sentiment"]): row["n"]
+            for row in self.tickets_in_period()
+            .values("opened_day", "sentiment")
+            .annotate(n=Count("pk"))
+        }
+        rows = []
+        for day in self.filt.days:
+            cells = [Cell(day.isoformat(), day.strftime("%a %d %b"))]
+            for mood in Sentiment:
+                n = counts.get((day, mood.value), 0)
+                cells.append(
+                    Cell(
+                        n,
+                        href=self.link("tickets", day=day.isoformat(), sentiment=mood.value)
+                        if n
+                        else "",
+                    )
+                )
+            rows.append(cells)
+        return Table("sentiment", ["Day", *[m.label for m in Sentiment]], rows)
+
+    def closed_publicly(self) -> Table:
+        got = TicketFact.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            closed_day__gte=self.filt.start,
+            closed_day__lte=self.filt.end,
+        ).aggregate(total=Count("pk"), public=Count("pk", filter=Q(closed_publicly=True)))
+        share = percent(got["public"], got["total"])
+        return Table(
+            "closed_publicly",
+            ["Closed", "Closed out publicly", "Share"],
+            [
+                [
+                    Cell(got["total"], href=self.link("closed")),
+                    Cell(got["public"], href=self.link("closed", publicly="yes")),
+                    Cell(share, percent_text(share)),
+                ]
+            ],
+        )
+
+    def promises(self) -> Table:
+        got = self.tickets_in_period().aggregate(
+            kept=Sum("promises_kept", default=0), broken=Sum("promises_broken", default=0)
+        )
+        share = percent(got["kept"], got["kept"] + got["broken"])
+        return Table(
+            "promises",
+            ["Kept", "Broken", "Share kept"],
+            [
+                [
+                    Cell(got["kept"], href=self.link("tickets", promises="kept")),
+                    Cell(got["broken"], href=self.link("tickets", promises="broken")),
+                    Cell(share, percent_text(share)),
+                ]
+            ],
+        )
+
+    # Public responsiveness ---------------------------------------------------------------------
+
+    def responsiveness(self) -> Table:
+        since = self.now - timedelta(days=RESPONSIVENESS_DAYS)
+        counted = TicketFact.objects.filter(
+            organization=self.org, opened_at__gte=since, social_account__isnull=False
+        ).exclude(closed_kind__in=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE])
+        if self.filt.brand_id:
+            counted = counted.filter(brand_id=self.filt.brand_id)
+        if self.filt.channel_id:
+            counted = counted.filter(social_account_id=self.filt.channel_id)
+        cutoffs = percentiles(counted, "first_response_seconds", [0.9], group="social_account_id")
+        fastest = Q(pk__in=[])
+        for account_id, (cutoff,) in cutoffs.items():
+            fastest |= Q(social_account_id=account_id, first_response_seconds__lte=cutoff)
+        rows_by_account = {
+            row["social_account_id"]: row
+            for row in counted.values("social_account_id").annotate(
+                total=Count("pk"),
+                answered=Count("pk", filter=Q(first_response_seconds__isnull=False)),
+                fast_sum=Sum("first_response_seconds", filter=fastest),
+                fast_n=Count("pk", filter=fastest),
+            )
+        }
+        accounts = SocialAccount.objects.filter(organization=self.org).order_by(
+            "platform", "username"
+        )
+        if self.filt.brand_id:
+            accounts = accounts.filter(brand_id=self.filt.brand_id)
+        if self.filt.channel_id:
+            accounts = accounts.filter(pk=self.filt.channel_id)
+        rows = []
+        for account in accounts:
+            row = rows_by_account.get(
+                account.pk, {"total": 0, "answered": 0, "fast_sum": None, "fast_n": 0}
+            )
+            rate = percent(row["answered"], row["total"])
+            typical = row["fast_sum"] / row["fast_n"] if row["fast_n"] else None
+            earns = (
+                rate is not None
+                and rate >= BADGE_RATE_PERCENT
+                and typical is not None
+                and typical <= BADGE_MINUTES * 60
+            )
+            rows.append(
+                [
+                    Cell(f"{account.get_platform_display()} @{account.username}"),
+                    Cell(rate, percent_text(rate), self.link("responsive", channel=account.pk)),
+                    Cell(typical, seconds_text(typical)),
+                    Cell("yes" if earns else "no"),
+                    Cell(self._badge_fix(row["total"], row["answered"], rate, typical, earns)),
+                ]
+            )
+        return Table(
+            "responsiveness",
+            ["Channel", "Response rate", "Response time (seconds)", "Very responsive", "To fix"],
+            rows,
+        )
+
+    @staticmethod
+    def _badge_fix(
+        total: int, answered: int, rate: float | None, typical: float | None, earns: bool
+    ) -> str:
+        if earns:
+            return "Nothing: keep answering within 15 minutes."
+        if not total:
+            return "No messages in the last 7 days."
+        fixes = []
+        if rate is None or rate < BADGE_RATE_PERCENT:
+            missing = math.ceil(BADGE_RATE_PERCENT * total / 100) - answered
+            fixes.append(
+                f"answer {missing} more of the {total - answered} unanswered "
+                f"(rate {percent_text(rate)}, needs {BADGE_RATE_PERCENT}%)"
+            )
+        if typical is None or typical > BADGE_MINUTES * 60:
+            fixes.append(
+                f"answer faster (typical {seconds_text(typical)}, needs at most "
+                f"{BADGE_MINUTES} min)"
+            )
+        return "; ".join(fixes).capitalize() + "."
+
+    # All ---------------------------------------------------------------------------------------
+
+    TABLES = (
+        "sla_by_target",
+        "sla_by_priority",
+        "sla_over_time",
+        "response_times",
+        "waiting",
+        "backlog",
+        "volume_channel",
+        "volume_brand",
+        "heatmap",
+        "breaches",
+        "agents",
+        "teams",
+        "sentiment",
+        "closed_publicly",
+        "promises",
+        "responsiveness",
+    )
+
+    def table(self, key: str) -> Table:
+        method = {
+            "volume_channel": self.volume_by_channel,
+            "volume_brand": self.volume_by_brand,
+        }.get(key) or getattr(self, key)
+        result: Table = method()
+        return result
+
+    def all(self) -> dict[str, Table]:
+        return {key: self.table(key) for key in self.TABLES}
