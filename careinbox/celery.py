@@ -53,6 +53,12 @@ def _schedule(sender: Celery, **_: object) -> None:
             "schedule": 30.0,
             "options": {"expires": 27},
         },
+        # Outbound webhook deliveries whose task was lost or whose worker died mid-attempt.
+        "requeue-lost-webhook-deliveries": {
+            "task": "monitoring.webhooks.tasks.requeue_lost_webhook_deliveries",
+            "schedule": 60.0,
+            "options": {"expires": 50},
+        },
         "outbox-housekeeping": {
             "task": "tickets.tasks.outbox_housekeeping",
             "schedule": 60.0,

@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "channels_social",
     "tickets",
     "monitoring",
+    "monitoring.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -414,6 +415,16 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # (every ticket event also checks its own ticket's timers at once).
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+
+# --- Outbound webhooks (monitoring.webhooks) ---------------------------------------------------
+# An endpoint on a private, loopback or link-local address would let an admin make the server
+# call into its own network (SSRF): refused unless this says otherwise (development, the tests).
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", DEBUG or TESTING)
+# Attempts per delivery before it gives up and the endpoint is marked failing; the wait before
+# attempt n+1 is random in [0, base * 2**n] seconds (full jitter), at most an hour.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 
 # --- Cache ----------------------------------------------------------------------------------
 # Who is on which ticket (presence, with expiry) and each inbox page's live state: shared by

@@ -44,6 +44,7 @@ urlpatterns = [
     ),
     path("account/api-tokens/", include("careinbox.api.urls")),
     path("settings/escalation/", include("monitoring.escalation.urls")),
+    path("settings/webhooks/", include("monitoring.webhooks.urls")),
     path("settings/", include("careinbox.accounts.urls")),
     path("invitation/", include("careinbox.accounts.invitation_urls")),
     path("notifications/", include("careinbox.notifications.urls")),

@@ -19,6 +19,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.sandbox_fixtures import *  # noqa: F403
+from tests.webhook_receiver import receiver  # noqa: F401
 from tests.worker_fixtures import celery_worker_process  # noqa: F401
 
 

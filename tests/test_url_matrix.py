@@ -25,6 +25,7 @@ from careinbox.api.models import ApiToken
 from careinbox.notifications.models import Notification
 from channels_social.models import ListeningQuery
 from monitoring.models import EscalationRule, SlaPolicy
+from monitoring.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.factories import InboundMessageFactory, MembershipFactory, TicketFactory, UserFactory
 from tickets.customer_models import Customer, CustomerIdentity
 from tickets.models import ApprovalRequest, CannedResponse, Promise, SavedView, Step
@@ -77,7 +78,15 @@ def acme(org: Organization, agent: Any, org_admin: Any) -> dict[str, Any]:
     member = Membership.objects.get(user=agent.user, organization=org)
     team = Team.objects.create(organization=org, name="Billing")
     team.members.add(member)
+    webhook = WebhookEndpoint.objects.create(
+        organization=org, name="CRM", url="http://127.0.0.1:9/hooks", events=["ticket.created"]
+    )
+    delivery = WebhookDelivery.objects.create(
+        organization=org, endpoint=webhook, event_id="evt_1", event_type="ping", body="{}"
+    )
     return {
+        "webhook": webhook.pk,
+        "delivery": delivery.pk,
         "ticket": ticket.pk,
         "other_ticket": other.pk,
         "message": message.pk,
@@ -186,6 +195,13 @@ OBJECT_URLS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tickets:merge": lambda o: {"pk": o["ticket"]},
     "tickets:split": lambda o: {"pk": o["ticket"]},
     "tickets:merge-offer-dismiss": lambda o: {"pk": o["ticket"], "candidate_id": o["other_ticket"]},
+    "webhooks:endpoint": lambda o: {"pk": o["webhook"]},
+    "webhooks:endpoint-toggle": lambda o: {"pk": o["webhook"]},
+    "webhooks:endpoint-rotate": lambda o: {"pk": o["webhook"]},
+    "webhooks:endpoint-test": lambda o: {"pk": o["webhook"]},
+    "webhooks:endpoint-delete": lambda o: {"pk": o["webhook"]},
+    "webhooks:delivery": lambda o: {"pk": o["delivery"]},
+    "webhooks:delivery-redeliver": lambda o: {"pk": o["delivery"]},
 }
 
 # URLs that name no object (lists, forms to create, pages of one's own).
@@ -229,6 +245,8 @@ PLAIN_URLS = {
     "tickets:canned-list",
     "tickets:priority-rules",
     "tickets:settings-threading",
+    "webhooks:endpoints",
+    "webhooks:endpoint-new",
 }
 
 
