@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from careinbox.accounts.models import Organization
 from careinbox.crypto import EncryptedJSONField
+from careinbox.liveness import current_backend_pid, holder_gone
 from careinbox.tenancy import OrgQuerySet
 
 
@@ -82,6 +83,10 @@ class SocialAccount(models.Model):
         null=True, blank=True, help_text="When a poll task was last sent and not yet started."
     )
     poll_lease_until = models.DateTimeField(null=True, blank=True)
+    # PostgreSQL: the database backend (``pg_backend_pid()``) of the poll holding the lease. A
+    # worker killed mid-poll (SIGKILL, OOM) leaves its lease behind, but its connection closes
+    # with it, so the next poll takes the lease over at once instead of waiting it out.
+    poll_lease_holder = models.IntegerField(null=True, blank=True)
     last_polled_at = models.DateTimeField(
         null=True, blank=True, help_text="The end of the last poll that succeeded."
     )
@@ -125,20 +130,22 @@ class SocialAccount(models.Model):
         """Atomically take the right to poll this account for a while; None if another holds it.
 
         Returns the lease's end, which ``release_poll`` needs: a poll that outlived its lease
-        must not release the lease a later poll has taken since.
+        must not release the lease a later poll has taken since. On PostgreSQL a lease whose
+        holder's database connection is gone (its worker was killed) is free at once.
         """
         now = timezone.now()
         lease_until = now + timedelta(seconds=lease_seconds)
+        free = models.Q(poll_lease_until__isnull=True) | models.Q(poll_lease_until__lt=now)
         claimed = (
             SocialAccount.objects.filter(pk=self.pk, enabled=True)
-            .filter(models.Q(poll_lease_until__isnull=True) | models.Q(poll_lease_until__lt=now))
-            .update(poll_lease_until=lease_until)
+            .filter(free | holder_gone("poll_lease_holder"))
+            .update(poll_lease_until=lease_until, poll_lease_holder=current_backend_pid())
         )
         return lease_until if claimed == 1 else None
 
     def release_poll(self, lease_until: datetime) -> None:
         SocialAccount.objects.filter(pk=self.pk, poll_lease_until=lease_until).update(
-            poll_lease_until=None
+            poll_lease_until=None, poll_lease_holder=None
         )
 
     def restart_intake(self) -> None:

@@ -349,6 +349,7 @@ def channel_reconnected(*, account: SocialAccount, actor: object, how: str) -> N
         last_poll_error="",
         next_poll_at=timezone.now(),
         poll_lease_until=None,
+        poll_lease_holder=None,
     )
     account.refresh_from_db()
     record_change(

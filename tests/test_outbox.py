@@ -9,12 +9,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from channels_social.base import OutboundKind, SendTarget
 from channels_social.models import SocialAccount
 from channels_social.services import account_poll
 from monitoring.models import SlaEventKind, TimerState
+from tests.backends import close_and_wait_gone, other_backend
 from tests.conftest import Persona
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, OutboxItem, OutboxState, Status, Step, Ticket
@@ -211,6 +213,26 @@ def test_a_send_interrupted_mid_way_is_flagged_not_resent(
     OutboxItem.objects.filter(pk=message.outbox.pk).update(
         state=OutboxState.SENDING, claimed_at=timezone.now() - timedelta(minutes=10)
     )
+    assert outbox_flag_interrupted() == 1
+    assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.UNCERTAIN
+    assert ticket.events.filter(kind=EventKind.SEND_INTERRUPTED).count() == 1
+    assert outbox_send(item_id=message.outbox.pk) == OutboxState.UNCERTAIN
+    assert not [r for r in x_sandbox_clean.control.requests_log() if r["method"] == "POST"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="backend liveness is PostgreSQL's")
+def test_a_send_whose_worker_was_killed_is_flagged_at_once(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    """SIGKILLed mid-send: its database connection closes with it, so housekeeping flags the
+    item for the agent now, not five minutes later; a live sender keeps its claim."""
+    message = ticket_take_step(ticket=ticket, step=Step.ACKNOWLEDGE, by=agent.user, text="Hi!")
+    other, pid = other_backend()
+    OutboxItem.objects.filter(pk=message.outbox.pk).update(
+        state=OutboxState.SENDING, claimed_at=timezone.now(), claim_holder=pid
+    )
+    assert outbox_flag_interrupted() == 0  # the sender is alive, and not stalled
+    close_and_wait_gone(other, pid)
     assert outbox_flag_interrupted() == 1
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.UNCERTAIN
     assert ticket.events.filter(kind=EventKind.SEND_INTERRUPTED).count() == 1

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from channels_social.base import Stream
@@ -14,6 +15,7 @@ from channels_social.models import PollCursor, SocialAccount
 from channels_social.services import account_poll, cursor_position
 from channels_social.tasks import poll_due_accounts
 from channels_social.x.adapter import XAdapter
+from tests.backends import close_and_wait_gone, other_backend
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, Priority, Status, Ticket
 from tickets.services import ingest_posts
@@ -180,6 +182,23 @@ def test_a_poll_that_outlived_its_lease_does_not_release_the_next_ones(
     assert account.claim_poll(lease_seconds=60) is None  # the later poll still holds it
     account.release_poll(fresh)
     assert account.claim_poll(lease_seconds=60) is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="backend liveness is PostgreSQL's")
+def test_a_lease_left_by_a_killed_worker_is_taken_over_at_once(account: SocialAccount) -> None:
+    """A worker SIGKILLed mid-poll leaves its lease (minutes long); its connection dies with it,
+    so the next poll runs now, not when the lease runs out. A live holder keeps it."""
+    other, pid = other_backend()
+    lease = timezone.now() + timezone.timedelta(minutes=3)
+    SocialAccount.objects.filter(pk=account.pk).update(
+        poll_lease_until=lease, poll_lease_holder=pid
+    )
+    assert account_poll(account_id=account.pk) == "skipped: another poll is running"
+
+    close_and_wait_gone(other, pid)
+    assert account_poll(account_id=account.pk).startswith("ok")
+    account.refresh_from_db()
+    assert account.poll_lease_until is None and account.poll_lease_holder is None
 
 
 def test_first_poll_skips_mentions_from_before_the_handle_was_connected(

@@ -646,6 +646,9 @@ class OutboxItem(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # PostgreSQL: the claimant's database backend (careinbox.liveness). A sender killed
+    # mid-send is flagged uncertain at the next housekeeping, not minutes later.
+    claim_holder = models.IntegerField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from careinbox.liveness import current_backend_pid, holder_gone
 from channels_social.base import (
     MODERATION_KINDS,
     ChannelError,
@@ -160,6 +161,7 @@ def outbox_send(*, item_id: int, final_attempt: bool = False) -> str:
         state=OutboxState.SENDING,
         claim_token=token,
         claimed_at=timezone.now(),
+        claim_holder=current_backend_pid(),
         attempts=F("attempts") + 1,
     )
     if claimed != 1:
@@ -325,12 +327,15 @@ def _record_moderation_failure(
 
 def outbox_flag_interrupted(*, older_than: timedelta = timedelta(minutes=5)) -> int:
     """Items left ``sending`` (a worker stopped, or the send stalled): take the claim away and
-    mark them uncertain, for the agent to check. Never resent blindly."""
+    mark them uncertain, for the agent to check. Never resent blindly.
+
+    Stalled: claimed more than ``older_than`` ago. Killed: on PostgreSQL, at once, when the
+    claimant's database connection has gone (``careinbox.liveness``)."""
     cutoff = timezone.now() - older_than
     stuck = list(
-        OutboxItem.objects.filter(state=OutboxState.SENDING, claimed_at__lt=cutoff).select_related(
-            "message__ticket"
-        )
+        OutboxItem.objects.filter(state=OutboxState.SENDING)
+        .filter(Q(claimed_at__lt=cutoff) | holder_gone("claim_holder"))
+        .select_related("message__ticket")
     )
     flagged = 0
     for item in stuck:
