@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0014_customers_from_existing_tickets'),
+        ('tickets', '0015_moderation_delete'),
     ]
 
     operations = [
