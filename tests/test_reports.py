@@ -211,7 +211,7 @@ def test_public_close_out_promises_and_sentiment(org: Organization) -> None:
         public.take_step(step, by=mark, message=None)
     public.take_step(Step.CLOSE_OUT, by=mark, message=None)
     spam = open_ticket(account, NOW - timedelta(hours=2))
-    spam.close_as("spam", reason="a bot", by=mark)
+    spam.close_without_reply(reason="spam", note="a bot", by=mark)
     open_ticket(account, NOW - timedelta(hours=1), sentiment="positive")
     promised = Ticket.objects.get(pk=spam.pk)
     promised.record(EventKind.PROMISE_KEPT, at=NOW - timedelta(minutes=30))
@@ -221,7 +221,7 @@ def test_public_close_out_promises_and_sentiment(org: Organization) -> None:
     report = Report(parse_filter({"period": "today"}, org, now=NOW))
     closed = report.closed_publicly().rows[0]
     closed_events = TicketEvent.objects.filter(
-        kind__in=[EventKind.CLOSE_OUT, EventKind.CLOSED_AS_SPAM]
+        kind__in=[EventKind.CLOSE_OUT, EventKind.CLOSED_WITHOUT_CLOSE_OUT]
     )
     assert closed[0].value == closed_events.count() == 2
     assert closed[1].value == closed_events.filter(kind=EventKind.CLOSE_OUT).count() == 1
