@@ -476,3 +476,13 @@ def test_managers_land_on_the_dashboard_agents_on_the_inbox(
         assert response.status_code == 302
         landing = client.get(response["Location"])
         assert landing["Location"] == reverse(target)
+
+
+def test_docs_list_every_definition_as_the_page_shows_it() -> None:
+    from pathlib import Path
+
+    from monitoring.reports.definitions import DEFINITIONS
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    for definition in DEFINITIONS.values():
+        assert definition.title in docs and definition.text in docs, definition.key

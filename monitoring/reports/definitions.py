@@ -43,7 +43,7 @@ _DEFINITIONS = (
         "reply the platform accepted (any reply on a private ticket). Resolution: from the post "
         "to the delivered resolution message. Median (p50) and 90th percentile (p90), "
         "interpolated as PostgreSQL's percentile_cont does, over the tickets opened in the "
-        "period that have one.",
+        "period that have one. (The CSV gives times in seconds.)",
     ),
     Definition(
         "waiting",

@@ -228,7 +228,7 @@ class Report:
                 Cell(counts["resolved"], href=self.link("tickets", resolved="yes")),
             ],
         ]
-        return Table("response_times", ["Time", "p50 (seconds)", "p90 (seconds)", "Tickets"], rows)
+        return Table("response_times", ["Time", "p50", "p90", "Tickets"], rows)
 
     # Now ---------------------------------------------------------------------------------------
 
@@ -414,7 +414,7 @@ class Report:
                 "Compliance",
                 "Met",
                 "Breached",
-                "Median first response (seconds)",
+                "Median first response",
                 "Open load",
             ],
             rows,
@@ -543,7 +543,7 @@ class Report:
             )
         return Table(
             "responsiveness",
-            ["Channel", "Response rate", "Response time (seconds)", "Very responsive", "To fix"],
+            ["Channel", "Response rate", "Response time", "Very responsive", "To fix"],
             rows,
         )
 
