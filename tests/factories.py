@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from careinbox.accounts.models import Membership, Organization, Role, User
 from channels_social.models import Brand, Platform, SocialAccount
-from tickets.models import Direction, Message, MessageKind, Ticket
+from tickets.models import Customer, CustomerIdentity, Direction, Message, MessageKind, Ticket
 
 _ids = itertools.count(1_700_000_000_000_000_000)
 
@@ -101,3 +101,23 @@ class InboundMessageFactory(factory.django.DjangoModelFactory):
     author_username = factory.SelfAttribute("ticket.customer_username")
     text = "My order never arrived @BrandCare"
     created_at = factory.LazyFunction(timezone.now)
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    organization = factory.SubFactory(OrganizationFactory)
+    display_name = factory.Sequence(lambda n: f"Customer {n}")
+
+
+class CustomerIdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CustomerIdentity
+
+    customer = factory.SubFactory(CustomerFactory)
+    organization = factory.SelfAttribute("customer.organization")
+    platform = Platform.X
+    external_id = factory.LazyFunction(next_platform_id)
+    username = factory.Sequence(lambda n: f"person{n}")
+    followers = 100

@@ -11,9 +11,11 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.core.validators import MaxValueValidator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,12 +24,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from careinbox.accounts.models import Organization, Role, User
 from careinbox.audit import record_change, snapshot
 from careinbox.tenancy import OrgRequest, get_for_org_or_404, role_required
+from channels_social.models import Platform
 from tickets.models import (
     CONTACT_FIELDS,
     OPEN_STATUSES,
     Customer,
     CustomerIdentity,
     Direction,
+    PriorityRules,
     StepError,
     ThreadingSettings,
     Ticket,
@@ -57,6 +61,102 @@ def _user(request: OrgRequest) -> User:
 def _wants_partial(request: OrgRequest) -> bool:
     htmx = getattr(request, "htmx", None)
     return htmx is not None and bool(htmx) and not htmx.boosted
+
+
+# The customer list -------------------------------------------------------------------------------
+
+CUSTOMERS_PER_PAGE = 25
+
+
+class CustomerFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    platform = forms.ChoiceField(
+        required=False, choices=[("", "Any platform"), *Platform.choices], label="Platform"
+    )
+    vip = forms.BooleanField(required=False, label="VIPs only")
+
+
+def customers_matching(
+    organization: Organization, *, q: str = "", platform: str = "", vip: bool = False
+) -> QuerySet[Customer]:
+    """The organisation's customers whose name, handle or contact details contain every word of
+    ``q`` (an identity's handle or name, the customer's name, e-mail, phone or order number),
+    with an identity on ``platform``, VIPs only (a handle on the priority rules' VIP list);
+    each with its ticket counts and when it was last seen. A fixed number of queries."""
+    identities = CustomerIdentity.objects.filter(customer=OuterRef("pk"))
+    customers = Customer.objects.for_org(organization)
+    for word in q.split():
+        word = word.lstrip("@")
+        if not word:
+            continue
+        customers = customers.filter(
+            Q(display_name__icontains=word)
+            | Q(email__icontains=word)
+            | Q(phone__icontains=word)
+            | Q(order_number__icontains=word)
+            | Exists(
+                identities.filter(Q(username__icontains=word) | Q(display_name__icontains=word))
+            )
+        )
+    if platform:
+        customers = customers.filter(Exists(identities.filter(platform=platform)))
+    if vip:
+        rules = PriorityRules.objects.filter(organization=organization).first()
+        handles = [h.lower() for h in (rules.vip_handles if rules else [])]
+        customers = customers.filter(
+            Exists(identities.annotate(handle=Lower("username")).filter(handle__in=handles))
+        )
+    tickets = Ticket.objects.filter(customer=OuterRef("pk")).order_by().values("customer")
+    return customers.annotate(
+        ticket_count=Coalesce(Subquery(tickets.annotate(n=Count("pk")).values("n")), 0),
+        open_count=Coalesce(
+            Subquery(tickets.filter(status__in=OPEN_STATUSES).annotate(n=Count("pk")).values("n")),
+            0,
+        ),
+        last_seen_at=Subquery(identities.order_by("-last_seen_at").values("last_seen_at")[:1]),
+    ).order_by(F("last_seen_at").desc(nulls_last=True), "-pk")
+
+
+@require_GET
+@role_required()
+def customer_list(request: OrgRequest) -> HttpResponse:
+    """Every customer of the organisation, searchable by name, handle or contact details,
+    filtered by platform and VIP, 25 a page, newest seen first; each links to the profile."""
+    organization = _org(request)
+    form = CustomerFilterForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    customers = customers_matching(
+        organization,
+        q=data.get("q", ""),
+        platform=data.get("platform", ""),
+        vip=bool(data.get("vip")),
+    ).prefetch_related(
+        Prefetch("identities", queryset=CustomerIdentity.objects.order_by("platform", "pk"))
+    )
+    page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
+    rules = PriorityRules.objects.filter(organization=organization).first()
+    vips = {h.lower() for h in (rules.vip_handles if rules else [])}
+    rows = [
+        {
+            "customer": customer,
+            "identities": list(customer.identities.all()),
+            "vip": any(i.username.lower() in vips for i in customer.identities.all()),
+        }
+        for customer in page.object_list
+    ]
+    kept = request.GET.copy()
+    kept.pop("page", None)
+    return render(
+        request,
+        "tickets/customers/list.html",
+        {
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "query_string": kept.urlencode(),
+            "filtered": any(data.get(k) for k in ("q", "platform", "vip")),
+        },
+    )
 
 
 # The profile page -------------------------------------------------------------------------------

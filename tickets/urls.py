@@ -63,6 +63,7 @@ urlpatterns = [
     path("settings/canned-responses/", reply_views.canned_list, name="canned-list"),
     path("settings/canned-responses/<int:canned_id>/", reply_views.canned_edit, name="canned-edit"),
     path("settings/priority-rules/", reply_views.priority_rules, name="priority-rules"),
+    path("customers/", customer_views.customer_list, name="customers"),
     path("customers/<int:pk>/", customer_views.customer_profile, name="customer"),
     path("customers/<int:pk>/contact/", customer_views.customer_contact, name="customer-contact"),
     path("customers/<int:pk>/notes/", customer_views.customer_note, name="customer-note"),
