@@ -312,6 +312,11 @@ def test_a_colleagues_note_and_promise_appear_while_the_agent_writes_one(
     assert page.evaluate(MARKER) == "still here", "the page was reloaded"
     page.get_by_role("button", name="Add note").click()
     expect(page.locator("#notes-list li.note")).to_have_count(2)
+    assert _focused_id(page) == "note-submit", "adding a note moved the focus out of the panel"
+    # Keeping the promise takes its button away: the focus stays in the panel, on its heading.
+    page.get_by_role("button", name="Kept: Call Sam back with the tracking number").click()
+    expect(page.locator("#promises-list")).to_contain_text("Kept")
+    expect(page.locator("#promises-box h2")).to_be_focused()
     assert list(ticket.notes.order_by("pk").values_list("body", flat=True)) == [
         "Sam is a journalist: be careful",
         "I will ring the courier today.",
