@@ -79,6 +79,7 @@ def test_an_agent_works_a_mention_to_close_out_with_the_keyboard_alone(
     page.wait_for_url(f"{base}/tickets/{ticket.pk}/")
     page.keyboard.press("m")  # assign to me
     expect(page.locator(".flash")).to_contain_text("Assigned to you.")
+    expect(page.locator("#assign-me")).to_be_focused()  # after the reload, not the page body
     steps = [
         ("a", 1, "Acknowledge", "Jo, we're sorry your order is late. We're on it now."),
         ("o", 2, "Take offline", "Hi Jo, could you DM us the email on the order?"),

@@ -231,7 +231,11 @@
     }
     if (key === "m") {
       var own = $("#assign-me-form");
-      if (own) { event.preventDefault(); own.requestSubmit(); return; }
+      if (own) {
+        // The page reloads with the flash: the focus comes back to the button, not the body.
+        try { sessionStorage.setItem("careinbox:refocus", "assign-me"); } catch (e) { /* private mode */ }
+        event.preventDefault(); own.requestSubmit(); return;
+      }
       var row = el && el.closest ? el.closest("tr.row") : null;
       var bulk = $("#bulk-form");
       if (row && bulk) {
@@ -260,6 +264,9 @@
     say("");  // the live region exists before anything is said in it
     tick(); title();
     if (/[?&]focus=search\b/.test(location.search) && $("#inbox-search")) { $("#inbox-search").focus(); return; }
+    var refocus = null;
+    try { refocus = sessionStorage.getItem("careinbox:refocus"); sessionStorage.removeItem("careinbox:refocus"); } catch (e) { /* private mode */ }
+    if (refocus && document.getElementById(refocus)) { document.getElementById(refocus).focus(); return; }
     if ($("#rows")) {
       var last = null;
       try { last = sessionStorage.getItem("careinbox:row"); } catch (e) { /* private mode */ }
