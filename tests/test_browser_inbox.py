@@ -79,6 +79,7 @@ def test_an_agent_works_a_mention_to_close_out_with_the_keyboard_alone(
     page.wait_for_url(f"{base}/tickets/{ticket.pk}/")
     page.keyboard.press("m")  # assign to me
     expect(page.locator(".flash")).to_contain_text("Assigned to you.")
+    expect(page.locator("#assign-me")).to_be_focused()  # after the reload, not the page body
     steps = [
         ("a", 1, "Acknowledge", "Jo, we're sorry your order is late. We're on it now."),
         ("o", 2, "Take offline", "Hi Jo, could you DM us the email on the order?"),
@@ -261,3 +262,64 @@ def test_the_inbox_is_cards_on_a_390px_phone(
     expect(page.get_by_label(re.compile(r"^Public reply to @phone_"))).to_be_visible()
     page.go_back()
     _shot(page, "phone.png", full_page=True)
+
+
+def test_a_colleagues_note_and_promise_appear_while_the_agent_writes_one(
+    page: Page,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    live_server: object,
+    agent: Persona,
+    manager: Persona,
+) -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    base = str(live_server)
+    ticket = _ticket(agent, customer_username="side_panel_sam")
+    url = f"/tickets/{ticket.pk}/"
+    _sign_in(page, base, agent, next_path=url)
+    page.evaluate(f"{MARKER} = 'still here'")
+    page.get_by_label("Public reply to @side_panel_sam").fill("Sam, so sorry!")
+    page.locator("#note-body").click()
+    page.keyboard.type("I will ring the courier")
+
+    due = timezone.localtime(
+        timezone.now() + timedelta(days=1), ZoneInfo(agent.organization.time_zone)
+    ).strftime("%Y-%m-%dT%H:%M")
+    with _new_context(browser) as context:
+        mark = context.new_page()
+        _sign_in(mark, base, manager, next_path=url)
+        mark.locator("#note-body").fill("Sam is a journalist: be careful")
+        mark.get_by_role("button", name="Add note").click()
+        expect(mark.locator("#notes-list")).to_contain_text("be careful")
+        mark.locator("#promise-text").fill("Call Sam back with the tracking number")
+        mark.locator("#promise-due").fill(due)
+        mark.get_by_role("button", name="Record promise").click()
+        expect(mark.locator("#promises-list")).to_contain_text("tracking number")
+
+    # Alice sees both arrive by themselves, still in her note with her words, her reply kept.
+    expect(page.locator("#notes-list")).to_contain_text(
+        "Sam is a journalist: be careful", timeout=10_000
+    )
+    expect(page.locator("#promises-list")).to_contain_text(
+        "Call Sam back with the tracking number", timeout=10_000
+    )
+    assert _focused_id(page) == "note-body"
+    page.keyboard.type(" today.")
+    expect(page.locator("#note-body")).to_have_value("I will ring the courier today.")
+    expect(page.get_by_label("Public reply to @side_panel_sam")).to_have_value("Sam, so sorry!")
+    assert page.evaluate(MARKER) == "still here", "the page was reloaded"
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#notes-list li.note")).to_have_count(2)
+    assert _focused_id(page) == "note-submit", "adding a note moved the focus out of the panel"
+    # Keeping the promise takes its button away: the focus stays in the panel, on its heading.
+    page.get_by_role("button", name="Kept: Call Sam back with the tracking number").click()
+    expect(page.locator("#promises-list")).to_contain_text("Kept")
+    expect(page.locator("#promises-box h2")).to_be_focused()
+    assert list(ticket.notes.order_by("pk").values_list("body", flat=True)) == [
+        "Sam is a journalist: be careful",
+        "I will ring the courier today.",
+    ]
+    assert ticket.promises.get().text == "Call Sam back with the tracking number"

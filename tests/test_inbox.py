@@ -509,6 +509,67 @@ def test_the_ticket_page_sends_only_changed_sections_and_warns_of_a_colleague(
     assert ticket.status == Status.ACKNOWLEDGED
 
 
+def _sections_sent(body: str) -> set[str]:
+    """The ids of the sections a live update of the ticket page swaps (out of band)."""
+    tags = re.findall(r'<\w+ hx-swap-oob="true"[^>]*>', body)
+    ids = {m.group(1) for tag in tags if (m := re.search(r' id="([\w-]+)"', tag))}
+    return ids - {"ticket-live"}
+
+
+def test_the_side_panels_are_live_sections_and_never_their_forms(
+    agent: Persona, manager: Persona
+) -> None:
+    from tickets.models import Customer
+    from tickets.services.customers import customer_update_contact
+    from tickets.services.promises import promise_make
+    from tickets.services.teamwork import note_add
+
+    customer = Customer.objects.create(organization=agent.organization, display_name="Jo")
+    ticket = _ticket(agent, customer_username="jo", customer=customer)
+    url = reverse("tickets:detail", args=[ticket.pk])
+    alice = agent.client()
+
+    def poll(page: str) -> tuple[int, str]:
+        hashes = re.search(r'"h": "([^"]+)"', page)
+        assert hashes
+        live = {"live": "1", "shown_step": "acknowledge", "h": hashes.group(1)}
+        response = alice.get(url, live, HTTP_HX_REQUEST="true")
+        return response.status_code, response.content.decode()
+
+    page = alice.get(url).content.decode()
+    assert poll(page) == (204, "")
+
+    # Mark writes a note: the notes list (and the history) come, never the note box.
+    note_add(ticket=ticket, by=manager.user, body="Courier says Friday")
+    status, body = poll(page)
+    assert status == 200 and _sections_sent(body) == {"notes-list", "history"}
+    assert "Courier says Friday" in body and 'id="note-body"' not in body
+
+    page = alice.get(url).content.decode()
+    promise_make(
+        ticket=ticket,
+        by=manager.user,
+        text="Call back by five",
+        due_at=timezone.now() + timedelta(hours=2),
+    )
+    status, body = poll(page)
+    assert _sections_sent(body) == {"promises-list", "history"}
+    assert "Call back by five" in body and 'id="promise-text"' not in body
+
+    page = alice.get(url).content.decode()
+    ticket.add_tag("refund", by=manager.user)
+    ticket.assign(manager.user, by=manager.user)
+    status, body = poll(page)
+    assert _sections_sent(body) == {"tags-list", "assigned-now", "ticket-badges", "history"}
+    assert 'id="tag-name"' not in body and 'id="assignee"' not in body
+
+    page = alice.get(url).content.decode()
+    customer_update_contact(customer=customer, by=manager.user, email="jo@example.com")
+    status, body = poll(page)
+    assert _sections_sent(body) == {"customer-info"}
+    assert "jo@example.com" in body and 'id="merge-target"' not in body
+
+
 def test_a_step_a_colleague_took_names_them(agent: Persona, manager: Persona) -> None:
     from tickets.services import ticket_take_step
 

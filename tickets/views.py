@@ -387,22 +387,35 @@ def _get_ticket(request: HttpRequest, pk: int) -> Ticket:
     )
 
 
-# The parts of the workspace that update by themselves, each a partial of ticket.html. The box
-# the agent types in is not one of them: it changes only when the step does.
-LIVE_SECTIONS = (
-    "messages",
-    "presence",
-    "reply-ways",
-    "step-submit",
-    "steps-box",
-    "sla-box",
-    "history",
-)
+# The parts of the workspace that update by themselves, each a partial (its root element has
+# the section's id). The boxes the agent types in are never one of them: the reply box changes
+# only when the step does, the side panel's forms never (only the lists beside them update).
+LIVE_SECTIONS: dict[str, str] = {
+    "messages": "tickets/ticket.html#messages",
+    "ticket-badges": "tickets/ticket.html#ticket-badges",
+    "presence": "tickets/ticket.html#presence",
+    "reply-ways": "tickets/ticket.html#reply-ways",
+    "step-submit": "tickets/ticket.html#step-submit",
+    "steps-box": "tickets/ticket.html#steps-box",
+    "sla-box": "tickets/ticket.html#sla-box",
+    "history": "tickets/ticket.html#history",
+    "assigned-now": "tickets/partials/assign.html#assigned-now",
+    "tags-list": "tickets/partials/assign.html#tags-list",
+    "promises-list": "tickets/partials/promises.html#promises-list",
+    "notes-list": "tickets/partials/notes.html#notes-list",
+    # The customer sidebar renders from its own context (``customer_sidebar`` below).
+    "customer-info": "tickets/partials/customer_sidebar.html#customer-info",
+}
 
 
 def _sections(context: dict[str, Any]) -> dict[str, str]:
-    names = [n for n in LIVE_SECTIONS if n != "step-submit" or context["next_step"]]
-    return {name: render_to_string(f"tickets/ticket.html#{name}", context) for name in names}
+    sections: dict[str, str] = {}
+    for name, template in LIVE_SECTIONS.items():
+        if name == "step-submit" and not context["next_step"]:
+            continue
+        own = context["customer_sidebar"] if name == "customer-info" else context
+        sections[name] = render_to_string(template, own)
+    return sections
 
 
 def _with_hashes(context: dict[str, Any]) -> dict[str, Any]:
@@ -416,10 +429,12 @@ def _with_hashes(context: dict[str, Any]) -> dict[str, Any]:
 def _full_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     """Everything the ticket page shows (the workspace and the team-work panel): the page and
     its live update must render from the same context, or every poll would see a change."""
+    from tickets.customer_views import sidebar_context
     from tickets.workflow_views import workflow_context
 
     context = _ticket_context(request, ticket)
     context.update(workflow_context(request, ticket, context))
+    context["customer_sidebar"] = sidebar_context(ticket)
     return context
 
 

@@ -76,16 +76,41 @@
     box.appendChild(note); box.appendChild(quote);
     composer.parentNode.insertBefore(box, composer);
   }
-  document.addEventListener("htmx:beforeSwap", remember);
+  /* The section the focus was in before a swap (its id): if the focused control went with the
+     swap and has no twin by id (a "Kept" button whose promise is kept now), the focus goes to
+     that section's heading instead of falling back to the page body. */
+  var focusHome = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var el = document.activeElement;
+    var home = el && el !== document.body && el.closest ? el.closest("section[id]") : null;
+    focusHome = home ? home.id : null;
+    remember(event);
+  });
   document.addEventListener("htmx:afterSwap", function () { restore(); tick(); markNew(); emptyState(); title(); });
-  /* A step was sent: the box it was typed in is gone; the focus goes to the next step's heading,
-     so a/o/r/c and screen readers start from there (not from a box for another draft). */
+  function lostFocus() {
+    var el = document.activeElement;
+    return !el || el === document.body || !document.body.contains(el);
+  }
   document.addEventListener("htmx:afterSettle", function (event) {
-    var xhr = event.detail && event.detail.xhr;
-    if (xhr && xhr.getResponseHeader("HX-Trigger") === "ticketChanged") {
+    var detail = event.detail || {};
+    var xhr = detail.xhr;
+    var from = detail.requestConfig && detail.requestConfig.elt;
+    var inSide = from && from.closest && from.closest("#side");
+    /* A step was sent: the box it was typed in is gone; the focus goes to the next step's
+       heading, so a/o/r/c and screen readers start from there (not from a box for another
+       draft). An action in the side panel (a note, a tag) keeps the focus in the panel. */
+    if (xhr && xhr.getResponseHeader("HX-Trigger") === "ticketChanged" && !inSide) {
       var heading = $("#step-heading");
       if (heading) heading.focus();
+    } else if (focusHome && lostFocus()) {
+      var section = document.getElementById(focusHome);
+      var target = section && ($("h2", section) || section);
+      if (target) {
+        if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+        target.focus({ preventScroll: true });
+      }
     }
+    focusHome = null;
   });
 
   /* --- The inbox: order, new rows, empty state, the tab title. ----------------------------- */
@@ -206,7 +231,11 @@
     }
     if (key === "m") {
       var own = $("#assign-me-form");
-      if (own) { event.preventDefault(); own.requestSubmit(); return; }
+      if (own) {
+        // The page reloads with the flash: the focus comes back to the button, not the body.
+        try { sessionStorage.setItem("careinbox:refocus", "assign-me"); } catch (e) { /* private mode */ }
+        event.preventDefault(); own.requestSubmit(); return;
+      }
       var row = el && el.closest ? el.closest("tr.row") : null;
       var bulk = $("#bulk-form");
       if (row && bulk) {
@@ -235,6 +264,9 @@
     say("");  // the live region exists before anything is said in it
     tick(); title();
     if (/[?&]focus=search\b/.test(location.search) && $("#inbox-search")) { $("#inbox-search").focus(); return; }
+    var refocus = null;
+    try { refocus = sessionStorage.getItem("careinbox:refocus"); sessionStorage.removeItem("careinbox:refocus"); } catch (e) { /* private mode */ }
+    if (refocus && document.getElementById(refocus)) { document.getElementById(refocus).focus(); return; }
     if ($("#rows")) {
       var last = null;
       try { last = sessionStorage.getItem("careinbox:row"); } catch (e) { /* private mode */ }

@@ -15,4 +15,8 @@ register = template.Library()
 def customer_sidebar(context: template.Context, ticket: Ticket) -> dict[str, Any]:
     from tickets.customer_views import sidebar_context
 
+    # The ticket page computed it already for its live section "customer-info": reuse it.
+    computed = context.get("customer_sidebar")
+    if computed is not None and computed["ticket"].pk == ticket.pk:
+        return computed  # type: ignore[no-any-return]
     return sidebar_context(ticket)
