@@ -10,11 +10,12 @@ from rest_framework.routers import DefaultRouter
 from careinbox.api import views as api_views
 from channels_social.api import BrandViewSet, ChannelViewSet
 from monitoring.api import SlaPolicyViewSet, SlaTimerViewSet, metrics_today
-from tickets.api import TagViewSet, TicketViewSet
+from tickets.api import CustomerViewSet, TagViewSet, TicketViewSet
 
 router = DefaultRouter()
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("tags", TagViewSet, basename="tag")
+router.register("customers", CustomerViewSet, basename="customer")
 router.register("sla-policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla-timers", SlaTimerViewSet, basename="sla-timer")
 router.register("brands", BrandViewSet, basename="brand")

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from careinbox.accounts.models import Membership, Team
+from careinbox.accounts.models import Membership, Role, Team
 from careinbox.api.auth import HasRole
 from careinbox.api.common import (
     DateTimeFilter,
@@ -25,6 +25,7 @@ from careinbox.api.common import (
 from tickets.models import (
     OPEN_STATUSES,
     ApprovalRequest,
+    Customer,
     Message,
     Priority,
     Status,
@@ -34,7 +35,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
-from tickets.services import ticket_take_step
+from tickets.services import privacy, ticket_take_step
 from tickets.services.steps import GuardRefused
 
 
@@ -372,3 +373,36 @@ class TagViewSet(OrgScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet)
 
 
 __all__ = ["TagViewSet", "TicketViewSet"]
+
+
+class CustomerViewSet(OrgScopedMixin, viewsets.GenericViewSet):
+    """A customer's data, for a request from the person: export all of it, or erase what
+    identifies them (managers and admins; another organisation's customer is a 404)."""
+
+    queryset = Customer.objects.order_by("pk")
+    permission_classes = [HasRole]
+    required_role = Role.MANAGER
+    filter_backends: list[Any] = []
+    serializer_class = serializers.Serializer
+
+    @extend_schema(
+        responses={200: dict}, summary="Everything held about the customer, as JSON (audited)"
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        return Response(privacy.customer_export(customer=customer, by=request.user))
+
+    @extend_schema(
+        request=None,
+        responses={200: dict},
+        summary="Erase what identifies the customer; their tickets stay counted (audited)",
+    )
+    @action(detail=True, methods=["post"])
+    def erase(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        try:
+            figures = privacy.customer_erase(customer=customer, by=request.user)
+        except privacy.ErasureError as error:
+            return _error(str(error), "already_erased")
+        return Response({"erased": figures})

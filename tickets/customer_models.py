@@ -40,6 +40,9 @@ class Customer(models.Model):
     order_number = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set when the person's data was erased on request (tickets.services.privacy): what
+    # identified them is gone, their tickets and messages still count.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -47,6 +50,8 @@ class Customer(models.Model):
         ordering = ["pk"]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"Erased customer {self.pk}"
         return self.display_name or f"Customer {self.pk}"
 
 
@@ -92,6 +97,7 @@ class CustomerEventKind(models.TextChoices):
     NOTE_ADDED = "note_added", "Note added"
     IDENTITY_LINKED = "identity_linked", "Identity linked"
     IDENTITY_UNLINKED = "identity_unlinked", "Identity unlinked"
+    ERASED = "erased", "Personal data erased on request"
 
 
 class CustomerEvent(models.Model):

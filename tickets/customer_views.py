@@ -16,7 +16,7 @@ from django.core.validators import MaxValueValidator
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -37,6 +37,7 @@ from tickets.models import (
     Ticket,
 )
 from tickets.services import customers as customer_services
+from tickets.services import privacy
 from tickets.services.customers import CustomerError
 from tickets.services.merge import (
     merge_offer_dismiss,
@@ -162,6 +163,12 @@ def customer_list(request: OrgRequest) -> HttpResponse:
 # The profile page -------------------------------------------------------------------------------
 
 
+def _can_manage_data(request: OrgRequest) -> bool:
+    """Export and erasure are for managers and admins."""
+    membership = request.membership
+    return membership is not None and membership.has_role(Role.MANAGER)
+
+
 def _get_customer(request: OrgRequest, pk: int) -> Customer:
     return get_for_org_or_404(Customer.objects.all(), request.organization, pk=pk)
 
@@ -196,6 +203,7 @@ def _profile_context(customer: Customer, *, query: str = "", **extra: Any) -> di
         "query": query,
         "link_candidates": _link_candidates(customer, query),
         "contact_form": ContactForm(initial={f: getattr(customer, f) for f in CONTACT_FIELDS}),
+        "erase_word": ERASE_WORD,
         **extra,
     }
 
@@ -205,6 +213,7 @@ def _profile_context(customer: Customer, *, query: str = "", **extra: Any) -> di
 def customer_profile(request: OrgRequest, pk: int) -> HttpResponse:
     customer = _get_customer(request, pk)
     context = _profile_context(customer, query=request.GET.get("q", ""))
+    context["can_manage_data"] = _can_manage_data(request)
     template = "tickets/customers/profile.html"
     if _wants_partial(request) and request.GET.get("part") == "link":
         template += "#link-search"
@@ -219,6 +228,7 @@ class ContactForm(forms.Form):
 
 def _back_to_profile(request: OrgRequest, customer: Customer, **extra: Any) -> HttpResponse:
     """After a change: the profile again (htmx: the page's body; else a redirect)."""
+    extra.setdefault("can_manage_data", _can_manage_data(request))
     if _wants_partial(request) or extra.get("error"):
         context = _profile_context(customer, **extra)
         template = "tickets/customers/profile.html"
@@ -258,6 +268,44 @@ def customer_note(request: OrgRequest, pk: int) -> HttpResponse:
     except CustomerError as exc:
         return _back_to_profile(request, customer, error=str(exc))
     return _back_to_profile(request, customer)
+
+
+# Data protection: export and erasure (managers and admins) --------------------------------------
+
+ERASE_WORD = "ERASE"
+
+
+@require_GET
+@role_required(Role.MANAGER)
+def customer_export(request: OrgRequest, pk: int) -> HttpResponse:
+    """Everything held about the customer, as a JSON download (audited)."""
+    customer = _get_customer(request, pk)
+    data = privacy.customer_export(customer=customer, by=_user(request))
+    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="customer-{customer.pk}.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@role_required(Role.MANAGER)
+def customer_erase(request: OrgRequest, pk: int) -> HttpResponse:
+    """Erase what identifies the customer, once the manager typed the confirmation word."""
+    customer = _get_customer(request, pk)
+    if request.POST.get("confirm", "").strip() != ERASE_WORD:
+        return _back_to_profile(
+            request,
+            customer,
+            error=f"Type {ERASE_WORD} to confirm the erasure; nothing was erased.",
+        )
+    try:
+        privacy.customer_erase(customer=customer, by=_user(request))
+    except privacy.ErasureError as exc:
+        return _back_to_profile(request, customer, error=str(exc))
+    messages.success(
+        request, "Their personal data is erased; their tickets still count in the figures."
+    )
+    return _back_to_profile(request, Customer.objects.get(pk=customer.pk))
 
 
 def _get_identity(request: OrgRequest, raw: str | int | None) -> CustomerIdentity:

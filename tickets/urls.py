@@ -68,6 +68,8 @@ urlpatterns = [
     path("customers/<int:pk>/contact/", customer_views.customer_contact, name="customer-contact"),
     path("customers/<int:pk>/notes/", customer_views.customer_note, name="customer-note"),
     path("customers/<int:pk>/link/", customer_views.customer_link, name="customer-link"),
+    path("customers/<int:pk>/export/", customer_views.customer_export, name="customer-export"),
+    path("customers/<int:pk>/erase/", customer_views.customer_erase, name="customer-erase"),
     path(
         "customers/<int:pk>/identities/<int:identity_id>/unlink/",
         customer_views.customer_unlink,

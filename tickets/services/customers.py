@@ -292,6 +292,8 @@ def profile_url(identity: CustomerIdentity) -> str:
         adapter = adapter_class(identity.platform)
     except Exception:
         return ""
+    if identity.external_id.startswith("erased-"):
+        return ""  # an erased customer's profile is not linked
     return adapter.profile_url(identity.external_id, identity.username)
 
 
@@ -301,6 +303,8 @@ def post_url(ticket: Ticket) -> str:
 
     root = ticket.root_message
     if root is None or not root.external_id or not ticket.is_public:
+        return ""
+    if root.external_id.startswith("erased-"):
         return ""
     try:
         adapter = adapter_class(ticket.platform)
