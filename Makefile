@@ -14,7 +14,7 @@ export FACEBOOK_SANDBOX_URL ?= http://127.0.0.1:$(FACEBOOK_SANDBOX_PORT)
 # The demo's Meta app secret: the Facebook emulator signs its webhooks with it, the app checks.
 export FACEBOOK_APP_SECRET ?= careinbox-dev-facebook-app-secret
 
-.PHONY: run test lint bench bench-polling bench-sla soak clean chromium
+.PHONY: run test lint bench bench-polling bench-sla bench-scale soak clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,21 @@ test: $(VENV)/.test-deps chromium lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The ingest benchmark, then beat's poll fairness at a small size (20 handles, 30 s; ~50 s).
+# With DATABASE_URL on PostgreSQL, also the read paths over 20,000 generated tickets (~1 min).
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/poll_fairness.py --small
+	@case "$$DATABASE_URL" in postgres*) \
+	  $(BIN)/python bench/scale_data.py --tickets 20000 --database careinbox_bench_small && \
+	  $(BIN)/python bench/read_paths.py --database careinbox_bench_small --requests 10 ;; \
+	  *) echo "bench/read_paths.py: PostgreSQL only (set DATABASE_URL), skipped" ;; esac
+
+# Read paths at scale (PostgreSQL; DATABASE_URL names the server): generate SCALE_DB, then
+# measure it. SCALE_ARGS="--tickets 100000" for a smaller set; READ_ARGS="--explain".
+SCALE_DB ?= careinbox_bench
+bench-scale: $(VENV)/.test-deps
+	$(BIN)/python bench/scale_data.py --database $(SCALE_DB) $(SCALE_ARGS)
+	$(BIN)/python bench/read_paths.py --database $(SCALE_DB) $(READ_ARGS)
 
 bench-polling: $(VENV)/.test-deps
 	$(BIN)/python bench/poll_fairness.py $(POLLING_ARGS)

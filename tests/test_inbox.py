@@ -685,3 +685,32 @@ def test_the_step_tracker_counts_down_each_open_steps_target(agent: Persona) -> 
     current = re.search(r'<li class="current">Acknowledge(.*?)</li>', tracker.group(0), re.S)
     assert current and f'datetime="{timer.due_at.isoformat()}"' in current.group(1)
     assert "data-countdown" in current.group(1)
+
+
+def test_rows_are_rendered_again_only_when_what_they_show_changed(
+    agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tickets import views
+
+    tickets = [_ticket(agent) for _ in range(3)]
+    rendered: list[int] = []
+    real = views._row_html
+
+    def counting(ticket: Ticket, *args: object) -> str:
+        rendered.append(ticket.pk)
+        return real(ticket, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(views, "_row_html", counting)
+    client = agent.client()
+    first = client.get(INBOX).content.decode()
+    assert sorted(rendered) == sorted(t.pk for t in tickets)
+    rendered.clear()
+    again = client.get(INBOX).content.decode()
+    assert rendered == []  # every row from the cache, the page the same
+    assert f'id="row-{tickets[0].pk}"' in again and again.count('class="row ') == 3
+    tickets[1].assign(agent.user, by=agent.user)
+    changed = client.get(INBOX).content.decode()
+    assert rendered == [tickets[1].pk]
+    row = re.search(rf'<tr id="row-{tickets[1].pk}".*?</tr>', changed, re.S)
+    assert row and str(agent.user) in row.group(0) and "Unassigned" not in row.group(0)
+    assert first.count("Unassigned</span>") == 3 and changed.count("Unassigned</span>") == 2

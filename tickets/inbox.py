@@ -22,6 +22,7 @@ from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.lookups import Exact
 
 from careinbox.accounts.models import Membership, Organization
 from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
@@ -124,12 +125,25 @@ def annotate_for_views(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
 
 
 def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
-    """Every view's count, in one query."""
-    tickets = annotate_for_views(Ticket.objects.for_org(organization))
+    """Every view's count, in two queries: the open views' over the open tickets alone (read
+    from ``ticket_inbox_assignee_idx``, which holds every column they test), and Closed's
+    from ``ticket_closed_idx``. The latest message's direction ("Waiting on customer") is
+    looked up only for open tickets past their first step."""
+    tickets = Ticket.objects.for_org(organization)
+    open_views = [view for view in VIEWS if view.key != "closed"]
     aggregates = {
-        view.key: Count("pk", filter=view_condition(view.key, user=user, now=now)) for view in VIEWS
+        view.key: Count("pk", filter=view_condition(view.key, user=user, now=now))
+        for view in open_views
+        if view.key != "waiting"
     }
-    return dict(tickets.aggregate(**aggregates))
+    # As view_condition's, without the annotation (which every open row would compute).
+    aggregates["waiting"] = Count(
+        "pk",
+        filter=~Q(status=Status.NEW) & Q(Exact(_last_message_direction(), Direction.OUTBOUND)),
+    )
+    counts = dict(tickets.open().aggregate(**aggregates))
+    counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
+    return {view.key: counts[view.key] for view in VIEWS}
 
 
 # --- Filters, sorts, search --------------------------------------------------------------------
@@ -303,18 +317,33 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
 # --- The rows ---------------------------------------------------------------------------------
 
 
+def has_filters(data: dict[str, Any]) -> bool:
+    """Whether ``data`` (a ``ViewFilterForm``'s cleaned data) narrows the view at all."""
+    return any(value not in (None, "") for key, value in data.items() if key != "sort")
+
+
 def inbox_tickets(
-    organization: Organization, *, user: User, view: str, data: dict[str, Any], now: datetime
+    organization: Organization,
+    *,
+    user: User,
+    view: str,
+    data: dict[str, Any],
+    now: datetime,
+    counts: dict[str, int] | None = None,
 ) -> tuple[list[Ticket], int]:
     """The view's first ``PAGE_SIZE`` tickets with everything a row shows, and their count.
 
-    A fixed number of queries whatever the count: the count, the rows (with their root
+    A fixed number of queries whatever the count: the count (none when ``counts``, every
+    view's from ``view_counts``, has it already: no filters), the rows (with their root
     message, brand and assignee), their tags.
     """
     tickets = annotate_for_views(Ticket.objects.for_org(organization))
     tickets = tickets.filter(view_condition(view, user=user, now=now))
     tickets = apply_filters(tickets, data, user=user)
-    total = tickets.count()
+    if counts is not None and view in counts and not has_filters(data):
+        total = counts[view]
+    else:
+        total = tickets.count()
     rows = (
         sort_tickets(tickets, data.get("sort") or "", view=view)
         .select_related("root_message", "brand", "assigned_to")
@@ -353,6 +382,18 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         str(ticket.assigned_to) if ticket.assigned_to_id else "",
     )
     return hashlib.blake2b(repr(facts).encode(), digest_size=6).hexdigest()
+
+
+ROW_CACHE_TTL = 600  # seconds a rendered row is kept (a changed row gets a new key at once)
+
+
+def row_cache_key(ticket_id: int, fingerprint: str) -> str:
+    """The cache key of a row rendered with ``fingerprint``, in the zone its times are shown
+    in (the fingerprint covers the data; the zone and language change how it reads)."""
+    from django.utils import timezone, translation
+
+    zone = timezone.get_current_timezone_name()
+    return f"inbox-row:{ticket_id}:{fingerprint}:{zone}:{translation.get_language()}"
 
 
 def row_hash(html: str) -> str:

@@ -239,6 +239,20 @@ class Ticket(models.Model):
                 fields=["organization", "platform", "customer_external_id", "status"],
                 name="ticket_customer_idx",
             ),
+            # The inbox's Mine view (an agent's open tickets, most at risk first) and its
+            # counts: every view's count over open tickets reads this index alone (no heap).
+            models.Index(
+                fields=["organization", "assigned_to", "sla_risk_at"],
+                include=["id", "status", "sla_due_at", "approval_required"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="ticket_inbox_assignee_idx",
+            ),
+            # The Closed view, most recently closed first, and its count.
+            models.Index(
+                fields=["organization", "-closed_at", "-id"],
+                condition=models.Q(status="closed"),
+                name="ticket_closed_idx",
+            ),
             # Escalation's "sentiment is negative" condition over open tickets.
             models.Index(
                 fields=["organization", "sentiment"],
@@ -575,7 +589,10 @@ class Message(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="messages"
     )
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by ``message_ticket_latest_idx`` (ticket first), not by an index of its own.
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     platform = models.CharField(max_length=16, choices=Platform.choices)
     kind = models.CharField(max_length=16, choices=MessageKind.choices)
     direction = models.CharField(max_length=3, choices=Direction.choices)
@@ -610,6 +627,15 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        indexes = [
+            # A ticket's conversation in order, and its latest message's direction (the
+            # inbox's "Waiting on customer") from the index alone.
+            models.Index(
+                fields=["ticket", "-created_at", "-id"],
+                include=["direction"],
+                name="message_ticket_latest_idx",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "platform", "external_id"],

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,11 +26,13 @@ from careinbox.tenancy import get_for_org_or_404, role_required
 from tickets.inbox import (
     BULK_ACTIONS,
     DEFAULT_VIEW,
+    ROW_CACHE_TTL,
     VIEWS,
     VIEWS_BY_KEY,
     LiveState,
     Presence,
     ViewFilterForm,
+    has_filters,
     inbox_tickets,
     live_diff,
     live_recall,
@@ -39,6 +42,7 @@ from tickets.inbox import (
     presence_touch,
     presence_words,
     reply_ways,
+    row_cache_key,
     row_fingerprint,
     row_hash,
     saved_views_for,
@@ -106,12 +110,29 @@ def _row_html(ticket: Ticket, people: list[Presence], now: datetime) -> str:
 
 
 def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
-    """The rows of ``pks`` rendered (only those: a poll renders what changed)."""
+    """The rows of ``pks`` rendered (only those: a poll renders what changed).
+
+    Rendering is most of an inbox request's time (``bench/read_paths.py``), so a row's HTML is
+    kept in the cache under its fingerprint (``row_fingerprint``: everything the row shows) and
+    the zone its times are shown in; a row is rendered again only once something it shows has
+    changed. One cache round trip for all of them."""
     wanted = set(pks)
     people, now = state["presence"], state["current_time"]
-    return {
-        t.pk: _row_html(t, people.get(t.pk, []), now) for t in state["tickets"] if t.pk in wanted
-    }
+    fingerprints = dict(state["row_hashes"])
+    tickets = [t for t in state["tickets"] if t.pk in wanted]
+    keys = {t.pk: row_cache_key(t.pk, fingerprints[t.pk]) for t in tickets}
+    cached = cache.get_many(list(keys.values())) if keys else {}
+    rendered: dict[int, str] = {}
+    missing: dict[str, str] = {}
+    for ticket in tickets:
+        html = cached.get(keys[ticket.pk])
+        if not isinstance(html, str):
+            html = _row_html(ticket, people.get(ticket.pk, []), now)
+            missing[keys[ticket.pk]] = html
+        rendered[ticket.pk] = html
+    if missing:
+        cache.set_many(missing, ROW_CACHE_TTL)
+    return rendered
 
 
 def _inbox_state(request: HttpRequest) -> dict[str, Any]:
@@ -133,8 +154,15 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         view_key = DEFAULT_VIEW
     form = ViewFilterForm(params, organization=org)
     data = form.cleaned_data if form.is_valid() else {}
-    tickets, total = inbox_tickets(org, user=user, view=view_key, data=data, now=now)  # type: ignore[arg-type]
     counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
+    tickets, total = inbox_tickets(
+        org,
+        user=user,  # type: ignore[arg-type]
+        view=view_key,
+        data=data,
+        now=now,
+        counts=counts,
+    )
     people = presence_on([t.pk for t in tickets], except_user=user.pk)
     query = request.GET.copy()
     for name in ("live", "token"):
@@ -152,7 +180,7 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
             for name, value in params.items()
             if name in form.fields and value not in (None, "")
         ],
-        "filtered": bool(data and any(v not in (None, "") for k, v in data.items() if k != "sort")),
+        "filtered": has_filters(data),
         "tickets": tickets,
         "total": total,
         "presence": people,

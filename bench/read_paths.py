@@ -1,0 +1,305 @@
+"""Read paths at scale: every inbox view, a saved view, search, the ticket page and the dashboard
+over the data set ``bench/scale_data.py`` made, each beside the bare SQL it runs.
+
+Signs in (Django's test client, the whole middleware stack, templates and all) as an agent of
+the largest organisation (40 % of the tickets), and as its manager for the dashboard, and asks
+for each page ``--requests`` times after ``--warmup`` requests. Each page's SQL statements are
+captured on its first request (``CaptureQueriesContext``: the statements exactly as the
+database received them) and then replayed alone on a raw cursor the same number of times:
+"SQL" is that replay (the database's own time for what the page needs, plus the round trips),
+the ratio is the page's time over it; "queries" is the page's statement count. The slowest
+statement is printed with ``EXPLAIN (ANALYZE, BUFFERS)`` when ``--explain`` is given::
+
+    .venv/bin/python bench/scale_data.py --tickets 20000 --database careinbox_bench_20k
+    .venv/bin/python bench/read_paths.py --database careinbox_bench_20k
+    .venv/bin/python bench/read_paths.py                       # careinbox_bench (1,000,000)
+    .venv/bin/python bench/read_paths.py --explain --json var/read_paths.json
+
+The server is the one ``DATABASE_URL`` names (its database name is replaced by
+``--database``). Exits non-zero if a page does not answer 200 or shows no rows where the data
+has them (each view's count is checked against a plain count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.scale_data import with_database  # noqa: E402
+
+TARGETS_MS = {"inbox": 50.0, "ticket": 50.0, "search": 200.0, "dashboard": 200.0}
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Page:
+    label: str
+    kind: str  # which target applies: inbox, ticket, search, dashboard
+    urls: list[str]  # asked for in turn (the ticket page: a different ticket each time)
+    manager: bool = False
+    htmx: bool = False
+
+
+@dataclass
+class Result:
+    page: Page
+    times_ms: list[float]
+    sql_ms: list[float]
+    queries: int
+    bytes: int
+    slowest_sql: str
+    slowest_ms: float
+
+    def row(self) -> dict[str, Any]:
+        p50, p95 = statistics.median(self.times_ms), percentile(self.times_ms, 95)
+        sql50, sql95 = statistics.median(self.sql_ms), percentile(self.sql_ms, 95)
+        target = TARGETS_MS[self.page.kind]
+        return {
+            "page": self.page.label,
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+            "sql_p50_ms": round(sql50, 1),
+            "sql_p95_ms": round(sql95, 1),
+            "ratio": round(p50 / sql50, 2) if sql50 else None,
+            "queries": self.queries,
+            "kib": round(self.bytes / 1024, 1),
+            "target_p95_ms": target,
+            "meets_target": p95 <= target,
+            "slowest_statement_ms": round(self.slowest_ms, 1),
+        }
+
+
+def setup(database: str) -> None:
+    os.environ["DATABASE_URL"] = with_database(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"), database
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "careinbox.settings")
+    os.environ["CAREINBOX_TESTING"] = "1"
+    os.environ.pop("PYTEST_VERSION", None)
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+
+
+def pages_for(meta: dict[str, Any], rng: random.Random, tickets: int) -> list[Page]:
+    from tickets.models import OPEN_STATUSES, Ticket
+
+    org = meta["organisations"][0]
+    ids = list(
+        Ticket.objects.filter(organization_id=org["id"], status__in=OPEN_STATUSES)
+        .order_by("?")
+        .values_list("pk", flat=True)[: max(tickets, 1)]
+    )
+    rng.shuffle(ids)
+    inbox = [
+        ("Inbox: Mine", "mine"),
+        ("Inbox: Unassigned", "unassigned"),
+        ("Inbox: All open", "open"),
+        ("Inbox: Breaching soon", "breaching"),
+        ("Inbox: Waiting on customer", "waiting"),
+        ("Inbox: Awaiting approval", "approval"),
+        ("Inbox: Closed", "closed"),
+    ]
+    pages = [Page(label, "inbox", [f"/?view={key}"]) for label, key in inbox]
+    pages.append(
+        Page(
+            "Inbox: saved view (X, High, 1k+ followers)", "inbox", [f"/?saved={org['saved_view']}"]
+        )
+    )
+    pages.append(
+        Page(
+            "Inbox: live poll (htmx, All open)", "inbox", ["/?view=open&live=1&token=x"], htmx=True
+        )
+    )
+    pages.append(Page("Search: open, 'refund late'", "search", ["/?view=open&q=refund+late"]))
+    pages.append(Page("Search: closed, 'refu'", "search", ["/?view=closed&q=refu"]))
+    pages.append(
+        Page(
+            "Search: open, a customer's handle",
+            "search",
+            [f"/?view=open&q=user{meta['organisations'][0]['first_ticket'] + 77}"],
+        )
+    )
+    pages.append(Page("Ticket page", "ticket", [f"/tickets/{pk}/" for pk in ids]))
+    pages.append(Page("Dashboard (manager)", "dashboard", ["/monitoring/dashboard/"], manager=True))
+    return pages
+
+
+def replay(statements: list[str]) -> float:
+    """The page's statements alone on a raw cursor, every row fetched: milliseconds."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+            if cursor.description is not None:
+                cursor.fetchall()
+    return (time.perf_counter() - started) * 1000
+
+
+def statement_ms(sql: str) -> float:
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        if cursor.description is not None:
+            cursor.fetchall()
+    return (time.perf_counter() - started) * 1000
+
+
+def measure(page: Page, client: Any, *, requests: int, warmup: int) -> Result:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    headers = {"HX-Request": "true"} if page.htmx else {}
+    for n in range(warmup):
+        client.get(page.urls[n % len(page.urls)], headers=headers)
+    with CaptureQueriesContext(connection) as captured:
+        first = client.get(page.urls[0], headers=headers)
+    queries = len(captured.captured_queries)  # the next request resets the log
+    if first.status_code not in (200, 204):
+        raise SystemExit(f"{page.label}: {page.urls[0]} answered {first.status_code}")
+    # The statements that read: writes (the session's touch) and transaction control replay
+    # as nothing useful.
+    statements = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
+    ]
+    times = []
+    size = 0
+    for n in range(requests):
+        url = page.urls[(n + 1) % len(page.urls)]
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        size = max(size, len(response.content))
+        if response.status_code not in (200, 204):
+            raise SystemExit(f"{page.label}: {url} answered {response.status_code}")
+    sql_times = [replay(statements) for _ in range(requests)]
+    slowest = max(statements, key=statement_ms) if statements else ""
+    slowest_ms = min(statement_ms(slowest) for _ in range(3)) if slowest else 0.0
+    return Result(page, times, sql_times, queries, size, slowest, slowest_ms)
+
+
+def explain(sql: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def check_counts(meta: dict[str, Any], agent_id: int, client: Any) -> list[str]:
+    """Each view's count on the page against a plain count of the same rows."""
+    from django.utils import timezone
+
+    from careinbox.accounts.models import Organization, User
+    from tickets.inbox import VIEWS, view_counts
+    from tickets.models import OPEN_STATUSES, Status, Ticket
+
+    org = Organization.objects.get(pk=meta["organisations"][0]["id"])
+    user = User.objects.get(pk=agent_id)
+    counts = view_counts(org, user=user, now=timezone.now())
+    tickets = Ticket.objects.filter(organization=org)
+    plain = {
+        "open": tickets.filter(status__in=OPEN_STATUSES).count(),
+        "closed": tickets.filter(status=Status.CLOSED).count(),
+        "mine": tickets.filter(status__in=OPEN_STATUSES, assigned_to=user).count(),
+        "unassigned": tickets.filter(status__in=OPEN_STATUSES, assigned_to__isnull=True).count(),
+    }
+    failures = [
+        f"view {k}: {counts[k]} shown, {v} in the data" for k, v in plain.items() if counts[k] != v
+    ]
+    failures += [f"view {view.key}: empty" for view in VIEWS if not counts[view.key]]
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default="careinbox_bench")
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN the slowest statement")
+    parser.add_argument("--only", help="only the pages whose label contains this")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    meta_path = ROOT / "var" / f"{args.database}.json"
+    if not meta_path.exists():
+        raise SystemExit(f"{meta_path} not found: make the data first (bench/scale_data.py)")
+    meta = json.loads(meta_path.read_text())
+    setup(args.database)
+    from django.test import Client
+
+    from careinbox.accounts.models import User
+
+    big = meta["organisations"][0]
+    agent = User.objects.get(pk=big["agents"][1])
+    manager = User.objects.get(pk=big["agents"][0])
+    agent_client, manager_client = Client(), Client()
+    agent_client.force_login(agent)
+    manager_client.force_login(manager)
+    rng = random.Random(args.seed)
+    pages = pages_for(meta, rng, args.requests + args.warmup)
+    if args.only:
+        pages = [p for p in pages if args.only.lower() in p.label.lower()]
+    print(
+        f"{meta['database']}: {meta['tickets']:,} tickets ({meta['rows']['tickets_message']:,} "
+        f"messages) in {len(meta['organisations'])} organisations; signed in to the largest "
+        f"({big['tickets']:,} tickets); {args.requests} requests per page after {args.warmup}"
+    )
+    failures = check_counts(meta, agent.pk, agent_client)
+    results = []
+    for page in pages:
+        client = manager_client if page.manager else agent_client
+        result = measure(page, client, requests=args.requests, warmup=args.warmup)
+        results.append(result)
+        row = result.row()
+        print(
+            f"{row['page']:<44} p50 {row['p50_ms']:>7.1f}  p95 {row['p95_ms']:>7.1f} ms"
+            f"  | SQL p50 {row['sql_p50_ms']:>6.1f} ms  ratio {row['ratio'] or 0:>5.2f}"
+            f"  | {row['queries']:>2} queries  {row['kib']:>6.1f} KiB"
+            f"  | target {row['target_p95_ms']:.0f} {'ok' if row['meets_target'] else 'MISSED'}"
+            f"  | slowest statement {row['slowest_statement_ms']:.1f} ms",
+            flush=True,
+        )
+        if args.explain and result.slowest_sql:
+            print("  slowest: " + result.slowest_sql[:400])
+            print("  " + explain(result.slowest_sql).replace("\n", "\n  "))
+    if args.json:
+        args.json.parent.mkdir(exist_ok=True)
+        args.json.write_text(
+            json.dumps({"database": meta, "pages": [r.row() for r in results]}, indent=2)
+        )
+    if failures:
+        print("FAILED:\n  - " + "\n  - ".join(failures))
+        return 1
+    print("all pages answered; every view's count matches the data")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
