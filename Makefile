@@ -14,7 +14,7 @@ export FACEBOOK_SANDBOX_URL ?= http://127.0.0.1:$(FACEBOOK_SANDBOX_PORT)
 # The demo's Meta app secret: the Facebook emulator signs its webhooks with it, the app checks.
 export FACEBOOK_APP_SECRET ?= careinbox-dev-facebook-app-secret
 
-.PHONY: run test lint bench bench-polling bench-sla bench-scale soak clean chromium
+.PHONY: run test lint bench bench-polling bench-sla bench-scale bench-storm soak clean chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ soak: $(VENV)/.test-deps
 # The SLA sweep at 10,000 and 100,000 open tickets (SLA_BENCH_ARGS="--small": 2,000, seconds).
 bench-sla: $(VENV)/.test-deps
 	$(BIN)/python bench/sla_sweep_bench.py $(SLA_BENCH_ARGS)
+
+# The ingest storm (PostgreSQL and Redis: DATABASE_URL, REDIS_URL): 100,000 mentions drained by
+# real workers against a raw COPY of the same rows (STORM_ARGS="--small": 400; "--workers 2").
+bench-storm: $(VENV)/.test-deps
+	$(BIN)/python bench/ingest_storm.py $(STORM_ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -21,7 +21,7 @@ after the sweep (``corrects_breach`` in ``sla_fulfil``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -710,17 +710,25 @@ def sweep_queries(now: datetime) -> tuple[Any, Any]:
 
 
 def sla_sweep(
-    *, now: datetime | None = None, ticket_id: int | None = None, policy_id: int | None = None
+    *,
+    now: datetime | None = None,
+    ticket_id: int | None = None,
+    ticket_ids: Collection[int] | None = None,
+    policy_id: int | None = None,
 ) -> SweepResult:
     """One set-based pass: every running timer past due is breached and every one past its
     warning threshold warned, each once, its events written in one insert. ``ticket_id``
-    narrows it to one ticket (the cheap check after each of the ticket's events),
-    ``policy_id`` to one policy's timers (before a change of that policy)."""
+    narrows it to one ticket (the cheap check after each of the ticket's events), ``ticket_ids``
+    to several (the same check after a batch of events), ``policy_id`` to one policy's timers
+    (before a change of that policy)."""
     now = now or timezone.now()
     fields = ("pk", "organization_id", "ticket_id", "metric", "due_at", "warn_at")
     overdue, to_warn = sweep_queries(now)
     if ticket_id is not None:
         overdue, to_warn = overdue.filter(ticket_id=ticket_id), to_warn.filter(ticket_id=ticket_id)
+    if ticket_ids is not None:
+        ids = list(ticket_ids)
+        overdue, to_warn = overdue.filter(ticket_id__in=ids), to_warn.filter(ticket_id__in=ids)
     if policy_id is not None:
         overdue, to_warn = overdue.filter(policy_id=policy_id), to_warn.filter(policy_id=policy_id)
     with transaction.atomic():

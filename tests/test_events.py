@@ -121,3 +121,64 @@ def test_the_sweep_publishes_its_bulk_events(org: Organization, seen: list) -> N
         assert breached == [ticket.pk]
     finally:
         events._subscriptions[:] = [s for s in events._subscriptions if s.handler is not on_breach]
+
+
+def test_a_batch_is_delivered_in_one_transaction_and_batch_handlers_run_once(
+    org: Organization, seen: list
+) -> None:
+    batches: list[list[int]] = []
+
+    def one(event: TicketEvent) -> None:
+        raise AssertionError("a batch of several goes to the batch handler")
+
+    def many(batch: list[TicketEvent]) -> None:
+        batches.append(sorted(event.ticket_id for event in batch))
+
+    events.subscribe(one, kinds=[EventKind.OPENED], batch=many)
+    try:
+        tickets = [_ticket(org) for _ in range(3)]
+        with transaction.atomic(), events.published_together():
+            recorded = [ticket.record(EventKind.OPENED) for ticket in tickets]
+        # The per-event handlers ran per event, in order; the batch handler once, after them.
+        assert seen == [(EventKind.OPENED, ticket.pk) for ticket in tickets]
+        assert batches == [sorted(ticket.pk for ticket in tickets)]
+        assert (
+            TicketEvent.objects.filter(
+                pk__in=[event.pk for event in recorded], dispatched_at__isnull=True
+            ).count()
+            == 0
+        )
+        assert SlaTimer.objects.filter(ticket__in=tickets).count() == 3
+    finally:
+        events._subscriptions[:] = [s for s in events._subscriptions if s.handler is not one]
+
+
+def test_a_failing_batch_handler_is_retried_per_event_and_only_its_failures_wait(
+    org: Organization, seen: list
+) -> None:
+    poisoned: set[int] = set()
+
+    def one(event: TicketEvent) -> None:
+        if event.ticket_id in poisoned:
+            raise ConnectionError("this ticket's endpoint is down")
+
+    def many(batch: list[TicketEvent]) -> None:
+        for event in batch:
+            one(event)
+
+    events.subscribe(one, kinds=[EventKind.OPENED], batch=many)
+    try:
+        good, bad = _ticket(org), _ticket(org)
+        poisoned.add(bad.pk)
+        with transaction.atomic(), events.published_together():
+            kept = good.record(EventKind.OPENED)
+            waiting = bad.record(EventKind.OPENED)
+        kept.refresh_from_db()
+        waiting.refresh_from_db()
+        assert kept.dispatched_at is not None
+        assert waiting.dispatched_at is None  # left for dispatch_pending
+        # The other handlers ran once each for both, the failure rolled back alone.
+        assert seen == [(EventKind.OPENED, good.pk), (EventKind.OPENED, bad.pk)]
+        assert SlaTimer.objects.filter(ticket__in=[good, bad]).count() == 2
+    finally:
+        events._subscriptions[:] = [s for s in events._subscriptions if s.handler is not one]

@@ -26,7 +26,7 @@ on mail or chat servers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,27 +70,30 @@ def matching_tickets(
     *,
     now: datetime | None = None,
     ticket_id: int | None = None,
+    ticket_ids: Collection[int] | None = None,
 ) -> TicketQuerySet:
-    """The organisation's open tickets (or the one ticket) every condition holds for now: what
-    the rule would match (the dry run shows exactly this)."""
+    """The organisation's open tickets (or the one ticket, or those of ``ticket_ids``) every
+    condition holds for now: what the rule would match (the dry run shows exactly this)."""
     tickets = open_tickets(organization_id)
     if ticket_id is not None:
         tickets = tickets.filter(pk=ticket_id)  # first: a kind read into Python reads one row
+    if ticket_ids is not None:
+        tickets = tickets.filter(pk__in=list(ticket_ids))
     return apply_conditions(tickets, conditions, now or timezone.now())
 
 
-def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> EscalationPass:
+def _pass_rule(rule: EscalationRule, now: datetime, ticket_ids: list[int] | None) -> EscalationPass:
     result = EscalationPass()
     try:
         matching = matching_tickets(
-            rule.organization_id, rule.conditions, now=now, ticket_id=ticket_id
+            rule.organization_id, rule.conditions, now=now, ticket_ids=ticket_ids
         )
     except UnknownCondition as error:
         log.warning("escalation rule %s matches nothing: %s", rule.pk, error)
         matching = open_tickets(rule.organization_id).none()
     live = EscalationMatch.objects.filter(rule=rule, cleared_at__isnull=True)
-    if ticket_id is not None:
-        live = live.filter(ticket_id=ticket_id)
+    if ticket_ids is not None:
+        live = live.filter(ticket_id__in=ticket_ids)
     # Three reads, whatever the number of tickets: what matches now, the live matches, and
     # the levels they have fired. The rest is set arithmetic here.
     matched = set(matching.values_list("pk", flat=True))
@@ -98,8 +101,8 @@ def _pass_rule(rule: EscalationRule, now: datetime, ticket_id: int | None) -> Es
     fired: dict[int, set[int]] = {}
     if live_rows:
         levels_fired = EscalationFiring.objects.filter(rule=rule, match__cleared_at__isnull=True)
-        if ticket_id is not None:
-            levels_fired = levels_fired.filter(ticket_id=ticket_id)
+        if ticket_ids is not None:
+            levels_fired = levels_fired.filter(ticket_id__in=ticket_ids)
         for match_id, number in levels_fired.values_list("match_id", "level"):
             fired.setdefault(match_id, set()).add(number)
     events: list[TicketEvent] = []
@@ -178,12 +181,16 @@ def escalation_sweep(
     *,
     now: datetime | None = None,
     ticket_id: int | None = None,
+    ticket_ids: Collection[int] | None = None,
     organization_id: int | None = None,
     rules: Iterable[EscalationRule] | None = None,
 ) -> EscalationPass:
-    """One pass of every enabled rule (of one organisation, or narrowed to one ticket). The
-    new firings' actions are queued after commit."""
+    """One pass of every enabled rule (of one organisation, or narrowed to one ticket or to
+    ``ticket_ids``). The new firings' actions are queued after commit."""
     now = now or timezone.now()
+    narrowed: list[int] | None = None
+    if ticket_id is not None or ticket_ids is not None:
+        narrowed = sorted({*([ticket_id] if ticket_id is not None else []), *(ticket_ids or ())})
     if rules is None:
         selected = EscalationRule.objects.filter(enabled=True).order_by(
             "organization_id", "position", "pk"
@@ -195,7 +202,7 @@ def escalation_sweep(
     for rule in rules:
         try:
             with transaction.atomic():
-                one = _pass_rule(rule, now, ticket_id)
+                one = _pass_rule(rule, now, narrowed)
         except IntegrityError:
             # Another worker matched or fired the same at the same moment; it did the work.
             log.info("escalation rule %s: a concurrent pass got there first", rule.pk)

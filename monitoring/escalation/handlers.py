@@ -18,12 +18,21 @@ def on_ticket_event(event: TicketEvent) -> None:
     escalation_sweep(ticket_id=event.ticket_id, organization_id=event.organization_id)
 
 
+def on_ticket_events(batch: list[TicketEvent]) -> None:
+    """The same pass once per organisation for every ticket of a batch of events."""
+    by_org: dict[int, set[int]] = {}
+    for event in batch:
+        by_org.setdefault(event.organization_id, set()).add(event.ticket_id)
+    for organization_id, ticket_ids in by_org.items():
+        escalation_sweep(ticket_ids=ticket_ids, organization_id=organization_id)
+
+
 def register() -> None:
     from monitoring.escalation import tasks  # noqa: F401  (the worker learns the tasks)
 
     events.register_kinds(EscalationEventKind)
     # After monitoring's SLA handlers (registered first): it sees the timers they changed.
-    events.subscribe(on_ticket_event, kinds=CHECKED_KINDS)
+    events.subscribe(on_ticket_event, kinds=CHECKED_KINDS, batch=on_ticket_events)
     register_section(
         SettingsSection(
             "escalation",
