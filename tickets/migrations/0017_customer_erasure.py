@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0015_outbox_claim_holder'),
+        ('tickets', '0016_outbox_claim_holder'),
     ]
 
     operations = [
