@@ -546,6 +546,9 @@ class TicketFact(models.Model):
     closed_publicly = models.BooleanField(null=True, blank=True)
     # The kind of the event that closed it (close_out, closed_as_spam, ...), empty while open.
     closed_kind = models.CharField(max_length=32, blank=True)
+    # Why it closed with no public close-out (a ``SkipReason``: spam, duplicate, dms_closed, ...;
+    # "merged" for a merge), empty when closed out publicly or open.
+    closed_reason = models.CharField(max_length=32, blank=True, default="")
     promises_kept = models.PositiveSmallIntegerField(default=0)
     promises_broken = models.PositiveSmallIntegerField(default=0)
     refreshed_at = models.DateTimeField()

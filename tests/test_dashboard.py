@@ -3,7 +3,10 @@ the dashboard's own figures are tested in test_reports.py."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
+from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
@@ -114,7 +117,10 @@ def test_other_targets_leave_the_first_response_figures_alone(org: Organization)
 
 
 def test_closes_without_a_public_close_out_are_counted_by_reason(
-    manager: Persona, agent: Persona, other_org: Organization
+    manager: Persona,
+    agent: Persona,
+    other_org: Organization,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     from tickets.inbox import tickets_bulk_apply
     from tickets.services.teamwork import ticket_close_without_close_out
@@ -123,23 +129,36 @@ def test_closes_without_a_public_close_out_are_counted_by_reason(
     spam = [_ticket(org, 5) for _ in range(2)]
     dms_closed, kept_open = _ticket(org, 5), _ticket(org, 5)
     # The inbox's bulk close and the ticket's own form are one path: one kind, by reason.
-    tickets_bulk_apply(
-        organization=org,
-        by=agent.user,
-        ticket_ids=[t.pk for t in spam],
-        action="spam",
-        reason="bots",
-    )
-    ticket_close_without_close_out(ticket=dms_closed, by=agent.user, reason="dms_closed")
-    _ticket(other_org, 5).close_without_reply(reason="spam", by=None)  # not ours
+    # Events are published after commit: run those callbacks, as a real request would.
+    with django_capture_on_commit_callbacks(execute=True):
+        tickets_bulk_apply(
+            organization=org,
+            by=agent.user,
+            ticket_ids=[t.pk for t in spam],
+            action="spam",
+            reason="bots",
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_close_without_close_out(ticket=dms_closed, by=agent.user, reason="dms_closed")
+    with django_capture_on_commit_callbacks(execute=True):
+        _ticket(other_org, 5).close_without_reply(reason="spam", by=None)  # not ours
     summary = today_summary(org)
     assert summary.closed_without_reply == {
         "Spam": 2,
         "The customer's DMs are closed": 1,
     }
     assert summary.closed_without_reply_total == 3
+    # The dashboard shows the same closes by reason (from the roll-ups), each linking to them.
     page = manager.client().get(reverse("monitoring:dashboard")).content.decode()
-    assert 'id="closed-without-reply">3<' in page
-    assert "Spam 2" in page
+    table = page.split('id="report-closed_without_close_out"', 1)[1].split("</article>", 1)[0]
+    rows = re.findall(r'<th scope="row">([^<]+)</th><td><a href="([^"]+)">(\d+)</a>', table)
+    assert [(label, int(n)) for label, _href, n in rows] == [
+        ("Spam", 2),
+        ("The customer&#x27;s DMs are closed", 1),
+    ]
+    drilled = manager.client().get(html.unescape(rows[0][1])).content.decode()
+    for ticket in spam:
+        assert reverse("tickets:detail", args=[ticket.pk]) in drilled
+    assert reverse("tickets:detail", args=[dms_closed.pk]) not in drilled
     kept_open.refresh_from_db()
     assert kept_open.status != Status.CLOSED

@@ -97,6 +97,13 @@ _DEFINITIONS = (
         "close-out, rather than closed without one, as spam, as a duplicate or by a merge.",
     ),
     Definition(
+        "closed_without_close_out",
+        "Closed without a public close-out",
+        "Tickets closed in the period (their last close) with no public close-out, by the "
+        "reason the agent gave: spam, a duplicate, the customer's DMs closed, the post deleted, "
+        "the customer never answered, other (with a note), or merged into another ticket.",
+    ),
+    Definition(
         "promises",
         "Promises kept",
         "Of the promises on tickets opened in the period that were kept or broken, the share "

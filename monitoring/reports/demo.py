@@ -154,7 +154,14 @@ def _seed_week(org: Organization, accounts: list[SocialAccount]) -> int:
         if fate < 0.16:
             ticket.status, ticket.closed_as, ticket.closed_at = Status.CLOSED, "spam", opened
             ticket.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
-            ticket.record(EventKind.CLOSED_AS_SPAM, actor=agent, at=opened, reason="a bot")
+            ticket.record(
+                EventKind.CLOSED_WITHOUT_CLOSE_OUT,
+                actor=agent,
+                at=opened,
+                reason="spam",
+                note="a bot",
+                summary="Spam (a bot)",
+            )
             continue
         at = opened + timedelta(minutes=rng.choice([2, 4, 6, 9, 12, 18, 25, 40, 75, 150]))
         steps = [Step.ACKNOWLEDGE, Step.TAKE_OFFLINE, Step.RESOLVE, Step.CLOSE_OUT]

@@ -12,7 +12,8 @@ from django.db.models import Q, QuerySet
 from monitoring.models import Metric, SlaFact, TicketFact
 from monitoring.reports.figures import AGE_BUCKETS, RESPONSIVENESS_DAYS, Report
 from monitoring.reports.filters import ReportFilter
-from tickets.models import EventKind, Priority, Sentiment, Ticket
+from monitoring.reports.rollups import NOT_OWED_REASONS
+from tickets.models import Priority, Sentiment, Ticket
 
 SOURCES = {
     "sla": "SLA timers that started in the period",
@@ -109,6 +110,10 @@ def drill(filt: ReportFilter, params: Mapping[str, str]) -> tuple[str, QuerySet[
             )
             if params.get("publicly") == "yes":
                 facts = facts.filter(closed_publicly=True)
+            elif params.get("publicly") == "no":
+                facts = facts.filter(closed_publicly=False)
+                if "reason" in params:
+                    facts = facts.filter(closed_reason=str(params["reason"])[:32])
         elif source == "backlog":
             facts = TicketFact.objects.filter(filt.dimensions(), organization=org, is_open=True)
             bucket = _int(params, "age", range(len(AGE_BUCKETS)))
@@ -120,7 +125,7 @@ def drill(filt: ReportFilter, params: Mapping[str, str]) -> tuple[str, QuerySet[
         else:  # responsive
             facts = TicketFact.objects.filter(
                 organization=org, opened_at__gte=filt.now - timedelta(days=RESPONSIVENESS_DAYS)
-            ).exclude(closed_kind__in=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE])
+            ).exclude(closed_reason__in=NOT_OWED_REASONS)
             if filt.brand_id:
                 facts = facts.filter(brand_id=filt.brand_id)
             if filt.channel_id:

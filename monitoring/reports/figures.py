@@ -18,8 +18,9 @@ from channels_social.models import SocialAccount
 from monitoring.models import Metric, SlaFact, SlaOutcome, TicketFact
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
+from monitoring.reports.rollups import NOT_OWED_REASONS
 from monitoring.reports.stats import ALL, percentiles
-from tickets.models import EventKind, Priority, Sentiment
+from tickets.models import Priority, Sentiment, SkipReason
 from tickets.templatetags.care import duration
 
 # Facebook's "very responsive" badge (PLATFORMS.md): over the last 7 days.
@@ -471,6 +472,28 @@ class Report:
             ],
         )
 
+    def closed_without_close_out(self) -> Table:
+        closed = TicketFact.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            closed_day__gte=self.filt.start,
+            closed_day__lte=self.filt.end,
+            closed_publicly=False,
+        )
+        counts = closed.values_list("closed_reason").annotate(n=Count("pk")).order_by("-n")
+        labels = {**dict(SkipReason.choices), "merged": "Merged into another ticket"}
+        return Table(
+            "closed_without_close_out",
+            ["Reason", "Tickets"],
+            [
+                [
+                    Cell(reason, str(labels.get(reason, reason or "Other"))),
+                    Cell(n, href=self.link("closed", publicly="no", reason=reason)),
+                ]
+                for reason, n in counts
+            ],
+        )
+
     def promises(self) -> Table:
         got = self.tickets_in_period().aggregate(
             kept=Sum("promises_kept", default=0), broken=Sum("promises_broken", default=0)
@@ -494,7 +517,7 @@ class Report:
         since = self.now - timedelta(days=RESPONSIVENESS_DAYS)
         counted = TicketFact.objects.filter(
             organization=self.org, opened_at__gte=since, social_account__isnull=False
-        ).exclude(closed_kind__in=[EventKind.CLOSED_AS_SPAM, EventKind.CLOSED_AS_DUPLICATE])
+        ).exclude(closed_reason__in=NOT_OWED_REASONS)
         if self.filt.brand_id:
             counted = counted.filter(brand_id=self.filt.brand_id)
         if self.filt.channel_id:
@@ -586,6 +609,7 @@ class Report:
         "teams",
         "sentiment",
         "closed_publicly",
+        "closed_without_close_out",
         "promises",
         "responsiveness",
     )

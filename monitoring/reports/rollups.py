@@ -49,6 +49,24 @@ _OUTCOME = {
 }
 
 
+# Closes recorded before one kind carried the reason in its data.
+_LEGACY_REASONS: dict[str, str] = {
+    EventKind.CLOSED_AS_SPAM: "spam",
+    EventKind.CLOSED_AS_DUPLICATE: "duplicate",
+    EventKind.MERGED_INTO: "merged",
+}
+# Closed this way, a ticket is not one the brand failed to answer.
+NOT_OWED_REASONS = ("spam", "duplicate", "merged")
+
+
+def close_reason(kind: str, data: object) -> str:
+    """Why a closing event closed the ticket with no public close-out ("" for a close-out)."""
+    if kind == EventKind.CLOSED_WITHOUT_CLOSE_OUT:
+        reason = data.get("reason") if isinstance(data, dict) else None
+        return str(reason or "other")[:32]
+    return _LEGACY_REASONS.get(kind, "")
+
+
 def _seconds(start: datetime, end: datetime | None) -> int | None:
     return max(round((end - start).total_seconds()), 0) if end is not None else None
 
@@ -67,14 +85,16 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
     zone = ZoneInfo(ticket.organization.time_zone or "UTC")
     first_response_at = resolved_at = closed_at = None
     closed_publicly: bool | None = None
-    closed_kind = ""
+    closed_kind = closed_reason = ""
     kept = broken = 0
     rows = (
         TicketEvent.objects.filter(ticket_id=ticket.pk, kind__in=READ_KINDS)
         .order_by("at", "pk")
-        .values_list("kind", "at", "message__direction", "message__is_public", "message__step")
+        .values_list(
+            "kind", "at", "message__direction", "message__is_public", "message__step", "data"
+        )
     )
-    for kind, at, direction, is_public, step in rows:
+    for kind, at, direction, is_public, step, data in rows:
         if kind == EventKind.REPLY_SENT and direction == Direction.OUTBOUND:
             # The first response is the first public reply (any reply on a private ticket).
             if first_response_at is None and (is_public or not ticket.is_public):
@@ -87,10 +107,11 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
             broken += 1
         elif kind in CLOSING_KINDS:
             closed_at, closed_publicly, closed_kind = at, CLOSING_KINDS[kind], kind
+            closed_reason = close_reason(kind, data)
         elif kind in REOPENING_KINDS or (kind == EventKind.STEP_REOPENED and closed_at):
-            closed_at, closed_publicly, closed_kind = None, None, ""
+            closed_at, closed_publicly, closed_kind, closed_reason = None, None, "", ""
     if ticket.is_open:
-        closed_at, closed_publicly, closed_kind = None, None, ""
+        closed_at, closed_publicly, closed_kind, closed_reason = None, None, "", ""
     opened_local = ticket.opened_at.astimezone(zone)
     dimensions = {
         "organization_id": ticket.organization_id,
@@ -119,6 +140,7 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
             "closed_day": closed_at.astimezone(zone).date() if closed_at else None,
             "closed_publicly": closed_publicly,
             "closed_kind": closed_kind,
+            "closed_reason": closed_reason,
             "promises_kept": kept,
             "promises_broken": broken,
             "refreshed_at": timezone.now(),

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0002_teams_audit_availability_time_zone'),
         ('channels_social', '0006_messenger_identities'),
-        ('tickets', '0014_customers_from_existing_tickets'),
+        ('tickets', '0017_customer_erasure'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
