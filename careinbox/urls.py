@@ -10,15 +10,21 @@ from rest_framework.routers import DefaultRouter
 from careinbox.api import views as api_views
 from channels_social.api import BrandViewSet, ChannelViewSet
 from monitoring.api import SlaPolicyViewSet, SlaTimerViewSet, metrics_today
-from tickets.api import TagViewSet, TicketViewSet
+from monitoring.escalation.api import EscalationRuleViewSet
+from monitoring.webhooks.api import WebhookDeliveryViewSet, WebhookEndpointViewSet
+from tickets.api import CustomerViewSet, TagViewSet, TicketViewSet
 
 router = DefaultRouter()
 router.register("tickets", TicketViewSet, basename="ticket")
 router.register("tags", TagViewSet, basename="tag")
+router.register("customers", CustomerViewSet, basename="customer")
 router.register("sla-policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla-timers", SlaTimerViewSet, basename="sla-timer")
 router.register("brands", BrandViewSet, basename="brand")
 router.register("channels", ChannelViewSet, basename="channel")
+router.register("escalation-rules", EscalationRuleViewSet, basename="escalation-rule")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 api_v1 = [
     path("me/", api_views.me, name="api-me"),
