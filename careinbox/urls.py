@@ -10,6 +10,8 @@ from rest_framework.routers import DefaultRouter
 from careinbox.api import views as api_views
 from channels_social.api import BrandViewSet, ChannelViewSet
 from monitoring.api import SlaPolicyViewSet, SlaTimerViewSet, metrics_today
+from monitoring.escalation.api import EscalationRuleViewSet
+from monitoring.webhooks.api import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from tickets.api import CustomerViewSet, TagViewSet, TicketViewSet
 
 router = DefaultRouter()
@@ -20,6 +22,9 @@ router.register("sla-policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla-timers", SlaTimerViewSet, basename="sla-timer")
 router.register("brands", BrandViewSet, basename="brand")
 router.register("channels", ChannelViewSet, basename="channel")
+router.register("escalation-rules", EscalationRuleViewSet, basename="escalation-rule")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 api_v1 = [
     path("me/", api_views.me, name="api-me"),

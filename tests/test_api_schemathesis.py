@@ -83,7 +83,19 @@ def admin_token(db: None) -> str:
 def test_no_operation_breaks_the_schema_or_the_server(
     case: schemathesis.Case, admin_token: str
 ) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {admin_token}"})
+    excluded = []
+    if case.operation.path.startswith("/api/v1/escalation-rules/") and case.method in {
+        "POST",
+        "PATCH",
+    }:
+        # A rule's meaning (at least one condition, levels later than the one before, each
+        # with an action) is the settings form's to judge, and no JSON schema can say it: a
+        # well-formed rule may still be a 400 with the form's reason. Every other check (no
+        # 5xx, documented status codes and bodies) still runs on these operations.
+        excluded.append(schemathesis.checks.positive_data_acceptance)
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {admin_token}"}, excluded_checks=excluded
+    )
 
 
 @pytest.mark.django_db

@@ -20,13 +20,17 @@ from careinbox.api.common import (
     IntegerFilter,
     OrgScopedMixin,
     Pagination,
+    StrictCharField,
+    StrictEmailField,
     StrictFilterSet,
 )
+from tickets.customer_models import Customer, CustomerIdentity
 from tickets.models import (
     OPEN_STATUSES,
     ApprovalRequest,
     Customer,
     Message,
+    Note,
     Priority,
     Status,
     Step,
@@ -36,7 +40,9 @@ from tickets.models import (
     TicketEvent,
 )
 from tickets.services import privacy, ticket_take_step
+from tickets.services.customers import CustomerError, customer_update_contact
 from tickets.services.steps import GuardRefused
+from tickets.services.teamwork import TeamworkError, note_add
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -173,6 +179,22 @@ class TagRequestSerializer(serializers.Serializer):
     tag = serializers.CharField(max_length=60)
 
 
+class NoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
+    mentions = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "ticket", "author", "body", "mentions", "created_at"]
+        read_only_fields = fields
+
+
+class NoteRequestSerializer(serializers.Serializer):
+    body = StrictCharField(
+        max_length=20000, help_text="Internal only; each @username of a colleague notifies them."
+    )
+
+
 class TicketFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     open = django_filters.BooleanFilter(method="filter_open", label="only open tickets")
@@ -243,6 +265,36 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         queryset = ticket.events.select_related("actor").order_by("at", "pk")
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+    @extend_schema(
+        methods=["GET"],
+        responses=NoteSerializer(many=True),
+        summary="The ticket's internal notes, oldest first",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=NoteRequestSerializer,
+        responses={201: NoteSerializer},
+        summary="Add an internal note through the ticket page's service (@username notifies "
+        "that colleague)",
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=Pagination, filter_backends=[])
+    def notes(self, request: Request, pk: str | None = None) -> Response:
+        ticket = self.get_object()
+        if request.method == "GET":
+            queryset = (
+                ticket.notes.select_related("author").prefetch_related("mentions").order_by("pk")
+            )
+            page = self.paginate_queryset(queryset)
+            return self.get_paginated_response(NoteSerializer(page, many=True).data)
+        data = NoteRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            note = note_add(ticket=ticket, by=request.user, body=data.validated_data["body"])  # type: ignore[arg-type]
+        except TeamworkError as error:
+            return _error(str(error), "invalid_note", 400)
+        note = Note.objects.select_related("author").prefetch_related("mentions").get(pk=note.pk)
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=StepRequestSerializer,
@@ -361,6 +413,142 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
         return Response(TicketSerializer(self.get_object()).data)
 
 
+class IdentitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CustomerIdentity
+        fields = [
+            "id",
+            "platform",
+            "external_id",
+            "username",
+            "display_name",
+            "followers",
+            "verified",
+            "first_seen_at",
+            "last_seen_at",
+        ]
+        read_only_fields = fields
+
+
+class CustomerProfileSerializer(serializers.ModelSerializer):
+    identities = IdentitySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "display_name",
+            "email",
+            "phone",
+            "order_number",
+            "identities",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "display_name", "identities", "created_at", "updated_at"]
+
+
+class ContactRequestSerializer(serializers.Serializer):
+    email = StrictEmailField(required=False, allow_blank=True, max_length=254)
+    phone = StrictCharField(required=False, allow_blank=True, max_length=40)
+    order_number = StrictCharField(required=False, allow_blank=True, max_length=100)
+
+
+class CustomerFilter(StrictFilterSet):
+    platform = django_filters.CharFilter(
+        field_name="identities__platform", distinct=True, label="has an identity on"
+    )
+
+    class Meta:
+        model = Customer
+        fields = ["platform"]
+
+
+class CustomerViewSet(
+    OrgScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Customers of your organisation: their identities on each platform, the contact details
+    taken offline (changed through the same service as the profile page, each change a
+    customer event), and their tickets."""
+
+    queryset = Customer.objects.prefetch_related("identities").order_by("pk")
+    serializer_class = CustomerProfileSerializer
+    permission_classes = [HasRole]
+    pagination_class = Pagination
+    filterset_class = CustomerFilter
+    filter_backends = [
+        django_filters.rest_framework.DjangoFilterBackend,
+        filters.SearchFilter,
+        filters.OrderingFilter,
+    ]
+    search_fields = ["display_name", "email", "order_number", "identities__username"]
+    ordering_fields = ["id", "created_at", "updated_at", "display_name"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    # A person's data request (export everything, erase what identifies them): managers up.
+    action_roles = {"export": Role.MANAGER, "erase": Role.MANAGER}
+
+    @extend_schema(
+        request=ContactRequestSerializer,
+        responses=CustomerProfileSerializer,
+        summary="Change contact details (send only those to change; empty clears one)",
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        data = ContactRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = {
+            "email": customer.email,
+            "phone": customer.phone,
+            "order_number": customer.order_number,
+            **data.validated_data,
+        }
+        try:
+            customer_update_contact(customer=customer, by=request.user, **values)  # type: ignore[arg-type]
+        except CustomerError as error:
+            return _error(str(error), "invalid_contact", 400)
+        return Response(CustomerProfileSerializer(self.get_object()).data)
+
+    @extend_schema(
+        responses=TicketSerializer(many=True), summary="The customer's tickets, newest first"
+    )
+    @action(detail=True, methods=["get"], pagination_class=Pagination, filter_backends=[])
+    def tickets(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        queryset = (
+            Ticket.objects.filter(organization=customer.organization_id, customer=customer)
+            .select_related("brand", "social_account")
+            .prefetch_related("tags")
+            .order_by("-opened_at", "-pk")
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(TicketSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses={200: dict}, summary="Everything held about the customer, as JSON (audited)"
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        return Response(privacy.customer_export(customer=customer, by=request.user))
+
+    @extend_schema(
+        request=None,
+        responses={200: dict},
+        summary="Erase what identifies the customer; their tickets stay counted (audited)",
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def erase(self, request: Request, pk: str | None = None) -> Response:
+        customer = self.get_object()
+        try:
+            figures = privacy.customer_erase(customer=customer, by=request.user)
+        except privacy.ErasureError as error:
+            return _error(str(error), "already_erased")
+        return Response({"erased": figures})
+
+
 class TagViewSet(OrgScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = Tag.objects.order_by("name")
     permission_classes = [HasRole]
@@ -372,37 +560,4 @@ class TagViewSet(OrgScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet)
             fields = ["id", "name"]
 
 
-__all__ = ["TagViewSet", "TicketViewSet"]
-
-
-class CustomerViewSet(OrgScopedMixin, viewsets.GenericViewSet):
-    """A customer's data, for a request from the person: export all of it, or erase what
-    identifies them (managers and admins; another organisation's customer is a 404)."""
-
-    queryset = Customer.objects.order_by("pk")
-    permission_classes = [HasRole]
-    required_role = Role.MANAGER
-    filter_backends: list[Any] = []
-    serializer_class = serializers.Serializer
-
-    @extend_schema(
-        responses={200: dict}, summary="Everything held about the customer, as JSON (audited)"
-    )
-    @action(detail=True, methods=["get"])
-    def export(self, request: Request, pk: str | None = None) -> Response:
-        customer = self.get_object()
-        return Response(privacy.customer_export(customer=customer, by=request.user))
-
-    @extend_schema(
-        request=None,
-        responses={200: dict},
-        summary="Erase what identifies the customer; their tickets stay counted (audited)",
-    )
-    @action(detail=True, methods=["post"])
-    def erase(self, request: Request, pk: str | None = None) -> Response:
-        customer = self.get_object()
-        try:
-            figures = privacy.customer_erase(customer=customer, by=request.user)
-        except privacy.ErasureError as error:
-            return _error(str(error), "already_erased")
-        return Response({"erased": figures})
+__all__ = ["CustomerViewSet", "TagViewSet", "TicketViewSet"]

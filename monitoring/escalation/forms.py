@@ -197,7 +197,7 @@ class EscalationRuleForm(forms.Form):
         if self.rule is not None:
             clash = clash.exclude(pk=self.rule.pk)
         if clash.exists():
-            raise forms.ValidationError("Another rule has this name.")
+            raise forms.ValidationError("Another rule has this name.", code="duplicate")
         return name
 
     def clean(self) -> dict[str, Any]:

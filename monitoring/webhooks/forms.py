@@ -50,7 +50,7 @@ class WebhookEndpointForm(forms.Form):
         if self.endpoint is not None:
             taken = taken.exclude(pk=self.endpoint.pk)
         if taken.exists():
-            raise forms.ValidationError("Another endpoint has this name.")
+            raise forms.ValidationError("Another endpoint has this name.", code="duplicate")
         return name
 
     def clean_url(self) -> str:
