@@ -80,6 +80,26 @@ def store_updates(*, account: SocialAccount, updates: Sequence[PostUpdate]) -> U
     return _update_sink(account, updates)
 
 
+# The longest name the columns hold (Ticket.customer_*, Message.author_*, CustomerIdentity):
+# a longer one (Facebook's names are free text) is cut, never a reason to set the post aside.
+USERNAME_MAX = 100
+DISPLAY_NAME_MAX = 200
+
+
+def _fitted(post: InboundPost) -> InboundPost:
+    author = post.author
+    if len(author.username) <= USERNAME_MAX and len(author.display_name) <= DISPLAY_NAME_MAX:
+        return post
+    return dataclasses.replace(
+        post,
+        author=dataclasses.replace(
+            author,
+            username=author.username[:USERNAME_MAX],
+            display_name=author.display_name[:DISPLAY_NAME_MAX],
+        ),
+    )
+
+
 def store_posts(
     *, account: SocialAccount, posts: Sequence[InboundPost], stream: str
 ) -> StoreResult:
@@ -90,7 +110,7 @@ def store_posts(
     """
     if _sink is None:
         raise RuntimeError("No post sink registered: is the tickets app installed?")
-    result = _sink(account, posts)
+    result = _sink(account, [_fitted(post) for post in posts])
     for post, error in result.failed:
         quarantine(
             account=account,

@@ -87,7 +87,7 @@ def _deliver(request: HttpRequest) -> HttpResponse:
         return _text("Missing or wrong signature.", 403)
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return _text("The body is not JSON.", 400)
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         return _text("The body is not a webhook delivery (no entry list).", 400)

@@ -202,7 +202,12 @@ def test_assign_priority_and_tags_are_recorded(
         ).status_code
         == 400
     )
-    response = client.post(
+    # Handing out a ticket nobody has is a manager's (the ticket page's rule): a 403 for an agent.
+    refused = client.post(
+        f"/api/v1/tickets/{ticket.pk}/assign/", {"user": manager.user.pk}, format="json"
+    )
+    assert refused.status_code == 403 and "a manager assigns it" in refused.json()["detail"]
+    response = api(manager).post(
         f"/api/v1/tickets/{ticket.pk}/assign/",
         {"user": manager.user.pk, "team": team.pk},
         format="json",

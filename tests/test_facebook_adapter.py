@@ -785,7 +785,7 @@ def test_a_visitor_post_gets_its_private_reply_and_a_tagged_post_none(
     tagged = Ticket.objects.get(customer_external_id=BOB)
     _step(tagged, Step.ACKNOWLEDGE, agent, "Hi Bob!")
     # No private reply to a post elsewhere: the private step is Messenger, closed until Bob writes.
-    with pytest.raises(StepError, match="Bob has not written to the page on Messenger"):
+    with pytest.raises(StepError, match="Bob\u2069 has not written to the page on Messenger"):
         ticket_take_step(ticket=tagged, step=Step.TAKE_OFFLINE, by=agent.user, text="DM?")
     window = FacebookAdapter.reply_window(
         OutboundKind.PRIVATE_REPLY,

@@ -464,3 +464,107 @@ def test_a_messenger_answer_under_a_psid_joins_the_comments_ticket_by_webhook(
         "Thanks, refunded.",
     )
     assert reply.raw["recipient_id"] == psid
+
+
+# Hostile deliveries (issue 12): the signature is checked before anything is read, and whatever
+# a signed body holds, the answer is a clear 4xx or a 200, never a 5xx, and a refusal stores
+# nothing.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"\xff\xfe\x00garbage", b"[" * 50_000, b""],
+    ids=["not JSON", "not UTF-8", "nested 50,000 deep", "empty"],
+)
+def test_an_unsigned_body_is_403_before_it_is_read(page: SocialAccount, body: bytes) -> None:
+    assert deliver(body).status_code == 403
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe\x00garbage", b"[" * 50_000, b'{"object": "page", "entry": [' * 2_000],
+    ids=["not UTF-8", "nested 50,000 deep", "unclosed"],
+)
+def test_a_signed_body_that_is_not_json_is_a_clear_400(page: SocialAccount, body: bytes) -> None:
+    answer = deliver(body, signature(body))
+    assert answer.status_code == 400 and b"not JSON" in answer.content
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_bad_content_length_is_a_clear_400(page: SocialAccount) -> None:
+    body = comment_delivery()
+    answer = deliver(body, signature(body), CONTENT_LENGTH="lots")
+    assert answer.status_code == 400 and not Message.objects.exists()
+
+
+ENTRY_KEYS = [
+    "id",
+    "changes",
+    "field",
+    "value",
+    "from",
+    "item",
+    "verb",
+    "message",
+    "comment_id",
+    "post_id",
+    "parent_id",
+    "created_time",
+    "messaging",
+    "sender",
+    "recipient",
+    "timestamp",
+    "text",
+    "mid",
+    "name",
+]
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(ENTRY_KEYS),
+                inner,
+                max_size=6,
+            )
+        ),
+        max_leaves=20,
+    )
+
+
+@pytest.mark.django_db
+def test_any_signed_delivery_shape_is_answered_without_a_server_error(page: SocialAccount) -> None:
+    """Generated entries (the right keys holding anything) under a real page id: a clear 400
+    (stores nothing) or a 200, never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        entries=st.lists(
+            st.fixed_dictionaries({"id": st.just(FB_PAGE_ID)}, optional={"changes": _json_values()})
+            | _json_values(),
+            max_size=3,
+        )
+    )
+    def deliveries(entries: list[Any]) -> None:
+        before = Message.objects.count()
+        body = json.dumps({"object": "page", "entry": entries}).encode()
+        answer = deliver(body, signature(body))
+        assert answer.status_code in (200, 400), (answer.status_code, body[:300])
+        if answer.status_code == 400:
+            assert Message.objects.count() == before
+
+    deliveries()

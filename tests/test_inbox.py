@@ -370,7 +370,15 @@ def test_bulk_actions_assign_tag_and_close_with_a_reason(
     client = agent.client()
     bulk = reverse("tickets:bulk")
 
-    client.post(bulk, {"action": "assign", "assignee": manager.user.pk, "ticket": ids[:2]})
+    # An agent claims tickets; handing them out is a manager's (the ticket page's rule).
+    refused = client.post(
+        bulk, {"action": "assign", "assignee": manager.user.pk, "ticket": ids[:2]}, follow=True
+    )
+    assert "a manager assigns it" in refused.content.decode()
+    assert not Ticket.objects.filter(assigned_to__isnull=False).exists()
+    manager.client().post(
+        bulk, {"action": "assign", "assignee": manager.user.pk, "ticket": ids[:2]}
+    )
     client.post(bulk, {"action": "tag", "tag": "#Outage", "ticket": ids})
     # Closing without a reason is refused, and changes nothing.
     refused = client.post(bulk, {"action": "spam", "ticket": ids}, follow=True)

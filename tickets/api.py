@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters, mixins, serializers, status, viewsets
@@ -28,7 +29,6 @@ from tickets.customer_models import Customer, CustomerIdentity
 from tickets.models import (
     OPEN_STATUSES,
     ApprovalRequest,
-    Customer,
     Message,
     Note,
     Priority,
@@ -42,7 +42,7 @@ from tickets.models import (
 from tickets.services import privacy, ticket_take_step
 from tickets.services.customers import CustomerError, customer_update_contact
 from tickets.services.steps import GuardRefused
-from tickets.services.teamwork import TeamworkError, note_add
+from tickets.services.teamwork import TeamworkError, assignment_refusal, note_add
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -372,7 +372,16 @@ class TicketViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
             if team_id and team is None:
                 return _error("Your organisation has no team with that id.", "unknown_team", 400)
             kwargs["team"] = team
-        ticket.assign(user, by=request.user, reason=data.validated_data["reason"], **kwargs)
+        with transaction.atomic():
+            locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
+            refusal = assignment_refusal(
+                holder_id=locked.assigned_to_id,
+                assignee_id=user.pk if user is not None else None,
+                by=request.membership,  # type: ignore[attr-defined]
+            )
+            if refusal:
+                return _error(refusal, "permission_denied", status.HTTP_403_FORBIDDEN)
+            locked.assign(user, by=request.user, reason=data.validated_data["reason"], **kwargs)
         return Response(TicketSerializer(self.get_object()).data)
 
     @extend_schema(

@@ -604,6 +604,8 @@ def tickets_bulk_apply(
         )
         if len(tickets) != len(set(ticket_ids)):
             raise StepError("Some of the selected tickets no longer exist; nothing was changed.")
+        if action in ("assign_me", "assign", "unassign"):
+            _check_bulk_assignment(organization, by, tickets, assignee)
         for ticket in tickets:
             if action in ("assign_me", "assign"):
                 event = ticket.assign(assignee, by=by, reason="bulk")
@@ -624,6 +626,28 @@ def tickets_bulk_apply(
             else:
                 changed += 1
     return BulkResult(changed, unchanged)
+
+
+def _check_bulk_assignment(
+    organization: Organization, by: User, tickets: Sequence[Ticket], assignee: User | None
+) -> None:
+    """The ticket page's assignment rule, for every selected ticket (all or nothing): an
+    agent cannot take, give away or unassign a colleague's ticket in bulk either."""
+    from tickets.services.teamwork import assignment_refusal
+
+    membership = Membership.objects.filter(
+        organization=organization, user=by, is_active=True
+    ).first()
+    if membership is None:
+        raise StepError("You are not a member of this organisation.")
+    for ticket in tickets:
+        refusal = assignment_refusal(
+            holder_id=ticket.assigned_to_id,
+            assignee_id=assignee.pk if assignee is not None else None,
+            by=membership,
+        )
+        if refusal:
+            raise StepError(f"Ticket #{ticket.pk}: {refusal} Nothing was changed.")
 
 
 def saved_views_for(organization: Organization, user: User) -> list[SavedView]:

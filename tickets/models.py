@@ -20,6 +20,7 @@ from django.utils import timezone
 from careinbox.accounts.models import Organization, Team
 from careinbox.tenancy import OrgQuerySet
 from channels_social.models import Brand, Platform, SocialAccount
+from channels_social.text import clean_text
 
 # Customers are the tickets app's models too, kept in their own module (importable from here).
 from tickets.customer_models import (  # noqa: F401
@@ -398,7 +399,7 @@ class Ticket(models.Model):
 
     def remove_tag(self, name: str, *, by: User | None) -> TicketEvent | None:
         tag = Tag.objects.filter(
-            organization_id=self.organization_id, name=Tag.normalise(name)
+            organization_id=self.organization_id, name=Tag.normalise(clean_text(name))
         ).first()
         if tag is None or not self.tags.filter(pk=tag.pk).exists():
             return None

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -277,7 +276,11 @@ def inbox_bulk(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, result.summary(action))
     back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+    # A path of this site only: anything else (another host, or a bare word redirect() would
+    # try to reverse as a URL name) goes back to the inbox.
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
         back = reverse("tickets:inbox")
     return redirect(back or reverse("tickets:inbox"))
 
@@ -606,10 +609,20 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
 @require_POST
 @role_required()
 def assign_to_me(request: HttpRequest, pk: int) -> HttpResponse:
-    """The agent takes the ticket (the ``m`` key); recorded by ``Ticket.assign``."""
+    """The agent takes the ticket (the ``m`` key), by the same rule as the assignment form
+    (``ticket_assign``: an agent claims a ticket nobody has, never a colleague's)."""
+    from tickets.services.teamwork import TeamworkError, ticket_assign
+
     ticket = _get_ticket(request, pk)
-    with transaction.atomic():
-        event = ticket.assign(request.user, by=request.user, reason="assigned to self")  # type: ignore[arg-type]
+    try:
+        event = ticket_assign(
+            ticket=ticket,
+            by=request.membership,  # type: ignore[attr-defined]
+            assignee_id=request.user.pk,
+        )
+    except TeamworkError as exc:
+        ticket.refresh_from_db()
+        return _workspace(request, ticket, error=str(exc))
     messages.success(
         request, "Assigned to you." if event is not None else "It was assigned to you already."
     )

@@ -129,6 +129,8 @@ def issue_token(request: Request) -> Response:
 
 # --- the in-app page ------------------------------------------------------------------------
 
+NAME_MAX = ApiToken._meta.get_field("name").max_length or 100
+
 
 @require_http_methods(["GET", "POST"])
 @role_required()
@@ -136,9 +138,11 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
     membership: Membership = request.membership  # type: ignore[attr-defined]
     context: dict[str, Any] = {"new_secret": None}
     if request.method == "POST":
-        name = (request.POST.get("name") or "").strip()
+        name = (request.POST.get("name") or "").replace("\x00", "").strip()
         if not name:
             messages.error(request, "Give the token a name, e.g. the system that will use it.")
+        elif len(name) > NAME_MAX:
+            messages.error(request, f"A token's name is at most {NAME_MAX} characters.")
         else:
             with transaction.atomic():
                 token, secret = ApiToken.issue(membership, name)

@@ -139,6 +139,9 @@ def _subcode(error: facebook.GraphAPIError) -> int | None:
     return None
 
 
+_ISOLATE_MARKS = dict.fromkeys(range(0x2066, 0x206A))  # LRI, RLI, FSI, PDI
+
+
 class FacebookAdapter(ChannelAdapter):
     """Talks to the Graph API on behalf of one Facebook page."""
 
@@ -376,7 +379,11 @@ class FacebookAdapter(ChannelAdapter):
     def _messenger_window(cls, facts: ReplyFacts) -> Window:
         kind = OutboundKind.PRIVATE_MESSAGE
         last = facts.last_private_from_customer_at
-        who = facts.customer_name or "The customer"
+        # The name is the customer's own text inside our sentence: isolated (FSI ... PDI), so
+        # a right-to-left name, or an override character in it, cannot reorder our words.
+        # (Isolate marks in the name itself are dropped: one could close ours early.)
+        name = (facts.customer_name or "").translate(_ISOLATE_MARKS)
+        who = f"\u2068{name}\u2069" if name else "The customer"
         private_reply = cls._private_reply_window(facts)
         if private_reply.open and private_reply.closes_at is not None:
             alternative = (

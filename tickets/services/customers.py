@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from rapidfuzz import fuzz
 
 from channels_social.base import Author
+from channels_social.text import clean_text
 from tickets.models import (
     CONTACT_FIELDS,
     Customer,
@@ -187,7 +188,7 @@ def customer_update_contact(
 
 @transaction.atomic
 def customer_add_note(*, customer: Customer, by: User, text: str) -> CustomerNote:
-    text = text.strip()
+    text = clean_text(text).strip()
     if not text:
         raise CustomerError("Write the note first: it is empty.")
     note = CustomerNote.objects.create(

@@ -138,6 +138,23 @@ def _member(ticket: Ticket, user_id: int) -> Membership:
     return member
 
 
+def assignment_refusal(*, holder_id: int | None, assignee_id: int | None, by: Membership) -> str:
+    """Why ``by`` may not give a ticket ``holder_id`` holds to ``assignee_id`` (None: nobody),
+    or "" if they may. The one rule every way of assigning applies (the ticket page, the
+    ``m`` key, the inbox's bulk actions, the API): a manager may do anything; an agent claims
+    a ticket nobody has, and hands one of their own on; taking a colleague's is a manager's."""
+    if by.has_role(Role.MANAGER):
+        return ""
+    if holder_id not in (None, by.user_id):
+        return (
+            "This ticket is a colleague's; ask a manager to reassign it, or the colleague "
+            "to hand it over."
+        )
+    if holder_id is None and assignee_id not in (None, by.user_id):
+        return "You can claim a ticket for yourself; a manager assigns it."
+    return ""
+
+
 def ticket_assign(
     *,
     ticket: Ticket,
@@ -158,15 +175,10 @@ def ticket_assign(
         locked = Ticket.objects.select_for_update(of=("self",)).get(pk=ticket.pk)
         if not locked.is_open:
             raise TeamworkError("This ticket is closed; there is nothing to assign.")
-        manager = by.has_role(Role.MANAGER)
         holder = locked.assigned_to_id
-        if not manager and holder not in (None, by.user_id):
-            raise TeamworkError(
-                "This ticket is a colleague's; ask a manager to reassign it, or the colleague "
-                "to hand it over."
-            )
-        if not manager and holder is None and assignee_id not in (None, by.user_id):
-            raise TeamworkError("You can claim a ticket for yourself; a manager assigns it.")
+        refusal = assignment_refusal(holder_id=holder, assignee_id=assignee_id, by=by)
+        if refusal:
+            raise TeamworkError(refusal)
         team: Team | None = locked.team
         if change_team:
             team = None
