@@ -71,12 +71,14 @@ bench-scale: $(VENV)/.test-deps
 bench-polling: $(VENV)/.test-deps
 	$(BIN)/python bench/poll_fairness.py $(POLLING_ARGS)
 
-# The soak, then faults (the Celery worker SIGKILLed during a storm: 20 times, 3 with --small)
-# and load (50 agents on gunicorn while a storm is ingested; 10 with --small).
+# The soak, then faults (the Celery worker SIGKILLed during a storm: 20 times, 3 with --small),
+# restarts (our own Redis and PostgreSQL restarted under it) and load (50 agents on gunicorn
+# while a storm is ingested; 10 with --small).
 SOAK_SMALL = $(filter --small,$(SOAK_ARGS))
 soak: $(VENV)/.test-deps
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 	$(BIN)/python bench/faults.py kills $(if $(SOAK_SMALL),--kills 3 --drain 180)
+	$(BIN)/python bench/restarts.py $(SOAK_SMALL)
 	$(BIN)/python bench/load.py $(SOAK_SMALL)
 
 # The SLA sweep at 10,000 and 100,000 open tickets (SLA_BENCH_ARGS="--small": 2,000, seconds).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -133,6 +134,54 @@ def test_failed_fetch_keeps_the_cursor_and_records_the_error(
     assert _cursor(account) == "5" and account.last_poll_error
     assert account.last_poll_error_at is not None and account.last_polled_at is None
     assert account.poll_lease_until is None  # the lease is released for the next poll
+
+
+EMULATOR_FAULTS = {
+    "429": {"status": 429},
+    "500": {"status": 500},
+    "503": {"status": 503},
+    "timeout": {"mode": "after_commit_delay", "delay": 2.5},
+    "dropped connection": {"mode": "after_commit_drop"},
+    "malformed body": {"mode": "malformed"},
+}
+
+
+@pytest.mark.parametrize("fault", EMULATOR_FAULTS, ids=list(EMULATOR_FAULTS))
+def test_polling_recovers_from_each_emulator_fault_with_the_cursor_right(
+    fault: str, account: SocialAccount, x_sandbox_clean: XSandbox, settings: Any
+) -> None:
+    """A fault mid-stream: the failed poll stores nothing and keeps the cursor where the rows
+    are; the next poll (after the window, for a 429) stores every mention once, in order."""
+    settings.CHANNEL_HTTP_TIMEOUT_SECONDS = 1
+    first = [
+        _mention(x_sandbox_clean, f"order {n} is late", author=f"30{n}", name=f"early{n}")
+        for n in range(3)
+    ]
+    assert account_poll(account_id=account.pk).startswith("ok: 3 new")
+    assert _cursor(account) == str(first[-1]["id"])
+    later = [
+        _mention(x_sandbox_clean, f"still waiting {n}", author=f"40{n}", name=f"later{n}")
+        for n in range(3)
+    ]
+
+    x_sandbox_clean.control.inject_faults(count=1, **EMULATOR_FAULTS[fault])  # type: ignore[arg-type]
+    assert account_poll(account_id=account.pk).startswith("error:")
+    account.refresh_from_db()
+    assert account.last_poll_error and account.last_poll_error_at is not None
+    assert _cursor(account) == str(first[-1]["id"])  # not moved past what is stored
+    assert Message.objects.count() == 3
+    if fault == "429":
+        # Waits for the window X named; once it has passed, polling resumes by itself.
+        assert account_poll(account_id=account.pk).startswith("skipped: rate limited")
+        SocialAccount.objects.filter(pk=account.pk).update(
+            rate_limit_reset_at=timezone.now() - timezone.timedelta(seconds=1)
+        )
+
+    assert account_poll(account_id=account.pk).startswith("ok: 3 new")
+    stored = list(Message.objects.order_by("pk").values_list("external_id", flat=True))
+    assert stored == [str(m["id"]) for m in first + later]  # each once, oldest first
+    assert _cursor(account) == str(later[-1]["id"])
+    assert account_poll(account_id=account.pk).startswith("ok: 0 new")  # and nothing again
 
 
 def test_rate_limited_poll_waits_for_the_window(

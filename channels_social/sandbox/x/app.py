@@ -68,7 +68,7 @@ from channels_social.sandbox.x.store import (
     parse_iso,
 )
 
-FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop")
+FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop", "malformed")
 
 
 def dm_token(event_id: str) -> str:
@@ -194,7 +194,9 @@ class XSandboxApp(ControlEndpoints):
         call is processed as usual (the post or DM is stored), then the response waits
         ``delay`` seconds: a client with a shorter read timeout gives up after X accepted the
         write. ``mode="after_commit_drop"``: the call is processed, then the connection is
-        closed without any response. ``status`` is ignored by the two after-commit modes.
+        closed without any response. ``mode="malformed"``: the call is processed, then answered
+        200 with a JSON body cut short (a proxy or the platform failing midway). ``status`` is
+        ignored by the modes other than ``status``.
         """
         if mode not in FAULT_MODES:
             raise ValueError(
@@ -270,6 +272,12 @@ class XSandboxApp(ControlEndpoints):
             response = json_response(payload, status)
         except ApiError as error:
             response = json_response(error.problem, error.status)
+        if fault is not None and fault.mode == "malformed":
+            response = Response(
+                response.get_data()[: max(1, len(response.get_data()) // 2)],
+                status=200,
+                mimetype="application/json",
+            )
         for name, value in headers.items():
             response.headers[name] = value
         self._log(request, principal, body, response.status_code, fault)

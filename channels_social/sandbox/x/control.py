@@ -174,7 +174,8 @@ class SandboxControl(ControlClient):
         the response waits ``delay`` seconds, so a client with a shorter read timeout gives up
         on a write X accepted. ``mode="after_commit_drop"``: the call is processed, then the
         connection is closed with no response at all (``requests`` raises ConnectionError).
-        ``status`` is ignored by the after-commit modes.
+        ``mode="malformed"``: processed, then a 200 whose JSON body is cut in half.
+        ``status`` is ignored by every mode but ``status``.
         """
         self._call(
             "POST",
