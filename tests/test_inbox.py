@@ -475,6 +475,24 @@ def test_rows_carry_what_an_agent_needs_and_customer_text_is_isolated(agent: Per
     assert html.count('dir="auto"') == 2  # the name and the post
 
 
+def test_customer_text_beside_a_ticket_and_on_the_profile_is_isolated(agent: Persona) -> None:
+    """A right-to-left override in a name, a post or a note cannot flip the text around it."""
+    from tickets.models import Customer
+    from tickets.services.teamwork import note_add
+
+    customer = Customer.objects.create(organization=agent.organization, display_name="\u202eEvil")
+    ticket = _ticket(agent, "\u202eevil override text", customer=customer)
+    _ticket(agent, "\u202eanother post", customer=customer)
+    note_add(ticket=ticket, by=agent.user, body="\u202equoted")
+    client = agent.client()
+    page = client.get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    assert "<strong><bdi>\u202eEvil</bdi></strong>" in page
+    assert '<p class="text" dir="auto">\u202equoted</p>' in page
+    profile = client.get(reverse("tickets:customer", args=[customer.pk])).content.decode()
+    assert "<h1><bdi>\u202eEvil</bdi>" in profile
+    assert "<bdi>\u202eanother post</bdi>" in profile
+
+
 def test_the_ticket_page_sends_only_changed_sections_and_warns_of_a_colleague(
     agent: Persona, manager: Persona
 ) -> None:
