@@ -134,13 +134,14 @@ def view_counts(organization: Organization, *, user: User, now: datetime) -> dic
     aggregates = {
         view.key: Count("pk", filter=view_condition(view.key, user=user, now=now))
         for view in open_views
-        if view.key != "waiting"
+        if view.key not in ("waiting", "approval")
     }
-    # As view_condition's, without the annotation (which every open row would compute).
+    # As view_condition's, without the annotations (which every open row would compute).
     aggregates["waiting"] = Count(
         "pk",
         filter=~Q(status=Status.NEW) & Q(Exact(_last_message_direction(), Direction.OUTBOUND)),
     )
+    aggregates["approval"] = Count("pk", filter=Q(_approval_pending()))
     counts = dict(tickets.open().aggregate(**aggregates))
     counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
     return {view.key: counts[view.key] for view in VIEWS}
