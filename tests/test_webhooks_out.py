@@ -469,3 +469,26 @@ def test_a_ping_is_signed_like_any_event(org_admin: Persona, receiver: Receiver)
         timestamp=request.headers["X-CareInbox-Timestamp"],
         header=request.headers["X-CareInbox-Signature"],
     )
+
+
+def test_lost_and_stuck_deliveries_are_sent_again(org_admin: Persona, receiver: Receiver) -> None:
+    from monitoring.webhooks.services import requeue_lost_deliveries
+
+    _endpoint(org_admin, receiver.url)
+    ticket = _ticket(org_admin.organization)
+    (lost,) = deliveries_for_event(ticket.record(EventKind.OPENED))
+    (stuck,) = deliveries_for_event(ticket.record(EventKind.ACKNOWLEDGE))
+    (fresh,) = deliveries_for_event(ticket.record(EventKind.RESOLVE))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    WebhookDelivery.objects.filter(pk=stuck.pk).update(
+        created_at=long_ago, state=DeliveryState.SENDING, claimed_at=long_ago
+    )
+    assert requeue_lost_deliveries() == 2  # the fresh one's own task is still on its way
+    stuck.refresh_from_db()
+    assert stuck.state == DeliveryState.PENDING and stuck.claimed_at is None
+    fresh.refresh_from_db()
+    assert fresh.state == DeliveryState.PENDING
+    # Whichever task comes first sends it; the other finds nothing to do.
+    assert delivery_attempt(delivery_id=stuck.pk) == "succeeded"
+    assert delivery_attempt(delivery_id=stuck.pk) == "skipped"
