@@ -250,7 +250,7 @@ def test_search_finds_words_in_messages_and_customers_open_and_closed(agent: Per
     response = client.get(INBOX, {"q": "refund & | ! :* ('"})
     assert response.status_code == 200 and _rows(response) == [refund.pk]
     empty = client.get(INBOX, {"q": "zebra"})
-    assert "Nothing in All open matches “zebra”." in empty.content.decode()
+    assert 'Nothing in All open matches “<span dir="auto">zebra</span>”.' in empty.content.decode()
 
 
 @pytest.mark.skipif(
@@ -472,7 +472,7 @@ def test_rows_carry_what_an_agent_needs_and_customer_text_is_isolated(agent: Per
     assert "Urgent" in html and "Wide reach: 48,000 followers" in html  # the main reason
     assert "data-countdown" in html and "Acknowledge" not in html and "New" in html
     assert ">alice<" in html
-    assert html.count('dir="auto"') == 2  # the name and the post
+    assert html.count('dir="auto"') == 3  # the handle, the name and the post
 
 
 def test_customer_text_beside_a_ticket_and_on_the_profile_is_isolated(agent: Persona) -> None:
