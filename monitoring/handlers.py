@@ -15,7 +15,7 @@ from monitoring.services import (
     sla_rematch,
     sla_reply_delivered,
     sla_restart,
-    sla_start,
+    sla_start_timers,
     sla_stop,
     sla_sweep,
 )
@@ -27,7 +27,7 @@ REOPENED = EventKind.REOPENED
 
 
 def on_ticket_opened(event: TicketEvent) -> None:
-    sla_start(ticket=event.ticket)
+    sla_start_timers(ticket=event.ticket)
 
 
 def on_message_received(event: TicketEvent) -> None:

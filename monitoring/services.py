@@ -129,11 +129,22 @@ def _start(
     """Start ``metrics`` from ``started_at``, once: a timer of the metric that started at that
     very instant (this event, delivered again) or one still owed is kept as it is."""
     metrics = list(metrics)
-    seen = set(
-        SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=metrics)
-        .filter(Q(started_at=started_at) | Q(state__in=LIVE_STATES, fulfilled_at__isnull=True))
-        .values_list("metric", flat=True)
+    # One read serves both the idempotence check and the ticket's new soonest due time: the
+    # ticket's timers of these metrics started at that instant, and every one still owed.
+    timers = list(
+        SlaTimer.objects.filter(ticket_id=ticket.pk)
+        .filter(
+            Q(metric__in=metrics, started_at=started_at)
+            | Q(state__in=LIVE_STATES, fulfilled_at__isnull=True)
+        )
+        .values_list("metric", "started_at", "state", "fulfilled_at", "due_at")
     )
+    seen = {
+        metric
+        for metric, started, state, fulfilled_at, _due in timers
+        if metric in metrics
+        and (started == started_at or (state in LIVE_STATES and fulfilled_at is None))
+    }
     wanted = [metric for metric in metrics if metric not in seen]
     if not wanted:
         return []
@@ -147,21 +158,29 @@ def _start(
     ]
     if started:
         # One insert; a timer started meanwhile by a concurrent delivery of the same event
-        # wins (one live timer per ticket and metric) and this one is dropped.
+        # wins (one live timer per ticket and metric) and this one is dropped (it has the same
+        # due time: the same policy, target and start).
         SlaTimer.objects.bulk_create(started, ignore_conflicts=True)
-        _refresh_due(ticket)
+        counting = (TimerState.RUNNING, TimerState.BREACHED)
+        dues = [due for _m, _s, state, done, due in timers if state in counting and done is None]
+        ticket.set_sla_due(min([*dues, *(timer.due_at for timer in started)]))
     return started
 
 
 def sla_start(*, ticket: Ticket, policy: SlaPolicy | None = None) -> SlaTimer | None:
     """The ticket opened: start its first-response, resolution and close-out timers as its
     policy has them, from the customer's post time. Returns the first-response timer."""
-    _start(ticket, OPENING_METRICS, ticket.opened_at, policy=policy)
+    sla_start_timers(ticket=ticket, policy=policy)
     return (
         SlaTimer.objects.filter(ticket_id=ticket.pk, metric=Metric.FIRST_RESPONSE)
         .order_by("-started_at", "-pk")
         .first()
     )
+
+
+def sla_start_timers(*, ticket: Ticket, policy: SlaPolicy | None = None) -> list[SlaTimer]:
+    """``sla_start`` without reading the first-response timer back (the handler's way in)."""
+    return _start(ticket, OPENING_METRICS, ticket.opened_at, policy=policy)
 
 
 def sla_restart(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:

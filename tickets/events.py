@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from careinbox.locks import lock_organizations
 from tickets.models import EventKind, TicketEvent
 
 if TYPE_CHECKING:
@@ -186,6 +187,9 @@ def dispatch(event_ids: Iterable[int]) -> int:
         return 0
     try:
         with transaction.atomic():
+            # The handlers update these organisations' tickets and timers, as a concurrent
+            # ingest or delivery of the same organisation does in another order: one at a time.
+            lock_organizations(event.organization_id for event in events)
             return _deliver_together(events)
     except Exception:
         log.exception("delivering %d events together failed; one by one now", len(events))

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
+from careinbox.locks import lock_organizations
 from channels_social.base import InboundPost, PostUpdate
 from channels_social.intake import StoreResult, UpdateResult
 from channels_social.models import SocialAccount
@@ -55,7 +56,9 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
     stored = tickets_opened = duplicates = 0
     failed: list[tuple[InboundPost, str]] = []
     with transaction.atomic(), events.published_together():
-        _one_ingest_per_organization(account.organization_id)
+        # One ingest per organisation at a time (careinbox.locks): concurrent polls of two of
+        # its handles deadlocked on the posts and customers they share.
+        lock_organizations([account.organization_id])
         known = _stored_ids(account, [post.external_id for post in posts])
         handles = {
             handle.external_id: handle
@@ -93,31 +96,6 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
             stored += 1
             tickets_opened += opened
     return StoreResult(stored, tickets_opened, duplicates, failed)
-
-
-# The first key of the advisory lock that serialises an organisation's ingest (the second is the
-# organisation's id); any constant no other lock in CareInbox uses.
-INGEST_LOCK_NAMESPACE = 0x1D6E57
-
-
-def _one_ingest_per_organization(organization_id: int) -> None:
-    """Wait for any other ingest of this organisation to commit (PostgreSQL: a transaction-level
-    advisory lock, held until the caller's transaction ends).
-
-    Two handles of one organisation polled at the same time fetch the same posts (a post that
-    names both) and the same customers: each transaction would insert the same identity or
-    message while the other holds its own first, which PostgreSQL resolves by failing one of
-    them as a deadlock (the storm bench set 22 of 2,000 posts aside that way), and two
-    transactions threading one customer at once could open two tickets. One at a time per
-    organisation, the second sees what the first stored. Other organisations run in parallel.
-    SQLite serialises writers already.
-    """
-    connection = transaction.get_connection()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, organization_id]
-            )
 
 
 def _stored_ids(account: SocialAccount, external_ids: list[str]) -> set[str]:
