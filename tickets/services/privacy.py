@@ -87,9 +87,11 @@ def customer_export(*, customer: Customer, by: User | None) -> dict[str, Any]:
     tickets = list(_tickets_of(customer, identities).select_related("brand").order_by("pk"))
     ticket_ids = [t.pk for t in tickets]
     messages: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ticket_ids}
-    their = _their_messages(customer, identities).exclude(ticket_id__in=ticket_ids)
+    their = _their_messages(customer, identities).values("pk")
     for message in (
-        Message.objects.filter(ticket_id__in=ticket_ids).union(their).order_by("created_at", "pk")
+        Message.objects.for_org(customer.organization)
+        .filter(Q(ticket_id__in=ticket_ids) | Q(pk__in=their))
+        .order_by("created_at", "pk")
     ):
         messages.setdefault(message.ticket_id, []).append(
             {
