@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN the slowest statement")
-    parser.add_argument("--only", help="only the pages whose label contains this")
+    parser.add_argument("--only", help="only the pages whose label contains one of these (a,b)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     meta_path = ROOT / "var" / f"{args.database}.json"
@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     pages = pages_for(meta, rng, args.requests + args.warmup)
     if args.only:
-        pages = [p for p in pages if args.only.lower() in p.label.lower()]
+        wanted = [part.strip().lower() for part in args.only.split(",")]
+        pages = [p for p in pages if any(part in p.label.lower() for part in wanted)]
     print(
         f"{meta['database']}: {meta['tickets']:,} tickets ({meta['rows']['tickets_message']:,} "
         f"messages) in {len(meta['organisations'])} organisations; signed in to the largest "
