@@ -33,7 +33,7 @@ from tickets.models import (
 )
 
 DEMO_WEEK_PREFIX = "demo-week-"
-DEMO_WEEK_TICKETS = 45
+DEMO_WEEK_TICKETS = 30
 COMPLAINTS = (
     "My parcel is a week late and nobody answers the phone",
     "Charged twice for the same order?!",
