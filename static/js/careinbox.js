@@ -164,6 +164,14 @@
     }
   });
 
+  /* A poll answered after its poller went away (the workspace was swapped meanwhile, by the
+     agent's own step or an earlier poll) is stale: the new poller asks again within 3 s. Its
+     answer would otherwise be retargeted relative to a detached element, which htmx cannot do. */
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.id === "ticket-live" && !document.body.contains(elt)) event.preventDefault();
+  });
+
   /* --- The ticket page tells the server whether the agent is writing a reply. -------------- */
   var typedAt = 0;
   document.addEventListener("input", function (event) {
