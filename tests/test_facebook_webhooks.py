@@ -322,20 +322,14 @@ def test_a_dropped_webhook_is_caught_by_the_next_poll(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_webhook_arrival_latency(hooked: FacebookSandbox) -> None:
-    """From the customer's comment to its message stored: measured, and well under a poll."""
+def test_comments_arrive_through_webhooks_alone(hooked: FacebookSandbox) -> None:
+    """Each customer's comment is stored from its webhook, with no poll of the page (how fast
+    is measured by bench/arrival_latency.py, not asserted here)."""
     post = hooked.control.page_post(FB_PAGE_ID, "Winter sale")
-    latencies = []
     for n in range(10):
-        started = time.monotonic()
         comment = hooked.control.comment(post["id"], person_id=f"30{n}", name=f"P{n}", message="?")
         _wait_for(lambda c=comment: Message.objects.filter(external_id=c["id"]).exists())
-        latencies.append(time.monotonic() - started)
-    latencies.sort()
-    print(
-        f"webhook arrival: median {latencies[5] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
-    )
-    assert latencies[5] < 2.0
+    assert Message.objects.filter(text="?").count() == 10
 
 
 # Edits and removals: Meta's verb edited / remove
