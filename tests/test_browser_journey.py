@@ -267,7 +267,13 @@ def test_a_draft_from_a_second_tab_never_lands_in_another_steps_box(
     public_words = "Jo, we're so sorry! We're on it right now."
     second_tab.get_by_label("Public reply to @jo").fill(public_words)
 
-    # The first tab acknowledges; the second, still showing step 1, sends its own.
+    # The first tab acknowledges; the second, still showing step 1, sends its own. Its live
+    # refresh (every 3 s) is held until then: the agent clicks before it would have come, which
+    # on a busy machine the test could not otherwise be sure of.
+    def live_poll(url: str) -> bool:
+        return "live=1" in url
+
+    second_tab.route(live_poll, lambda route: route.fulfill(status=204))
     page.get_by_label("Public reply to @jo").fill(STEPS[0][2])
     page.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile(r"^Step 2: Take offline"))).to_be_visible()
@@ -276,6 +282,7 @@ def test_a_draft_from_a_second_tab_never_lands_in_another_steps_box(
     expect(second_tab.locator("#step-error")).to_contain_text(
         "the next step is Take offline, not Acknowledge"
     )
+    second_tab.unroute(live_poll)
     dm_box = second_tab.get_by_label("Direct message to @jo")
     expect(dm_box).to_have_value("")
     expect(second_tab.locator(".unsent")).to_contain_text(public_words)  # shown, to copy from

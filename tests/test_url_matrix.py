@@ -446,12 +446,53 @@ ROLES: dict[str, dict[str, str]] = {
     "channels_social:settings-query-delete": {"post": AD},
     "tickets:priority-rules": {"get": AD, "post": AD},
     "tickets:settings-threading": {"get": AD, "post": AD},
+    # Landing: managers and admins to the dashboard, agents to the inbox
+    "monitoring:landing": {"get": A},
+    # Customers: agents see and edit contact details; a person's data request is a manager's
+    "tickets:customers": {"get": A},
+    "tickets:customer-export": {"get": M},
+    "tickets:customer-erase": {"post": M},
+    "customer-list": {"get": A},
+    "customer-detail": {"get": A, "patch": A},
+    "customer-tickets": {"get": A},
+    "customer-export": {"get": M},
+    "customer-erase": {"post": M},
+    "ticket-notes": {"get": A, "post": A},
+    # Moderation: deleting a customer's post is a manager's call
+    "tickets:delete-post": {"post": M},
+    # Each agent's own availability
+    "tickets:my-availability": {"get": A, "post": A},
+    # Reports
+    "monitoring:report-csv": {"get": M},
+    "monitoring:report-tickets": {"get": M},
+    # Escalation rules and outbound webhooks in the API: admins
+    "escalation-rule-list": {"get": AD, "post": AD},
+    "escalation-rule-detail": {"get": AD, "patch": AD, "delete": AD},
+    "webhook-list": {"get": AD, "post": AD},
+    "webhook-detail": {"get": AD, "patch": AD, "delete": AD},
+    "webhook-ping": {"post": AD},
+    "webhook-rotate-secret": {"post": AD},
+    "webhook-delivery-list": {"get": AD},
+    "webhook-delivery-detail": {"get": AD},
+    "webhook-delivery-redeliver": {"post": AD},
+    # Outbound webhooks in the settings: admins
+    "webhooks:endpoints": {"get": AD},
+    "webhooks:endpoint-new": {"get": AD, "post": AD},
+    "webhooks:endpoint": {"get": AD, "post": AD},
+    "webhooks:endpoint-delete": {"post": AD},
+    "webhooks:endpoint-rotate": {"post": AD},
+    "webhooks:endpoint-test": {"post": AD},
+    "webhooks:endpoint-toggle": {"post": AD},
+    "webhooks:delivery": {"get": AD},
+    "webhooks:delivery-redeliver": {"post": AD},
 }
 
 # What a request needs for the view to get past its own lookups (so that "allowed" is seen as
 # allowed, not as a 404 for a missing parameter).
 QUERY: dict[str, Callable[[dict[str, Any]], str]] = {
     "tickets:canned-insert": lambda o: f"?canned={o['canned']}",
+    "monitoring:report-csv": lambda o: "?table=waiting",
+    "monitoring:report-tickets": lambda o: "?source=tickets",
 }
 DATA: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tickets:customer-link": lambda o: {"identity": o["identity"]},

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -387,14 +386,13 @@ def hide_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
 
 
 @require_POST
-@role_required()
+@role_required(Role.MANAGER)
 def delete_post(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
-    """Delete a customer's post (managers only: an agent gets 403), for a community-guideline
-    reason; the platform must allow it (Facebook does, X never)."""
+    """Delete a customer's post (managers only: to an agent the URL is a 404, as every page
+    above their role), for a community-guideline reason; the platform must allow it (Facebook
+    does, X never)."""
     ticket = _get_ticket(request, pk)
     membership: Membership = request.membership  # type: ignore[attr-defined]
-    if not membership.has_role(Role.MANAGER):
-        raise PermissionDenied("Only a manager can delete a customer's post.")
     form = DeleteForm(request.POST)
     try:
         if not form.is_valid():
