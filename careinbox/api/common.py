@@ -38,6 +38,15 @@ class Pagination(pagination.PageNumberPagination):
             )
         return size
 
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        # DRF reads an empty ``?page=`` as page 1; the schema says a whole number from 1.
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError({"page": ["A whole number from 1."]})
+        return int(raw)
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
