@@ -305,6 +305,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         make_page(tenant, fb_url)
         fb_post = fb.page_post(PAGE_ID, "Our winter sale starts today")
 
+        # Run last on the way out (the stack unwinds in reverse): once beat and the worker
+        # have stopped, nothing is left in our queue.
+        stack.callback(celery_app.control.purge)
         worker = start_worker(
             db_url=database_url(), queue=queue, log_path=logs["worker"], concurrency=2,
             pool="prefork",
@@ -317,7 +320,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             schedule=var / f"{tag}-beat.schedule",
         )
         stack.callback(stop_worker, beat)
-        stack.callback(celery_app.control.purge)
         # The first polls set the cursors; mentions posted from now on are what we time.
         time.sleep(args.interval + 2)
 
