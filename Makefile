@@ -51,11 +51,13 @@ lint: $(VENV)/.test-deps
 test: $(VENV)/.test-deps chromium lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The ingest benchmark, then beat's poll fairness at a small size (20 handles, 30 s; ~50 s).
+# The ingest benchmark, then beat's poll fairness at a small size (20 handles, 30 s; ~50 s),
+# then arrival latency (X poll and Facebook webhook, 20 posts each on real processes; < 60 s).
 # With DATABASE_URL on PostgreSQL, also the read paths over 20,000 generated tickets (~1 min).
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/poll_fairness.py --small
+	$(BIN)/python bench/arrival_latency.py --small
 	@case "$$DATABASE_URL" in postgres*) \
 	  $(BIN)/python bench/scale_data.py --tickets 20000 --database careinbox_bench_small && \
 	  $(BIN)/python bench/read_paths.py --database careinbox_bench_small --requests 10 ;; \
