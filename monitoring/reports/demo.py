@@ -150,7 +150,8 @@ def _seed_week(org: Organization, accounts: list[SocialAccount]) -> int:
         created += 1
         fate = rng.random()
         if fate < 0.1:
-            continue  # never answered: waiting, and breached once past due
+            _end_history(ticket, opened + timedelta(hours=6), now, by=agent)
+            continue  # never answered: breached once past due, then ended as history
         if fate < 0.16:
             ticket.status, ticket.closed_as, ticket.closed_at = Status.CLOSED, "spam", opened
             ticket.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
@@ -175,4 +176,25 @@ def _seed_week(org: Organization, accounts: list[SocialAccount]) -> int:
                 kind = EventKind.PROMISE_KEPT if rng.random() < 0.75 else EventKind.PROMISE_BROKEN
                 ticket.record(kind, actor=agent, at=promised, demo=True)
             at += timedelta(minutes=rng.randint(10, 300))
+        _end_history(ticket, at, now, by=agent)
     return created
+
+
+def _end_history(ticket: Ticket, at: datetime, now: datetime, *, by: User) -> None:
+    """A history ticket that was not closed out ends closed (reason "other", said so): its
+    posts are not on the platform, so an agent could never answer it; the demo's generator
+    brings the tickets to work on."""
+    if ticket.status == Status.CLOSED:
+        return
+    at = min(at, now - timedelta(minutes=1))
+    note = "demo history: ended before the demo started"
+    ticket.status, ticket.closed_as, ticket.closed_at = Status.CLOSED, "other", at
+    ticket.save(update_fields=["status", "closed_as", "closed_at", "updated_at"])
+    ticket.record(
+        EventKind.CLOSED_WITHOUT_CLOSE_OUT,
+        actor=by,
+        at=at,
+        reason="other",
+        note=note,
+        summary=f"Other ({note})",
+    )
