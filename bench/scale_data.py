@@ -487,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         for table in BULK_TABLES:
             setval = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"  # noqa: S608, E501 - our tables
             cursor.execute(setval)
+        # A reply held for a manager on the open tickets flagged for approval (the Awaiting
+        # approval view lists tickets with a pending request).
+        cursor.execute(
+            "INSERT INTO tickets_approvalrequest (organization_id, ticket_id, step, text, reasons,"
+            " guard_flags, requested_at, state, comment, sent_text)"
+            " SELECT organization_id, id, 'acknowledge', 'Held for a manager', '[\"bench\"]',"
+            " '[]', updated_at, 'pending', '', '' FROM tickets_ticket"
+            " WHERE approval_required AND status <> 'closed'"
+        )
     indexed = time.perf_counter()
     connection.close()
     import psycopg2
