@@ -272,7 +272,7 @@ def test_a_draft_for_a_step_the_ticket_moved_past_stays_out_of_the_box(agent: Pe
     assert response.status_code == 422
     body = response.content.decode()
     assert "the next step is Take offline, not Acknowledge" in body
-    assert "Direct message to <span dir=\"auto\">@" in body and _composer(body) == ""
+    assert 'Direct message to <span dir="auto">@' in body and _composer(body) == ""
     assert "Not sent, written for Acknowledge" in body and "Sorry, Jo, looking into it" in body
 
 

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from careinbox.accounts.models import Organization, Role, User
+from careinbox.api.common import INT64
 from careinbox.audit import record_change, snapshot
 from careinbox.tenancy import OrgRequest, get_for_org_or_404, role_required
 from channels_social.models import Platform
@@ -456,6 +457,8 @@ def ticket_split_out(request: OrgRequest, pk: int) -> HttpResponse:
         ids = [int(value) for value in request.POST.getlist("message")]
     except ValueError:
         ids = []
+    # An id no row can hold names no message (SQLite cannot even compare one).
+    ids = [value for value in ids if 0 < value <= INT64]
     try:
         new = ticket_split(ticket=ticket, message_ids=ids, by=_user(request))
     except StepError as exc:
