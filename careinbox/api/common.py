@@ -11,9 +11,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, pagination, serializers, status
+from rest_framework import exceptions, mixins, pagination, serializers, status, viewsets
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from careinbox.accounts.models import Role
+from careinbox.api.auth import HasRole
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -110,6 +114,27 @@ class OrgScopedMixin:
         if organization is None:
             return self.queryset.none()
         return self.queryset.filter(organization=organization)
+
+
+class AdminCrudViewSet(
+    OrgScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """What an organisation's admins edit through the API (escalation rules, outbound
+    webhook endpoints): scoped to the caller's organisation, admins only, paged, JSON bodies,
+    list / retrieve / destroy from DRF. A subclass gives ``queryset`` and ``serializer_class``,
+    writes its own ``create`` and ``partial_update`` (bound to the settings page's form, so
+    the page and the API accept the same things) and its ``perform_destroy`` (audited). No
+    PUT: a change sends only the fields it changes."""
+
+    permission_classes = [HasRole]
+    required_role = Role.ADMIN
+    pagination_class = Pagination
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    parser_classes = [JSONParser]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -13,17 +13,14 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.parsers import JSONParser
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from careinbox.accounts.models import Organization, Role
-from careinbox.api.auth import HasRole
+from careinbox.accounts.models import Organization
 from careinbox.api.common import (
+    AdminCrudViewSet,
     Conflict,
-    OrgScopedMixin,
-    Pagination,
     StrictBooleanField,
     StrictCharField,
 )
@@ -147,22 +144,11 @@ def _bound_form(request: Request, rule: EscalationRule | None, partial: bool) ->
     return form
 
 
-class EscalationRuleViewSet(
-    OrgScopedMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class EscalationRuleViewSet(AdminCrudViewSet):
     """Escalation rules (admins), in evaluation order."""
 
     queryset = EscalationRule.objects.order_by("position", "pk")
     serializer_class = EscalationRuleSerializer
-    permission_classes = [HasRole]
-    required_role = Role.ADMIN
-    pagination_class = Pagination
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [JSONParser]
 
     @extend_schema(
         request=EscalationRuleWriteSerializer,

@@ -10,15 +10,15 @@ from typing import Any
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from careinbox.accounts.models import Role
 from careinbox.api.auth import HasRole
 from careinbox.api.common import (
+    AdminCrudViewSet,
     Conflict,
     IntegerFilter,
     OrgScopedMixin,
@@ -167,22 +167,11 @@ def _validated(request: Request, endpoint: WebhookEndpoint | None, partial: bool
     return form.cleaned_data
 
 
-class WebhookEndpointViewSet(
-    OrgScopedMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class WebhookEndpointViewSet(AdminCrudViewSet):
     """Outbound webhook endpoints of your organisation (admins)."""
 
     queryset = WebhookEndpoint.objects.order_by("name", "pk")
     serializer_class = WebhookEndpointSerializer
-    permission_classes = [HasRole]
-    required_role = Role.ADMIN
-    pagination_class = Pagination
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [JSONParser]
 
     @extend_schema(
         request=WebhookEndpointWriteSerializer,
