@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from monitoring.models import Metric, SlaFact, TicketFact
 from monitoring.reports.figures import AGE_BUCKETS, RESPONSIVENESS_DAYS, Report
 from monitoring.reports.filters import ReportFilter
-from monitoring.reports.rollups import NOT_OWED_REASONS
+from tickets.closing import NOT_OWED_REASONS
 from tickets.models import Priority, Sentiment, Ticket
 
 SOURCES = {

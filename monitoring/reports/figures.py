@@ -18,8 +18,8 @@ from channels_social.models import SocialAccount
 from monitoring.models import Metric, SlaFact, SlaOutcome, TicketFact
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
-from monitoring.reports.rollups import NOT_OWED_REASONS
 from monitoring.reports.stats import ALL, percentiles
+from tickets.closing import NOT_OWED_REASONS
 from tickets.models import Priority, Sentiment, SkipReason
 from tickets.templatetags.care import duration
 

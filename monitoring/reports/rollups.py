@@ -21,16 +21,10 @@ from django.utils import timezone
 
 from monitoring.models import SlaEventKind, SlaFact, SlaOutcome, SlaTimer, TicketFact, TimerState
 from tickets import events
+from tickets.closing import CLOSING_KINDS, closing_of
 from tickets.models import Direction, EventKind, Step, Ticket, TicketEvent
 
-# The events that end a ticket, and the ones that open it again.
-CLOSING_KINDS: dict[str, bool] = {
-    EventKind.CLOSE_OUT: True,  # closed out publicly
-    EventKind.CLOSED_WITHOUT_CLOSE_OUT: False,
-    EventKind.CLOSED_AS_SPAM: False,
-    EventKind.CLOSED_AS_DUPLICATE: False,
-    EventKind.MERGED_INTO: False,
-}
+# The events that end a ticket (tickets.closing), and the ones that open it again.
 REOPENING_KINDS = {EventKind.REOPENED}
 READ_KINDS = [
     EventKind.REPLY_SENT,
@@ -47,24 +41,6 @@ _OUTCOME = {
     TimerState.RUNNING: SlaOutcome.RUNNING,
     TimerState.PAUSED: SlaOutcome.PAUSED,
 }
-
-
-# Closes recorded before one kind carried the reason in its data.
-_LEGACY_REASONS: dict[str, str] = {
-    EventKind.CLOSED_AS_SPAM: "spam",
-    EventKind.CLOSED_AS_DUPLICATE: "duplicate",
-    EventKind.MERGED_INTO: "merged",
-}
-# Closed this way, a ticket is not one the brand failed to answer.
-NOT_OWED_REASONS = ("spam", "duplicate", "merged")
-
-
-def close_reason(kind: str, data: object) -> str:
-    """Why a closing event closed the ticket with no public close-out ("" for a close-out)."""
-    if kind == EventKind.CLOSED_WITHOUT_CLOSE_OUT:
-        reason = data.get("reason") if isinstance(data, dict) else None
-        return str(reason or "other")[:32]
-    return _LEGACY_REASONS.get(kind, "")
 
 
 def _seconds(start: datetime, end: datetime | None) -> int | None:
@@ -105,9 +81,9 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
             kept += 1
         elif kind == EventKind.PROMISE_BROKEN:
             broken += 1
-        elif kind in CLOSING_KINDS:
-            closed_at, closed_publicly, closed_kind = at, CLOSING_KINDS[kind], kind
-            closed_reason = close_reason(kind, data)
+        elif (closing := closing_of(kind, data)) is not None:
+            closed_at, closed_publicly, closed_kind = at, closing.publicly, kind
+            closed_reason = closing.reason
         elif kind in REOPENING_KINDS or (kind == EventKind.STEP_REOPENED and closed_at):
             closed_at, closed_publicly, closed_kind, closed_reason = None, None, "", ""
     if ticket.is_open:

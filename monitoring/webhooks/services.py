@@ -35,6 +35,7 @@ from monitoring.webhooks.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
+from tickets.closing import CLOSING_KINDS, closing_of
 from tickets.models import STEP_RULES, EventKind, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,6 @@ STEP_KINDS = {
     EventKind.STEP_REOPENED,
     EventKind.REOPENED,
 }
-CLOSE_KINDS: dict[str, str] = {
-    EventKind.CLOSE_OUT: "close_out",
-    EventKind.CLOSED_WITHOUT_CLOSE_OUT: "without_close_out",
-    EventKind.CLOSED_AS_SPAM: "spam",
-    EventKind.CLOSED_AS_DUPLICATE: "duplicate",
-    EventKind.MERGED_INTO: "merged",
-}
 
 
 def webhook_types(kind: str) -> list[str]:
@@ -66,7 +60,7 @@ def webhook_types(kind: str) -> list[str]:
         types.append(WebhookEventType.TICKET_CREATED)
     if kind in STEP_KINDS:
         types.append(WebhookEventType.TICKET_STEP_CHANGED)
-    if kind in CLOSE_KINDS:
+    if kind in CLOSING_KINDS:
         types.append(WebhookEventType.TICKET_CLOSED)
     if kind == SlaEventKind.SLA_WARNING:
         types.append(WebhookEventType.SLA_WARNING)
@@ -78,7 +72,7 @@ def webhook_types(kind: str) -> list[str]:
 SUBSCRIBED_KINDS = [
     EventKind.OPENED,
     *STEP_KINDS,
-    *CLOSE_KINDS,
+    *CLOSING_KINDS,
     SlaEventKind.SLA_WARNING,
     SlaEventKind.SLA_BREACHED,
 ]
@@ -134,7 +128,9 @@ def _event_data(event: TicketEvent, event_type: str) -> dict[str, Any]:
         else:
             details.update(change="taken", step=event.kind, status=STEP_RULES[event.kind].leads_to)
     elif event_type == WebhookEventType.TICKET_CLOSED:
-        details.update(how=CLOSE_KINDS[event.kind], reason=data.get("reason", ""))
+        closing = closing_of(event.kind, data)
+        # ``reason`` is what the close recorded (a merge records none), as it always was.
+        details.update(how=closing.how if closing else "", reason=data.get("reason", ""))
     elif event_type in (WebhookEventType.SLA_WARNING, WebhookEventType.SLA_BREACHED):
         details.update(metric=data.get("metric"), due_at=data.get("due_at"))
     return details
