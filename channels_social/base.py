@@ -175,12 +175,15 @@ class Pacing:
 @dataclass(frozen=True)
 class Batch:
     """What is new in one stream since the cursor, oldest first, and the cursor to store once
-    it is saved (None: keep the current one)."""
+    it is saved (None: keep the current one). ``cut_short`` says why the listing stopped
+    before reaching the cursor (the platform sent a page already read again and again): the
+    posts read are stored, the cursor stays, the next poll reads the rest."""
 
     posts: list[InboundPost]
     next_cursor: str | None
     rate_limit: RateLimit | None = None
     unreadable: list[UnreadableItem] = field(default_factory=list)
+    cut_short: str = ""
 
 
 @dataclass(frozen=True)

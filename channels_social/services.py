@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -81,13 +81,15 @@ class PollOutcome:
     duplicates: int = 0
     before_connection: int = 0
     set_aside: int = 0
+    cut_short: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"ok: {self.stored} new, {self.tickets_opened} tickets, {self.duplicates} already "
             f"stored, {self.before_connection} from before the handle was connected, "
             f"{self.set_aside} set aside"
         )
+        return text + "".join(f"; cut short: {reason}" for reason in self.cut_short)
 
 
 def account_poll(*, account_id: int) -> str:
@@ -173,6 +175,9 @@ def _poll_streams(account: SocialAccount, adapter: ChannelAdapter) -> PollOutcom
         outcome.tickets_opened += result.tickets_opened
         outcome.duplicates += result.duplicates
         outcome.set_aside += len(result.failed) + len(batch.unreadable)
+        if batch.cut_short:
+            outcome.cut_short.append(f"{stream}: {batch.cut_short}")
+            log.warning("poll of %r, %s: %s", account, stream, batch.cut_short)
     now = timezone.now()
     budgets = _store_budgets(account, adapter.rate_observations())
     pacing = adapter.pacing(budgets, now=now, interval=poll_interval(account.platform))

@@ -76,6 +76,11 @@ HUMAN_AGENT = "HUMAN_AGENT"
 PRIVATE_REPLY_KINDS = ("comment", "visitor_post", "")
 PAGE_SIZE = 100
 MAX_PAGES = 10  # per listing: a poll never pages forever through a broken `next`
+# How often a listing may lead back to a page already read (a ``next`` pointing back, or the
+# same page answered again) before the poll stops paging it.
+MAX_REPEATED_PAGES = 2
+# The parameters of a ``next`` link that say which page it is (the rest stay the same).
+PAGE_POSITION_PARAMS = ("after", "before", "until", "since", "offset", "__paging_token")
 FEED_LOOKBACK = timedelta(days=28)  # posts older than this are not re-read for new comments
 CURSOR_OVERLAP = 300  # seconds re-read before the cursor
 DEFAULT_RETRY_AFTER = 60.0
@@ -142,6 +147,13 @@ def _subcode(error: facebook.GraphAPIError) -> int | None:
 _ISOLATE_MARKS = dict.fromkeys(range(0x2066, 0x206A))  # LRI, RLI, FSI, PDI
 
 
+def _page_position(args: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """Which page of a listing these arguments ask for."""
+    return frozenset(
+        (name, str(args[name])) for name in PAGE_POSITION_PARAMS if args.get(name) not in (None, "")
+    )
+
+
 class FacebookAdapter(ChannelAdapter):
     """Talks to the Graph API on behalf of one Facebook page."""
 
@@ -176,6 +188,7 @@ class FacebookAdapter(ChannelAdapter):
         super().__init__(account)
         self._graph: facebook.GraphAPI | None = None
         self._people: dict[str, str] = {}  # PSID -> the person's id on comments
+        self._cut_short: list[str] = []  # why the current fetch's listings stopped short
 
     # A person's two ids: their comments' id and their Messenger PSID (see MessengerIdentity)
 
@@ -602,18 +615,46 @@ class FacebookAdapter(ChannelAdapter):
     def _listing(self, node: str, edge: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of ``node``'s ``edge``, page by page, following ``paging.next`` (an
         empty page with a ``next`` is not the end: Graph sends those when it filtered a whole
-        page away)."""
+        page away).
+
+        A ``next`` that leads back to a page already read would go round in a loop: the
+        page's own ``paging.cursors.after`` is followed instead when it is new, else the page
+        wanted is asked for again, up to ``MAX_REPEATED_PAGES`` times; after that the listing
+        stops and the fetch is cut short (its cursor stays, so nothing unread is skipped)."""
         args: dict[str, Any] = {"limit": PAGE_SIZE, **params}
-        for _ in range(MAX_PAGES):
+        visited = {_page_position(args)}
+        pages = repeats = 0
+        while pages < MAX_PAGES:
             page = self.graph.get_connections(node, edge, **args)
             if not isinstance(page, dict) or not isinstance(page.get("data"), list):
                 raise ValueError(f"no data list in the {edge} listing")
             yield from page["data"]
-            next_url = (page.get("paging") or {}).get("next")
+            paging: dict[str, Any] = page.get("paging") or {}
+            if not isinstance(paging, dict):
+                raise ValueError(f"no paging object in the {edge} listing")
+            next_url = paging.get("next")
             if not next_url:
                 return
-            args = {k: v[-1] for k, v in parse_qs(urlsplit(next_url).query).items()}
-            args.pop("access_token", None)
+            following = {k: v[-1] for k, v in parse_qs(urlsplit(str(next_url)).query).items()}
+            following.pop("access_token", None)
+            if _page_position(following) in visited:
+                cursors = paging.get("cursors")
+                after = cursors.get("after") if isinstance(cursors, dict) else None
+                ahead = {k: v for k, v in args.items() if k != "before"} | {"after": after}
+                if after and _page_position(ahead) not in visited:
+                    following = ahead
+                else:
+                    repeats += 1
+                    if repeats > MAX_REPEATED_PAGES:
+                        self._cut_short.append(
+                            f"Facebook led the {edge} listing back to a page already read "
+                            f"{repeats} times; the rest is read at the next poll."
+                        )
+                        return
+                    continue  # ask for the same page again
+            visited.add(_page_position(following))
+            args = following
+            pages += 1
 
     def _since(self, cursor: str | None) -> int | None:
         if not cursor:
@@ -625,6 +666,7 @@ class FacebookAdapter(ChannelAdapter):
 
     def fetch(self, stream: Stream, *, cursor: str | None, key: str = "") -> Batch:
         since = self._since(cursor)
+        self._cut_short = []
         collected: dict[str, InboundPost] = {}
         unreadable: list[UnreadableItem] = []
         newest = [int(cursor) if cursor and cursor.isdigit() else 0]
@@ -665,7 +707,14 @@ class FacebookAdapter(ChannelAdapter):
                 raise ChannelError(f"Facebook has no {stream} stream.", permanent=True)
         ordered = sorted(collected.values(), key=lambda p: (p.created_at, p.external_id))
         moved = str(newest[0]) if newest[0] and (not cursor or str(newest[0]) != cursor) else None
-        return Batch(posts=ordered, next_cursor=moved, unreadable=unreadable)
+        if self._cut_short:
+            moved = None  # a listing stopped short of the cursor: read it again next time
+        return Batch(
+            posts=ordered,
+            next_cursor=moved,
+            unreadable=unreadable,
+            cut_short=" ".join(dict.fromkeys(self._cut_short)),
+        )
 
     @staticmethod
     def _since_arg(since: int | None) -> dict[str, Any]:

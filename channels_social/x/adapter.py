@@ -49,6 +49,9 @@ PUBLIC_REPLY_LIMIT = 280  # weighted characters (twitter-text v3)
 DM_LIMIT = 10_000  # characters (PLATFORMS.md; POST /2/dm_conversations/with/:id/messages)
 PAGE_SIZE = 100
 MAX_PAGES = 8  # X keeps only the last 800 mentions reachable
+# How often X may answer a page already read (the same ``next_token`` again) before a poll
+# stops paging; it asks again for the page it wanted each time.
+MAX_REPEATED_PAGES = 2
 SEARCH_DAYS = 7  # recent search reaches back a week
 # The @handles a reply starts with. Since Twitter's 2016-17 "simplified replies", they are the
 # reply's metadata, not its text, and do not count toward the 280 (PLATFORMS.md: real brand
@@ -82,6 +85,42 @@ MOBILE_HOSTS = {"mobile.twitter.com"}
 # X ids are unsigned 64-bit numbers: at most 20 digits. A longer run of digits is not an id.
 POST_ID = re.compile(r"[0-9]{1,20}")
 STATUS_PATH = re.compile(r"/(?P<handle>[A-Za-z0-9_]{1,15}|i/web|i)/status(?:es)?/(?P<id>[^/?#]+)")
+
+
+class PageTokens:
+    """Where a newest-first listing is in its pages, and whether X sent one twice.
+
+    X answering a page already read (the ``next_token`` just sent, or an earlier one, again)
+    would send a client that follows tokens blindly round in a loop: the page wanted is asked
+    for again instead, up to ``MAX_REPEATED_PAGES`` times; after that the listing stops and
+    says so (``cut_short``), and the caller keeps its cursor rather than skip what it never
+    read."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.read = 0  # pages read, repeats not counted
+        self.repeats = 0
+        self.cut_short = ""
+        self._sent: set[str] = set()
+
+    def follow(self, next_token: str | None) -> bool:
+        """Take the answer's ``next_token``; False when the listing ends (or is cut short)."""
+        if not next_token:
+            self.read += 1
+            return False
+        if next_token in self._sent:
+            self.repeats += 1
+            if self.repeats > MAX_REPEATED_PAGES:
+                self.cut_short = (
+                    f"X answered a page already read {self.repeats} times; the rest is read "
+                    "at the next poll."
+                )
+                return False
+            return True  # ask for the same page again
+        self.read += 1
+        self._sent.add(next_token)
+        self.token = next_token
+        return True
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -434,10 +473,10 @@ class XAdapter(ChannelAdapter):
         posts: dict[str, InboundPost] = {}
         unreadable: list[UnreadableItem] = []
         newest_id: str | None = None
-        token: str | None = None
         args = (self.account.external_id,) if with_user_id else ()
+        pages = PageTokens()
         with self._translate_errors():
-            for page_number in range(MAX_PAGES):
+            while pages.read < MAX_PAGES:
                 response = call(
                     *args,
                     since_id=since_id or None,
@@ -446,7 +485,7 @@ class XAdapter(ChannelAdapter):
                     expansions=TWEET_EXPANSIONS,
                     user_fields=USER_FIELDS,
                     user_auth=self.user_auth,
-                    **{page_param: token},
+                    **{page_param: pages.token},
                     **extra,
                 )
                 if response.errors and not response.data:
@@ -455,7 +494,7 @@ class XAdapter(ChannelAdapter):
                         permanent=True,
                     )
                 meta = response.meta or {}
-                if page_number == 0:
+                if pages.read == 0 and not pages.repeats:
                     newest_id = meta.get("newest_id")
                 users = {
                     str(user.data.get("id")): user.data
@@ -476,15 +515,19 @@ class XAdapter(ChannelAdapter):
                         )
                         continue
                     posts[post.external_id] = post
-                token = meta.get("next_token")
-                if not token:
+                if not pages.follow(meta.get("next_token")):
                     break
+        if pages.cut_short:
+            # Pages between the cursor and what was read are missing: keep the cursor, so the
+            # next poll reads them (what was read now is stored once, the repeats skipped).
+            newest_id = None
         ordered = sorted(posts.values(), key=lambda post: int(post.external_id))
         return Batch(
             posts=ordered,
             next_cursor=newest_id,
             rate_limit=self.last_rate_limit,
             unreadable=unreadable,
+            cut_short=pages.cut_short,
         )
 
     def _fetch_dms(self, *, after_id: str | None) -> Batch:
@@ -493,17 +536,17 @@ class XAdapter(ChannelAdapter):
         posts: dict[str, InboundPost] = {}
         unreadable: list[UnreadableItem] = []
         newest_id: str | None = None
-        token: str | None = None
         floor = int(after_id) if after_id and after_id.isdigit() else 0
+        pages = PageTokens()
         with self._translate_errors():
-            for _ in range(MAX_PAGES):
+            while pages.read < MAX_PAGES:
                 response = self.client.get_direct_message_events(
                     dm_event_fields=DM_EVENT_FIELDS,
                     event_types=["MessageCreate"],
                     expansions=["sender_id"],
                     user_fields=USER_FIELDS,
                     max_results=PAGE_SIZE,
-                    pagination_token=token,
+                    pagination_token=pages.token,
                     user_auth=True,
                 )
                 users = {
@@ -531,14 +574,14 @@ class XAdapter(ChannelAdapter):
                         )
                         continue
                     posts[post.external_id] = post
-                token = (response.meta or {}).get("next_token")
-                if reached_cursor or not token:
+                if reached_cursor or not pages.follow((response.meta or {}).get("next_token")):
                     break
         return Batch(
             posts=sorted(posts.values(), key=lambda post: int(post.external_id)),
-            next_cursor=newest_id,
+            next_cursor=None if pages.cut_short else newest_id,
             rate_limit=self.last_rate_limit,
             unreadable=unreadable,
+            cut_short=pages.cut_short,
         )
 
     def _inbound_dm(self, event: dict[str, Any], users: dict[str, dict[str, Any]]) -> InboundPost:

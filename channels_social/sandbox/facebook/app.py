@@ -65,7 +65,7 @@ from channels_social.sandbox.facebook.webhooks import (
 DEFAULT_VERSION = "v21.0"
 VERSION_RE = re.compile(r"^/(v\d+\.\d+)(?=/|$)")
 FAULT_MODES = ("status", "graph_error", "after_commit_delay", "after_commit_drop", "malformed_json")
-PAGING_FAULT_MODES = ("empty_page", "repeat_page")
+PAGING_FAULT_MODES = ("empty_page", "repeat_page", "loop_back")
 LOG_SIZE = 5000
 WINDOW_SECONDS = 3600.0
 
@@ -214,7 +214,10 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         ``malformed_json``: processed, then the JSON body is cut short.
         ``empty_page`` and ``repeat_page`` wait for the next edge listing: it answers no items
         (but a ``next`` link that continues where it was), or the previous page of the same
-        edge again.
+        edge again. ``loop_back`` waits for the next listing page past the first (one asked
+        for with ``after``): its items are right, its ``paging.cursors`` too, but its
+        ``paging.next`` points back to the listing's first page, already read; ``count`` of
+        them send a client that follows ``next`` blindly round that loop ``count`` times.
         """
         if mode not in FAULT_MODES + PAGING_FAULT_MODES:
             raise ValueError(
@@ -561,7 +564,11 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         with self._lock:
             fault = self._paging_faults[0] if self._paging_faults else None
             previous = self._last_listing.get(key)
-            if fault is not None and (fault.mode == "empty_page" or previous is not None):
+            if fault is not None and (
+                fault.mode == "empty_page"
+                or (fault.mode == "repeat_page" and previous is not None)
+                or (fault.mode == "loop_back" and params.get("after"))
+            ):
                 self._paging_faults.pop(0)
             else:
                 fault = None
@@ -571,6 +578,16 @@ class FacebookSandboxApp(GraphHandlers, ControlEndpoints):
         if fault.mode == "repeat_page":
             assert previous is not None
             return previous
+        if fault.mode == "loop_back":
+            edge_params = {k: str(v) for k, v in params.items() if k not in ("fields", "after")}
+            first = view.link(
+                node_id,
+                segments[1],
+                edge_params,
+                self._fields(params),
+                view.limit_of(edge_params),
+            )
+            return {**body, "paging": {**(body.get("paging") or {}), "next": first}}
         # An empty page whose next link asks for the same page again: Graph does this when
         # privacy filtering removes every item of a page, so a client must not stop at it.
         cursor = {k: str(params[k]) for k in ("after", "before") if params.get(k)}

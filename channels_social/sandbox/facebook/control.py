@@ -160,7 +160,8 @@ class FacebookSandboxControl(ControlClient):
 
     def inject_faults(self, status: int = 503, count: int = 1, **options: Any) -> None:
         """See ``FacebookSandboxApp.inject_faults``: ``mode`` status (default), graph_error,
-        after_commit_delay, after_commit_drop, malformed_json, empty_page, repeat_page."""
+        after_commit_delay, after_commit_drop, malformed_json, empty_page, repeat_page,
+        loop_back."""
         self._call("POST", "faults", json={"status": status, "count": count, **options})
 
     def inject_graph_error(

@@ -69,6 +69,9 @@ from channels_social.sandbox.x.store import (
 )
 
 FAULT_MODES = ("status", "after_commit_delay", "after_commit_drop", "malformed")
+# Faults that wait for a paged list call (one carrying a page token) rather than the next call.
+PAGING_FAULT_MODES = ("repeat_page",)
+PAGE_TOKEN_PARAMS = ("pagination_token", "next_token")
 
 
 def dm_token(event_id: str) -> str:
@@ -155,6 +158,9 @@ class XSandboxApp(ControlEndpoints):
         self.rate_limits: dict[str, int] = {}
         self._windows: dict[tuple[str, str], list[float]] = {}
         self._faults: list[Fault] = []
+        self._paging_faults: list[Fault] = []
+        # The last page of each list endpoint served to each caller, for the repeat_page fault.
+        self._last_page: dict[tuple[str, str], dict[str, Any]] = {}
         # Access tokens and bearer tokens the user (or X) revoked: every call made with one
         # answers 401, as X does once an app's access is revoked or its keys regenerated.
         self.revoked_tokens: set[str] = set()
@@ -197,10 +203,17 @@ class XSandboxApp(ControlEndpoints):
         closed without any response. ``mode="malformed"``: the call is processed, then answered
         200 with a JSON body cut short (a proxy or the platform failing midway). ``status`` is
         ignored by the modes other than ``status``.
+
+        ``mode="repeat_page"`` waits for the next paged list call (one sending a
+        ``pagination_token`` or ``next_token``) and answers it with the page that caller was
+        served before from the same endpoint, so the answer carries again the very token the
+        client just sent. ``count`` of them in a row repeat the same page ``count`` times: a
+        client that follows ``next_token`` blindly goes round in a loop until they run out.
         """
-        if mode not in FAULT_MODES:
+        if mode not in FAULT_MODES + PAGING_FAULT_MODES:
             raise ValueError(
-                f"Unknown fault mode {mode!r}; choose one of {', '.join(FAULT_MODES)}."
+                f"Unknown fault mode {mode!r}; choose one of "
+                f"{', '.join(FAULT_MODES + PAGING_FAULT_MODES)}."
             )
         if mode == "status":
             fault_problem(int(status))  # refuses a status the emulator cannot answer
@@ -210,7 +223,8 @@ class XSandboxApp(ControlEndpoints):
             raise ValueError("delay must not be negative.")
         fault = Fault(mode=mode, status=int(status), delay=float(delay))
         with self._lock:
-            self._faults.extend([fault] * int(count))
+            target = self._paging_faults if mode in PAGING_FAULT_MODES else self._faults
+            target.extend([fault] * int(count))
 
     def close(self) -> None:
         """Write any pending state to the state file; call on a clean shutdown."""
@@ -221,6 +235,8 @@ class XSandboxApp(ControlEndpoints):
         with self._lock:
             self.request_log.clear()
             self._faults.clear()
+            self._paging_faults.clear()
+            self._last_page.clear()
             self.revoked_tokens.clear()
         self.configure_rate_limits(self._initial_overrides, replace=True)
 
@@ -269,6 +285,10 @@ class XSandboxApp(ControlEndpoints):
             body = self._json_body(request) if request.method in ("POST", "PUT") else None
             handler = getattr(self, f"api_{endpoint}")
             status, payload = handler(request, principal, body, **args)
+            if request.method == "GET" and status == 200 and "meta" in payload:
+                repeated = self._repeated_page(request, str(endpoint), principal, payload)
+                if repeated is not None:
+                    payload, fault = repeated, fault or Fault(mode="repeat_page")
             response = json_response(payload, status)
         except ApiError as error:
             response = json_response(error.problem, error.status)
@@ -335,6 +355,23 @@ class XSandboxApp(ControlEndpoints):
     def _take_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
+
+    def _repeated_page(
+        self, request: Request, endpoint: str, principal: Principal, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Under a ``repeat_page`` fault, the page this caller was served before from this
+        endpoint (which names again the token just sent) to answer instead of ``payload``;
+        else None, and ``payload`` is remembered as the last page. A repeated page is not, so
+        faults in a row repeat the same page."""
+        key = (endpoint, principal.bucket)
+        paged = any(name in request.args for name in PAGE_TOKEN_PARAMS)
+        with self._lock:
+            previous = self._last_page.get(key)
+            if paged and previous is not None and self._paging_faults:
+                self._paging_faults.pop(0)
+                return previous
+            self._last_page[key] = payload
+        return None
 
     def _json_body(self, request: Request) -> Any:
         raw = request.get_data(as_text=True)

@@ -176,6 +176,10 @@ class SandboxControl(ControlClient):
         connection is closed with no response at all (``requests`` raises ConnectionError).
         ``mode="malformed"``: processed, then a 200 whose JSON body is cut in half.
         ``status`` is ignored by every mode but ``status``.
+
+        ``mode="repeat_page"`` waits for the next paged list call (with a ``pagination_token``
+        or ``next_token``) and answers it with the caller's previous page of that endpoint
+        again, the same ``next_token`` included; ``count`` in a row make a loop that long.
         """
         self._call(
             "POST",
