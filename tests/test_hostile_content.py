@@ -17,12 +17,19 @@ to the agent, whose bell names the customer) and the API's JSON. It asserts:
   ``dir="auto"`` (a right-to-left override cannot flip the page around it);
 - the API returns the stored text, byte for byte, as JSON.
 
-The app has no CSV export today (nothing to check for formula injection); e-mail notifications
-are plain text (``send_mail``) and carry no customer text beyond the ticket's handle.
+- a notification e-mail (Django's real mail path, the locmem backend) carrying the text: an
+  escalation's, whose subject names the customer's handle (on Facebook their own display
+  name), and one whose title and body are the text itself: delivered (not refused as a bad
+  header), its subject one header line with no CR or LF and nothing after it read as a header
+  of its own, its body plain text (no HTML alternative), and no bidirectional control in
+  either (an e-mail has no ``dir="auto"``), the customer's words still there.
+
+The app has no CSV export today (nothing to check for formula injection).
 """
 
 from __future__ import annotations
 
+import email
 import itertools
 import json
 import os
@@ -33,17 +40,21 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from careinbox.accounts.models import Role
 from careinbox.api.models import ApiToken
+from careinbox.notifications.services import notify
 from channels_social.models import Platform, SocialAccount
 from channels_social.sandbox.facebook.webhooks import feed_change, serialise
 from channels_social.services import account_poll
 from channels_social.text import clean_text
+from monitoring.escalation.actions import run_actions
 from tests.conftest import Persona
 from tests.facebook_sandbox_fixtures import FB_PAGE_ID, FB_PAGE_TOKEN, FacebookSandbox
 from tests.sandbox_fixtures import XSandbox
@@ -223,6 +234,64 @@ def _check_everywhere(
     assert message.text in texts
     shown = api.get(reverse("ticket-detail", args=[ticket.pk]))
     assert shown.status_code == 200 and json.loads(shown.content)["id"] == ticket.pk
+    _check_mail(message, markers, manager)
+
+
+BIDI_CONTROLS = {chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+HEADERS = {"Content-Type", "MIME-Version", "Content-Transfer-Encoding", "Subject", "From", "To"}
+HEADERS |= {"Date", "Message-ID"}
+
+
+def _mail_problems(sent: Any, words: str) -> list[str]:
+    """What is unsafe in one sent e-mail whose subject or body holds ``words``."""
+    problems = []
+    if "\r" in sent.subject or "\n" in sent.subject:
+        problems.append(f"a line break in the subject: {sent.subject!r}")
+    parsed = email.message_from_bytes(sent.message().as_bytes())
+    extra = set(parsed.keys()) - HEADERS
+    if extra or len(parsed.get_all("Subject") or []) != 1:
+        problems.append(f"headers injected: {sorted(extra)}")
+    if getattr(sent, "alternatives", []) or sent.content_subtype != "plain":
+        problems.append("not plain text")
+    for part, value in (("subject", sent.subject), ("body", sent.body)):
+        if BIDI_CONTROLS & set(value):
+            problems.append(f"a bidirectional control in the {part}")
+        if any(ord(c) < 32 and c not in "\n\t" for c in value):
+            problems.append(f"a control character in the {part}: {value[:60]!r}")
+    if words not in sent.subject and words not in sent.body:
+        problems.append(f"{words!r} lost from the e-mail")
+    return problems
+
+
+def _check_mail(message: Message, markers: tuple[str, str], manager: Persona) -> None:
+    """The text in notification e-mails: an escalation's (subject: the handle) and one whose
+    title and body are the customer's text, through Django's mail path."""
+    ticket = message.ticket
+    marker, name_marker = markers
+    manager.user.email = "manager@example.com"
+    manager.user.save(update_fields=["email"])
+    mail.outbox.clear()
+    run_actions(
+        ticket,
+        {"notify_roles": [Role.MANAGER], "email": True},
+        rule_name="Loud customers",
+        level=1,
+        firing_id=next(_numbers),
+    )
+    notify(
+        ticket.organization,
+        [manager.user],
+        f"New words from the customer: {message.text}",
+        body=message.text,
+        url=f"/tickets/{ticket.pk}/",
+        email=True,
+    )
+    escalation, quoted = mail.outbox
+    handle_marker = name_marker if name_marker in ticket.customer_username else ""
+    problems = _mail_problems(escalation, handle_marker or f"#{ticket.pk}")
+    problems += _mail_problems(quoted, marker)
+    assert marker in quoted.body
+    assert problems == [], "\n".join(problems)
 
 
 # --- X: a mention in the emulator, fetched by the poll ----------------------------------------

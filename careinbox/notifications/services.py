@@ -9,6 +9,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
 from careinbox.accounts.models import Membership, Organization, Role, User
+from careinbox.notifications.mail import mail_body, mail_subject
 from careinbox.notifications.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def notify(
     dedupe_key: str = "",
     email: bool = False,
 ) -> list[Notification]:
-    """One in-app notification per recipient (once per ``dedupe_key``); e-mail if asked.
+    """One in-app notification per recipient (once per ``dedupe_key``); e-mail if asked
+    (plain text, made safe by ``notifications.mail``: the title may hold customer words).
 
     Returns the notifications created now (not those that already existed)."""
     created: list[Notification] = []
@@ -55,7 +57,8 @@ def notify(
             continue  # this recipient already has it
         if email and user.email:
             try:
-                send_mail(title[:200], f"{body}\n\n{url}".strip(), None, [user.email])
+                # Plain text only; customer words in the title cannot break the header.
+                send_mail(mail_subject(title), mail_body(f"{body}\n\n{url}"), None, [user.email])
             except Exception:  # the mail server is not the app: log, keep the in-app copy
                 logger.exception("could not e-mail %s about %r", user.pk, title)
     return created
