@@ -38,7 +38,6 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import soak
-from faults import check_once, housekeeping, settled
 from ingest_bench import (
     database_label,
     database_url,
@@ -51,6 +50,7 @@ from ingest_bench import (
 )
 from load import start_gunicorn
 from soak import Load, enqueue_poll, start_worker, stop_worker
+from worker_kills import check_once, housekeeping, settled
 
 soak.WORKER_READY_SECONDS = 180
 _PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
