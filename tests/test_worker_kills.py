@@ -54,19 +54,20 @@ def test_a_worker_killed_twice_mid_storm_loses_and_doubles_nothing(
         db_url=_test_database_url(),
         queue=settings.CELERY_TASK_DEFAULT_QUEUE,
         log_dir=tmp_path,
-        concurrency=2,
+        concurrency=1,
         pool_child_share=0.0,  # every kill takes the whole worker, which is started again
     )
     worker.start()
     try:
         run: dict[str, Any] = run_kills(
-            load, worker, kills=2, rate=2, min_gap=2, max_gap=6, drain=60, seed=SEED
+            load, worker, kills=2, rate=2, min_gap=1, max_gap=4, drain=60, seed=SEED
         )
     finally:
         worker.stop()
         _purge_queues()
     logs = "\n".join(p.read_text()[-1500:] for p in sorted(tmp_path.glob("*.log")))
     figures, failures = check_once(load, emu)
+    print(run, figures)  # shown with -s, and on a failure
     assert run["kills"] == {"whole worker": 2} and worker.starts == 3
     assert run["drained"], f"the pipeline did not settle: {figures}\n{logs}"
     assert failures == [], f"{failures}\n{figures}"
