@@ -6,6 +6,7 @@ the cursor neither skips what was never read nor what arrives later."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -125,7 +126,7 @@ def test_x_a_page_repeated_over_and_over_ends_the_poll_and_keeps_the_cursor(
     # The older posts were never read: the cursor stays where the rows are complete.
     assert cursor_position(x_account, Stream.MENTIONS) == early[-1]
 
-    x_sandbox_clean.app._paging_faults.clear()  # X behaves again
+    x_sandbox_clean.app.clear_faults()  # X behaves again
     later = add_mentions(x_sandbox_clean, 2, start=100)
     assert account_poll(account_id=x_account.pk).startswith(f"ok: {PAGE + 4} new")
     assert sorted(stored_ids(), key=int) == early + backlog + later  # each exactly once
@@ -154,7 +155,7 @@ def test_x_dm_listing_with_a_page_repeated_over_and_over(
     assert "cut short" in outcome, outcome
     assert cursor_position(x_account, Stream.DIRECT_MESSAGES) == early[-1]
     assert sorted(stored_ids(), key=int) == early + backlog[-PAGE:]
-    x_sandbox_clean.app._paging_faults.clear()
+    x_sandbox_clean.app.clear_faults()
     assert account_poll(account_id=x_account.pk).startswith(f"ok: {PAGE - 2} new")
     assert sorted(stored_ids(), key=int) == early + backlog
     assert cursor_position(x_account, Stream.DIRECT_MESSAGES) == backlog[-1]
@@ -253,8 +254,9 @@ def test_facebook_a_listing_that_leads_back_ends_and_stores_each_comment_once(
         assert set(early) <= stored <= set(early + backlog)
         if stored != set(early + backlog) or "cut short" in outcome:
             assert cursor_position(fb_account, Stream.PAGE_FEED) == cursor
-        fb_sandbox.app._paging_faults.clear()
+        fb_sandbox.app.clear_faults()
 
+    time.sleep(1.1)  # Graph's times are whole seconds: the later ones are newer
     later = add_comments(fb_sandbox, post["id"], 2, start=100)
     assert account_poll(account_id=fb_account.pk).startswith("ok:")
     assert set(stored_ids()) == set(early + backlog + later)  # each exactly once
@@ -274,6 +276,6 @@ def test_facebook_empty_pages_for_ever_store_nothing_and_keep_the_cursor(
     assert "cut short" in outcome and "feed listing" in outcome, outcome
     assert stored_ids() == []
     assert cursor_position(fb_account, Stream.PAGE_FEED) == ""
-    fb_sandbox.app._paging_faults.clear()
+    fb_sandbox.app.clear_faults()
     assert account_poll(account_id=fb_account.pk).startswith(f"ok: {PAGE + 2} new")
     assert sorted(stored_ids()) == sorted(ids)

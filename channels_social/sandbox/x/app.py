@@ -226,6 +226,12 @@ class XSandboxApp(ControlEndpoints):
             target = self._paging_faults if mode in PAGING_FAULT_MODES else self._faults
             target.extend([fault] * int(count))
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault not yet taken (the world and the log stay)."""
+        with self._lock:
+            self._faults.clear()
+            self._paging_faults.clear()
+
     def close(self) -> None:
         """Write any pending state to the state file; call on a clean shutdown."""
         self.store.close()
