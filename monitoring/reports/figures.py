@@ -516,7 +516,12 @@ class Report:
     def responsiveness(self) -> Table:
         since = self.now - timedelta(days=RESPONSIVENESS_DAYS)
         counted = TicketFact.objects.filter(
-            organization=self.org, opened_at__gte=since, social_account__isnull=False
+            organization=self.org,
+            # The same rows: opened since then is opened on that day or after, in the
+            # organisation's zone; the day is what the period index is ordered by.
+            opened_day__gte=since.astimezone(self.filt.zone).date(),
+            opened_at__gte=since,
+            social_account__isnull=False,
         ).exclude(closed_reason__in=NOT_OWED_REASONS)
         if self.filt.brand_id:
             counted = counted.filter(brand_id=self.filt.brand_id)
