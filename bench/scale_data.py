@@ -16,7 +16,12 @@ The server is the one ``DATABASE_URL`` names (default ``postgres://postgres@127.
 Secondary indexes of the bulk tables are dropped before the load and built again after it (as
 a restore does), foreign keys are not checked row by row during the load
 (``session_replication_role = replica``: the rows are consistent by construction) and the
-sequences are moved past the ids used; then ``VACUUM ANALYZE``. Prints what it made.
+sequences are moved past the ids used; then the dashboard's roll-ups (``TicketFact``,
+``SlaFact``) are filled in SQL (``fill_rollups``) and a sample checked against
+``refresh_ticket_rollup``; then ``VACUUM ANALYZE``. Prints what it made. ``--rollups-only``
+fills the roll-ups (and the delivered replies' events) of a data set made before::
+
+    .venv/bin/python bench/scale_data.py --rollups-only --database careinbox_bench_copy
 """
 
 from __future__ import annotations
