@@ -69,6 +69,7 @@ class Result:
     bytes: int
     slowest_sql: str
     slowest_ms: float
+    statements: list[str]
 
     def row(self) -> dict[str, Any]:
         p50, p95 = statistics.median(self.times_ms), percentile(self.times_ms, 95)
@@ -206,7 +207,7 @@ def measure(page: Page, client: Any, *, requests: int, warmup: int) -> Result:
     sql_times = [replay(statements) for _ in range(requests)]
     slowest = max(statements, key=statement_ms) if statements else ""
     slowest_ms = min(statement_ms(slowest) for _ in range(3)) if slowest else 0.0
-    return Result(page, times, cpu, sql_times, queries, size, slowest, slowest_ms)
+    return Result(page, times, cpu, sql_times, queries, size, slowest, slowest_ms, statements)
 
 
 def explain(sql: str) -> str:
@@ -215,6 +216,30 @@ def explain(sql: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
         return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def explain_all(statements: list[str]) -> list[str]:
+    """Every statement's plan in a line: its time, buffers, and each scan and sort it makes
+    (a ``Seq Scan`` marked: on which table, how many rows)."""
+    import re
+
+    lines = []
+    for n, sql in enumerate(statements):
+        plan = explain(sql).splitlines()
+        took = next(
+            (line.split(":", 1)[1].strip() for line in plan if "Execution Time" in line), ""
+        )
+        buffers = next((line.strip() for line in plan if "Buffers:" in line), "")
+        nodes = [
+            re.sub(
+                r"\s+\(cost=.*?\)\s*(\(actual time=[\d.]+\.\.[\d.]+ (rows=\d+).*\))?", r" \2", line
+            ).strip(" ->")
+            for line in plan
+            if re.search(r"Scan|Sort  \(|Aggregate  \(", line)
+        ]
+        seq = " SEQ" if any("Seq Scan" in node for node in nodes) else ""
+        lines.append(f"{n:>2} {took:>10}{seq} [{buffers}] " + " | ".join(nodes))
+    return lines
 
 
 def check_counts(meta: dict[str, Any], agent_id: int, client: Any) -> list[str]:
@@ -249,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN the slowest statement")
+    parser.add_argument(
+        "--explain-all",
+        action="store_true",
+        help="EXPLAIN (ANALYZE, BUFFERS) every statement of each page, a line each",
+    )
     parser.add_argument("--only", help="only the pages whose label contains one of these (a,b)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -296,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain and result.slowest_sql:
             print("  slowest: " + result.slowest_sql[:400])
             print("  " + explain(result.slowest_sql).replace("\n", "\n  "))
+        if args.explain_all:
+            print("  every statement (EXPLAIN ANALYZE, BUFFERS):")
+            print("  " + "\n  ".join(explain_all(result.statements)))
     if args.json:
         args.json.parent.mkdir(exist_ok=True)
         args.json.write_text(

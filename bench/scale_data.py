@@ -16,7 +16,12 @@ The server is the one ``DATABASE_URL`` names (default ``postgres://postgres@127.
 Secondary indexes of the bulk tables are dropped before the load and built again after it (as
 a restore does), foreign keys are not checked row by row during the load
 (``session_replication_role = replica``: the rows are consistent by construction) and the
-sequences are moved past the ids used; then ``VACUUM ANALYZE``. Prints what it made.
+sequences are moved past the ids used; then the dashboard's roll-ups (``TicketFact``,
+``SlaFact``) are filled in SQL (``fill_rollups``) and a sample checked against
+``refresh_ticket_rollup``; then ``VACUUM ANALYZE``. Prints what it made. ``--rollups-only``
+fills the roll-ups (and the delivered replies' events) of a data set made before::
+
+    .venv/bin/python bench/scale_data.py --rollups-only --database careinbox_bench_copy
 """
 
 from __future__ import annotations
@@ -390,6 +395,13 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
                 if not inbound:  # a reply the brand sent: delivered, as the outbox records it
                     outbox.add(outbox_id, org.pk, message_id, "sent", 1, iso(at), "", iso(at))
                     outbox_id += 1
+                    # ... and as the ticket's history does (the reports' first response).
+                    events.add(
+                        event_id, org.pk, ticket_id, "reply_sent", iso(at),
+                        json.dumps({"external_id": str(2 * 10**12 + message_id)}), message_id,
+                        iso(at), iso(at),
+                    )  # fmt: skip
+                    event_id += 1
                 if inbound:
                     events.add(
                         event_id, org.pk, ticket_id, "opened" if m == 0 else "message_received",
@@ -443,6 +455,192 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
     return {buffer.table: buffer.total for buffer in buffers}
 
 
+# The delivered replies of a data set made before the generator recorded them (each sent
+# outbound message gets its ``reply_sent`` event, as the outbox records one on delivery).
+REPLY_EVENTS_SQL = """
+INSERT INTO tickets_ticketevent (organization_id, ticket_id, kind, at, data, message_id,
+                                 recorded_at, dispatched_at)
+SELECT m.organization_id, m.ticket_id, 'reply_sent', o.sent_at,
+       jsonb_build_object('external_id', m.external_id), m.id, o.sent_at, o.sent_at
+FROM tickets_message m JOIN tickets_outboxitem o ON o.message_id = m.id
+WHERE m.direction = 'out' AND o.state = 'sent'
+  AND NOT EXISTS (SELECT 1 FROM tickets_ticketevent e
+                  WHERE e.message_id = m.id AND e.kind = 'reply_sent')
+"""
+
+# ``monitoring.reports.rollups.refresh_ticket_rollup`` for every ticket at once, in SQL: the
+# same rows from the same events and timers (``check_rollups`` compares a sample with it).
+# Days and hours in the organisation's zone; seconds rounded as Python's ``round`` does
+# (half to even: ``round`` of a double precision); GREATEST skips a NULL, hence the CASEs.
+TICKET_FACTS_SQL = """
+INSERT INTO monitoring_ticketfact (
+    organization_id, ticket_id, brand_id, social_account_id, platform, team_id, agent_id,
+    priority, sentiment, opened_at, opened_day, opened_hour, opened_weekday,
+    first_response_at, first_response_seconds, resolved_at, resolution_seconds, is_open,
+    closed_at, closed_day, closed_publicly, closed_kind, closed_reason, promises_kept,
+    promises_broken, refreshed_at)
+SELECT t.organization_id, t.id, t.brand_id, t.social_account_id, t.platform, t.team_id,
+       t.assigned_to_id, t.priority, COALESCE(t.sentiment, ''), t.opened_at,
+       (t.opened_at AT TIME ZONE z.tz)::date,
+       EXTRACT(hour FROM t.opened_at AT TIME ZONE z.tz),
+       EXTRACT(isodow FROM t.opened_at AT TIME ZONE z.tz) - 1,
+       e.first_at,
+       CASE WHEN e.first_at IS NOT NULL
+            THEN GREATEST(round(EXTRACT(epoch FROM e.first_at - t.opened_at)::float8), 0) END,
+       e.resolved_at,
+       CASE WHEN e.resolved_at IS NOT NULL
+            THEN GREATEST(round(EXTRACT(epoch FROM e.resolved_at - t.opened_at)::float8), 0) END,
+       t.status IN %(open)s,
+       c.at, (c.at AT TIME ZONE z.tz)::date, c.kind = 'close_out', COALESCE(c.kind, ''),
+       CASE WHEN c.kind = 'closed_without_close_out'
+                 THEN left(COALESCE(NULLIF(c.data ->> 'reason', ''), 'other'), 32)
+            WHEN c.kind = 'closed_as_spam' THEN 'spam'
+            WHEN c.kind = 'closed_as_duplicate' THEN 'duplicate'
+            WHEN c.kind = 'merged_into' THEN 'merged'
+            ELSE '' END,
+       e.kept, e.broken, now()
+FROM tickets_ticket t
+JOIN LATERAL (SELECT COALESCE(NULLIF(time_zone, ''), 'UTC') AS tz FROM accounts_organization
+              WHERE id = t.organization_id) z ON true
+JOIN LATERAL (
+    SELECT min(ev.at) FILTER (WHERE ev.kind = 'reply_sent' AND m.direction = 'out'
+                                AND (m.is_public OR NOT t.is_public)) AS first_at,
+           min(ev.at) FILTER (WHERE ev.kind = 'reply_sent' AND m.direction = 'out'
+                                AND m.step = 'resolve') AS resolved_at,
+           count(*) FILTER (WHERE ev.kind = 'promise_kept') AS kept,
+           count(*) FILTER (WHERE ev.kind = 'promise_broken') AS broken
+    FROM tickets_ticketevent ev LEFT JOIN tickets_message m ON m.id = ev.message_id
+    WHERE ev.ticket_id = t.id AND ev.kind IN ('reply_sent', 'promise_kept', 'promise_broken')
+) e ON true
+-- The last closing or reopening event decides (a reopened step clears a close too); an
+-- open ticket is not closed whatever its events say.
+LEFT JOIN LATERAL (
+    SELECT ev.kind, ev.at, ev.data FROM tickets_ticketevent ev
+    WHERE ev.ticket_id = t.id AND ev.kind IN %(closing_or_reopening)s
+    ORDER BY ev.at DESC, ev.id DESC LIMIT 1
+) last ON true
+LEFT JOIN LATERAL (
+    SELECT last.kind, last.at, last.data
+    WHERE last.kind IN %(closing)s AND t.status NOT IN %(open)s
+) c ON true
+"""
+
+SLA_FACTS_SQL = """
+INSERT INTO monitoring_slafact (
+    organization_id, ticket_id, timer_id, metric, brand_id, social_account_id, team_id,
+    agent_id, priority, started_at, started_day, due_at, outcome, owed, elapsed_seconds)
+SELECT t.organization_id, t.id, s.id, s.metric, t.brand_id, t.social_account_id, t.team_id,
+       t.assigned_to_id, t.priority, s.started_at,
+       (s.started_at AT TIME ZONE COALESCE(NULLIF(o.time_zone, ''), 'UTC'))::date, s.due_at,
+       s.state, s.fulfilled_at IS NULL,
+       CASE WHEN s.fulfilled_at IS NOT NULL
+            THEN GREATEST(round(EXTRACT(epoch FROM s.fulfilled_at - s.started_at)::float8), 0) END
+FROM monitoring_slatimer s
+JOIN tickets_ticket t ON t.id = s.ticket_id
+JOIN accounts_organization o ON o.id = t.organization_id
+WHERE s.state <> 'stopped'
+"""
+
+
+def fill_rollups(cursor: Any) -> dict[str, int]:
+    """The report roll-ups (``TicketFact``, ``SlaFact``) of every ticket, made again whole."""
+    from monitoring.reports.rollups import CLOSING_KINDS, REOPENING_KINDS
+    from tickets.models import OPEN_STATUSES, EventKind
+
+    closing = tuple(str(k) for k in CLOSING_KINDS)
+    params = {
+        "open": tuple(str(s) for s in OPEN_STATUSES),
+        "closing": closing,
+        "closing_or_reopening": (
+            *closing,
+            *(str(k) for k in REOPENING_KINDS),
+            str(EventKind.STEP_REOPENED),
+        ),
+    }
+    # Like the load: no foreign-key check row by row (millions of deferred trigger calls at
+    # commit); every id comes from the tickets and timers just read.
+    cursor.execute("SET session_replication_role = replica")
+    cursor.execute("DELETE FROM monitoring_slafact")
+    cursor.execute("DELETE FROM monitoring_ticketfact")
+    cursor.execute(TICKET_FACTS_SQL, params)
+    tickets = cursor.rowcount
+    cursor.execute(SLA_FACTS_SQL)
+    timers = cursor.rowcount
+    cursor.execute("SET session_replication_role = DEFAULT")
+    return {"monitoring_ticketfact": tickets, "monitoring_slafact": timers}
+
+
+def check_rollups(sample: int, seed: int) -> list[str]:
+    """``sample`` tickets' roll-ups as ``fill_rollups`` made them against what
+    ``refresh_ticket_rollup`` makes of the same events: the differences ([] if none)."""
+    from django.db import connection
+
+    from monitoring.models import SlaFact, TicketFact
+    from monitoring.reports.rollups import refresh_ticket_rollup
+
+    skip = {"id", "refreshed_at"}
+    fields = [f.attname for f in TicketFact._meta.concrete_fields if f.attname not in skip]
+    sla_fields = [f.attname for f in SlaFact._meta.concrete_fields if f.attname != "id"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [1 / (1 + seed)])
+        cursor.execute(
+            "SELECT ticket_id FROM monitoring_ticketfact ORDER BY random() LIMIT %s", [sample]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    differences = []
+    for ticket_id in ids:
+        made = TicketFact.objects.filter(ticket_id=ticket_id).values(*fields).get()
+        timers = list(
+            SlaFact.objects.filter(ticket_id=ticket_id).order_by("timer_id").values(*sla_fields)
+        )
+        refresh_ticket_rollup(ticket_id)
+        again = TicketFact.objects.filter(ticket_id=ticket_id).values(*fields).get()
+        timers_again = list(
+            SlaFact.objects.filter(ticket_id=ticket_id).order_by("timer_id").values(*sla_fields)
+        )
+        if made != again:
+            differences.append(
+                f"ticket {ticket_id}: "
+                + ", ".join(
+                    f"{k} {made[k]!r} != {again[k]!r}" for k in fields if made[k] != again[k]
+                )
+            )
+        if timers != timers_again:
+            differences.append(f"ticket {ticket_id} timers: {timers} != {timers_again}")
+    return differences
+
+
+def rollups_only(args: argparse.Namespace) -> int:
+    """``--rollups-only``: an existing data set's delivered-reply events (if it was made
+    without them) and its report roll-ups, then the sample check; nothing else changes."""
+    setup_django(args.database)
+    from django.db import connection, transaction
+
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(REPLY_EVENTS_SQL)
+        replies = cursor.rowcount
+        counts = fill_rollups(cursor)
+    filled = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in ("tickets_ticketevent", "monitoring_ticketfact", "monitoring_slafact"):
+            cursor.execute(f"ANALYZE {table}")
+    print(
+        f"{args.database}: {replies:,} reply_sent events added; "
+        + "; ".join(f"{table} {rows:,} rows" for table, rows in counts.items())
+        + f" in {filled - started:.0f} s"
+    )
+    differences = check_rollups(args.check_rollups, args.seed)
+    print(
+        f"checked {args.check_rollups} tickets against refresh_ticket_rollup: "
+        f"{len(differences)} differ"
+    )
+    for line in differences[:20]:
+        print("  " + line)
+    return 1 if differences else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
@@ -452,7 +650,22 @@ def main(argv: list[str] | None = None) -> int:
         "--now",
         help="the instant every time is relative to (ISO 8601; default: the start of this hour)",
     )
+    parser.add_argument(
+        "--rollups-only",
+        action="store_true",
+        help="on an existing data set: fill the report roll-ups (and the delivered replies' "
+        "events if it has none), check a sample against refresh_ticket_rollup, nothing else",
+    )
+    parser.add_argument(
+        "--check-rollups",
+        type=int,
+        default=200,
+        metavar="N",
+        help="tickets whose roll-ups are compared with refresh_ticket_rollup's (default 200)",
+    )
     args = parser.parse_args(argv)
+    if args.rollups_only:
+        return rollups_only(args)
     if args.tickets < ORGANISATIONS * 10:
         parser.error(f"--tickets must be at least {ORGANISATIONS * 10}")
     now = (
@@ -496,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
             " '[]', updated_at, 'pending', '', '' FROM tickets_ticket"
             " WHERE approval_required AND status <> 'closed'"
         )
+        # The dashboard's roll-ups, as the event handler would have kept them.
+        counts.update(fill_rollups(cursor))
     indexed = time.perf_counter()
     connection.close()
     import psycopg2
@@ -503,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     conn = psycopg2.connect(with_database(server_url(), args.database))
     conn.autocommit = True
     with conn.cursor() as cursor:
-        for table in BULK_TABLES:
+        for table in (*BULK_TABLES, "monitoring_ticketfact", "monitoring_slafact"):
             cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
         size = cursor.fetchone()[0]
@@ -540,7 +755,14 @@ def main(argv: list[str] | None = None) -> int:
     for table, rows in counts.items():
         print(f"{table:<28} {rows:>12,} rows")
     print(f"database {args.database}: {size}; {meta['seconds']}; written {path}")
-    return 0
+    differences = check_rollups(args.check_rollups, args.seed)
+    print(
+        f"roll-ups of {args.check_rollups} tickets against refresh_ticket_rollup: "
+        f"{len(differences)} differ"
+    )
+    for line in differences[:20]:
+        print("  " + line)
+    return 1 if differences else 0
 
 
 if __name__ == "__main__":

@@ -554,11 +554,47 @@ class TicketFact(models.Model):
     refreshed_at = models.DateTimeField()
 
     class Meta:
+        # Covering (PostgreSQL ``INCLUDE``; SQLite builds the same index without it): every
+        # figure over the period's tickets, and the open backlog, is an index-only scan that
+        # never visits the table (docs/benchmarks.md, "The dashboard at 1,000,000 tickets").
         indexes = [
-            models.Index(fields=["organization", "opened_day"], name="ticket_fact_opened_idx"),
-            models.Index(fields=["organization", "closed_day"], name="ticket_fact_closed_idx"),
+            models.Index(
+                fields=["organization", "opened_day"],
+                include=[
+                    "id",  # Count("pk"): without it, no index-only scan
+                    "brand",
+                    "social_account",
+                    "team",
+                    "agent",
+                    "platform",
+                    "opened_hour",
+                    "opened_weekday",
+                    "sentiment",
+                    "first_response_seconds",
+                    "resolution_seconds",
+                    "promises_kept",
+                    "promises_broken",
+                    # The responsiveness badge's last 7 days (read with their days too).
+                    "opened_at",
+                    "closed_reason",
+                ],
+                name="ticket_fact_period_idx",
+            ),
+            models.Index(
+                fields=["organization", "closed_day"],
+                include=[
+                    "id",
+                    "brand",
+                    "social_account",
+                    "team",
+                    "closed_publicly",
+                    "closed_reason",
+                ],
+                name="ticket_fact_closed_idx",
+            ),
             models.Index(
                 fields=["organization", "opened_at"],
+                include=["id", "brand", "social_account", "team", "agent"],
                 condition=models.Q(is_open=True),
                 name="ticket_fact_backlog_idx",
             ),
@@ -605,12 +641,34 @@ class SlaFact(models.Model):
     elapsed_seconds = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
+        # Covering, as on TicketFact: compliance by target, priority, day, agent and team is
+        # an index-only scan of the period's timers. The breach list reads the newest due
+        # first from its own partial index and stops at its 25 rows.
         indexes = [
-            models.Index(fields=["organization", "started_day", "metric"], name="sla_fact_day_idx"),
+            models.Index(
+                fields=["organization", "started_day", "metric"],
+                include=[
+                    "id",
+                    "outcome",
+                    "due_at",
+                    "priority",
+                    "brand",
+                    "social_account",
+                    "team",
+                    "agent",
+                ],
+                name="sla_fact_period_idx",
+            ),
             models.Index(
                 fields=["organization", "metric"],
+                include=["id", "due_at", "brand", "social_account", "team"],
                 condition=models.Q(owed=True),
                 name="sla_fact_owed_idx",
+            ),
+            models.Index(
+                fields=["organization", "-due_at", "-id"],
+                condition=models.Q(outcome__in=["breached", "running"]),
+                name="sla_fact_breach_idx",
             ),
         ]
 

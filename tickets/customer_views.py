@@ -32,10 +32,12 @@ from tickets.models import (
     Customer,
     CustomerIdentity,
     Direction,
+    Message,
     PriorityRules,
     StepError,
     ThreadingSettings,
     Ticket,
+    TicketEvent,
 )
 from tickets.services import customers as customer_services
 from tickets.services import privacy
@@ -358,9 +360,27 @@ def _get_ticket(request: OrgRequest, pk: int) -> Ticket:
     )
 
 
-def sidebar_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
+def sidebar_context(
+    ticket: Ticket,
+    *,
+    conversation: list[Message] | None = None,
+    events: list[TicketEvent] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """What the customer sidebar beside a ticket shows: the person, their other tickets, the
-    merge offers ingest made, and what can be split out (a fixed number of queries)."""
+    merge offers ingest made, and what can be split out (a fixed number of queries).
+
+    The ticket page has the ticket's whole ``conversation`` and ``events`` loaded already
+    (ordered by time): given them, the sidebar reads its messages, the opening post and the
+    merge offers from them instead of asking again."""
+    if conversation is None:
+        conversation = list(
+            ticket.messages.filter(direction=Direction.INBOUND).order_by("created_at", "pk")
+        )
+    elif ticket.root_message_id is not None and not Ticket.root_message.is_cached(ticket):
+        root = next((m for m in conversation if m.pk == ticket.root_message_id), None)
+        if root is not None:
+            ticket.root_message = root  # the same row (the post's link needs it): no query
     customer = ticket.customer
     identities = customer_services.identities_of(customer) if customer is not None else []
     others: list[Ticket] = []
@@ -372,10 +392,8 @@ def sidebar_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         )
     splittable = [
         message
-        for message in ticket.messages.filter(direction=Direction.INBOUND).order_by(
-            "created_at", "pk"
-        )
-        if message.pk != ticket.root_message_id
+        for message in conversation
+        if message.direction == Direction.INBOUND and message.pk != ticket.root_message_id
     ]
     return {
         "ticket": ticket,
@@ -390,7 +408,7 @@ def sidebar_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
             for t in others
             if t.status in OPEN_STATUSES and t.platform == ticket.platform and not t.merged_into_id
         ],
-        "merge_offers": merge_offers(ticket),
+        "merge_offers": merge_offers(ticket, events=events),
         "splittable": splittable,
         **extra,
     }

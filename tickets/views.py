@@ -362,7 +362,7 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     if replies and step and replies[-1].step == step:
         refused_text = replies[-1].text if replies[-1].outbox.state == OutboxState.FAILED else ""
     public = STEP_RULES[step].public and ticket.is_public if step else None
-    facts = reply_facts(ticket)
+    facts = reply_facts(ticket, conversation=conversation)
     ways = reply_ways(ticket, facts)
     user_id = request.user.pk
     people = presence_on([ticket.pk], except_user=user_id).get(ticket.pk, [])
@@ -412,7 +412,7 @@ def _step_timer(timers: list[Any], step: str) -> Any:
 
 def _get_ticket(request: HttpRequest, pk: int) -> Ticket:
     return get_for_org_or_404(
-        Ticket.objects.select_related("social_account", "brand", "assigned_to"),
+        Ticket.objects.select_related("social_account", "brand", "assigned_to", "customer"),
         request.organization,  # type: ignore[attr-defined]
         pk=pk,
     )
@@ -465,7 +465,9 @@ def _full_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
 
     context = _ticket_context(request, ticket)
     context.update(workflow_context(request, ticket, context))
-    context["customer_sidebar"] = sidebar_context(ticket)
+    context["customer_sidebar"] = sidebar_context(
+        ticket, conversation=context["conversation"], events=context["events"]
+    )
     return context
 
 

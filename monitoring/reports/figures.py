@@ -81,6 +81,7 @@ class Report:
         self.filt = filt
         self.org = filt.organization
         self.now = filt.now
+        self._sla_groups_cache: list[dict[str, Any]] | None = None
 
     # Querysets -------------------------------------------------------------------------------
 
@@ -127,13 +128,30 @@ class Report:
 
     # SLA ---------------------------------------------------------------------------------------
 
+    def _sla_groups(self) -> list[dict[str, Any]]:
+        """The period's timers counted once by day, priority and target (met, breached,
+        total): compliance by target, by priority and by day are sums of these groups, so the
+        three figures read the period's timers once, not three times. Kept on the report."""
+        if self._sla_groups_cache is None:
+            self._sla_groups_cache = list(
+                self.timers_in_period()
+                .values("started_day", "priority", "metric")
+                .annotate(**self._compliance_counts())
+                .order_by()
+            )
+        return self._sla_groups_cache
+
+    def _sla_sums(self, *keys: str) -> dict[Any, dict[str, int]]:
+        sums: dict[Any, dict[str, int]] = {}
+        for row in self._sla_groups():
+            key = tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]
+            tally = sums.setdefault(key, {"met": 0, "breached": 0, "total": 0})
+            for name in tally:
+                tally[name] += row[name]
+        return sums
+
     def sla_by_target(self) -> Table:
-        counts = {
-            row["metric"]: row
-            for row in self.timers_in_period()
-            .values("metric")
-            .annotate(**self._compliance_counts())
-        }
+        counts = self._sla_sums("metric")
         rows = []
         for metric in Metric:
             row = counts.get(metric.value, {"met": 0, "breached": 0, "total": 0})
@@ -148,12 +166,7 @@ class Report:
         return Table("sla_by_target", ["Target", "Compliance", "Met", "Breached", "Pending"], rows)
 
     def sla_by_priority(self) -> Table:
-        counts = {
-            (row["priority"], row["metric"]): row
-            for row in self.timers_in_period()
-            .values("priority", "metric")
-            .annotate(**self._compliance_counts())
-        }
+        counts = self._sla_sums("priority", "metric")
         rows = []
         for level in Priority:
             cells = [Cell(level.label)]
@@ -174,11 +187,7 @@ class Report:
 
     def sla_over_time(self) -> Table:
         counts: dict[date, dict[str, int]] = {}
-        for row in (
-            self.timers_in_period()
-            .values("started_day", "metric")
-            .annotate(**self._compliance_counts())
-        ):
+        for row in self._sla_groups():
             tally = counts.setdefault(row["started_day"], {"fm": 0, "fb": 0, "am": 0, "ab": 0})
             if row["metric"] == Metric.FIRST_RESPONSE:
                 tally["fm"] += row["met"]
@@ -516,7 +525,12 @@ class Report:
     def responsiveness(self) -> Table:
         since = self.now - timedelta(days=RESPONSIVENESS_DAYS)
         counted = TicketFact.objects.filter(
-            organization=self.org, opened_at__gte=since, social_account__isnull=False
+            organization=self.org,
+            # The same rows: opened since then is opened on that day or after, in the
+            # organisation's zone; the day is what the period index is ordered by.
+            opened_day__gte=since.astimezone(self.filt.zone).date(),
+            opened_at__gte=since,
+            social_account__isnull=False,
         ).exclude(closed_reason__in=NOT_OWED_REASONS)
         if self.filt.brand_id:
             counted = counted.filter(brand_id=self.filt.brand_id)

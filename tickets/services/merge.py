@@ -10,9 +10,9 @@ history, and the merge or split event says where the messages went.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -130,14 +130,21 @@ class MergeOffer:
     similarity: int | None
 
 
-def merge_offers(ticket: Ticket) -> list[MergeOffer]:
-    """The offers still standing on ``ticket``: not dismissed, both tickets open (two queries)."""
+def merge_offers(
+    ticket: Ticket, *, events: Sequence[TicketEvent] | None = None
+) -> list[MergeOffer]:
+    """The offers still standing on ``ticket``: not dismissed, both tickets open (two queries;
+    one when the ticket's ``events`` are given, loaded in their order: ``at``, then ``pk``)."""
     if not ticket.is_open:
         return []
+    kinds = (EventKind.MERGE_OFFERED, EventKind.MERGE_OFFER_DISMISSED)
+    offers: Iterable[tuple[str, Any]] = (
+        ticket.events.filter(kind__in=kinds).values_list("kind", "data")
+        if events is None
+        else [(e.kind, e.data) for e in events if e.kind in kinds]
+    )
     offered: dict[int, int | None] = {}
-    for kind, data in ticket.events.filter(
-        kind__in=(EventKind.MERGE_OFFERED, EventKind.MERGE_OFFER_DISMISSED)
-    ).values_list("kind", "data"):
+    for kind, data in offers:
         candidate = data.get("candidate")
         if not isinstance(candidate, int):
             continue

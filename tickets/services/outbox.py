@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -76,10 +77,21 @@ def reply_facts(
     *,
     reply_to_external_id: str | None = None,
     exclude_message_id: int | None = None,
+    conversation: Sequence[Message] | None = None,
 ) -> ReplyFacts:
     """What the platform's reply windows need, from the ticket's messages: the customer's last
     private message, the post a reply would answer (their latest public post unless named),
-    and the posts already answered privately (a reply on its way counts; a failed one not)."""
+    and the posts already answered privately (a reply on its way counts; a failed one not).
+
+    Three queries; none when the ticket's whole ``conversation`` is given, already loaded with
+    each message's outbox item (the ticket page has it: ``select_related("outbox")``)."""
+    if conversation is not None:
+        return _reply_facts_of(
+            ticket,
+            conversation,
+            reply_to_external_id=reply_to_external_id,
+            exclude_message_id=exclude_message_id,
+        )
     inbound = ticket.messages.filter(direction=Direction.INBOUND).exclude(external_id="")
     last_private = (
         inbound.filter(is_public=False).order_by("-created_at").values_list("created_at", flat=True)
@@ -103,6 +115,40 @@ def reply_facts(
         last_private_from_customer_at=last_private,
         reply_to=PostFact(*target) if target else None,
         privately_answered=frozenset(answered.values_list("in_reply_to_external_id", flat=True)),
+    )
+
+
+def _reply_facts_of(
+    ticket: Ticket,
+    conversation: Sequence[Message],
+    *,
+    reply_to_external_id: str | None,
+    exclude_message_id: int | None,
+) -> ReplyFacts:
+    """``reply_facts`` from the loaded messages: the same three answers as its queries."""
+    inbound = [m for m in conversation if m.direction == Direction.INBOUND and m.external_id != ""]
+    last_private = max((m.created_at for m in inbound if not m.is_public), default=None)
+    public = [
+        m
+        for m in inbound
+        if m.is_public and (reply_to_external_id is None or m.external_id == reply_to_external_id)
+    ]
+    target = max(public, key=lambda m: (m.created_at, m.pk), default=None)
+    answered = frozenset(
+        m.in_reply_to_external_id
+        for m in conversation
+        if m.direction == Direction.OUTBOUND
+        and m.kind == MessageKind.PRIVATE_REPLY
+        and m.pk != exclude_message_id
+        # No outbox item (sent on the platform itself) counts, as the query's exclude does.
+        and getattr(getattr(m, "outbox", None), "state", None) != OutboxState.FAILED
+    )
+    return ReplyFacts(
+        now=timezone.now(),
+        customer_name=ticket.customer_display_name or ticket.customer_username,
+        last_private_from_customer_at=last_private,
+        reply_to=PostFact(target.external_id, target.created_at, target.kind) if target else None,
+        privately_answered=answered,
     )
 
 

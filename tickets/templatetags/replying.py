@@ -9,6 +9,7 @@ from typing import Any
 from django import template
 from django.db.models import Q
 
+from careinbox.accounts.models import Role
 from tickets.models import ApprovalRequest, ApprovalState, CannedResponse, Priority, Ticket
 from tickets.services.approval import is_manager
 
@@ -32,13 +33,24 @@ def reply_tools(context: template.Context, ticket: Ticket, step: Any) -> dict[st
     responses = CannedResponse.objects.filter(organization_id=ticket.organization_id).filter(
         Q(step="") | Q(step=step_value)
     )
+    # The request's own membership (the tenancy middleware loaded it, active) answers for its
+    # organisation without another query.
+    membership = getattr(request, "membership", None)
+    if user is None or not user.is_authenticated:
+        manager = False
+    elif (
+        membership is not None
+        and membership.organization_id == ticket.organization_id
+        and membership.user_id == user.pk
+    ):
+        manager = membership.has_role(Role.MANAGER)
+    else:
+        manager = is_manager(user, ticket.organization_id)
     return {
         "canned": list(responses.only("pk", "title")),
         "pending": pending,
         "rejected": rejected,
-        "is_manager": is_manager(user, ticket.organization_id)
-        if user is not None and user.is_authenticated
-        else False,
+        "is_manager": manager,
     }
 
 
