@@ -51,17 +51,30 @@ def requeue_after() -> timedelta:
     return poll_interval() * REQUEUE_AFTER_INTERVALS
 
 
-def accounts_to_poll(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
-    """The ids of the accounts due for a poll, most overdue first; each is marked queued."""
+def accounts_to_poll(*, now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """The ids of the accounts due for a poll, most overdue first; each is marked queued.
+
+    No more than tops the broker up to ``POLL_DISPATCH_BACKLOG`` tasks queued and not yet
+    started (or ``limit``, when smaller): when the workers lag, the queue stays short, so a task
+    never waits long enough to expire and each tick chooses afresh who has waited longest."""
     now = now or timezone.now()
+    waiting_since = now - requeue_after()
     with transaction.atomic():
+        in_flight = (
+            SocialAccount.objects.pollable().filter(poll_queued_at__gte=waiting_since).count()
+        )
+        room = settings.POLL_DISPATCH_BACKLOG - in_flight
+        if limit is not None:
+            room = min(room, limit)
+        if room <= 0:
+            return []
         due = (
             SocialAccount.objects.pollable()
             .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
-            .filter(Q(poll_queued_at__isnull=True) | Q(poll_queued_at__lt=now - requeue_after()))
+            .filter(Q(poll_queued_at__isnull=True) | Q(poll_queued_at__lt=waiting_since))
             .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", flat=True)[:room]
         )
         ids = list(due)
         platforms = set(

@@ -80,6 +80,35 @@ def test_a_worker_that_lags_still_polls_every_handle_in_turn(accounts: list[int]
     assert worst <= timedelta(seconds=3 * INTERVAL)
 
 
+def test_beat_tops_the_queue_up_to_the_backlog_and_no_further(
+    accounts: list[int], settings: object
+) -> None:
+    settings.POLL_DISPATCH_BACKLOG = 10  # type: ignore[attr-defined]
+    now = timezone.now()
+    first = accounts_to_poll(now=now)
+    assert len(first) == 10
+    assert accounts_to_poll(now=now) == []  # ten wait in the broker: no room
+    for pk in first[:4]:
+        poll_started(pk)  # four started: four places free
+    second = accounts_to_poll(now=now)
+    assert len(second) == 4 and not set(second) & set(first)
+
+
+def test_over_capacity_a_short_queue_expires_nothing_and_shares_fairly(
+    accounts: list[int], settings: object
+) -> None:
+    """Ten polls a second for 100 handles every 5 s (half of what they ask): with the queue
+    topped up to 20, no task waits long enough to expire, and every handle gets its turn."""
+    settings.POLL_DISPATCH_BACKLOG = 20  # type: ignore[attr-defined]
+    polled, expired, end = _run(accounts, seconds=120, polls_per_second=10, expire=True)
+    assert expired == 0
+    counts = sorted(len(times) for times in polled.values())
+    assert counts[0] >= 1 and counts[-1] - counts[0] <= 1
+    assert max(_worst_gap(times, end) for times in polled.values()) <= timedelta(
+        seconds=3 * INTERVAL
+    )
+
+
 def test_a_handle_is_never_queued_twice_while_its_task_waits(accounts: list[int]) -> None:
     now = timezone.now()
     first = accounts_to_poll(now=now)
