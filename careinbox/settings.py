@@ -415,11 +415,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # (every ticket event also checks its own ticket's timers at once).
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
-# At most this many poll tasks wait in the broker at once (queued, not yet started): beat tops
-# the queue up to it, most overdue first, instead of queueing every due handle. Over capacity the
-# queue stays short and fresh, so nothing expires unrun and each tick picks who waited longest.
-# Size it to two dispatch ticks (2 s) of the fleet's poll rate: 10,000 handles every 15 s is
-# ~670 polls/s, so 1,400 (docs/benchmarks.md, "Many handles").
+# Beat queues poll tasks at the workers' pace (channels_social.services.accounts_to_poll: half
+# the polls that ended within a task's expiry may wait at once), and never more than this many.
+# Over capacity the queue stays short and fresh: nothing expires unrun and each tick picks who
+# waited longest. Raise it for a fleet whose workers do more than ~40 polls/s.
 POLL_DISPATCH_BACKLOG = env_int("POLL_DISPATCH_BACKLOG", 1000, minimum=1)
 
 # --- Outbound webhooks (monitoring.webhooks) ---------------------------------------------------
