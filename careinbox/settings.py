@@ -418,7 +418,8 @@ SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 # Beat queues poll tasks at the workers' pace (channels_social.services.accounts_to_poll: half
 # the polls that ended within a task's expiry may wait at once), and never more than this many.
 # Over capacity the queue stays short and fresh: nothing expires unrun and each tick picks who
-# waited longest. Raise it for a fleet whose workers do more than ~40 polls/s.
+# waited longest. Beat tops up every 2 s, so 1,000 serves up to 500 polls/s; 10,000 handles
+# every 15 s (~670 polls/s) need 1,400.
 POLL_DISPATCH_BACKLOG = env_int("POLL_DISPATCH_BACKLOG", 1000, minimum=1)
 
 # --- Outbound webhooks (monitoring.webhooks) ---------------------------------------------------
