@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -550,6 +551,7 @@ def run(args: argparse.Namespace, queue: str) -> dict[str, Any]:
         "dispatcher": args.dispatcher,
         "broker": "redis" if os.environ.get("REDIS_URL") else "filesystem",
         "worker": f"{args.pool}" + (f" x{args.concurrency}" if args.pool == "prefork" else ""),
+        "processes": args.concurrency if args.pool == "prefork" else 1,
         "worker_log": str(worker_log),
         "beat_log": str(beat_log),
         "load_average_before": os.getloadavg(),
@@ -661,6 +663,8 @@ def print_report(r: dict[str, Any]) -> None:
         return f"p50 {p50:.1f} {unit}, p95 {p95:.1f} {unit}, max {top:.1f} {unit}"
 
     expected = r["load_seconds"] / interval
+    processes = r.get("processes", 1)
+    per_process = r["polls_per_second"] / processes
     if r["dispatcher"] in ("legacy", "script"):
         dispatcher = (
             f"the script: every enabled handle every {interval:g} s (before b072127)"
@@ -697,6 +701,14 @@ def print_report(r: dict[str, Any]) -> None:
             f"{r['polls_per_second']:.1f} polls/s (the interval asks for "
             f"{r['handles'] / interval:.1f})",
         ),
+        (
+            "worker processes this asks for",
+            # Each process did polls_per_second / processes; the handles ask handles / interval.
+            f"{math.ceil((r['handles'] / interval) / per_process)} at "
+            f"{per_process:.1f} polls/s per process (measured with {processes})"
+            if per_process
+            else "-",
+        ),
         ("every gap between two polls", secs(r["every_gap_s"])),
         (
             "largest gap between polls",
@@ -729,7 +741,12 @@ def print_report(r: dict[str, Any]) -> None:
         "every mention stored once under its handle",
     )
     per_handle = sorted(r["per_handle"], key=lambda f: -f["largest_gap_s"])
-    print("\nper handle (largest gap first): handle polls/largest gap s")
+    shown = per_handle if len(per_handle) <= 200 else per_handle[:40]
+    print(
+        f"\nper handle (largest gap first{'' if shown is per_handle else ', the worst 40'}): "
+        "handle polls/largest gap s"
+    )
+    per_handle = shown
     cells = [f"{f['username']} {f['polls']:>3}/{f['largest_gap_s']:5.1f}" for f in per_handle]
     for start in range(0, len(cells), 4):
         print("  " + "   ".join(cells[start : start + 4]))

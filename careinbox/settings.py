@@ -415,6 +415,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # (every ticket event also checks its own ticket's timers at once).
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+# Beat queues poll tasks at the workers' pace (channels_social.services.accounts_to_poll: half
+# the polls that ended within a task's expiry may wait at once), and never more than this many.
+# Over capacity the queue stays short and fresh: nothing expires unrun and each tick picks who
+# waited longest. Beat tops up every 2 s, so 1,000 serves up to 500 polls/s; 10,000 handles
+# every 15 s (~670 polls/s) need 1,400.
+POLL_DISPATCH_BACKLOG = env_int("POLL_DISPATCH_BACKLOG", 1000, minimum=1)
 
 # --- Outbound webhooks (monitoring.webhooks) ---------------------------------------------------
 # An endpoint on a private, loopback or link-local address would let an admin make the server

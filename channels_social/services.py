@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from careinbox.audit import record_change
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 POLL_LEASE_SECONDS = 8 * settings.CHANNEL_HTTP_TIMEOUT_SECONDS + 60
 # An account whose task has not started this long after it was queued is queued again.
 REQUEUE_AFTER_INTERVALS = 3
+# Poll tasks beat may keep waiting whatever the workers' measured pace (a fleet's first tick,
+# or workers that have not finished a poll in a while); see ``accounts_to_poll``.
+DISPATCH_FLOOR = 100
 
 
 def poll_interval(platform: str = "") -> timedelta:
@@ -51,17 +54,38 @@ def requeue_after() -> timedelta:
     return poll_interval() * REQUEUE_AFTER_INTERVALS
 
 
-def accounts_to_poll(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
-    """The ids of the accounts due for a poll, most overdue first; each is marked queued."""
+def accounts_to_poll(*, now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """The ids of the accounts due for a poll, most overdue first; each is marked queued.
+
+    Back-pressure: it only tops the broker up to what the workers can start before a task
+    expires. The workers' pace is read off the polls that ended in the last ``requeue_after``
+    (succeeded or failed); half of that many may wait at once (at least ``DISPATCH_FLOOR``, at
+    most ``POLL_DISPATCH_BACKLOG``, or ``limit``). When the workers lag, the queue stays short,
+    so no task expires unrun and each tick chooses afresh who has waited longest."""
     now = now or timezone.now()
+    waiting_since = now - requeue_after()
     with transaction.atomic():
+        pace = SocialAccount.objects.pollable().aggregate(
+            in_flight=Count("pk", filter=Q(poll_queued_at__gte=waiting_since)),
+            ended=Count(
+                "pk",
+                filter=Q(last_polled_at__gte=waiting_since)
+                | Q(last_poll_error_at__gte=waiting_since),
+            ),
+        )
+        cap = min(settings.POLL_DISPATCH_BACKLOG, max(DISPATCH_FLOOR, pace["ended"] // 2))
+        room = cap - pace["in_flight"]
+        if limit is not None:
+            room = min(room, limit)
+        if room <= 0:
+            return []
         due = (
             SocialAccount.objects.pollable()
             .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
-            .filter(Q(poll_queued_at__isnull=True) | Q(poll_queued_at__lt=now - requeue_after()))
+            .filter(Q(poll_queued_at__isnull=True) | Q(poll_queued_at__lt=waiting_since))
             .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", flat=True)[:room]
         )
         ids = list(due)
         platforms = set(

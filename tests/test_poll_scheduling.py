@@ -80,6 +80,35 @@ def test_a_worker_that_lags_still_polls_every_handle_in_turn(accounts: list[int]
     assert worst <= timedelta(seconds=3 * INTERVAL)
 
 
+def test_beat_tops_the_queue_up_to_the_backlog_and_no_further(
+    accounts: list[int], settings: object
+) -> None:
+    settings.POLL_DISPATCH_BACKLOG = 10  # type: ignore[attr-defined]
+    now = timezone.now()
+    first = accounts_to_poll(now=now)
+    assert len(first) == 10
+    assert accounts_to_poll(now=now) == []  # ten wait in the broker: no room
+    for pk in first[:4]:
+        poll_started(pk)  # four started: four places free
+    second = accounts_to_poll(now=now)
+    assert len(second) == 4 and not set(second) & set(first)
+
+
+def test_over_capacity_beat_queues_at_the_workers_pace_and_nothing_expires(
+    accounts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two polls a second for 100 handles every 5 s (a tenth of what they ask). Queueing every
+    due handle would leave tasks 50 s in the broker, three times their expiry; read off the
+    polls that ended, the queue stays short: no task expires unrun and the handles share
+    what the workers do, most overdue first."""
+    # The floor (what may wait before any poll has ended) below these workers' 15 s of work.
+    monkeypatch.setattr("channels_social.services.DISPATCH_FLOOR", 10)
+    polled, expired, _end = _run(accounts, seconds=300, polls_per_second=2, expire=True)
+    assert expired == 0
+    counts = sorted(len(times) for times in polled.values())
+    assert counts[0] >= 5 and counts[-1] - counts[0] <= 1
+
+
 def test_a_handle_is_never_queued_twice_while_its_task_waits(accounts: list[int]) -> None:
     now = timezone.now()
     first = accounts_to_poll(now=now)

@@ -77,6 +77,19 @@ def all_targets_policy(org: Organization) -> SlaPolicy:
     )
 
 
+def give_today_hours(org: Organization, hours: int = 4) -> None:
+    """Put ``org`` in a time zone where at least ``hours`` of today (of NOW's day) have passed,
+    so tickets opened up to that long before NOW fall on "today" whatever hour the suite runs
+    at (in UTC, before 04:00 they would be yesterday's)."""
+    for name in ("UTC", "Asia/Tokyo"):  # 9 hours apart: one of the two is past 04:00
+        local = NOW.astimezone(ZoneInfo(name))
+        if local - local.replace(hour=0, minute=0, second=0) >= timedelta(hours=hours):
+            org.time_zone = name
+            org.save(update_fields=["time_zone"])
+            return
+    raise AssertionError("no candidate zone is that far into its day")
+
+
 # Independent recomputations, from raw events -----------------------------------------------------
 
 
@@ -204,6 +217,7 @@ def test_each_figure_matches_a_recomputation_from_events(org: Organization) -> N
 
 
 def test_public_close_out_promises_and_sentiment(org: Organization) -> None:
+    give_today_hours(org)
     account = SocialAccountFactory(brand__organization=org)
     mark = UserFactory(username="closer")
     public = open_ticket(account, NOW - timedelta(hours=3), sentiment="negative")
@@ -281,6 +295,30 @@ def test_random_sample_incremental_equals_rebuild_and_recomputation(org: Organiz
         assert cell.value == (round(100 * m / (m + b), 1) if m + b else None)
 
 
+@pytest.mark.parametrize("count", [3, 12])
+def test_a_sweep_refreshes_the_sla_rows_set_based(org: Organization, count: int) -> None:
+    """An SLA sweep's breaches change only the SLA rows: one delete and one insert of them for
+    the whole sweep, however many tickets it breached, and the same rows a rebuild makes."""
+    all_targets_policy(org)
+    account = SocialAccountFactory(brand__organization=org)
+    for _ in range(count):
+        open_ticket(account, NOW - timedelta(minutes=20))  # first response due in 10 minutes
+    with CaptureQueriesContext(connection) as queries:
+        assert sla_sweep_breaches(now=NOW + timedelta(minutes=20)) == count
+    facts = [q["sql"] for q in queries.captured_queries if "_slafact" in q["sql"]]
+    ticket_facts = [q["sql"] for q in queries.captured_queries if "_ticketfact" in q["sql"]]
+    assert len(facts) == 2 and not ticket_facts, facts + ticket_facts
+
+    def rows() -> list[tuple]:
+        return list(SlaFact.objects.order_by("timer_id").values_list("timer_id", "outcome", "owed"))
+
+    incremental = rows()
+    assert [outcome for _t, outcome, _o in incremental].count("breached") == count
+    SlaFact.objects.all().delete()
+    call_command("rebuild_rollups", stdout=io.StringIO())
+    assert rows() == incremental
+
+
 def test_percentiles_in_the_database_match_percentile_cont(org: Organization) -> None:
     rng = random.Random(7)
     account = SocialAccountFactory(brand__organization=org)
@@ -302,6 +340,7 @@ def test_percentiles_in_the_database_match_percentile_cont(org: Organization) ->
 
 
 def test_waiting_and_past_due_count_breached_timers(org: Organization) -> None:
+    give_today_hours(org)
     account = SocialAccountFactory(brand__organization=org)
     for minutes in (90, 75, 5):
         open_ticket(account, NOW - timedelta(minutes=minutes))
@@ -374,6 +413,7 @@ def test_filters_narrow_every_figure_and_drill_down_lists_the_same_tickets(
     manager: Persona,
 ) -> None:
     org = manager.organization
+    give_today_hours(org)
     one = SocialAccountFactory(brand__organization=org, username="One")
     two = SocialAccountFactory(brand__organization=org, username="Two")
     for minutes in (200, 150, 100):

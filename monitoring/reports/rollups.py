@@ -3,7 +3,9 @@
 After every ticket event (the handler registered here runs after monitoring's own SLA handlers,
 so it sees the timers they changed) the ticket's rows are recomputed whole from its events and
 timers: ``refresh_ticket_rollup`` is a pure function of what is stored, so delivering an event
-twice, or rebuilding everything (``rebuild_rollups``), gives the same rows. Times come from the
+twice, or rebuilding everything (``rebuild_rollups``), gives the same rows. A delivery's events
+are taken together: each ticket once, and an SLA sweep's warnings and breaches (which only move
+the SLA rows) for all its tickets in four statements (``refresh_sla_facts``). Times come from the
 events (the first delivered reply, the delivered resolution, the last close and how it was
 closed, promises kept and broken); dimensions (brand, handle, team, agent, priority, sentiment)
 are the ticket's as they are now; days and hours are in the organisation's time zone.
@@ -89,14 +91,7 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
     if ticket.is_open:
         closed_at, closed_publicly, closed_kind, closed_reason = None, None, "", ""
     opened_local = ticket.opened_at.astimezone(zone)
-    dimensions = {
-        "organization_id": ticket.organization_id,
-        "brand_id": ticket.brand_id,
-        "social_account_id": ticket.social_account_id,
-        "team_id": ticket.team_id,
-        "agent_id": ticket.assigned_to_id,
-        "priority": ticket.priority,
-    }
+    dimensions = _dimensions(ticket)
     TicketFact.objects.update_or_create(
         ticket_id=ticket.pk,
         defaults={
@@ -124,23 +119,57 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
     )
     timers = SlaTimer.objects.filter(ticket_id=ticket.pk).exclude(state=TimerState.STOPPED)
     SlaFact.objects.filter(ticket_id=ticket.pk).delete()
-    SlaFact.objects.bulk_create(
-        [
-            SlaFact(
-                **dimensions,
-                ticket_id=ticket.pk,
-                timer_id=timer.pk,
-                metric=timer.metric,
-                started_at=timer.started_at,
-                started_day=timer.started_at.astimezone(zone).date(),
-                due_at=timer.due_at,
-                outcome=_OUTCOME[TimerState(timer.state)],
-                owed=timer.fulfilled_at is None,
-                elapsed_seconds=_seconds(timer.started_at, timer.fulfilled_at),
-            )
-            for timer in timers.order_by("pk")
-        ]
+    SlaFact.objects.bulk_create([_sla_fact(ticket, timer) for timer in timers.order_by("pk")])
+
+
+def _dimensions(ticket: Ticket) -> dict[str, object]:
+    return {
+        "organization_id": ticket.organization_id,
+        "brand_id": ticket.brand_id,
+        "social_account_id": ticket.social_account_id,
+        "team_id": ticket.team_id,
+        "agent_id": ticket.assigned_to_id,
+        "priority": ticket.priority,
+    }
+
+
+def _sla_fact(ticket: Ticket, timer: SlaTimer) -> SlaFact:
+    zone = ZoneInfo(ticket.organization.time_zone or "UTC")
+    return SlaFact(
+        **_dimensions(ticket),
+        ticket_id=ticket.pk,
+        timer_id=timer.pk,
+        metric=timer.metric,
+        started_at=timer.started_at,
+        started_day=timer.started_at.astimezone(zone).date(),
+        due_at=timer.due_at,
+        outcome=_OUTCOME[TimerState(timer.state)],
+        owed=timer.fulfilled_at is None,
+        elapsed_seconds=_seconds(timer.started_at, timer.fulfilled_at),
     )
+
+
+@transaction.atomic
+def refresh_sla_facts(ticket_ids: Iterable[int]) -> None:
+    """Recompute the SLA rows of these tickets from their timers, in four statements whatever
+    their number: what a sweep's warnings and breaches change (a ticket's own row reads no SLA
+    event). The same rows ``refresh_ticket_rollup`` writes."""
+    tickets = {
+        ticket.pk: ticket
+        for ticket in Ticket.objects.select_related("organization")
+        .select_for_update(of=("self",))
+        .filter(pk__in=sorted(set(ticket_ids)))
+        .order_by("pk")
+    }
+    if not tickets:
+        return
+    timers = (
+        SlaTimer.objects.filter(ticket_id__in=list(tickets))
+        .exclude(state=TimerState.STOPPED)
+        .order_by("ticket_id", "pk")
+    )
+    SlaFact.objects.filter(ticket_id__in=list(tickets)).delete()
+    SlaFact.objects.bulk_create([_sla_fact(tickets[timer.ticket_id], timer) for timer in timers])
 
 
 def rebuild_rollups(*, organization_ids: Iterable[int] | None = None) -> int:
@@ -184,6 +213,21 @@ def on_ticket_event(event: TicketEvent) -> None:
     refresh_ticket_rollup(event.ticket_id)
 
 
+_SLA_KINDS = frozenset(SlaEventKind.values)
+
+
+def on_ticket_events(batch: list[TicketEvent]) -> None:
+    """A delivery's events at once: each ticket refreshed once; a ticket whose events are all
+    SLA warnings and breaches (an SLA sweep's) only has its SLA rows recomputed, set-based."""
+    whole = {event.ticket_id for event in batch if event.kind not in _SLA_KINDS}
+    if _deferred is not None:
+        _deferred.update(event.ticket_id for event in batch)
+        return
+    for ticket_id in sorted(whole):
+        refresh_ticket_rollup(ticket_id)
+    refresh_sla_facts({event.ticket_id for event in batch} - whole)
+
+
 # Every kind tickets and monitoring record: any of them may move a figure (an assignment moves
 # the agent's load, a priority change the per-priority figures, a sweep's breach compliance).
 ROLLUP_KINDS = [*EventKind.values, *SlaEventKind.values]
@@ -191,4 +235,4 @@ ROLLUP_KINDS = [*EventKind.values, *SlaEventKind.values]
 
 def register() -> None:
     """Called after ``monitoring.handlers.register``: it must see the timers they changed."""
-    events.subscribe(on_ticket_event, kinds=ROLLUP_KINDS)
+    events.subscribe(on_ticket_event, kinds=ROLLUP_KINDS, batch=on_ticket_events)
