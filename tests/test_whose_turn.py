@@ -20,7 +20,6 @@ from django.utils import timezone
 from channels_social.models import SocialAccount
 from tests.conftest import Persona
 from tests.test_threading import post
-from tickets import inbox
 from tickets.inbox import OPEN_STATUSES, view_counts
 from tickets.models import Direction, Message, Status, Step, Ticket
 from tickets.services import ingest_posts, ticket_take_step
@@ -260,50 +259,3 @@ def test_the_migration_backfills_from_the_latest_message(
     migration.backfill_last_message_direction(django_apps, editor)
     stored = dict(Ticket.objects.values_list("pk", "last_message_direction"))
     assert {pk: stored[pk] for pk in truth} == truth
-
-
-# --- Search: a capped count -----------------------------------------------------------------
-
-
-def test_a_search_counts_up_to_the_cap_and_says_so(
-    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 3)
-    for n in range(5):
-        _open(account, f"I want a refund for order {n}", author=f"40{n}")
-    _open(account, "the app is slow", author="4100")
-    client = agent.client()
-    capped = client.get(INBOX, {"view": "open", "q": "refu"})
-    # Five match; the count stops at the cap (and one more, to know there are more).
-    assert capped.context["total"] == 4 and capped.context["total_label"] == "3+"
-    assert len(capped.context["tickets"]) == 5  # the rows are not capped by the count
-    page = capped.content.decode()
-    assert '<strong id="view-count">3+</strong>' in page
-    assert "<title>(3+) All open" in page
-    exact = client.get(INBOX, {"view": "open", "q": "refund order 1"})
-    assert exact.context["total"] == 1 and exact.context["total_label"] == "1"
-    at_cap = client.get(INBOX, {"view": "open", "q": "refund order"})
-    assert at_cap.context["total_label"] == "3+"
-    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 5)
-    exact = client.get(INBOX, {"view": "open", "q": "refund order"})
-    assert exact.context["total"] == 5 and exact.context["total_label"] == "5"
-    # Without a search a view's count is never capped.
-    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 1)
-    plain = client.get(INBOX, {"view": "open"})
-    assert plain.context["total"] == 6 and plain.context["total_label"] == "6"
-
-
-def test_a_capped_search_rows_are_the_newest_first_in_the_archive(
-    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 2)
-    closed = []
-    for n in range(4):
-        ticket = _open(account, f"refund please, order {n}", author=f"50{n}")
-        Ticket.objects.filter(pk=ticket.pk).update(
-            status=Status.CLOSED, closed_at=timezone.now() - timedelta(hours=4 - n)
-        )
-        closed.append(ticket.pk)
-    response = agent.client().get(INBOX, {"view": "closed", "q": "refu"})
-    assert [t.pk for t in response.context["tickets"]] == closed[::-1]
-    assert response.context["total_label"] == "2+"

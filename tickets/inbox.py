@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from careinbox.accounts.models import Membership, Organization
 from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
@@ -229,7 +229,11 @@ class ViewFilterForm(forms.Form):
 
 
 def apply_filters(
-    tickets: QuerySet[Ticket], data: dict[str, Any], *, user: User
+    tickets: QuerySet[Ticket],
+    data: dict[str, Any],
+    *,
+    user: User,
+    organization_id: int | None = None,
 ) -> QuerySet[Ticket]:
     if data.get("platform"):
         tickets = tickets.filter(platform=data["platform"])
@@ -253,7 +257,7 @@ def apply_filters(
     if data.get("followers"):
         tickets = tickets.filter(customer_followers__gte=data["followers"])
     if data.get("q"):
-        tickets = search(tickets, data["q"])
+        tickets = search(tickets, data["q"], organization_id=organization_id)
     return tickets
 
 
@@ -280,10 +284,25 @@ def message_search_vector() -> Any:
     return SearchVector("text", config="simple")
 
 
-def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
+# More messages of the organisation than this matching a search make it a common one
+# (``search``): its tickets are then checked one by one in the view's order.
+SEARCH_COMMON_MATCHES = 2000
+
+
+def search(
+    tickets: QuerySet[Ticket], query: str, *, organization_id: int | None = None
+) -> QuerySet[Ticket]:
     """Tickets whose messages or customer match every word of ``query`` (a word matches as a
     prefix: "refu" finds "refund"). PostgreSQL: full-text search on the GIN index; SQLite:
-    ``icontains`` per word."""
+    ``icontains`` per word.
+
+    On PostgreSQL one query first asks the GIN index whether more than
+    ``SEARCH_COMMON_MATCHES`` of the organisation's messages match. A rare search is an
+    ``EXISTS``, which PostgreSQL answers by reading the few matches from the index once. A
+    common one ("refu": a tenth of the archive's messages) is a scalar subquery per ticket
+    (its first matching message): PostgreSQL never reads it for every match up front as it
+    may an ``EXISTS``, so a page of 200 rows in the view's order, or the count capped at
+    ``SEARCH_COUNT_CAP``, stops once it has as many."""
     words = search_words(query)
     if not words:
         return tickets
@@ -299,6 +318,16 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
         matching = Message.objects.annotate(document=message_search_vector()).filter(
             document=tsquery
         )
+        scoped = (
+            matching
+            if organization_id is None
+            else matching.filter(organization_id=organization_id)
+        )
+        if scoped.values("pk")[: SEARCH_COMMON_MATCHES + 1].count() > SEARCH_COMMON_MATCHES:
+            first_match = Subquery(matching.filter(ticket=OuterRef("pk")).values("pk")[:1])
+            return tickets.alias(first_match=first_match).filter(
+                Q(first_match__isnull=False) | customer
+            )
     else:
         text = Q()
         for word in words:
@@ -334,7 +363,7 @@ def inbox_tickets(
     """
     tickets = annotate_for_views(Ticket.objects.for_org(organization))
     tickets = tickets.filter(view_condition(view, user=user, now=now))
-    tickets = apply_filters(tickets, data, user=user)
+    tickets = apply_filters(tickets, data, user=user, organization_id=organization.pk)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
     elif search_words(data.get("q") or ""):
