@@ -88,7 +88,7 @@ DEFAULT_VIEW = "open"
 
 
 def view_condition(key: str, *, user: User, now: datetime) -> Q:
-    """The rows of view ``key``, as a condition on tickets annotated by ``annotate_for_views``."""
+    """The rows of view ``key``, as a condition on the organisation's tickets."""
     is_open = Q(status__in=OPEN_STATUSES)
     conditions = {
         "mine": is_open & Q(assigned_to=user),
@@ -101,20 +101,13 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
         "waiting": is_open & ~Q(status=Status.NEW) & Q(last_message_direction=Direction.OUTBOUND),
         # A reply is held for a manager (a pending ApprovalRequest), not merely the flag that
         # replies on the ticket will be: that ticket has nothing to approve yet.
-        "approval": is_open & Q(approval_pending=True),
+        # The pending requests are read once and hashed (``id IN (…)``), never looked up for
+        # each ticket the view's order walks past (2 % of open tickets have one).
+        "approval": is_open
+        & Q(pk__in=ApprovalRequest.objects.filter(state=ApprovalState.PENDING).values("ticket_id")),
         "closed": Q(status=Status.CLOSED),
     }
     return conditions[key]
-
-
-def _approval_pending() -> Exists:
-    return Exists(
-        ApprovalRequest.objects.filter(ticket=OuterRef("pk"), state=ApprovalState.PENDING)
-    )
-
-
-def annotate_for_views(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
-    return queryset.annotate(approval_pending=_approval_pending())
 
 
 def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
@@ -361,8 +354,7 @@ def inbox_tickets(
     message, brand and assignee), their tags. A search's count stops at
     ``SEARCH_COUNT_CAP + 1`` (``count_is_capped``): the database stops at as many matches.
     """
-    tickets = annotate_for_views(Ticket.objects.for_org(organization))
-    tickets = tickets.filter(view_condition(view, user=user, now=now))
+    tickets = Ticket.objects.for_org(organization).filter(view_condition(view, user=user, now=now))
     tickets = apply_filters(tickets, data, user=user, organization_id=organization.pk)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
