@@ -354,7 +354,9 @@ def inbox_tickets(
     message, brand and assignee), their tags. A search's count stops at
     ``SEARCH_COUNT_CAP + 1`` (``count_is_capped``): the database stops at as many matches.
     """
-    tickets = Ticket.objects.for_org(organization).filter(view_condition(view, user=user, now=now))
+    tickets: QuerySet[Ticket] = Ticket.objects.for_org(organization).filter(
+        view_condition(view, user=user, now=now)
+    )
     tickets = apply_filters(tickets, data, user=user, organization_id=organization.pk)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
