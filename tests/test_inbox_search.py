@@ -1,7 +1,7 @@
 """Search over a large view: its count stops at ``SEARCH_COUNT_CAP`` ("1,000+"), exact
-below it; a common search (more matching messages than ``SEARCH_COMMON_MATCHES``, by the
-planner's estimate) is checked ticket by ticket and finds exactly what the rare search's
-``EXISTS`` finds."""
+below it; a common search (more than ``SEARCH_COMMON_SHARE`` of a sample of the messages
+match) is checked ticket by ticket and finds exactly what the rare search's ``EXISTS``
+finds."""
 
 from __future__ import annotations
 
@@ -98,15 +98,13 @@ def test_a_common_search_finds_what_a_rare_one_does(
     _open(account, "the app is slow, order 3 again", author="4100")
     client = agent.client()
     rare = client.get(INBOX, {"view": "open", "q": words})
-    monkeypatch.setattr(inbox, "SEARCH_COMMON_MATCHES", 0)  # every search is common
+    assert "EXISTS" in str(inbox.search(Ticket.objects.all(), words).query)  # rare: a few rows
+    # Every search common (any share of a sample of any size): a scalar subquery per ticket.
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 0)
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(inbox, "SEARCH_COMMON_SHARE", -1)
     common = client.get(INBOX, {"view": "open", "q": words})
-    # Common (the planner never estimates no rows): a scalar subquery per ticket, no EXISTS.
-    org_id = account.organization_id
-    assert "EXISTS" not in str(
-        inbox.search(Ticket.objects.all(), words, organization_id=org_id).query
-    )
-    monkeypatch.setattr(inbox, "SEARCH_COMMON_MATCHES", 2000)
-    assert "EXISTS" in str(inbox.search(Ticket.objects.all(), words, organization_id=org_id).query)
+    assert "EXISTS" not in str(inbox.search(Ticket.objects.all(), words).query)
     found = [t.pk for t in rare.context["tickets"]]
     assert [t.pk for t in common.context["tickets"]] == found
     assert common.context["total"] == rare.context["total"] == len(found)
