@@ -109,3 +109,19 @@ def test_a_common_search_finds_what_a_rare_one_does(
     assert [t.pk for t in common.context["tickets"]] == found
     assert common.context["total"] == rare.context["total"] == len(found)
     assert bool(found) == (words != "nothing")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the sample is PostgreSQL's")
+def test_the_sample_tells_a_common_search_from_a_rare_one(
+    account: SocialAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        _open(account, f"I want a refund for order {n}", author=f"40{n}")
+    _open(account, "the app is slow", author="4100")
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_PERCENT", 100)  # every page: all six messages
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 6)
+    monkeypatch.setattr(inbox, "SEARCH_COMMON_SHARE", 0.5)
+    assert inbox._search_is_common("refu:*")  # 5 of 6
+    assert not inbox._search_is_common("slow:*")  # 1 of 6
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 7)
+    assert not inbox._search_is_common("refu:*")  # too small a sample says rare
