@@ -127,6 +127,7 @@ class World:
             created_at=timezone.now(),
         )
         Ticket.objects.filter(pk=ticket.pk).update(root_message=message)
+        ticket.refresh_last_message_direction()
         sla_start(ticket=ticket)
         return ticket
 

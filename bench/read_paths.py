@@ -243,12 +243,15 @@ def explain_all(statements: list[str]) -> list[str]:
 
 
 def check_counts(meta: dict[str, Any], agent_id: int, client: Any) -> list[str]:
-    """Each view's count on the page against a plain count of the same rows."""
+    """Each view's count on the page against a plain count of the same rows ("Waiting on
+    customer" against the latest message's direction looked up per ticket, as it was
+    computed before ``Ticket.last_message_direction`` kept it: a check of the backfill)."""
+    from django.db.models import OuterRef, Subquery
     from django.utils import timezone
 
     from careinbox.accounts.models import Organization, User
     from tickets.inbox import VIEWS, view_counts
-    from tickets.models import OPEN_STATUSES, Status, Ticket
+    from tickets.models import OPEN_STATUSES, Direction, Message, Status, Ticket
 
     org = Organization.objects.get(pk=meta["organisations"][0]["id"])
     user = User.objects.get(pk=agent_id)
@@ -259,6 +262,17 @@ def check_counts(meta: dict[str, Any], agent_id: int, client: Any) -> list[str]:
         "closed": tickets.filter(status=Status.CLOSED).count(),
         "mine": tickets.filter(status__in=OPEN_STATUSES, assigned_to=user).count(),
         "unassigned": tickets.filter(status__in=OPEN_STATUSES, assigned_to__isnull=True).count(),
+        "waiting": tickets.filter(status__in=OPEN_STATUSES)
+        .exclude(status=Status.NEW)
+        .annotate(
+            latest=Subquery(
+                Message.objects.filter(ticket=OuterRef("pk"))
+                .order_by("-created_at", "-pk")
+                .values("direction")[:1]
+            )
+        )
+        .filter(latest=Direction.OUTBOUND)
+        .count(),
     }
     failures = [
         f"view {k}: {counts[k]} shown, {v} in the data" for k, v in plain.items() if counts[k] != v

@@ -286,7 +286,8 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
             "customer_id customer_external_id customer_username customer_display_name "
             "customer_followers conversation_id is_public reposts repost_reach "
             "root_message_id sla_due_at sla_risk_at assigned_to_id assigned_at "
-            "approval_required approval_reason opened_at closed_at closed_as updated_at"
+            "approval_required approval_reason opened_at closed_at closed_as updated_at "
+            "last_message_direction"
         ),
     )
     tags = CopyBuffer("tickets_ticket_tags", ("id", "ticket_id", "tag_id"))
@@ -360,7 +361,8 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
             assigned = rng.choice(org.agents) if (not is_open or rng.random() < 0.5) else None
             closed_at = opened + timedelta(hours=rng.randrange(1, 48)) if not is_open else None
             conversation = str(2 * 10**12 + message_id)
-            tickets.add(
+            # Sent once its messages are made: its last column is the latest one's direction.
+            ticket_row = (
                 ticket_id, org.pk, org.brand_id, account_id, platform, status, priority,
                 json.dumps([head[priority]] if head[priority] else []), 10 * (5 - priority),
                 "[]", rng.choice(("negative", "neutral", "neutral", "positive")),
@@ -379,6 +381,7 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
             steps_done = 4 if status == "closed" else open_steps.index(status)
             at = opened
             root = message_id
+            inbound = True
             for m in range(MESSAGES_PER_TICKET):
                 inbound = m == 0 or (steps_done == 0) or rng.random() < 0.55
                 at = at + timedelta(minutes=rng.randrange(1, 40))
@@ -409,6 +412,9 @@ def load(orgs: list[Org], rng: random.Random, now: datetime, cursor: Any) -> dic
                     )  # fmt: skip
                     event_id += 1
                 message_id += 1
+            # Whose turn it is (Ticket.last_message_direction): the last message's direction
+            # (each is later than the one before, so the last one made is the latest).
+            tickets.add(*ticket_row, "in" if inbound else "out")
             for s in range(steps_done):
                 step_at = opened + timedelta(minutes=10 * (s + 1))
                 events.add(

@@ -89,6 +89,7 @@ class TicketFactory(factory.django.DjangoModelFactory):
 class InboundMessageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Message
+        skip_postgeneration_save = True
 
     ticket = factory.SubFactory(TicketFactory)
     organization = factory.SelfAttribute("ticket.organization")
@@ -101,6 +102,12 @@ class InboundMessageFactory(factory.django.DjangoModelFactory):
     author_username = factory.SelfAttribute("ticket.customer_username")
     text = "My order never arrived @BrandCare"
     created_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def whose_turn(self, create: bool, extracted: object, **kwargs: object) -> None:
+        """Keep the ticket's ``last_message_direction`` as intake does for every message."""
+        if create:
+            self.ticket.refresh_last_message_direction()
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):

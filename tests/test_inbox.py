@@ -76,6 +76,7 @@ def _outbound(ticket: Ticket, text: str, **kwargs: object) -> Message:
     OutboxItem.objects.create(
         organization=ticket.organization, message=message, state=OutboxState.SENT
     )
+    ticket.refresh_last_message_direction()  # as intake does for the brand's own post
     return message
 
 

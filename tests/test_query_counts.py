@@ -97,6 +97,7 @@ class World:
                     text="Could you DM us your order number?",
                     created_at=timezone.now() + timedelta(seconds=1),
                 )
+                ticket.refresh_last_message_direction()  # as every write site does
             if i % 2 == 0:
                 ticket.require_approval("escalated", by=None)
             sla_start(ticket=ticket)
@@ -138,6 +139,7 @@ class World:
                 created_at=now,
             )
             OutboxItem.objects.create(organization=self.org, message=reply, state=OutboxState.SENT)
+            self.detail.refresh_last_message_direction()
             self.detail.record(EventKind.REPLY_SENT, message=reply, external_id=reply.external_id)
             Note.objects.create(
                 organization=self.org, ticket=self.detail, author=self.admin.user, body=f"n{i}"

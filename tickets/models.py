@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from careinbox.accounts.models import Organization, Team
@@ -192,6 +192,14 @@ class Ticket(models.Model):
     root_message = models.ForeignKey(
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Whose turn it is: the direction of the ticket's latest message (by ``created_at``, then
+    # id), "" while it has none. "Waiting on customer" is an open ticket past its first step
+    # whose latest message is the brand's; kept here so the inbox counts it from an index
+    # instead of looking up each open ticket's latest message. Only
+    # ``Ticket.refresh_last_message_direction`` writes it, wherever a ticket's messages change.
+    last_message_direction = models.CharField(
+        max_length=3, choices=Direction.choices, blank=True, default="", db_default=""
+    )
     # The soonest due time of the ticket's running SLA timers, for the inbox order. Kept by
     # the app that owns the timers (monitoring), through ``set_sla_due``.
     sla_due_at = models.DateTimeField(null=True, blank=True)
@@ -244,7 +252,13 @@ class Ticket(models.Model):
             # counts: every view's count over open tickets reads this index alone (no heap).
             models.Index(
                 fields=["organization", "assigned_to", "sla_risk_at"],
-                include=["id", "status", "sla_due_at", "approval_required"],
+                include=[
+                    "id",
+                    "status",
+                    "sla_due_at",
+                    "approval_required",
+                    "last_message_direction",
+                ],
                 condition=models.Q(status__in=OPEN_STATUSES),
                 name="ticket_inbox_assignee_idx",
             ),
@@ -300,6 +314,33 @@ class Ticket(models.Model):
         if self.sla_due_at != due_at or self.sla_risk_at != risk_at:
             self.sla_due_at, self.sla_risk_at = due_at, risk_at
             Ticket.objects.filter(pk=self.pk).update(sla_due_at=due_at, sla_risk_at=risk_at)
+
+    def refresh_last_message_direction(self) -> str:
+        """Store whose turn it is (``last_message_direction``) from the messages as they are
+        now, and return it. Called wherever the ticket's messages change: a message stored or
+        sent, messages moved in or out by a merge or a split. It is a fact about the
+        messages, each of which is recorded already, so it records no event of its own.
+
+        The ticket's row is locked first (until the transaction ends), so two transactions
+        adding messages to one ticket take turns: the second reads the latest message once
+        the first has committed its own, and what is stored is the true latest direction
+        (SQLite has no row locks: it runs one writing transaction at a time anyway)."""
+        with transaction.atomic(savepoint=False):
+            if connection.features.has_select_for_update:
+                Ticket.objects.select_for_update(of=("self",)).filter(pk=self.pk).values_list(
+                    "pk", flat=True
+                ).first()
+            latest = (
+                Message.objects.filter(ticket_id=self.pk)
+                .order_by("-created_at", "-pk")
+                .values_list("direction", flat=True)
+                .first()
+            ) or ""
+            Ticket.objects.filter(pk=self.pk).exclude(last_message_direction=latest).update(
+                last_message_direction=latest
+            )
+        self.last_message_direction = latest
+        return latest
 
     @property
     def sla_risk_note(self) -> str:

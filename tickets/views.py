@@ -47,6 +47,7 @@ from tickets.inbox import (
     saved_views_for,
     step_way,
     tickets_bulk_apply,
+    total_label,
     view_counts,
     with_oob,
 )
@@ -182,6 +183,8 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         "filtered": has_filters(data),
         "tickets": tickets,
         "total": total,
+        # "1,000+" when a search matched more than it counts (SEARCH_COUNT_CAP).
+        "total_label": total_label(total, data),
         "presence": people,
         "row_hashes": [(t.pk, row_fingerprint(t, people.get(t.pk, []), now)) for t in tickets],
         "query": query.urlencode(),

@@ -78,6 +78,7 @@ def _reply(ticket: Ticket, at: datetime, step: str, *, public: bool, by: User, n
         created_at=at,
         external_id=f"{DEMO_WEEK_PREFIX}out-{ticket.pk}-{n}",
     )
+    ticket.refresh_last_message_direction()
     ticket.status = STEP_RULES[step].leads_to
     fields = ["status", "updated_at"]
     if ticket.status == Status.CLOSED:
@@ -146,6 +147,7 @@ def _seed_week(org: Organization, accounts: list[SocialAccount]) -> int:
             text=rng.choice(COMPLAINTS),
             created_at=opened,
         )
+        ticket.refresh_last_message_direction()
         ticket.record(EventKind.OPENED, at=opened)
         created += 1
         fate = rng.random()

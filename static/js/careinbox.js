@@ -127,7 +127,7 @@
   }
   function title() {
     var count = $("#view-count");
-    if (count) document.title = document.title.replace(/^(\(\d+\) )?/, "(" + count.textContent.trim() + ") ");
+    if (count) document.title = document.title.replace(/^(\([^)]*\) )?/, "(" + count.textContent.trim() + ") ");
   }
   document.addEventListener("inbox:order", function (event) {
     var tbody = $("#rows");

@@ -411,6 +411,7 @@ def _store_post(
         created_at=post.created_at,
         raw=post.raw,
     )
+    ticket.refresh_last_message_direction()
     if opened:
         ticket.root_message = message
         ticket.save(update_fields=["root_message"])
@@ -538,6 +539,7 @@ def _store_brand_post(
         created_at=post.created_at,
         raw=post.raw,
     )
+    ticket.refresh_last_message_direction()
     # Its delivery record, like every outbound message's (the ticket page and reports read
     # one per message): already sent, never attempted by CareInbox.
     OutboxItem.objects.create(

@@ -72,6 +72,8 @@ def ticket_merge(*, target: Ticket, source: Ticket, by: User) -> TicketEvent:
             "it has gone out."
         )
     moved = Message.objects.filter(ticket_id=source.pk).update(ticket=target)
+    target.refresh_last_message_direction()
+    source.refresh_last_message_direction()
     source.close_as_merged(target, by=by, moved=moved)
     return target.record(EventKind.MERGED, actor=by, source=source.pk, moved=moved)
 
@@ -116,6 +118,8 @@ def ticket_split(*, ticket: Ticket, message_ids: Sequence[int], by: User) -> Tic
     )
     ids = [m.pk for m in chosen]
     Message.objects.filter(pk__in=ids).update(ticket=new)
+    new.refresh_last_message_direction()
+    ticket.refresh_last_message_direction()
     new.record(EventKind.OPENED, actor=by, at=first.created_at, priority=level, reasons=reasons)
     new.record(EventKind.SPLIT_FROM, actor=by, source=ticket.pk, messages=ids)
     ticket.record(EventKind.SPLIT, actor=by, into=new.pk, messages=ids)

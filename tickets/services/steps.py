@@ -205,6 +205,7 @@ def ticket_take_step(
             raw={"window_note": window.reason} if window.reason else {},
         )
         item = OutboxItem.objects.create(organization_id=ticket.organization_id, message=message)
+        ticket.refresh_last_message_direction()
         ticket.take_step(step, by=by, message=message)
         if blocking:
             ticket.record(

@@ -459,6 +459,7 @@ def _moderate(
             raw={"moderation_reason": reason, "target_message_id": target.pk},
         )
         item = OutboxItem.objects.create(organization_id=locked.organization_id, message=moderation)
+        locked.refresh_last_message_direction()
         locked.record(
             action.requested,
             actor=by,

@@ -1,0 +1,127 @@
+"""Search over a large view: its count stops at ``SEARCH_COUNT_CAP`` ("1,000+"), exact
+below it; a common search (more than ``SEARCH_COMMON_SHARE`` of a sample of the messages
+match) is checked ticket by ticket and finds exactly what the rare search's ``EXISTS``
+finds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from channels_social.models import SocialAccount
+from tests.conftest import Persona
+from tests.test_threading import post
+from tickets import inbox
+from tickets.models import Status, Ticket
+from tickets.services import ingest_posts
+
+pytestmark = pytest.mark.django_db
+
+INBOX = reverse("tickets:inbox")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    if "locmem" in type(cache).__module__:
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def account(make_account: Callable[..., SocialAccount]) -> SocialAccount:
+    return make_account(external_id="1000", username="AcmeCare")
+
+
+def _open(account: SocialAccount, text: str, *, author: str) -> Ticket:
+    at = timezone.now() - timedelta(hours=2)
+    ingest_posts(account, [post(text, at=at, author=author, username=f"c{author}")])
+    return Ticket.objects.filter(customer_external_id=author).latest("pk")
+
+
+def test_a_search_counts_up_to_the_cap_and_says_so(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 3)
+    for n in range(5):
+        _open(account, f"I want a refund for order {n}", author=f"40{n}")
+    _open(account, "the app is slow", author="4100")
+    client = agent.client()
+    capped = client.get(INBOX, {"view": "open", "q": "refu"})
+    # Five match; the count stops at the cap (and one more, to know there are more).
+    assert capped.context["total"] == 4 and capped.context["total_label"] == "3+"
+    assert len(capped.context["tickets"]) == 5  # the rows are not capped by the count
+    page = capped.content.decode()
+    assert '<strong id="view-count">3+</strong>' in page
+    assert "<title>(3+) All open" in page
+    exact = client.get(INBOX, {"view": "open", "q": "refund order 1"})
+    assert exact.context["total"] == 1 and exact.context["total_label"] == "1"
+    at_cap = client.get(INBOX, {"view": "open", "q": "refund order"})
+    assert at_cap.context["total_label"] == "3+"
+    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 5)
+    exact = client.get(INBOX, {"view": "open", "q": "refund order"})
+    assert exact.context["total"] == 5 and exact.context["total_label"] == "5"
+    # Without a search a view's count is never capped.
+    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 1)
+    plain = client.get(INBOX, {"view": "open"})
+    assert plain.context["total"] == 6 and plain.context["total_label"] == "6"
+
+
+def test_a_capped_search_rows_are_the_newest_first_in_the_archive(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", 2)
+    closed = []
+    for n in range(4):
+        ticket = _open(account, f"refund please, order {n}", author=f"50{n}")
+        Ticket.objects.filter(pk=ticket.pk).update(
+            status=Status.CLOSED, closed_at=timezone.now() - timedelta(hours=4 - n)
+        )
+        closed.append(ticket.pk)
+    response = agent.client().get(INBOX, {"view": "closed", "q": "refu"})
+    assert [t.pk for t in response.context["tickets"]] == closed[::-1]
+    assert response.context["total_label"] == "2+"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the GIN index is PostgreSQL's")
+@pytest.mark.parametrize("words", ["refu", "refund order", "order 3", "c402", "nothing"])
+def test_a_common_search_finds_what_a_rare_one_does(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch, words: str
+) -> None:
+    for n in range(5):
+        _open(account, f"I want a refund for order {n}", author=f"40{n}")
+    _open(account, "the app is slow, order 3 again", author="4100")
+    client = agent.client()
+    rare = client.get(INBOX, {"view": "open", "q": words})
+    assert "EXISTS" in str(inbox.search(Ticket.objects.all(), words).query)  # rare: a few rows
+    # Every search common (any share of a sample of any size): a scalar subquery per ticket.
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 0)
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(inbox, "SEARCH_COMMON_SHARE", -1)
+    common = client.get(INBOX, {"view": "open", "q": words})
+    assert "EXISTS" not in str(inbox.search(Ticket.objects.all(), words).query)
+    found = [t.pk for t in rare.context["tickets"]]
+    assert [t.pk for t in common.context["tickets"]] == found
+    assert common.context["total"] == rare.context["total"] == len(found)
+    assert bool(found) == (words != "nothing")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the sample is PostgreSQL's")
+def test_the_sample_tells_a_common_search_from_a_rare_one(
+    account: SocialAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        _open(account, f"I want a refund for order {n}", author=f"40{n}")
+    _open(account, "the app is slow", author="4100")
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_PERCENT", 100)  # every page: all six messages
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 6)
+    monkeypatch.setattr(inbox, "SEARCH_COMMON_SHARE", 0.5)
+    assert inbox._search_is_common("refu:*")  # 5 of 6
+    assert not inbox._search_is_common("slow:*")  # 1 of 6
+    monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 7)
+    assert not inbox._search_is_common("refu:*")  # too small a sample says rare
