@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -37,7 +38,7 @@ from monitoring.webhooks.signing import signature, verify
 from tests.conftest import Persona
 from tests.factories import TicketFactory
 from tests.webhook_receiver import Answer, Receiver
-from tickets.models import EventKind, Ticket
+from tickets.models import EventKind, Ticket, TicketEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +93,30 @@ def test_an_event_reaches_its_organisations_endpoints_once_through_the_event_sea
     assert body["data"]["ticket"]["id"] == ticket.pk
     assert body["data"]["ticket"]["customer"]["username"] == ticket.customer_username
     assert body["id"].startswith("evt_")
+
+
+def test_a_delivery_of_many_events_looks_for_endpoints_once(
+    org_admin: Persona, outsider: Persona, receiver: Receiver
+) -> None:
+    """Events delivered together (an SLA sweep's, a poll's): one statement finds which of
+    their organisations listen, then only those organisations' events become deliveries."""
+    from tickets.events import dispatch
+
+    mine, _ = _endpoint(org_admin, receiver.url)
+    quiet = [_ticket(outsider.organization) for _ in range(5)]
+    loud = _ticket(org_admin.organization)
+    with transaction.atomic():  # recorded, not yet delivered: dispatch below delivers them
+        recorded = [ticket.record(EventKind.OPENED) for ticket in [*quiet, loud]]
+        ids = [event.pk for event in recorded]
+    WebhookDelivery.objects.all().delete()
+    TicketEvent.objects.filter(pk__in=ids).update(dispatched_at=None)
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch(ids) == len(ids)
+    looks = [q["sql"] for q in queries.captured_queries if "webhooks_webhookendpoint" in q["sql"]]
+    assert len(looks) == 2, looks  # the batch's look, then the one organisation that listens
+    assert [(d.endpoint_id, d.ticket_event_id) for d in WebhookDelivery.objects.all()] == [
+        (mine.pk, recorded[-1].pk)
+    ]
 
 
 def test_each_ticket_kind_maps_to_its_webhook_types(org_admin: Persona, receiver: Receiver) -> None:
