@@ -293,6 +293,26 @@ class Ticket(models.Model):
 
         return record_event(self, kind, actor=actor, message=message, at=at, data=data)
 
+    def unsaved_event(
+        self,
+        kind: str,
+        *,
+        message: Message | None = None,
+        at: datetime | None = None,
+        **data: Any,
+    ) -> TicketEvent:
+        """An event of this ticket not yet written, for writers that record many at once
+        (``tickets.events.record_events``, one INSERT): set-based ingest. The ticket and the
+        message may be unsaved still; they must be saved before the events are."""
+        return TicketEvent(
+            organization_id=self.organization_id,
+            ticket=self,
+            kind=kind,
+            message=message,
+            at=at or timezone.now(),
+            data=data,
+        )
+
     def set_sla_due(self, due_at: datetime | None) -> None:
         """The soonest due time of the ticket's running SLA targets (monitoring keeps it), and
         with it the inbox's risk order."""
@@ -472,11 +492,24 @@ class Ticket(models.Model):
         again, recorded as ``reopened`` (monitoring starts resolution and close-out anew). A
         public message starts the steps over (it needs a public acknowledgement); a private
         one resumes where the brand takes it offline: resolve, then close out."""
+        closed_at = self.open_again(is_public=message.is_public)
+        return self.save_reopened(message=message, closed_at=closed_at, window_days=window_days)
+
+    def open_again(self, *, is_public: bool) -> datetime | None:
+        """``reopen``'s change in memory only (nothing saved, nothing recorded): for set-based
+        ingest, which threads a whole batch before it writes, then calls ``save_reopened``.
+        Returns when the ticket had been closed."""
         if self.is_open:
             raise StepError("This ticket is open already.")
         closed_at = self.closed_at
-        self.status = Status.NEW if message.is_public else Status.OFFLINE
+        self.status = Status.NEW if is_public else Status.OFFLINE
         self.closed_at, self.closed_as = None, ""
+        return closed_at
+
+    def save_reopened(
+        self, *, message: Message, closed_at: datetime | None, window_days: int
+    ) -> TicketEvent:
+        """Save and record a reopening made by ``open_again``."""
         self.save(update_fields=["status", "closed_at", "closed_as", "updated_at"])
         return self.record(
             EventKind.REOPENED,
