@@ -354,7 +354,9 @@ def on_customer_message(event: TicketEvent) -> None:
     """Event handler (``message_received``): a customer's follow-up on an open ticket (not the
     post that opened it) re-reads the sentiment and re-scores the priority. Idempotent: the
     same message again changes nothing."""
-    if event.message_id is None:
+    if event.message_id is None or event.message_id == event.ticket.root_message_id:
+        # The post that opened the ticket, scored at ingest: the delivery loaded the event's
+        # ticket already, so most messages (a poll's new tickets) cost no query here.
         return
     ticket = Ticket.objects.select_related("root_message").filter(pk=event.ticket_id).first()
     if ticket is None or not ticket.is_open or ticket.root_message_id == event.message_id:
