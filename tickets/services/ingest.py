@@ -84,7 +84,9 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
         except Exception as exc:
             # A value the database refuses (or a row stored meanwhile): everything of the
             # batch rolled back; again, post by post, so only the bad one is set aside.
-            log.info("batch of %d stored one by one: %s: %s", len(batch), type(exc).__name__, exc)
+            log.warning(
+                "batch of %d stored one by one: %s: %s", len(batch), type(exc).__name__, exc
+            )
             result = _store_one_by_one(account, batch, handles)
     return StoreResult(
         result.stored, result.tickets_opened, duplicates + result.duplicates, result.failed
