@@ -182,3 +182,36 @@ def test_a_failing_batch_handler_is_retried_per_event_and_only_its_failures_wait
         assert SlaTimer.objects.filter(ticket__in=[good, bad]).count() == 2
     finally:
         events._subscriptions[:] = [s for s in events._subscriptions if s.handler is not one]
+
+
+def test_batch_handlers_run_in_the_order_they_subscribed_whichever_event_came_first(
+    org: Organization, seen: list
+) -> None:
+    """The roll-ups (subscribed after the SLA check) must see what the check changed, even in a
+    delivery whose first event only the later handler wants."""
+    ran: list[str] = []
+
+    def early(event: TicketEvent) -> None:
+        raise AssertionError("a delivery goes to the batch handler")
+
+    def early_batch(batch: list[TicketEvent]) -> None:
+        ran.append("early")
+
+    def late(event: TicketEvent) -> None:
+        raise AssertionError("a delivery goes to the batch handler")
+
+    def late_batch(batch: list[TicketEvent]) -> None:
+        ran.append("late")
+
+    events.subscribe(early, kinds=[EventKind.STEP_REOPENED], batch=early_batch)
+    events.subscribe(late, kinds=[EventKind.OPENED, EventKind.STEP_REOPENED], batch=late_batch)
+    try:
+        ticket = _ticket(org)
+        with transaction.atomic(), events.published_together():
+            ticket.record(EventKind.OPENED)  # only the later handler wants this one
+            ticket.record(EventKind.STEP_REOPENED)
+        assert ran == ["early", "late"]
+    finally:
+        events._subscriptions[:] = [
+            s for s in events._subscriptions if s.handler not in (early, late)
+        ]

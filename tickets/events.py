@@ -213,7 +213,10 @@ def _deliver_together(events: list[TicketEvent]) -> int:
                 batched.setdefault(subscription.name, (subscription, []))[1].append(event)
             elif not _call(subscription, event):
                 failed.add(event.pk)
-    for subscription, wanted in batched.values():
+    # In the order they subscribed, whichever event came first: a handler registered after
+    # another (the roll-ups after the SLA check) sees what that one changed.
+    order = {subscription.name: n for n, subscription in enumerate(_subscriptions)}
+    for subscription, wanted in sorted(batched.values(), key=lambda sw: order[sw[0].name]):
         assert subscription.batch is not None
         try:
             with transaction.atomic():

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from careinbox.accounts.models import Organization, Team
@@ -135,6 +136,23 @@ class Direction(models.TextChoices):
 class TicketQuerySet(OrgQuerySet["Ticket"]):
     def open(self) -> TicketQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
+
+    def refresh_whose_turn(self) -> int:
+        """``Ticket.refresh_last_message_direction`` for every ticket here, in two statements
+        (a poll's batch): the rows locked in id order, then one UPDATE from each ticket's
+        latest message, read after the locks so it sees what committed before them."""
+        ids = list(self.order_by("pk").values_list("pk", flat=True))
+        if not ids:
+            return 0
+        tickets = Ticket.objects.filter(pk__in=ids)
+        if connection.features.has_select_for_update:
+            list(tickets.select_for_update(of=("self",)).order_by("pk").values_list("pk"))
+        latest = models.Subquery(
+            Message.objects.filter(ticket_id=models.OuterRef("pk"))
+            .order_by("-created_at", "-pk")
+            .values("direction")[:1]
+        )
+        return tickets.update(last_message_direction=Coalesce(latest, models.Value("")))
 
     def inbox_order(self) -> TicketQuerySet:
         """Most at risk first: priority and time to breach both count (``INBOX_HEAD_START``);
@@ -306,6 +324,26 @@ class Ticket(models.Model):
         from tickets.events import record_event
 
         return record_event(self, kind, actor=actor, message=message, at=at, data=data)
+
+    def unsaved_event(
+        self,
+        kind: str,
+        *,
+        message: Message | None = None,
+        at: datetime | None = None,
+        **data: Any,
+    ) -> TicketEvent:
+        """An event of this ticket not yet written, for writers that record many at once
+        (``tickets.events.record_events``, one INSERT): set-based ingest. The ticket and the
+        message may be unsaved still; they must be saved before the events are."""
+        return TicketEvent(
+            organization_id=self.organization_id,
+            ticket=self,
+            kind=kind,
+            message=message,
+            at=at or timezone.now(),
+            data=data,
+        )
 
     def set_sla_due(self, due_at: datetime | None) -> None:
         """The soonest due time of the ticket's running SLA targets (monitoring keeps it), and
@@ -513,11 +551,24 @@ class Ticket(models.Model):
         again, recorded as ``reopened`` (monitoring starts resolution and close-out anew). A
         public message starts the steps over (it needs a public acknowledgement); a private
         one resumes where the brand takes it offline: resolve, then close out."""
+        closed_at = self.open_again(is_public=message.is_public)
+        return self.save_reopened(message=message, closed_at=closed_at, window_days=window_days)
+
+    def open_again(self, *, is_public: bool) -> datetime | None:
+        """``reopen``'s change in memory only (nothing saved, nothing recorded): for set-based
+        ingest, which threads a whole batch before it writes, then calls ``save_reopened``.
+        Returns when the ticket had been closed."""
         if self.is_open:
             raise StepError("This ticket is open already.")
         closed_at = self.closed_at
-        self.status = Status.NEW if message.is_public else Status.OFFLINE
+        self.status = Status.NEW if is_public else Status.OFFLINE
         self.closed_at, self.closed_as = None, ""
+        return closed_at
+
+    def save_reopened(
+        self, *, message: Message, closed_at: datetime | None, window_days: int
+    ) -> TicketEvent:
+        """Save and record a reopening made by ``open_again``."""
         self.save(update_fields=["status", "closed_at", "closed_as", "updated_at"])
         return self.record(
             EventKind.REOPENED,

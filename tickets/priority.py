@@ -222,7 +222,7 @@ def assess(*, text: str, followers: int) -> tuple[int, list[str]]:
 REPEAT_WINDOW = timedelta(days=30)
 
 
-def _rules_signals(organization_id: int) -> dict[str, object]:
+def rules_signals(organization_id: int) -> dict[str, object]:
     # No row yet is the default: nothing configured (no write at ingest).
     rules = PriorityRules.objects.filter(organization_id=organization_id).first()
     if rules is None:
@@ -253,9 +253,24 @@ def _earlier_tickets(
     return earlier.count()
 
 
-def assess_new_post(*, organization_id: int, platform: str, post: InboundPost) -> Assessment:
-    """Score the post that opens a ticket (ingest): two indexed queries, then arithmetic."""
+def assess_new_post(
+    *,
+    organization_id: int,
+    platform: str,
+    post: InboundPost,
+    rules: dict[str, object] | None = None,
+    earlier_tickets: int | None = None,
+) -> Assessment:
+    """Score the post that opens a ticket (ingest): two indexed queries, then arithmetic.
+    Set-based ingest reads both once per batch and passes them: the organisation's ``rules``
+    (``rules_signals``) and the customer's ``earlier_tickets`` in the last 30 days."""
     now = timezone.now()
+    if earlier_tickets is None:
+        earlier_tickets = _earlier_tickets(
+            organization_id, platform, post.author.external_id, post.created_at
+        )
+    if rules is None:
+        rules = rules_signals(organization_id)
     return assess_signals(
         Signals(
             text=post.text,
@@ -265,10 +280,8 @@ def assess_new_post(*, organization_id: int, platform: str, post: InboundPost) -
             metrics=dict(post.metrics),
             posted_at=post.created_at,
             now=max(now, post.created_at),
-            earlier_tickets=_earlier_tickets(
-                organization_id, platform, post.author.external_id, post.created_at
-            ),
-            **_rules_signals(organization_id),  # type: ignore[arg-type]
+            earlier_tickets=earlier_tickets,
+            **rules,  # type: ignore[arg-type]
         )
     )
 
@@ -308,7 +321,7 @@ def assess_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> Assess
                 ticket.opened_at,
                 exclude_pk=ticket.pk,
             ),
-            **_rules_signals(ticket.organization_id),  # type: ignore[arg-type]
+            **rules_signals(ticket.organization_id),  # type: ignore[arg-type]
         )
     )
 
@@ -341,7 +354,9 @@ def on_customer_message(event: TicketEvent) -> None:
     """Event handler (``message_received``): a customer's follow-up on an open ticket (not the
     post that opened it) re-reads the sentiment and re-scores the priority. Idempotent: the
     same message again changes nothing."""
-    if event.message_id is None:
+    if event.message_id is None or event.message_id == event.ticket.root_message_id:
+        # The post that opened the ticket, scored at ingest: the delivery loaded the event's
+        # ticket already, so most messages (a poll's new tickets) cost no query here.
         return
     ticket = Ticket.objects.select_related("root_message").filter(pk=event.ticket_id).first()
     if ticket is None or not ticket.is_open or ticket.root_message_id == event.message_id:

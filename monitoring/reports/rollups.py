@@ -4,8 +4,8 @@ After every ticket event (the handler registered here runs after monitoring's ow
 so it sees the timers they changed) the ticket's rows are recomputed whole from its events and
 timers: ``refresh_ticket_rollup`` is a pure function of what is stored, so delivering an event
 twice, or rebuilding everything (``rebuild_rollups``), gives the same rows. A delivery's events
-are taken together: each ticket once, and an SLA sweep's warnings and breaches (which only move
-the SLA rows) for all its tickets in four statements (``refresh_sla_facts``). Times come from the
+are taken together: all its tickets' rows in six statements (``refresh_ticket_rollups``), so an
+SLA sweep's hundreds of breaches or a poll's batch cost what one ticket does. Times come from the
 events (the first delivered reply, the delivered resolution, the last close and how it was
 closed, promises kept and broken); dimensions (brand, handle, team, agent, priority, sentiment)
 are the ticket's as they are now; days and hours are in the organisation's time zone.
@@ -49,29 +49,108 @@ def _seconds(start: datetime, end: datetime | None) -> int | None:
     return max(round((end - start).total_seconds()), 0) if end is not None else None
 
 
-@transaction.atomic
+TICKET_FACT_FIELDS = [
+    "organization",
+    "brand",
+    "social_account",
+    "team",
+    "agent",
+    "priority",
+    "platform",
+    "sentiment",
+    "opened_at",
+    "opened_day",
+    "opened_hour",
+    "opened_weekday",
+    "first_response_at",
+    "first_response_seconds",
+    "resolved_at",
+    "resolution_seconds",
+    "is_open",
+    "closed_at",
+    "closed_day",
+    "closed_publicly",
+    "closed_kind",
+    "closed_reason",
+    "promises_kept",
+    "promises_broken",
+    "refreshed_at",
+]
+
+
 def refresh_ticket_rollup(ticket_id: int) -> None:
     """Recompute the report rows of one ticket from its events and timers (idempotent)."""
-    ticket = (
+    refresh_ticket_rollups([ticket_id])
+
+
+@transaction.atomic
+def refresh_ticket_rollups(ticket_ids: Iterable[int]) -> None:
+    """Recompute the report rows of these tickets from their events and timers (idempotent):
+    the same rows as ``refresh_ticket_rollup`` one by one, in six statements for any number
+    of tickets (the tickets locked, their events, their timers read; the ticket rows upserted,
+    the timer rows replaced)."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return
+    tickets = list(
         Ticket.objects.select_related("organization")
         .select_for_update(of=("self",))
-        .filter(pk=ticket_id)
-        .first()
+        .filter(pk__in=ids)
+        .order_by("pk")  # locked in one order, as every other writer of several does
     )
-    if ticket is None:
-        return  # deleted: its rows went with it (cascade)
+    if not tickets:
+        return  # deleted: their rows went with them (cascade)
+    found = [ticket.pk for ticket in tickets]
+    events_of: dict[int, list[tuple[str, datetime, str | None, bool | None, str | None, object]]]
+    events_of = {pk: [] for pk in found}
+    for ticket_id, *row in (
+        TicketEvent.objects.filter(ticket_id__in=found, kind__in=READ_KINDS)
+        .order_by("ticket_id", "at", "pk")
+        .values_list(
+            "ticket_id",
+            "kind",
+            "at",
+            "message__direction",
+            "message__is_public",
+            "message__step",
+            "data",
+        )
+    ):
+        events_of[ticket_id].append(tuple(row))  # type: ignore[arg-type]
+    timers_of: dict[int, list[SlaTimer]] = {pk: [] for pk in found}
+    for timer in (
+        SlaTimer.objects.filter(ticket_id__in=found)
+        .exclude(state=TimerState.STOPPED)
+        .order_by("pk")
+    ):
+        timers_of[timer.ticket_id].append(timer)
+    now = timezone.now()
+    facts: list[TicketFact] = []
+    sla_facts: list[SlaFact] = []
+    for ticket in tickets:
+        fact, timer_facts = _rows(ticket, events_of[ticket.pk], timers_of[ticket.pk], now)
+        facts.append(fact)
+        sla_facts.extend(timer_facts)
+    # One upsert on the ticket's own unique row (the constraint is the guarantee).
+    TicketFact.objects.bulk_create(
+        facts, update_conflicts=True, unique_fields=["ticket"], update_fields=TICKET_FACT_FIELDS
+    )
+    SlaFact.objects.filter(ticket_id__in=found).delete()
+    SlaFact.objects.bulk_create(sla_facts)
+
+
+def _rows(
+    ticket: Ticket,
+    rows: list[tuple[str, datetime, str | None, bool | None, str | None, object]],
+    timers: list[SlaTimer],
+    now: datetime,
+) -> tuple[TicketFact, list[SlaFact]]:
+    """One ticket's report rows, from its events (``READ_KINDS``, in order) and timers."""
     zone = ZoneInfo(ticket.organization.time_zone or "UTC")
     first_response_at = resolved_at = closed_at = None
     closed_publicly: bool | None = None
     closed_kind = closed_reason = ""
     kept = broken = 0
-    rows = (
-        TicketEvent.objects.filter(ticket_id=ticket.pk, kind__in=READ_KINDS)
-        .order_by("at", "pk")
-        .values_list(
-            "kind", "at", "message__direction", "message__is_public", "message__step", "data"
-        )
-    )
     for kind, at, direction, is_public, step, data in rows:
         if kind == EventKind.REPLY_SENT and direction == Direction.OUTBOUND:
             # The first response is the first public reply (any reply on a private ticket).
@@ -91,39 +170,7 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
     if ticket.is_open:
         closed_at, closed_publicly, closed_kind, closed_reason = None, None, "", ""
     opened_local = ticket.opened_at.astimezone(zone)
-    dimensions = _dimensions(ticket)
-    TicketFact.objects.update_or_create(
-        ticket_id=ticket.pk,
-        defaults={
-            **dimensions,
-            "platform": ticket.platform,
-            "sentiment": ticket.sentiment or "",
-            "opened_at": ticket.opened_at,
-            "opened_day": opened_local.date(),
-            "opened_hour": opened_local.hour,
-            "opened_weekday": opened_local.weekday(),
-            "first_response_at": first_response_at,
-            "first_response_seconds": _seconds(ticket.opened_at, first_response_at),
-            "resolved_at": resolved_at,
-            "resolution_seconds": _seconds(ticket.opened_at, resolved_at),
-            "is_open": ticket.is_open,
-            "closed_at": closed_at,
-            "closed_day": closed_at.astimezone(zone).date() if closed_at else None,
-            "closed_publicly": closed_publicly,
-            "closed_kind": closed_kind,
-            "closed_reason": closed_reason,
-            "promises_kept": kept,
-            "promises_broken": broken,
-            "refreshed_at": timezone.now(),
-        },
-    )
-    timers = SlaTimer.objects.filter(ticket_id=ticket.pk).exclude(state=TimerState.STOPPED)
-    SlaFact.objects.filter(ticket_id=ticket.pk).delete()
-    SlaFact.objects.bulk_create([_sla_fact(ticket, timer) for timer in timers.order_by("pk")])
-
-
-def _dimensions(ticket: Ticket) -> dict[str, object]:
-    return {
+    dimensions = {
         "organization_id": ticket.organization_id,
         "brand_id": ticket.brand_id,
         "social_account_id": ticket.social_account_id,
@@ -131,45 +178,45 @@ def _dimensions(ticket: Ticket) -> dict[str, object]:
         "agent_id": ticket.assigned_to_id,
         "priority": ticket.priority,
     }
-
-
-def _sla_fact(ticket: Ticket, timer: SlaTimer) -> SlaFact:
-    zone = ZoneInfo(ticket.organization.time_zone or "UTC")
-    return SlaFact(
-        **_dimensions(ticket),
+    fact = TicketFact(
         ticket_id=ticket.pk,
-        timer_id=timer.pk,
-        metric=timer.metric,
-        started_at=timer.started_at,
-        started_day=timer.started_at.astimezone(zone).date(),
-        due_at=timer.due_at,
-        outcome=_OUTCOME[TimerState(timer.state)],
-        owed=timer.fulfilled_at is None,
-        elapsed_seconds=_seconds(timer.started_at, timer.fulfilled_at),
+        **dimensions,
+        platform=ticket.platform,
+        sentiment=ticket.sentiment or "",
+        opened_at=ticket.opened_at,
+        opened_day=opened_local.date(),
+        opened_hour=opened_local.hour,
+        opened_weekday=opened_local.weekday(),
+        first_response_at=first_response_at,
+        first_response_seconds=_seconds(ticket.opened_at, first_response_at),
+        resolved_at=resolved_at,
+        resolution_seconds=_seconds(ticket.opened_at, resolved_at),
+        is_open=ticket.is_open,
+        closed_at=closed_at,
+        closed_day=closed_at.astimezone(zone).date() if closed_at else None,
+        closed_publicly=closed_publicly,
+        closed_kind=closed_kind,
+        closed_reason=closed_reason,
+        promises_kept=kept,
+        promises_broken=broken,
+        refreshed_at=now,
     )
-
-
-@transaction.atomic
-def refresh_sla_facts(ticket_ids: Iterable[int]) -> None:
-    """Recompute the SLA rows of these tickets from their timers, in four statements whatever
-    their number: what a sweep's warnings and breaches change (a ticket's own row reads no SLA
-    event). The same rows ``refresh_ticket_rollup`` writes."""
-    tickets = {
-        ticket.pk: ticket
-        for ticket in Ticket.objects.select_related("organization")
-        .select_for_update(of=("self",))
-        .filter(pk__in=sorted(set(ticket_ids)))
-        .order_by("pk")
-    }
-    if not tickets:
-        return
-    timers = (
-        SlaTimer.objects.filter(ticket_id__in=list(tickets))
-        .exclude(state=TimerState.STOPPED)
-        .order_by("ticket_id", "pk")
-    )
-    SlaFact.objects.filter(ticket_id__in=list(tickets)).delete()
-    SlaFact.objects.bulk_create([_sla_fact(tickets[timer.ticket_id], timer) for timer in timers])
+    timer_facts = [
+        SlaFact(
+            **dimensions,
+            ticket_id=ticket.pk,
+            timer_id=timer.pk,
+            metric=timer.metric,
+            started_at=timer.started_at,
+            started_day=timer.started_at.astimezone(zone).date(),
+            due_at=timer.due_at,
+            outcome=_OUTCOME[TimerState(timer.state)],
+            owed=timer.fulfilled_at is None,
+            elapsed_seconds=_seconds(timer.started_at, timer.fulfilled_at),
+        )
+        for timer in timers
+    ]
+    return fact, timer_facts
 
 
 def rebuild_rollups(*, organization_ids: Iterable[int] | None = None) -> int:
@@ -188,6 +235,7 @@ def rebuild_rollups(*, organization_ids: Iterable[int] | None = None) -> int:
 # While set (``deferred``), the handler only notes which tickets changed; they are refreshed
 # once each when the block ends. For bulk writers such as the demo's week of history.
 _deferred: set[int] | None = None
+DEFERRED_CHUNK = 500  # tickets refreshed per statement set when a deferred block ends
 
 
 @contextmanager
@@ -202,8 +250,9 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         touched, _deferred = _deferred, None
-        for ticket_id in sorted(touched):
-            refresh_ticket_rollup(ticket_id)
+        ordered = sorted(touched)
+        for start in range(0, len(ordered), DEFERRED_CHUNK):
+            refresh_ticket_rollups(ordered[start : start + DEFERRED_CHUNK])
 
 
 def on_ticket_event(event: TicketEvent) -> None:
@@ -213,19 +262,13 @@ def on_ticket_event(event: TicketEvent) -> None:
     refresh_ticket_rollup(event.ticket_id)
 
 
-_SLA_KINDS = frozenset(SlaEventKind.values)
-
-
 def on_ticket_events(batch: list[TicketEvent]) -> None:
-    """A delivery's events at once: each ticket refreshed once; a ticket whose events are all
-    SLA warnings and breaches (an SLA sweep's) only has its SLA rows recomputed, set-based."""
-    whole = {event.ticket_id for event in batch if event.kind not in _SLA_KINDS}
+    """The rows of every ticket of a batch of events, refreshed once each after the whole
+    delivery (a pure function of what is stored: once at the end equals once per event)."""
     if _deferred is not None:
         _deferred.update(event.ticket_id for event in batch)
         return
-    for ticket_id in sorted(whole):
-        refresh_ticket_rollup(ticket_id)
-    refresh_sla_facts({event.ticket_id for event in batch} - whole)
+    refresh_ticket_rollups(event.ticket_id for event in batch)
 
 
 # Every kind tickets and monitoring record: any of them may move a figure (an assignment moves

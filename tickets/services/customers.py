@@ -9,7 +9,7 @@ thing again) is judged here too, with rapidfuzz.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,73 @@ def customer_identity_seen(
     return known
 
 
+@dataclass
+class Sightings:
+    """A batch's authors as set-based ingest sees them: identities made or brought up to date
+    in memory as the batch is threaded (``seen``, the same rules as ``customer_identity_seen``),
+    then written in a few statements (``save``): one INSERT of the new customers, one of their
+    identities, one UPDATE of those that changed."""
+
+    organization_id: int
+    platform: str
+    new: dict[str, CustomerIdentity] = field(default_factory=dict)
+    changed: dict[str, CustomerIdentity] = field(default_factory=dict)
+
+    def seen(
+        self, author: Author, at: datetime, known: CustomerIdentity | None
+    ) -> CustomerIdentity:
+        if known is None:
+            known = self.new.get(author.external_id)
+        if known is None:
+            customer = Customer(
+                organization_id=self.organization_id,
+                display_name=author.display_name or author.username,
+                created_at=at,
+            )
+            known = CustomerIdentity(
+                organization_id=self.organization_id,
+                customer=customer,
+                platform=self.platform,
+                external_id=author.external_id,
+                username=author.username,
+                display_name=author.display_name,
+                followers=author.followers_count,
+                verified=author.verified,
+                first_seen_at=at,
+                last_seen_at=at,
+            )
+            self.new[author.external_id] = known
+            return known
+        current = {
+            "username": author.username,
+            "display_name": author.display_name,
+            "followers": author.followers_count,
+            "verified": author.verified,
+        }
+        changed = [name for name, value in current.items() if getattr(known, name) != value]
+        if changed or at - known.last_seen_at >= LAST_SEEN_EVERY:
+            for name in changed:
+                setattr(known, name, current[name])
+            if at > known.last_seen_at:
+                known.last_seen_at = at
+            if known.pk is not None:
+                self.changed[author.external_id] = known
+        return known
+
+    def save(self) -> None:
+        if self.new:
+            made = list(self.new.values())
+            Customer.objects.bulk_create([identity.customer for identity in made])
+            # The unique constraint (organisation, platform, id) is the guarantee: a concurrent
+            # writer of the same author fails this INSERT, and ingest falls back post by post.
+            CustomerIdentity.objects.bulk_create(made)
+        if self.changed:
+            CustomerIdentity.objects.bulk_update(
+                list(self.changed.values()),
+                ["username", "display_name", "followers", "verified", "last_seen_at"],
+            )
+
+
 def _create_identity(
     organization_id: int, platform: str, author: Author, at: datetime
 ) -> CustomerIdentity:
@@ -136,9 +203,16 @@ def _create_identity(
                 last_seen_at=at,
             )
     except IntegrityError:
-        return CustomerIdentity.objects.select_related("customer").get(
-            organization_id=organization_id, platform=platform, external_id=author.external_id
+        stored = (
+            CustomerIdentity.objects.select_related("customer")
+            .filter(
+                organization_id=organization_id, platform=platform, external_id=author.external_id
+            )
+            .first()
         )
+        if stored is None:  # not a concurrent writer: the row itself is refused (a CHECK)
+            raise
+        return stored
 
 
 # What agents record ------------------------------------------------------------------------------

@@ -34,8 +34,10 @@ from tickets.models import (
     Status,
     ThreadingSettings,
     Ticket,
+    TicketEvent,
 )
 from tickets.services.customers import (
+    Sightings,
     customer_identity_seen,
     is_substantial,
     names_other_numbers,
@@ -48,13 +50,15 @@ log = logging.getLogger(__name__)
 def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreResult:
     """Store each new post once and thread it into a ticket; return what happened.
 
-    A post already stored changes nothing. A post that fails to store rolls back alone (its
-    ticket included) and comes back in ``failed`` for the caller to set aside.
+    A post already stored, or a second copy of one in the batch, changes nothing. The batch
+    is threaded in memory and written set-based (``_store_together``: a few INSERTs for all its
+    customers, identities, tickets, messages and events); should the database refuse any of
+    it, that savepoint rolls back and the batch is stored again one post at a time
+    (``_store_one_by_one``), where a post that fails rolls back alone (its ticket included)
+    and comes back in ``failed`` for the caller to set aside.
     """
     if not posts:
         return StoreResult()
-    stored = tickets_opened = duplicates = 0
-    failed: list[tuple[InboundPost, str]] = []
     with transaction.atomic(), events.published_together():
         # One ingest per organisation at a time (careinbox.locks): concurrent polls of two of
         # its handles deadlocked on the posts and customers they share.
@@ -66,35 +70,199 @@ def ingest_posts(account: SocialAccount, posts: Sequence[InboundPost]) -> StoreR
                 organization_id=account.organization_id, platform=account.platform, enabled=True
             )
         }
-        fresh = [post for post in posts if post.external_id not in known]
-        threads = Threads.load(account, fresh, handles)
+        fresh: dict[str, InboundPost] = {}
+        duplicates = 0
         for post in posts:
-            if post.external_id in known:
+            if post.external_id in known or post.external_id in fresh:
+                duplicates += 1  # stored already, or a second copy in this batch
+            else:
+                fresh[post.external_id] = post
+        batch = list(fresh.values())
+        try:
+            with transaction.atomic():
+                result = _store_together(account, batch, handles)
+        except Exception as exc:
+            # A value the database refuses (or a row stored meanwhile): everything of the
+            # batch rolled back; again, post by post, so only the bad one is set aside.
+            log.warning(
+                "batch of %d stored one by one: %s: %s", len(batch), type(exc).__name__, exc
+            )
+            result = _store_one_by_one(account, batch, handles)
+    return StoreResult(
+        result.stored, result.tickets_opened, duplicates + result.duplicates, result.failed
+    )
+
+
+@dataclass
+class _Planned:
+    """One customer post threaded in memory: its message, and what it does to its ticket."""
+
+    post: InboundPost
+    ticket: Ticket
+    message: Message
+    match: Match
+    opened: bool
+    reopened_from: datetime | None = None  # the ticket's close, when this post reopens it
+    adopts_customer: bool = False  # a ticket from before customers gets this post's customer
+
+
+def _store_together(
+    account: SocialAccount, posts: list[InboundPost], handles: dict[str, SocialAccount]
+) -> StoreResult:
+    """The batch set-based: customers' posts threaded in memory, in order (a post sees the
+    tickets and identities the batch's earlier posts made), then written in one statement
+    per table; reposts and the brand's own posts after them, one at a time (few, and they
+    read what was just written)."""
+    threads = Threads.load(account, posts, handles)
+    theirs = [
+        p for p in posts if not p.reposted_external_id and p.author.external_id not in handles
+    ]
+    sightings = Sightings(account.organization_id, account.platform)
+    scoring: _BatchScoring | None = None  # read when the batch first opens a ticket
+    planned: list[_Planned] = []
+    for post in theirs:
+        identity = sightings.seen(
+            post.author,
+            post.created_at,
+            threads.identity_of(post.author.external_id, post.created_at),
+        )
+        match = threads.match(post)
+        ticket = match.ticket
+        opened = ticket is None
+        reopened_from = None
+        adopts = False
+        if ticket is None:
+            scoring = scoring or _BatchScoring.load(account, theirs)
+            ticket = _new_ticket(
+                _addressed_handle(account, post, handles), post, identity.customer, scoring
+            )
+        elif ticket.customer_id is None and ticket.customer is None:
+            # A ticket from before customers (or made by hand).
+            ticket.customer, adopts = identity.customer, True
+        if match.reopens:
+            reopened_from = ticket.open_again(is_public=post.is_public)
+        planned.append(
+            _Planned(
+                post,
+                ticket,
+                _message_for(ticket, post),
+                match,
+                opened,
+                reopened_from=reopened_from,
+                adopts_customer=adopts,
+            )
+        )
+        threads.stored(ticket, post, identity)
+    if planned:
+        _write(planned, sightings, threads.settings.reopen_window_days)
+    stored = len(planned)
+    tickets_opened = sum(item.opened for item in planned)
+    # Reposts and brand posts, in their order, each in its own savepoint as before.
+    rest = _store_one_by_one(
+        account,
+        [p for p in posts if p.reposted_external_id or p.author.external_id in handles],
+        handles,
+        threads=threads,
+    )
+    return StoreResult(
+        stored + rest.stored, tickets_opened + rest.tickets_opened, rest.duplicates, rest.failed
+    )
+
+
+def _write(planned: list[_Planned], sightings: Sightings, reopen_window_days: int) -> None:
+    """Write a threaded batch: a statement per table, not per post."""
+    sightings.save()
+    new_tickets = [item.ticket for item in planned if item.opened]
+    Ticket.objects.bulk_create(new_tickets)
+    adopted = {item.ticket.pk: item.ticket for item in planned if item.adopts_customer}
+    for ticket in adopted.values():
+        ticket.save(update_fields=["customer", "updated_at"])
+    Message.objects.bulk_create([item.message for item in planned])
+    for item in planned:
+        if item.opened:
+            item.ticket.root_message = item.message
+    if new_tickets:
+        Ticket.objects.bulk_update(new_tickets, ["root_message"])
+    Ticket.objects.filter(pk__in={item.ticket.pk for item in planned}).refresh_whose_turn()
+    recorded: list[TicketEvent] = []
+    for item in planned:
+        ticket, message, match, at = item.ticket, item.message, item.match, item.post.created_at
+        if item.opened:
+            recorded.append(
+                ticket.unsaved_event(
+                    EventKind.OPENED,
+                    at=at,
+                    priority=ticket.priority,
+                    reasons=ticket.priority_reasons,
+                )
+            )
+        if match.reopens:
+            # Its own event, before the message's: monitoring restarts the clocks from it.
+            ticket.save_reopened(
+                message=message, closed_at=item.reopened_from, window_days=reopen_window_days
+            )
+        if match.ticket is not None and match.similarity is not None:
+            # Joined by its text alone: the customer said the same thing again.
+            recorded.append(
+                ticket.unsaved_event(
+                    EventKind.MESSAGE_RECEIVED,
+                    message=message,
+                    at=at,
+                    near_duplicate=match.similarity,
+                )
+            )
+        else:
+            recorded.append(
+                ticket.unsaved_event(EventKind.MESSAGE_RECEIVED, message=message, at=at)
+            )
+        if match.offer is not None:
+            recorded.append(
+                ticket.unsaved_event(
+                    EventKind.MERGE_OFFERED,
+                    message=message,
+                    at=at,
+                    candidate=match.offer.pk,
+                    similarity=match.similarity,
+                )
+            )
+    events.record_events(recorded)
+
+
+def _store_one_by_one(
+    account: SocialAccount,
+    posts: list[InboundPost],
+    handles: dict[str, SocialAccount],
+    *,
+    threads: Threads | None = None,
+) -> StoreResult:
+    """Each post in its own savepoint: one the database refuses rolls back alone."""
+    stored = tickets_opened = duplicates = 0
+    failed: list[tuple[InboundPost, str]] = []
+    if threads is None:
+        threads = Threads.load(account, posts, handles)
+    for post in posts:
+        try:
+            # One savepoint per post: a post stored meanwhile through another handle of the
+            # same organisation, or one the database refuses, rolls back alone.
+            with transaction.atomic():
+                opened = _store_post(account, post, handles, threads)
+        except IntegrityError as exc:
+            threads.forget(post.author.external_id)
+            if _stored_ids(account, [post.external_id]):
                 duplicates += 1
-                continue
-            try:
-                # One savepoint per post: a post stored meanwhile through another handle of the
-                # same organisation, or one the database refuses, rolls back alone.
-                with transaction.atomic():
-                    opened = _store_post(account, post, handles, threads)
-            except IntegrityError as exc:
-                threads.forget(post.author.external_id)
-                if _stored_ids(account, [post.external_id]):
-                    duplicates += 1
-                else:
-                    failed.append((post, f"{type(exc).__name__}: {exc}"))
-                continue
-            except Exception as exc:
-                # A value the database or its driver refuses: set this post aside, go on.
-                threads.forget(post.author.external_id)
-                log.warning("could not store post %s: %s", post.external_id, exc)
+            else:
                 failed.append((post, f"{type(exc).__name__}: {exc}"))
-                continue
-            if opened is None:  # a pure repost, or a brand post outside any ticket
-                continue
-            known.add(post.external_id)
-            stored += 1
-            tickets_opened += opened
+            continue
+        except Exception as exc:
+            # A value the database or its driver refuses: set this post aside, go on.
+            threads.forget(post.author.external_id)
+            log.warning("could not store post %s: %s", post.external_id, exc)
+            failed.append((post, f"{type(exc).__name__}: {exc}"))
+            continue
+        if opened is None:  # a pure repost, or a brand post outside any ticket
+            continue
+        stored += 1
+        tickets_opened += opened
     return StoreResult(stored, tickets_opened, duplicates, failed)
 
 
@@ -111,6 +279,11 @@ def _stored_ids(account: SocialAccount, external_ids: list[str]) -> set[str]:
 
 
 # Threading ------------------------------------------------------------------------------------
+
+# A ticket in a batch's view: its pk, or for one the batch opened and has not written yet, a
+# key of the object itself (unsaved model instances are unhashable).
+TicketKey = int | tuple[str, int]
+UNSAVED_RANK = 2**62  # unsaved tickets come after every saved one (they are opened later)
 
 
 @dataclass
@@ -132,6 +305,8 @@ class Threads:
 
     Posts stored during the batch update it as they go; an author whose post rolled back is
     dropped from it and read again on demand (``forget``), so it never holds a rolled-back row.
+    Set-based ingest threads the whole batch before it writes, so a ticket the batch opens is
+    here unsaved (no pk yet): such a ticket is known by the object itself (``_key``, ``_rank``).
     """
 
     organization_id: int
@@ -139,8 +314,11 @@ class Threads:
     settings: ThreadingSettings
     identities: dict[str, CustomerIdentity] = field(default_factory=dict)
     tickets: dict[str, list[Ticket]] = field(default_factory=dict)  # by customer external id
-    ticket_of_post: dict[str, int] = field(default_factory=dict)  # replied-to id -> ticket id
-    recent_texts: dict[int, list[tuple[datetime, str]]] = field(default_factory=dict)
+    # replied-to id -> ticket id (or the unsaved ticket a post of this batch went into)
+    ticket_of_post: dict[str, int | Ticket] = field(default_factory=dict)
+    recent_texts: dict[TicketKey, list[tuple[datetime, str]]] = field(default_factory=dict)
+    merged_targets: dict[int, Ticket | None] = field(default_factory=dict)
+    unsaved: list[Ticket] = field(default_factory=list)  # opened by this batch, in order
 
     @classmethod
     def load(
@@ -211,7 +389,16 @@ class Threads:
     def forget(self, customer: str) -> None:
         self.identities.pop(customer, None)
         for ticket in self.tickets.pop(customer, []):
-            self.recent_texts.pop(ticket.pk, None)
+            self.recent_texts.pop(self._key(ticket), None)
+
+    def _key(self, ticket: Ticket) -> TicketKey:
+        return ticket.pk if ticket.pk is not None else ("unsaved", id(ticket))
+
+    def _rank(self, ticket: Ticket) -> int:
+        """The order tickets were opened in (their pk), unsaved ones last, in their order."""
+        if ticket.pk is not None:
+            return int(ticket.pk)
+        return UNSAVED_RANK + next(i for i, t in enumerate(self.unsaved) if t is ticket)
 
     def tickets_of(self, customer: str, at: datetime) -> list[Ticket]:
         if customer not in self.tickets:  # forgotten after a rollback, or not in the batch
@@ -238,7 +425,10 @@ class Threads:
         for _ in range(5):  # a merged ticket's target, and so on, a few hops at most
             if ticket.merged_into_id is None:
                 break
-            target = Ticket.objects.filter(pk=ticket.merged_into_id).first()
+            merged_into = ticket.merged_into_id
+            if merged_into not in self.merged_targets:  # read once: the batch may reopen it
+                self.merged_targets[merged_into] = Ticket.objects.filter(pk=merged_into).first()
+            target = self.merged_targets[merged_into]
             if target is None:
                 return None
             ticket = target
@@ -253,7 +443,11 @@ class Threads:
         theirs = self.tickets_of(customer, post.created_at)
         # The same thread: a reply to one of their tickets' posts, or a post in its thread.
         parent = self.ticket_of_post.get(post.in_reply_to_external_id)
-        by_parent = [t for t in theirs if parent is not None and t.pk == parent]
+        by_parent = [
+            t
+            for t in theirs
+            if parent is not None and (t is parent or (t.pk is not None and t.pk == parent))
+        ]
         in_thread = sorted(
             (
                 t
@@ -261,7 +455,7 @@ class Threads:
                 if post.conversation_id and t.conversation_id == post.conversation_id
             ),
             # Open before closed (the oldest open one first), then the latest closed.
-            key=lambda t: (not t.is_open, t.pk if t.is_open else -t.pk),
+            key=lambda t: (not t.is_open, self._rank(t) if t.is_open else -self._rank(t)),
         )
         for ticket in [*by_parent, *in_thread]:
             found = self._usable(ticket, post.created_at)
@@ -275,14 +469,14 @@ class Threads:
         """A direct message with no thread: their open ticket the brand took offline (latest
         first), else their latest open ticket, else the one closed most recently within the
         window (reopened)."""
-        newest_first = sorted(theirs, key=lambda t: (t.opened_at, t.pk), reverse=True)
+        newest_first = sorted(theirs, key=lambda t: (t.opened_at, self._rank(t)), reverse=True)
         opened = [t for t in newest_first if t.is_open]
         offline = [t for t in opened if t.status in OFFLINE_FIRST]
         if offline or opened:
             return Match((offline or opened)[0])
         closed = sorted(
             (t for t in theirs if self._reopenable(t, post.created_at)),
-            key=lambda t: (t.closed_at, t.pk),
+            key=lambda t: (t.closed_at, self._rank(t)),
             reverse=True,
         )
         return Match(closed[0], reopens=True) if closed else Match()
@@ -297,7 +491,7 @@ class Threads:
         for ticket in theirs:
             if not ticket.is_open:
                 continue
-            for created_at, text in self.recent_texts.get(ticket.pk, []):
+            for created_at, text in self.recent_texts.get(self._key(ticket), []):
                 if abs(post.created_at - created_at) > window:
                     continue
                 score = similarity(post.text, text)
@@ -316,11 +510,13 @@ class Threads:
         customer = post.author.external_id
         self.identities[customer] = identity
         theirs = self.tickets.setdefault(customer, [])
-        if all(t.pk != ticket.pk for t in theirs):
+        if all(t is not ticket and (ticket.pk is None or t.pk != ticket.pk) for t in theirs):
             theirs.append(ticket)
-        self.ticket_of_post[post.external_id] = ticket.pk
+        if ticket.pk is None and all(t is not ticket for t in self.unsaved):
+            self.unsaved.append(ticket)
+        self.ticket_of_post[post.external_id] = ticket.pk if ticket.pk is not None else ticket
         if ticket.is_open and self.settings.duplicate_window_hours:
-            self.recent_texts.setdefault(ticket.pk, []).append((post.created_at, post.text))
+            self.recent_texts.setdefault(self._key(ticket), []).append((post.created_at, post.text))
 
 
 def _addressed_handle(
@@ -333,18 +529,60 @@ def _addressed_handle(
     return fetched_by
 
 
-def _open_ticket(account: SocialAccount, post: InboundPost, customer: Customer) -> Ticket:
-    scored = priority.assess_new_post(
-        organization_id=account.organization_id, platform=account.platform, post=post
-    )
-    level, reasons = scored.level, scored.reasons
-    ticket = Ticket.objects.create(
+@dataclass
+class _BatchScoring:
+    """What scoring a batch's new tickets reads, once per batch: the organisation's priority
+    rules, and each customer's tickets of the last 30 days (``priority.REPEAT_WINDOW``), kept
+    current as the batch opens more."""
+
+    rules: dict[str, object]
+    opened: dict[str, list[datetime]]  # customer external id -> their tickets' opened_at
+
+    @classmethod
+    def load(cls, account: SocialAccount, posts: Sequence[InboundPost]) -> _BatchScoring:
+        since = min(p.created_at for p in posts) - priority.REPEAT_WINDOW
+        opened: dict[str, list[datetime]] = {p.author.external_id: [] for p in posts}
+        for customer, at in Ticket.objects.filter(
+            organization_id=account.organization_id,
+            platform=account.platform,
+            customer_external_id__in=list(opened),
+            opened_at__gte=since,
+        ).values_list("customer_external_id", "opened_at"):
+            opened[customer].append(at)
+        return cls(priority.rules_signals(account.organization_id), opened)
+
+    def earlier_tickets(self, post: InboundPost) -> int:
+        since = post.created_at - priority.REPEAT_WINDOW
+        return sum(since <= at < post.created_at for at in self.opened[post.author.external_id])
+
+
+def _new_ticket(
+    account: SocialAccount,
+    post: InboundPost,
+    customer: Customer,
+    scoring: _BatchScoring | None = None,
+) -> Ticket:
+    """The ticket ``post`` opens, scored, not yet saved."""
+    if scoring is None:
+        scored = priority.assess_new_post(
+            organization_id=account.organization_id, platform=account.platform, post=post
+        )
+    else:
+        scored = priority.assess_new_post(
+            organization_id=account.organization_id,
+            platform=account.platform,
+            post=post,
+            rules=scoring.rules,
+            earlier_tickets=scoring.earlier_tickets(post),
+        )
+        scoring.opened[post.author.external_id].append(post.created_at)
+    return Ticket(
         organization_id=account.organization_id,
         brand_id=account.brand_id,
         social_account=account,
         platform=account.platform,
-        priority=level,
-        priority_reasons=reasons,
+        priority=scored.level,
+        priority_reasons=scored.reasons,
         priority_score=scored.score,
         priority_factors=scored.factors_json,
         sentiment=scored.sentiment,
@@ -359,8 +597,42 @@ def _open_ticket(account: SocialAccount, post: InboundPost, customer: Customer) 
         is_public=post.is_public,
         opened_at=post.created_at,
     )
-    ticket.record(EventKind.OPENED, at=post.created_at, priority=level, reasons=reasons)
+
+
+def _open_ticket(account: SocialAccount, post: InboundPost, customer: Customer) -> Ticket:
+    ticket = _new_ticket(account, post, customer)
+    ticket.save()
+    ticket.record(
+        EventKind.OPENED,
+        at=post.created_at,
+        priority=ticket.priority,
+        reasons=ticket.priority_reasons,
+    )
     return ticket
+
+
+def _message_for(ticket: Ticket, post: InboundPost) -> Message:
+    """A customer's post as the ticket's inbound message, not yet saved."""
+    return Message(
+        organization_id=ticket.organization_id,
+        ticket=ticket,
+        platform=ticket.platform,
+        kind=post.kind,
+        direction=Direction.INBOUND,
+        is_public=post.is_public,
+        external_id=post.external_id,
+        conversation_id=post.conversation_id,
+        in_reply_to_external_id=post.in_reply_to_external_id,
+        author_external_id=post.author.external_id,
+        author_username=post.author.username,
+        author_display_name=post.author.display_name,
+        author_followers=post.author.followers_count,
+        author_verified=post.author.verified,
+        found_by=post.found_by,
+        text=post.text,
+        created_at=post.created_at,
+        raw=post.raw,
+    )
 
 
 def _store_post(
@@ -391,26 +663,8 @@ def _store_post(
     elif ticket.customer_id is None:  # a ticket from before customers (or made by hand)
         ticket.customer = identity.customer
         ticket.save(update_fields=["customer", "updated_at"])
-    message = Message.objects.create(
-        organization_id=ticket.organization_id,
-        ticket=ticket,
-        platform=ticket.platform,
-        kind=post.kind,
-        direction=Direction.INBOUND,
-        is_public=post.is_public,
-        external_id=post.external_id,
-        conversation_id=post.conversation_id,
-        in_reply_to_external_id=post.in_reply_to_external_id,
-        author_external_id=post.author.external_id,
-        author_username=post.author.username,
-        author_display_name=post.author.display_name,
-        author_followers=post.author.followers_count,
-        author_verified=post.author.verified,
-        found_by=post.found_by,
-        text=post.text,
-        created_at=post.created_at,
-        raw=post.raw,
-    )
+    message = _message_for(ticket, post)
+    message.save()
     ticket.refresh_last_message_direction()
     if opened:
         ticket.root_message = message
