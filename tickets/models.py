@@ -141,18 +141,20 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
         """``Ticket.refresh_last_message_direction`` for every ticket here, in two statements
         (a poll's batch): the rows locked in id order, then one UPDATE from each ticket's
         latest message, read after the locks so it sees what committed before them."""
-        ids = list(self.order_by("pk").values_list("pk", flat=True))
+        query = self.order_by("pk").values_list("pk", flat=True)
+        if connection.features.has_select_for_update:
+            query = query.select_for_update(of=("self",))
+        ids = list(query)
         if not ids:
             return 0
-        tickets = Ticket.objects.filter(pk__in=ids)
-        if connection.features.has_select_for_update:
-            list(tickets.select_for_update(of=("self",)).order_by("pk").values_list("pk"))
         latest = models.Subquery(
             Message.objects.filter(ticket_id=models.OuterRef("pk"))
             .order_by("-created_at", "-pk")
             .values("direction")[:1]
         )
-        return tickets.update(last_message_direction=Coalesce(latest, models.Value("")))
+        return Ticket.objects.filter(pk__in=ids).update(
+            last_message_direction=Coalesce(latest, models.Value(""))
+        )
 
     def inbox_order(self) -> TicketQuerySet:
         """Most at risk first: priority and time to breach both count (``INBOX_HEAD_START``);
