@@ -611,14 +611,15 @@ def _open_ticket(account: SocialAccount, post: InboundPost, customer: Customer) 
     return ticket
 
 
-def _message_for(ticket: Ticket, post: InboundPost) -> Message:
-    """A customer's post as the ticket's inbound message, not yet saved."""
+def _message_for(ticket: Ticket, post: InboundPost, *, brand: bool = False) -> Message:
+    """A post as one of the ticket's messages, not yet saved: a customer's (inbound), or the
+    brand's own, posted outside CareInbox (outbound, no agent, no intake query)."""
     return Message(
         organization_id=ticket.organization_id,
         ticket=ticket,
         platform=ticket.platform,
         kind=post.kind,
-        direction=Direction.INBOUND,
+        direction=Direction.OUTBOUND if brand else Direction.INBOUND,
         is_public=post.is_public,
         external_id=post.external_id,
         conversation_id=post.conversation_id,
@@ -628,7 +629,7 @@ def _message_for(ticket: Ticket, post: InboundPost) -> Message:
         author_display_name=post.author.display_name,
         author_followers=post.author.followers_count,
         author_verified=post.author.verified,
-        found_by=post.found_by,
+        found_by="" if brand else post.found_by,
         text=post.text,
         created_at=post.created_at,
         raw=post.raw,
@@ -773,26 +774,8 @@ def _store_brand_post(
     ticket = _brand_ticket(account, post, handles)
     if ticket is None or _sent_by_us_in_flight(ticket, post):
         return None
-    message = Message.objects.create(
-        organization_id=ticket.organization_id,
-        ticket=ticket,
-        platform=ticket.platform,
-        kind=post.kind,
-        direction=Direction.OUTBOUND,
-        is_public=post.is_public,
-        external_id=post.external_id,
-        conversation_id=post.conversation_id,
-        in_reply_to_external_id=post.in_reply_to_external_id,
-        author_external_id=post.author.external_id,
-        author_username=post.author.username,
-        author_display_name=post.author.display_name,
-        author_followers=post.author.followers_count,
-        author_verified=post.author.verified,
-        sent_by=None,
-        text=post.text,
-        created_at=post.created_at,
-        raw=post.raw,
-    )
+    message = _message_for(ticket, post, brand=True)
+    message.save()
     ticket.refresh_last_message_direction()
     # Its delivery record, like every outbound message's (the ticket page and reports read
     # one per message): already sent, never attempted by CareInbox.
