@@ -138,23 +138,24 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
         return self.filter(status__in=OPEN_STATUSES)
 
     def refresh_whose_turn(self) -> int:
-        """``Ticket.refresh_last_message_direction`` for every ticket here, in two statements
-        (a poll's batch): the rows locked in id order, then one UPDATE from each ticket's
-        latest message, read after the locks so it sees what committed before them."""
-        query = self.order_by("pk").values_list("pk", flat=True)
-        if connection.features.has_select_for_update:
-            query = query.select_for_update(of=("self",))
-        ids = list(query)
+        """``Ticket.refresh_last_message_direction`` for every ticket here (a poll's batch): on
+        PostgreSQL the rows locked in id order, then one UPDATE from each ticket's latest
+        message, read after the locks so it sees what committed before them; on SQLite, which
+        runs one writing transaction at a time, the UPDATE alone."""
+        latest = Coalesce(
+            models.Subquery(
+                Message.objects.filter(ticket_id=models.OuterRef("pk"))
+                .order_by("-created_at", "-pk")
+                .values("direction")[:1]
+            ),
+            models.Value(""),
+        )
+        if not connection.features.has_select_for_update:
+            return self.update(last_message_direction=latest)  # SQLite: one writer at a time
+        ids = list(self.order_by("pk").values_list("pk", flat=True).select_for_update(of=("self",)))
         if not ids:
             return 0
-        latest = models.Subquery(
-            Message.objects.filter(ticket_id=models.OuterRef("pk"))
-            .order_by("-created_at", "-pk")
-            .values("direction")[:1]
-        )
-        return Ticket.objects.filter(pk__in=ids).update(
-            last_message_direction=Coalesce(latest, models.Value(""))
-        )
+        return Ticket.objects.filter(pk__in=ids).update(last_message_direction=latest)
 
     def inbox_order(self) -> TicketQuerySet:
         """Most at risk first: priority and time to breach both count (``INBOX_HEAD_START``);
