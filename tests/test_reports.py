@@ -302,10 +302,11 @@ def test_a_sweep_refreshes_the_sla_rows_set_based(org: Organization, count: int)
     breached, and the same rows a rebuild makes."""
     all_targets_policy(org)
     account = SocialAccountFactory(brand__organization=org)
+    now = timezone.now()  # not NOW (taken at import): due times must still be ahead
     for _ in range(count):
-        open_ticket(account, NOW - timedelta(minutes=20))  # first response due in 10 minutes
+        open_ticket(account, now - timedelta(minutes=20))  # first response due in 10 minutes
     with CaptureQueriesContext(connection) as queries:
-        assert sla_sweep_breaches(now=NOW + timedelta(minutes=20)) == count
+        assert sla_sweep_breaches(now=now + timedelta(minutes=20)) == count
     facts = [q["sql"] for q in queries.captured_queries if "_slafact" in q["sql"]]
     ticket_facts = [q["sql"] for q in queries.captured_queries if "_ticketfact" in q["sql"]]
     assert len(facts) == 2 and len(ticket_facts) == 1, facts + ticket_facts
