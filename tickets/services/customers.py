@@ -134,18 +134,7 @@ class Sightings:
                 display_name=author.display_name or author.username,
                 created_at=at,
             )
-            known = CustomerIdentity(
-                organization_id=self.organization_id,
-                customer=customer,
-                platform=self.platform,
-                external_id=author.external_id,
-                username=author.username,
-                display_name=author.display_name,
-                followers=author.followers_count,
-                verified=author.verified,
-                first_seen_at=at,
-                last_seen_at=at,
-            )
+            known = _new_identity(self.organization_id, self.platform, customer, author, at)
             self.new[author.external_id] = known
             return known
         current = {
@@ -178,6 +167,24 @@ class Sightings:
             )
 
 
+def _new_identity(
+    organization_id: int, platform: str, customer: Customer, author: Author, at: datetime
+) -> CustomerIdentity:
+    """An author's identity as first seen at ``at``, not yet saved (a batch inserts many)."""
+    return CustomerIdentity(
+        organization_id=organization_id,
+        customer=customer,
+        platform=platform,
+        external_id=author.external_id,
+        username=author.username,
+        display_name=author.display_name,
+        followers=author.followers_count,
+        verified=author.verified,
+        first_seen_at=at,
+        last_seen_at=at,
+    )
+
+
 def _create_identity(
     organization_id: int, platform: str, author: Author, at: datetime
 ) -> CustomerIdentity:
@@ -190,18 +197,9 @@ def _create_identity(
                 display_name=author.display_name or author.username,
                 created_at=at,
             )
-            return CustomerIdentity.objects.create(
-                organization_id=organization_id,
-                customer=customer,
-                platform=platform,
-                external_id=author.external_id,
-                username=author.username,
-                display_name=author.display_name,
-                followers=author.followers_count,
-                verified=author.verified,
-                first_seen_at=at,
-                last_seen_at=at,
-            )
+            identity = _new_identity(organization_id, platform, customer, author, at)
+            identity.save(force_insert=True)
+            return identity
     except IntegrityError:
         stored = (
             CustomerIdentity.objects.select_related("customer")
