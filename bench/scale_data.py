@@ -550,6 +550,7 @@ WHERE s.state <> 'stopped'
 
 def fill_rollups(cursor: Any) -> dict[str, int]:
     """The report roll-ups (``TicketFact``, ``SlaFact``) of every ticket, made again whole."""
+    from monitoring.reports.daily import rebuild_daily
     from monitoring.reports.rollups import CLOSING_KINDS, REOPENING_KINDS
     from tickets.models import OPEN_STATUSES, EventKind
 
@@ -573,7 +574,9 @@ def fill_rollups(cursor: Any) -> dict[str, int]:
     cursor.execute(SLA_FACTS_SQL)
     timers = cursor.rowcount
     cursor.execute("SET session_replication_role = DEFAULT")
-    return {"monitoring_ticketfact": tickets, "monitoring_slafact": timers}
+    # The dashboard's daily sums, from those facts (set-based: monitoring.reports.daily).
+    days = rebuild_daily(cursor)
+    return {"monitoring_ticketfact": tickets, "monitoring_slafact": timers, **days}
 
 
 def check_rollups(sample: int, seed: int) -> list[str]:
@@ -630,7 +633,13 @@ def rollups_only(args: argparse.Namespace) -> int:
         counts = fill_rollups(cursor)
     filled = time.perf_counter()
     with connection.cursor() as cursor:
-        for table in ("tickets_ticketevent", "monitoring_ticketfact", "monitoring_slafact"):
+        for table in (
+            "tickets_ticketevent",
+            "monitoring_ticketfact",
+            "monitoring_slafact",
+            "monitoring_ticketdaystat",
+            "monitoring_sladaystat",
+        ):
             cursor.execute(f"ANALYZE {table}")
     print(
         f"{args.database}: {replies:,} reply_sent events added; "
@@ -724,7 +733,13 @@ def main(argv: list[str] | None = None) -> int:
     conn = psycopg2.connect(with_database(server_url(), args.database))
     conn.autocommit = True
     with conn.cursor() as cursor:
-        for table in (*BULK_TABLES, "monitoring_ticketfact", "monitoring_slafact"):
+        for table in (
+            *BULK_TABLES,
+            "monitoring_ticketfact",
+            "monitoring_slafact",
+            "monitoring_ticketdaystat",
+            "monitoring_sladaystat",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
         size = cursor.fetchone()[0]

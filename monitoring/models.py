@@ -670,7 +670,127 @@ class SlaFact(models.Model):
                 condition=models.Q(outcome__in=["breached", "running"]),
                 name="sla_fact_breach_idx",
             ),
+            # The timers still running: the daily sums (``SlaDayStat``) cannot know which of
+            # them are past due at the time of a request, so the report counts those here.
+            models.Index(
+                fields=["organization", "started_day"],
+                include=[
+                    "id",
+                    "due_at",
+                    "priority",
+                    "metric",
+                    "brand",
+                    "social_account",
+                    "team",
+                    "agent",
+                ],
+                condition=models.Q(outcome="running"),
+                name="sla_fact_running_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Report row of timer {self.timer_id}: {self.outcome}"
+
+
+class TicketDayDimension(models.TextChoices):
+    """What a ``TicketDayStat`` row is split by besides its filters (brand, handle, team)."""
+
+    OPENED = "opened", "Opened (platform)"  # value: "" (the ticket's platform is a column)
+    HOUR = "hour", "Opened, by local hour"  # value: "0".."23"
+    SENTIMENT = "sentiment", "Opened, by sentiment"  # value: the sentiment ("" none)
+    AGENT = "agent", "Opened, by assignee"  # value: the user id ("" unassigned)
+    CLOSED = "closed", "Closed, by reason"  # day: the closed day; value: the closed reason
+
+
+class TicketDayStat(models.Model):
+    """Additive sums of the ``TicketFact`` rows of one organisation, per organisation-local day
+    and dimension (``TicketDayDimension``), kept by the roll-up handler in the transaction that
+    changes the facts (the old fact subtracted, the new one added:
+    ``monitoring.reports.daily``). The dashboard's counts read these, not the facts. The
+    handle and team are plain ids (0: none) so that a row's key is never NULL."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    dimension = models.CharField(max_length=16, choices=TicketDayDimension.choices)
+    day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    platform = models.CharField(max_length=16, blank=True, default="")
+    value = models.CharField(max_length=32, blank=True, default="")
+    tickets = models.IntegerField(default=0)
+    answered = models.IntegerField(default=0)  # with a first response
+    resolved = models.IntegerField(default=0)  # with a delivered resolution
+    promises_kept = models.IntegerField(default=0)
+    promises_broken = models.IntegerField(default=0)
+    closed_publicly = models.IntegerField(default=0)  # CLOSED rows: of ``tickets``
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "dimension",
+                    "day",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "platform",
+                    "value",
+                ],
+                name="ticket_day_stat_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension} {self.day} {self.value}: {self.tickets}"
+
+
+class SlaDayDimension(models.TextChoices):
+    TARGET = "target", "By priority and target"  # value: ""
+    AGENT = "agent", "By assignee"  # value: the user id ("" unassigned); priority 0, metric ""
+
+
+class SlaDayStat(models.Model):
+    """Additive sums of the ``SlaFact`` rows of one organisation, per organisation-local day a
+    timer started and dimension (``SlaDayDimension``). ``breached`` counts the timers the sweep
+    marked breached; a timer still running past its due time is breached too, as of the
+    request, so the report counts those few from the facts (``monitoring.reports.daily``)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    dimension = models.CharField(max_length=16, choices=SlaDayDimension.choices)
+    day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    value = models.CharField(max_length=32, blank=True, default="")
+    priority = models.PositiveSmallIntegerField(default=0)
+    metric = models.CharField(max_length=32, blank=True, default="")
+    total = models.IntegerField(default=0)
+    met = models.IntegerField(default=0)
+    breached = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "dimension",
+                    "day",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "value",
+                    "priority",
+                    "metric",
+                ],
+                name="sla_day_stat_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension} {self.day} {self.metric}: {self.met}/{self.total}"

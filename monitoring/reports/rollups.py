@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import SlaEventKind, SlaFact, SlaOutcome, SlaTimer, TicketFact, TimerState
+from monitoring.reports import daily
 from tickets import events
 from tickets.closing import CLOSING_KINDS, closing_of
 from tickets.models import Direction, EventKind, Step, Ticket, TicketEvent
@@ -86,9 +87,10 @@ def refresh_ticket_rollup(ticket_id: int) -> None:
 @transaction.atomic
 def refresh_ticket_rollups(ticket_ids: Iterable[int]) -> None:
     """Recompute the report rows of these tickets from their events and timers (idempotent):
-    the same rows as ``refresh_ticket_rollup`` one by one, in six statements for any number
-    of tickets (the tickets locked, their events, their timers read; the ticket rows upserted,
-    the timer rows replaced)."""
+    the same rows as ``refresh_ticket_rollup`` one by one, in ten statements for any number
+    of tickets (the tickets locked, their events, their timers, their old facts read; the
+    ticket rows upserted, the timer rows replaced; the daily sums moved by the difference,
+    ``monitoring.reports.daily``)."""
     ids = sorted(set(ticket_ids))
     if not ids:
         return
@@ -131,12 +133,25 @@ def refresh_ticket_rollups(ticket_ids: Iterable[int]) -> None:
         fact, timer_facts = _rows(ticket, events_of[ticket.pk], timers_of[ticket.pk], now)
         facts.append(fact)
         sla_facts.extend(timer_facts)
+    # The dashboard's daily sums move by (new facts - old facts), in this transaction: the old
+    # ones read while the tickets are locked (every writer of their facts locks them first).
+    ticket_deltas: daily.Deltas = {}
+    sla_deltas: daily.Deltas = {}
+    for old in TicketFact.objects.filter(ticket_id__in=found).values(*daily.TICKET_FACT_COLUMNS):
+        daily.add_ticket_fact(ticket_deltas, old, -1)
+    for old in SlaFact.objects.filter(ticket_id__in=found).values(*daily.SLA_FACT_COLUMNS):
+        daily.add_sla_fact(sla_deltas, old, -1)
+    for fact in facts:
+        daily.add_ticket_fact(ticket_deltas, daily.fact_values(fact, daily.TICKET_FACT_COLUMNS), 1)
+    for sla_fact in sla_facts:
+        daily.add_sla_fact(sla_deltas, daily.fact_values(sla_fact, daily.SLA_FACT_COLUMNS), 1)
     # One upsert on the ticket's own unique row (the constraint is the guarantee).
     TicketFact.objects.bulk_create(
         facts, update_conflicts=True, unique_fields=["ticket"], update_fields=TICKET_FACT_FIELDS
     )
     SlaFact.objects.filter(ticket_id__in=found).delete()
     SlaFact.objects.bulk_create(sla_facts)
+    daily.apply(ticket_deltas, sla_deltas)
 
 
 def _rows(
@@ -222,6 +237,7 @@ def _rows(
 def rebuild_rollups(*, organization_ids: Iterable[int] | None = None) -> int:
     """Recompute every report row (of the given organisations) from the events. Returns the
     number of tickets."""
+    organization_ids = list(organization_ids) if organization_ids is not None else None
     tickets = Ticket.objects.all()
     if organization_ids is not None:
         tickets = tickets.filter(organization_id__in=list(organization_ids))
@@ -229,6 +245,10 @@ def rebuild_rollups(*, organization_ids: Iterable[int] | None = None) -> int:
     for ticket_id in tickets.order_by("pk").values_list("pk", flat=True).iterator():
         refresh_ticket_rollup(ticket_id)
         count += 1
+    # The daily sums made again from the facts too (set-based): they equal the incremental
+    # ones, and this also mends any a write outside the handler left behind.
+    with transaction.atomic():
+        daily.rebuild_daily(organization_ids=organization_ids)
     return count
 
 
