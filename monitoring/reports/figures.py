@@ -15,7 +15,16 @@ from django.urls import reverse
 
 from careinbox.accounts.models import Team, User
 from channels_social.models import SocialAccount
-from monitoring.models import Metric, SlaFact, SlaOutcome, TicketFact
+from monitoring.models import (
+    Metric,
+    SlaDayDimension,
+    SlaDayStat,
+    SlaFact,
+    SlaOutcome,
+    TicketDayDimension,
+    TicketDayStat,
+    TicketFact,
+)
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
 from monitoring.reports.stats import ALL, percentiles
@@ -74,8 +83,10 @@ def seconds_text(value: float | None) -> str:
     return "—" if value is None else duration(timedelta(seconds=round(value)))
 
 
-class Report:
-    """Every figure for one filter. Each method is one or a few queries on the roll-ups."""
+class FactReport:
+    """Every figure for one filter, each from the per-ticket facts (``TicketFact``,
+    ``SlaFact``): one or a few queries each. The reference ``Report`` is checked against; the
+    dashboard reads ``Report`` (the daily sums where a figure is made of sums)."""
 
     def __init__(self, filt: ReportFilter) -> None:
         self.filt = filt
@@ -220,10 +231,7 @@ class Report:
         tickets = self.tickets_in_period()
         first = percentiles(tickets, "first_response_seconds", [0.5, 0.9]).get(ALL, [None, None])
         resolution = percentiles(tickets, "resolution_seconds", [0.5, 0.9]).get(ALL, [None, None])
-        counts = tickets.aggregate(
-            first=Count("pk", filter=Q(first_response_seconds__isnull=False)),
-            resolved=Count("pk", filter=Q(resolution_seconds__isnull=False)),
-        )
+        counts = self._response_counts()
         rows = [
             [
                 Cell("First response"),
@@ -239,6 +247,12 @@ class Report:
             ],
         ]
         return Table("response_times", ["Time", "p50", "p90", "Tickets"], rows)
+
+    def _response_counts(self) -> dict[str, int]:
+        return self.tickets_in_period().aggregate(
+            first=Count("pk", filter=Q(first_response_seconds__isnull=False)),
+            resolved=Count("pk", filter=Q(resolution_seconds__isnull=False)),
+        )
 
     # Now ---------------------------------------------------------------------------------------
 
@@ -292,7 +306,13 @@ class Report:
                 ),
                 Cell(row["n"], href=self.link("tickets", channel=row["social_account_id"])),
             ]
-            for row in self.tickets_in_period()
+            for row in self._channel_counts()
+        ]
+        return Table("volume_channel", ["Channel", "Tickets"], rows)
+
+    def _channel_counts(self) -> list[dict[str, Any]]:
+        return list(
+            self.tickets_in_period()
             .values(
                 "social_account_id",
                 "social_account__username",
@@ -300,9 +320,8 @@ class Report:
                 "platform",
             )
             .annotate(n=Count("pk"))
-            .order_by("-n", "social_account__username")
-        ]
-        return Table("volume_channel", ["Channel", "Tickets"], rows)
+            .order_by("-n", "social_account__username", "social_account_id", "platform")
+        )
 
     def volume_by_brand(self) -> Table:
         rows = [
@@ -310,20 +329,28 @@ class Report:
                 Cell(row["brand__name"]),
                 Cell(row["n"], href=self.link("tickets", brand=row["brand_id"])),
             ]
-            for row in self.tickets_in_period()
-            .values("brand_id", "brand__name")
-            .annotate(n=Count("pk"))
-            .order_by("-n", "brand__name")
+            for row in self._brand_counts()
         ]
         return Table("volume_brand", ["Brand", "Tickets"], rows)
 
-    def heatmap(self) -> Table:
-        counts = {
+    def _brand_counts(self) -> list[dict[str, Any]]:
+        return list(
+            self.tickets_in_period()
+            .values("brand_id", "brand__name")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "brand__name", "brand_id")
+        )
+
+    def _hour_counts(self) -> dict[tuple[int, int], int]:
+        return {
             (row["opened_weekday"], row["opened_hour"]): row["n"]
             for row in self.tickets_in_period()
             .values("opened_weekday", "opened_hour")
             .annotate(n=Count("pk"))
         }
+
+    def heatmap(self) -> Table:
+        counts = self._hour_counts()
         rows = []
         for weekday, name in enumerate(WEEKDAY_NAMES):
             cells = [Cell(name)]
@@ -366,19 +393,8 @@ class Report:
 
     def _people(self, key: str, field_name: str) -> Table:
         tickets = self.tickets_in_period()
-        handled = {
-            row[field_name]: row["n"]
-            for row in tickets.exclude(**{f"{field_name}__isnull": True})
-            .values(field_name)
-            .annotate(n=Count("pk"))
-        }
-        compliance = {
-            row[field_name]: row
-            for row in self.timers_in_period()
-            .exclude(**{f"{field_name}__isnull": True})
-            .values(field_name)
-            .annotate(**self._compliance_counts())
-        }
+        handled = self._handled(field_name)
+        compliance = self._compliance_by(field_name)
         medians = percentiles(
             tickets.exclude(**{f"{field_name}__isnull": True}),
             "first_response_seconds",
@@ -430,6 +446,26 @@ class Report:
             rows,
         )
 
+    def _handled(self, field_name: str) -> dict[int, int]:
+        """Tickets opened in the period, per agent or team (``field_name``)."""
+        return {
+            row[field_name]: row["n"]
+            for row in self.tickets_in_period()
+            .exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(n=Count("pk"))
+        }
+
+    def _compliance_by(self, field_name: str) -> dict[int, dict[str, int]]:
+        """The period's timers per agent or team: ``{"met", "breached", "total"}``."""
+        return {
+            row[field_name]: {k: row[k] for k in ("met", "breached", "total")}
+            for row in self.timers_in_period()
+            .exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(**self._compliance_counts())
+        }
+
     def agents(self) -> Table:
         return self._people("agents", "agent_id")
 
@@ -438,13 +474,16 @@ class Report:
 
     # Outcomes ----------------------------------------------------------------------------------
 
-    def sentiment(self) -> Table:
-        counts = {
+    def _sentiment_counts(self) -> dict[tuple[date, str], int]:
+        return {
             (row["opened_day"], row["sentiment"]): row["n"]
             for row in self.tickets_in_period()
             .values("opened_day", "sentiment")
             .annotate(n=Count("pk"))
         }
+
+    def sentiment(self) -> Table:
+        counts = self._sentiment_counts()
         rows = []
         for day in self.filt.days:
             cells = [Cell(day.isoformat(), day.strftime("%a %d %b"))]
@@ -461,13 +500,16 @@ class Report:
             rows.append(cells)
         return Table("sentiment", ["Day", *[m.label for m in Sentiment]], rows)
 
-    def closed_publicly(self) -> Table:
-        got = TicketFact.objects.filter(
+    def _closed_counts(self) -> dict[str, int]:
+        return TicketFact.objects.filter(
             self.filt.dimensions(),
             organization=self.org,
             closed_day__gte=self.filt.start,
             closed_day__lte=self.filt.end,
         ).aggregate(total=Count("pk"), public=Count("pk", filter=Q(closed_publicly=True)))
+
+    def closed_publicly(self) -> Table:
+        got = self._closed_counts()
         share = percent(got["public"], got["total"])
         return Table(
             "closed_publicly",
@@ -481,7 +523,7 @@ class Report:
             ],
         )
 
-    def closed_without_close_out(self) -> Table:
+    def _closed_reasons(self) -> list[tuple[str, int]]:
         closed = TicketFact.objects.filter(
             self.filt.dimensions(),
             organization=self.org,
@@ -489,7 +531,14 @@ class Report:
             closed_day__lte=self.filt.end,
             closed_publicly=False,
         )
-        counts = closed.values_list("closed_reason").annotate(n=Count("pk")).order_by("-n")
+        return list(
+            closed.values_list("closed_reason")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "closed_reason")
+        )
+
+    def closed_without_close_out(self) -> Table:
+        counts = self._closed_reasons()
         labels = {**dict(SkipReason.choices), "merged": "Merged into another ticket"}
         return Table(
             "closed_without_close_out",
@@ -503,10 +552,13 @@ class Report:
             ],
         )
 
-    def promises(self) -> Table:
-        got = self.tickets_in_period().aggregate(
+    def _promise_sums(self) -> dict[str, int]:
+        return self.tickets_in_period().aggregate(
             kept=Sum("promises_kept", default=0), broken=Sum("promises_broken", default=0)
         )
+
+    def promises(self) -> Table:
+        got = self._promise_sums()
         share = percent(got["kept"], got["kept"] + got["broken"])
         return Table(
             "promises",
@@ -638,3 +690,197 @@ class Report:
 
     def all(self) -> dict[str, Table]:
         return {key: self.table(key) for key in self.TABLES}
+
+
+class Report(FactReport):
+    """Every figure for one filter, as the dashboard shows it: the figures made of counts and
+    sums read the daily sums (``TicketDayStat``, ``SlaDayStat``: a few rows per day of the
+    period, whatever the number of tickets); medians and percentiles, what is owed or open now,
+    the breach list, the last 7 days' responsiveness and the timers running past their due time
+    (breached as of now) still read the facts. ``tests/test_daily_stats.py`` checks that every
+    figure equals ``FactReport``'s."""
+
+    def __init__(self, filt: ReportFilter) -> None:
+        super().__init__(filt)
+        self._running_late_cache: list[dict[str, Any]] | None = None
+
+    def ticket_days(self, dimension: TicketDayDimension) -> QuerySet[TicketDayStat]:
+        return TicketDayStat.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            dimension=dimension,
+            day__gte=self.filt.start,
+            day__lte=self.filt.end,
+        )
+
+    def sla_days(self, dimension: SlaDayDimension) -> QuerySet[SlaDayStat]:
+        return SlaDayStat.objects.filter(
+            self.filt.dimensions(),
+            organization=self.org,
+            dimension=dimension,
+            day__gte=self.filt.start,
+            day__lte=self.filt.end,
+        )
+
+    def _running_late(self) -> list[dict[str, Any]]:
+        """The period's timers still running past their due time (breached as of now: the
+        daily sums count them as neither met nor breached), counted per day, priority, target,
+        agent and team. From the facts' partial index on running timers."""
+        if self._running_late_cache is None:
+            self._running_late_cache = list(
+                self.timers_in_period()
+                .filter(outcome=SlaOutcome.RUNNING, due_at__lt=self.now)
+                .values("started_day", "priority", "metric", "agent_id", "team_id")
+                .annotate(n=Count("pk"))
+                .order_by()
+            )
+        return self._running_late_cache
+
+    def _sla_groups(self) -> list[dict[str, Any]]:
+        if self._sla_groups_cache is None:
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for row in (
+                self.sla_days(SlaDayDimension.TARGET)
+                .values("day", "priority", "metric")
+                .annotate(s_met=Sum("met"), s_breached=Sum("breached"), s_total=Sum("total"))
+                .order_by()
+            ):
+                groups[(row["day"], row["priority"], row["metric"])] = {
+                    "started_day": row["day"],
+                    "priority": row["priority"],
+                    "metric": row["metric"],
+                    "met": row["s_met"],
+                    "breached": row["s_breached"],
+                    "total": row["s_total"],
+                }
+            for row in self._running_late():
+                group = groups[(row["started_day"], row["priority"], row["metric"])]
+                group["breached"] += row["n"]
+            self._sla_groups_cache = list(groups.values())
+        return self._sla_groups_cache
+
+    def _response_counts(self) -> dict[str, int]:
+        return self.ticket_days(TicketDayDimension.OPENED).aggregate(
+            first=Sum("answered", default=0), resolved=Sum("resolved", default=0)
+        )
+
+    def _promise_sums(self) -> dict[str, int]:
+        return self.ticket_days(TicketDayDimension.OPENED).aggregate(
+            kept=Sum("promises_kept", default=0), broken=Sum("promises_broken", default=0)
+        )
+
+    def _channel_counts(self) -> list[dict[str, Any]]:
+        counts = list(
+            self.ticket_days(TicketDayDimension.OPENED)
+            .values("social_account_id", "platform")
+            .annotate(n=Sum("tickets"))
+            .filter(n__gt=0)
+            .order_by()
+        )
+        accounts: dict[int, dict[str, Any]] = {
+            row["pk"]: dict(row)
+            for row in SocialAccount.objects.filter(
+                organization=self.org, pk__in=[row["social_account_id"] for row in counts]
+            ).values("pk", "username", "platform")
+        }
+        rows = []
+        for row in counts:
+            account: dict[str, Any] = accounts.get(row["social_account_id"], {})
+            rows.append(
+                {
+                    "social_account_id": row["social_account_id"] or None,
+                    "social_account__username": account.get("username"),
+                    "social_account__platform": account.get("platform"),
+                    "platform": row["platform"],
+                    "n": row["n"],
+                }
+            )
+        # As the facts' query orders them (a handle's name; none last).
+        rows.sort(
+            key=lambda r: (
+                -r["n"],
+                r["social_account__username"] is None,
+                r["social_account__username"] or "",
+                r["social_account_id"] is None,
+                r["social_account_id"] or 0,
+                r["platform"],
+            )
+        )
+        return rows
+
+    def _brand_counts(self) -> list[dict[str, Any]]:
+        return list(
+            self.ticket_days(TicketDayDimension.OPENED)
+            .values("brand_id", "brand__name")
+            .annotate(n=Sum("tickets"))
+            .filter(n__gt=0)
+            .order_by("-n", "brand__name", "brand_id")
+        )
+
+    def _hour_counts(self) -> dict[tuple[int, int], int]:
+        counts: dict[tuple[int, int], int] = {}
+        for row in (
+            self.ticket_days(TicketDayDimension.HOUR)
+            .values("day", "value")
+            .annotate(n=Sum("tickets"))
+            .order_by()
+        ):
+            if row["n"]:
+                key = (row["day"].weekday(), int(row["value"]))  # the local day's weekday
+                counts[key] = counts.get(key, 0) + row["n"]
+        return counts
+
+    def _sentiment_counts(self) -> dict[tuple[date, str], int]:
+        return {
+            (row["day"], row["value"]): row["n"]
+            for row in self.ticket_days(TicketDayDimension.SENTIMENT)
+            .values("day", "value")
+            .annotate(n=Sum("tickets"))
+            .filter(n__gt=0)
+            .order_by()
+        }
+
+    def _closed_counts(self) -> dict[str, int]:
+        return self.ticket_days(TicketDayDimension.CLOSED).aggregate(
+            total=Sum("tickets", default=0), public=Sum("closed_publicly", default=0)
+        )
+
+    def _closed_reasons(self) -> list[tuple[str, int]]:
+        return list(
+            self.ticket_days(TicketDayDimension.CLOSED)
+            .values_list("value")
+            .annotate(n=Sum("tickets") - Sum("closed_publicly"))
+            .filter(n__gt=0)
+            .order_by("-n", "value")
+        )
+
+    def _handled(self, field_name: str) -> dict[int, int]:
+        rows: QuerySet[TicketDayStat, tuple[Any]]
+        if field_name == "agent_id":
+            rows = self.ticket_days(TicketDayDimension.AGENT).exclude(value="").values_list("value")
+        else:
+            rows = (
+                self.ticket_days(TicketDayDimension.OPENED)
+                .exclude(team_id=0)
+                .values_list("team_id")
+            )
+        return {int(pk): n for pk, n in rows.annotate(n=Sum("tickets")).filter(n__gt=0).order_by()}
+
+    def _compliance_by(self, field_name: str) -> dict[int, dict[str, int]]:
+        rows: QuerySet[SlaDayStat, tuple[Any]]
+        if field_name == "agent_id":
+            rows = self.sla_days(SlaDayDimension.AGENT).exclude(value="").values_list("value")
+        else:
+            rows = self.sla_days(SlaDayDimension.TARGET).exclude(team_id=0).values_list("team_id")
+        got = {
+            int(pk): {"met": met, "breached": breached, "total": total}
+            for pk, met, breached, total in rows.annotate(
+                s_met=Sum("met"), s_breached=Sum("breached"), s_total=Sum("total")
+            )
+            .filter(s_total__gt=0)
+            .order_by()
+        }
+        for row in self._running_late():
+            if row[field_name] is not None:
+                got[row[field_name]]["breached"] += row["n"]
+        return got
