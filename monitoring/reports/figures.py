@@ -275,16 +275,26 @@ class FactReport:
             ],
         )
 
-    def backlog(self) -> Table:
+    def open_facts(self) -> QuerySet[TicketFact]:
+        return TicketFact.objects.filter(
+            self.filt.dimensions(), organization=self.org, is_open=True
+        )
+
+    def _age_counts(self) -> dict[str, Any]:
+        """The open backlog's count and its age buckets (``b0`` ...), as aggregates."""
         counts: dict[str, Any] = {"total": Count("pk")}
         for n, (_label, low, high) in enumerate(AGE_BUCKETS):
             q = Q(opened_at__lte=self.now - timedelta(hours=low))
             if high is not None:
                 q &= Q(opened_at__gt=self.now - timedelta(hours=high))
             counts[f"b{n}"] = Count("pk", filter=q)
-        got = TicketFact.objects.filter(
-            self.filt.dimensions(), organization=self.org, is_open=True
-        ).aggregate(**counts)
+        return counts
+
+    def _backlog_counts(self) -> dict[str, int]:
+        return self.open_facts().aggregate(**self._age_counts())
+
+    def backlog(self) -> Table:
+        got = self._backlog_counts()
         rows = [
             [
                 Cell(label),
@@ -401,15 +411,7 @@ class FactReport:
             [0.5],
             group=field_name,
         )
-        load = {
-            row[field_name]: row["n"]
-            for row in TicketFact.objects.filter(
-                self.filt.dimensions(), organization=self.org, is_open=True
-            )
-            .exclude(**{f"{field_name}__isnull": True})
-            .values(field_name)
-            .annotate(n=Count("pk"))
-        }
+        load = self._load(field_name)
         ids = set(handled) | set(compliance) | set(load)
         param = "agent" if field_name == "agent_id" else "team"
         if field_name == "agent_id":
@@ -451,6 +453,16 @@ class FactReport:
         return {
             row[field_name]: row["n"]
             for row in self.tickets_in_period()
+            .exclude(**{f"{field_name}__isnull": True})
+            .values(field_name)
+            .annotate(n=Count("pk"))
+        }
+
+    def _load(self, field_name: str) -> dict[int, int]:
+        """Open tickets now, per agent or team."""
+        return {
+            row[field_name]: row["n"]
+            for row in self.open_facts()
             .exclude(**{f"{field_name}__isnull": True})
             .values(field_name)
             .annotate(n=Count("pk"))
@@ -703,6 +715,34 @@ class Report(FactReport):
     def __init__(self, filt: ReportFilter) -> None:
         super().__init__(filt)
         self._running_late_cache: list[dict[str, Any]] | None = None
+        self._open_cache: list[dict[str, Any]] | None = None
+
+    def _open_groups(self) -> list[dict[str, Any]]:
+        """The open backlog counted once per agent and team, with its age buckets: the
+        backlog and both open loads are sums of these (one scan of the open tickets' index,
+        not three). Ages are as of the request, so this reads the facts, not the daily sums."""
+        if self._open_cache is None:
+            self._open_cache = list(
+                self.open_facts()
+                .values("agent_id", "team_id")
+                .annotate(**self._age_counts())
+                .order_by()
+            )
+        return self._open_cache
+
+    def _backlog_counts(self) -> dict[str, int]:
+        got = {"total": 0, **{f"b{n}": 0 for n in range(len(AGE_BUCKETS))}}
+        for row in self._open_groups():
+            for name in got:
+                got[name] += row[name]
+        return got
+
+    def _load(self, field_name: str) -> dict[int, int]:
+        load: dict[int, int] = {}
+        for row in self._open_groups():
+            if row[field_name] is not None:
+                load[row[field_name]] = load.get(row[field_name], 0) + row["total"]
+        return load
 
     def ticket_days(self, dimension: TicketDayDimension) -> QuerySet[TicketDayStat]:
         return TicketDayStat.objects.filter(
