@@ -66,7 +66,12 @@ def test_every_live_section_is_rendered_once_and_shown_as_hashed(
     assert client.get(url, live_params, HTTP_HX_REQUEST="true").status_code == 204
 
     # A change sends its section, its forms with a token (they post without htmx too).
-    promise_make(ticket=ticket, by=manager.user, text="And at six", due_at=timezone.now() + timedelta(hours=2))
+    promise_make(
+        ticket=ticket,
+        by=manager.user,
+        text="And at six",
+        due_at=timezone.now() + timedelta(hours=2),
+    )
     update = client.get(url, live_params, HTTP_HX_REQUEST="true").content.decode()
     assert _sections_sent(update) == {"promises-list", "history"}
     sent_tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]*)"', update)
