@@ -191,7 +191,7 @@ def measure(page: Page, client: Any, *, requests: int, warmup: int) -> Result:
     statements = [
         q["sql"]
         for q in captured.captured_queries
-        if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
+        if q["sql"].lstrip().lstrip("(").upper().startswith(("SELECT", "WITH"))
     ]
     times, cpu = [], []
     size = 0

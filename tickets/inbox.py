@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Lower, StrIndex
 
 from careinbox.accounts.models import Membership, Organization
 from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
@@ -277,9 +278,16 @@ def message_search_vector() -> Any:
 # (``search``): its tickets are then checked one by one in the view's order. The sample is
 # ``SEARCH_SAMPLE_PERCENT`` of the message table's pages (a fixed seed: the same pages each
 # time), and fewer than ``SEARCH_SAMPLE_MIN`` sampled messages (a small database) say rare.
+# The customer side (handles and names) is sampled the same way over
+# ``SEARCH_TICKET_SAMPLE_PERCENT`` of the ticket table's pages.
 SEARCH_COMMON_SHARE = 0.005
 SEARCH_SAMPLE_PERCENT = 0.1
+SEARCH_TICKET_SAMPLE_PERCENT = 0.5
 SEARCH_SAMPLE_MIN = 1000
+# A search rare in both samples reads its matching tickets' ids (every organisation's: the
+# view's own conditions then keep the organisation's) when there are at most this many; more,
+# and it is answered as a common customer search is (``search_plan``'s "hashed").
+SEARCH_UNION_MAX = 10_000
 
 
 def _search_is_common(tsquery: str) -> bool:
@@ -288,29 +296,98 @@ def _search_is_common(tsquery: str) -> bool:
     tickets it put "user77" at 32,970 messages, none match, and "refund late" at 2,000,
     121,667 match), and counting the matches costs what the search does; reading a 0.1 %
     sample (about 5,000 messages at 5,000,000) costs tens of milliseconds."""
+    return _search_shares(tsquery, [])[0]
+
+
+def _like_contains(word: str) -> str:
+    """``word`` as the pattern ``icontains`` sends: ``%word%`` with LIKE's own signs escaped."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_shares(tsquery: str, words: Sequence[str]) -> tuple[bool, bool]:
+    """Whether the search is common in the messages (``_search_is_common``) and, when
+    ``words`` are given, among the tickets' customers (every word in the handle or the name,
+    as ``search``'s customer side): one statement, two samples."""
+    customer_sql = " AND ".join(
+        "(UPPER(customer_username::text) LIKE UPPER(%s) "
+        "OR UPPER(customer_display_name::text) LIKE UPPER(%s))"
+        for _ in words
+    )
+    customer_params: list[Any] = [p for word in words for p in [_like_contains(word)] * 2]
+    customers = (
+        "(SELECT COUNT(*), COUNT(*) FILTER (WHERE " + customer_sql + ") "
+        "FROM tickets_ticket TABLESAMPLE SYSTEM (%s) REPEATABLE (11))"
+        if words
+        else "(SELECT 0, 0)"
+    )
+    # Each word a plain substring first (as ``search``'s walk does): only those messages are
+    # parsed, which is most of the sample's cost.
+    in_text = "".join("strpos(lower(text), lower(%s)) > 0 AND " for _ in words)
     with connection.cursor() as cursor:
+        # Only constant fragments are joined; every word goes as a parameter.
         cursor.execute(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE to_tsvector('simple'::regconfig, "
-            "COALESCE(text, '')) @@ to_tsquery('simple'::regconfig, %s)) "
-            "FROM tickets_message TABLESAMPLE SYSTEM (%s) REPEATABLE (11)",
-            [tsquery, SEARCH_SAMPLE_PERCENT],
+            "SELECT m.sampled, m.matched, c.sampled, c.matched FROM ("  # noqa: S608
+            "SELECT COUNT(*) AS sampled, COUNT(*) FILTER (WHERE "
+            + in_text
+            + "to_tsvector('simple'::regconfig, "
+            "COALESCE(text, '')) @@ to_tsquery('simple'::regconfig, %s)) AS matched "
+            "FROM tickets_message TABLESAMPLE SYSTEM (%s) REPEATABLE (11)) m, "
+            + customers
+            + " c (sampled, matched)",
+            [
+                *words,
+                tsquery,
+                SEARCH_SAMPLE_PERCENT,
+                *([*customer_params, SEARCH_TICKET_SAMPLE_PERCENT] if words else []),
+            ],
         )
-        sampled, matched = cursor.fetchone()
-    return bool(sampled >= SEARCH_SAMPLE_MIN and matched > SEARCH_COMMON_SHARE * sampled)
+        sampled, matched, customers_sampled, customers_matched = cursor.fetchone()
+
+    def common(sampled: int, matched: int) -> bool:
+        return bool(sampled >= SEARCH_SAMPLE_MIN and matched > SEARCH_COMMON_SHARE * sampled)
+
+    return common(sampled, matched), common(customers_sampled, customers_matched)
+
+
+def search_plan(query: str) -> str:
+    """How ``search`` answers ``query`` on PostgreSQL: "walk" (the words are common in the
+    messages: each ticket of the view checked in its order, stopping at a page or the capped
+    count), "hashed" (rare in the messages, common among the customers: the matching messages'
+    tickets read once, hashed, while the view is walked), "union" (rare in both: the few
+    matching tickets read from the full-text and trigram indexes, then sorted); "" when there
+    is nothing to search or the database is not PostgreSQL. (A "union" of more than
+    ``SEARCH_UNION_MAX`` tickets is answered "hashed".)"""
+    words = search_words(query)
+    if not words or connection.vendor != "postgresql":
+        return ""
+    in_messages, in_customers = _search_shares(_search_tsquery(words), words)
+    if in_messages:
+        return "walk"
+    return "hashed" if in_customers else "union"
+
+
+def _search_tsquery(words: Sequence[str]) -> str:
+    return " & ".join(f"{word}:*" for word in words)
 
 
 def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
     """Tickets whose messages or customer match every word of ``query`` (a word matches as a
-    prefix: "refu" finds "refund"). PostgreSQL: full-text search on the GIN index; SQLite:
-    ``icontains`` per word.
+    prefix of a message's word: "refu" finds "refund"; anywhere in the customer's handle or
+    name). PostgreSQL: full-text search on the GIN index, the customer's on trigram indexes;
+    SQLite: ``icontains`` per word.
 
-    On PostgreSQL a sample of the messages first says whether the search is common
-    (``_search_is_common``). A rare search is an ``EXISTS``, which PostgreSQL answers by
-    reading the few matches from the GIN index once. A common one ("refu": a tenth of the
-    archive's messages) is a scalar subquery per ticket (its first matching message):
-    PostgreSQL never reads it for every match up front as it does an ``EXISTS`` (half a
-    million messages for "refu"), so a page of 200 rows in the view's order, or the count
-    capped at ``SEARCH_COUNT_CAP``, stops once it has as many."""
+    On PostgreSQL one statement samples the messages and the customers first
+    (``search_plan``). A search rare in both is ``pk IN (matching messages' tickets UNION
+    matching customers' tickets)``: both from their indexes, a few hundred rows, then the view's
+    conditions and order on them. A search common in the messages ("refu": a tenth of the
+    archive's messages) is a scalar subquery per ticket (its first matching message), which
+    PostgreSQL evaluates as it walks the view in its order, so a page of 200 rows, or the count
+    capped at ``SEARCH_COUNT_CAP``, stops once it has as many; each message is first checked
+    for every word as a plain substring of its lower-cased text (``strpos``: a word that
+    starts one of the message's lexemes is in its text), so only those are parsed by
+    ``to_tsvector``. A search rare in the messages but common among the customers (a handle's
+    common part) is an ``EXISTS``, read once and hashed while the view is walked."""
     words = search_words(query)
     if not words:
         return tickets
@@ -320,16 +397,39 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery
 
-        raw_query = " & ".join(f"{word}:*" for word in words)
+        raw_query = _search_tsquery(words)
         tsquery = SearchQuery(raw_query, search_type="raw", config="simple")
         matching = Message.objects.annotate(document=message_search_vector()).filter(
             document=tsquery
         )
-        if _search_is_common(raw_query):
-            first_match = Subquery(matching.filter(ticket=OuterRef("pk")).values("pk")[:1])
+        plan = search_plan(query)
+        if plan == "walk":
+            in_text = Q()
+            for n, word in enumerate(words):
+                matching = matching.alias(
+                    **{f"at_{n}": StrIndex(Lower("text"), Lower(Value(word)))}
+                )
+                in_text &= Q(**{f"at_{n}__gt": 0})
+            first_match = Subquery(matching.filter(in_text, ticket=OuterRef("pk")).values("pk")[:1])
             return tickets.alias(first_match=first_match).filter(
-                Q(first_match__isnull=False) | customer
+                customer | Q(first_match__isnull=False)
             )
+        if plan == "union":
+            # Read first, on their own: inside the view's statement PostgreSQL estimates a
+            # prefix's matches from the full-text index's statistics (100,000 messages for
+            # "user77", none match) and hash-joins every ticket of the view to them.
+            # Each side limited too: its estimated cost (and so the whole statement's) then
+            # stays below ``jit_above_cost``, whose compiling took 130 ms of a 140 ms statement.
+            limit = SEARCH_UNION_MAX + 1
+            ids = list(
+                matching.order_by()
+                .values_list("ticket_id", flat=True)[:limit]
+                .union(
+                    Ticket.objects.filter(customer).order_by().values_list("pk", flat=True)[:limit]
+                )[:limit]
+            )
+            if len(ids) <= SEARCH_UNION_MAX:
+                return tickets.filter(pk__in=ids)
     else:
         text = Q()
         for word in words:

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -442,21 +443,32 @@ LIVE_SECTIONS: dict[str, str] = {
 }
 
 
-def _sections(context: dict[str, Any]) -> dict[str, str]:
+def _sections(context: dict[str, Any], csrf_token: str) -> dict[str, str]:
     sections: dict[str, str] = {}
     for name, template in LIVE_SECTIONS.items():
         if name == "step-submit" and not context["next_step"]:
             continue
         own = context["customer_sidebar"] if name == "customer-info" else context
-        sections[name] = render_to_string(template, own)
+        sections[name] = render_to_string(template, {**own, "csrf_token": csrf_token})
     return sections
 
 
-def _with_hashes(context: dict[str, Any]) -> dict[str, Any]:
-    sections = _sections(context)
-    hashes = {name: row_hash(html) for name, html in sections.items()}
+def live_section_hash(html: str, csrf_token: str) -> str:
+    """A live section's hash, without its forms' CSRF token (a new mask every page)."""
+    return row_hash(html.replace(csrf_token, "") if csrf_token else html)
+
+
+def _with_hashes(context: dict[str, Any], request: HttpRequest) -> dict[str, Any]:
+    """Render the live sections once: their hashes for the live update, and the same HTML for
+    the page (``{% livesection %}`` shows ``_sections`` instead of rendering them again)."""
+    csrf_token = get_token(request)
+    sections = _sections(context, csrf_token)
+    hashes = {name: live_section_hash(html, csrf_token) for name, html in sections.items()}
+    context["csrf_token"] = csrf_token  # the page's other forms carry the same token
     context["live_hashes"] = ",".join(f"{k}:{v}" for k, v in hashes.items())
     context["_sections"] = sections
+    context["_section_hashes"] = hashes
+    context["customer_sidebar"]["_sections"] = sections
     return context
 
 
@@ -483,7 +495,7 @@ def _workspace(
     """
     context = _full_context(request, ticket)
     context.update(extra)
-    _with_hashes(context)
+    _with_hashes(context, request)
     partial = _wants_partial(request)
     template = "tickets/ticket.html#workspace" if partial else "tickets/ticket.html"
     return render(request, template, context, status=422 if error else 200)
@@ -512,10 +524,11 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return response
     if not live:
         return _workspace(request, ticket)
-    context = _with_hashes(_full_context(request, ticket))
+    context = _with_hashes(_full_context(request, ticket), request)
     shown = parse_hashes(request.GET.get("h", ""))
+    hashes = context["_section_hashes"]
     changed = [
-        html for name, html in context["_sections"].items() if shown.get(name) != row_hash(html)
+        html for name, html in context["_sections"].items() if shown.get(name) != hashes[name]
     ]
     if not changed:
         return HttpResponse(status=204)
