@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
 
 from careinbox.accounts.models import Membership, Organization
 from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
@@ -32,6 +32,7 @@ from tickets.models import (
     ApprovalRequest,
     ApprovalState,
     Direction,
+    InboxCountsStamp,
     Message,
     Priority,
     SavedView,
@@ -110,15 +111,55 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
     return conditions[key]
 
 
+# Seconds a cached set of counts is kept at most (``view_counts``). Every write that changes a
+# count gives the organisation a new token at once, and "Breaching soon" is kept only until
+# the clock would move a ticket into it; this bounds only what nothing else covers: a process
+# that died between a write's commit and its new token.
+COUNTS_TTL = 30
+
+
 def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
-    """Every view's count, in two queries: the open views' over the open tickets alone (read
-    from ``ticket_inbox_assignee_idx``, which holds every column they test, whose turn it is
-    included), and Closed's from ``ticket_closed_idx``. "Awaiting approval" is the one
-    looking beyond the index: at the organisation's pending approval requests, read once
-    and hashed (``id IN (…)``), not looked up for each open ticket as ``EXISTS`` would be."""
+    """Every view's count, from the cache when nothing they count has changed since.
+
+    Cached per organisation and user ("Mine") under the organisation's ``InboxCountsStamp``
+    token, which every committed write that can change a count replaces (``record_event``,
+    ``record_events``, ``Ticket.set_sla_due``, whose turn it is); the token is read from the
+    database on every request (one primary-key read), so a write in any process is seen by
+    every other. "Breaching soon" also changes with the clock alone: the counts are kept only
+    until the soonest due time beyond the window enters it (``next_change``), and at most
+    ``COUNTS_TTL`` seconds."""
+    token = InboxCountsStamp.token_for(organization.pk)
+    key = f"inbox-counts:{organization.pk}:{user.pk}:{token}"
+    cached = cache.get(key)
+    if (
+        isinstance(cached, dict)
+        and isinstance(cached.get("counts"), dict)
+        and cached.get("until", 0.0) > now.timestamp()
+    ):
+        return dict(cached["counts"])
+    counts, next_change = _view_counts(organization, user=user, now=now)
+    until = now.timestamp() + COUNTS_TTL
+    if next_change is not None:
+        until = min(until, next_change.timestamp())
+    if until > now.timestamp():
+        cache.set(key, {"counts": counts, "until": until}, max(1, int(until - now.timestamp()) + 1))
+    return counts
+
+
+def _view_counts(
+    organization: Organization, *, user: User, now: datetime
+) -> tuple[dict[str, int], datetime | None]:
+    """Every view's count, in two queries, and when "Breaching soon" next changes with the
+    clock alone (the soonest due time beyond its window, less the window; None: never).
+
+    The open views' over the open tickets alone (read from ``ticket_inbox_assignee_idx``,
+    which holds every column they test, whose turn it is included), and Closed's from
+    ``ticket_closed_idx``. "Awaiting approval" is the one looking beyond the index: at the
+    organisation's pending approval requests, read once and hashed (``id IN (…)``), not
+    looked up for each open ticket as ``EXISTS`` would be."""
     tickets = Ticket.objects.for_org(organization)
     open_views = [view for view in VIEWS if view.key != "closed"]
-    aggregates = {
+    aggregates: dict[str, Any] = {
         view.key: Count("pk", filter=view_condition(view.key, user=user, now=now))
         for view in open_views
         if view.key != "approval"
@@ -128,9 +169,14 @@ def view_counts(organization: Organization, *, user: User, now: datetime) -> dic
         organization=organization, state=ApprovalState.PENDING
     ).values("ticket_id")
     aggregates["approval"] = Count("pk", filter=Q(pk__in=pending))
+    aggregates["next_due"] = Min("sla_due_at", filter=Q(sla_due_at__gt=now + BREACHING_SOON))
     counts = dict(tickets.open().aggregate(**aggregates))
+    next_due = counts.pop("next_due")
     counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
-    return {view.key: counts[view.key] for view in VIEWS}
+    return (
+        {view.key: counts[view.key] for view in VIEWS},
+        next_due - BREACHING_SOON if next_due is not None else None,
+    )
 
 
 # --- Filters, sorts, search --------------------------------------------------------------------
