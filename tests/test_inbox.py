@@ -758,3 +758,25 @@ def test_rows_are_rendered_again_only_when_what_they_show_changed(
     row = re.search(rf'<tr id="row-{tickets[1].pk}".*?</tr>', changed, re.S)
     assert row and str(agent.user) in row.group(0) and "Unassigned" not in row.group(0)
     assert first.count("Unassigned</span>") == 3 and changed.count("Unassigned</span>") == 2
+
+
+def test_the_filter_selects_render_as_djangos_own(agent: Persona) -> None:
+    """``QuickSelect`` writes the same element, options and selection as Django's ``Select``."""
+    from django import forms
+
+    from tickets.inbox import QuickSelect, ViewFilterForm
+
+    ticket = _ticket(agent)
+    ticket.add_tag("late & <lost>", by=None)
+    tag = ticket.tags.get()
+    data = {"brand": str(ticket.brand_id), "tag": str(tag.pk), "assignee": "me", "sort": "reach"}
+    for bound in (data, {}):
+        form = ViewFilterForm(bound, organization=agent.organization)
+        form.is_valid()
+        selects = [field for field in form if isinstance(field.field.widget, QuickSelect)]
+        assert len(selects) == 8
+        for field in selects:
+            quick = field.as_widget()
+            plain = field.as_widget(widget=forms.Select(choices=field.field.widget.choices))
+            assert re.sub(r">\s+<", "><", quick) == re.sub(r">\s+<", "><", plain), field.name
+    assert "late &amp; &lt;lost&gt;" in str(form["tag"])
