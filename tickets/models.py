@@ -150,9 +150,10 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
             ),
             models.Value(""),
         )
-        # "Waiting on customer" counts whose turn it is.
-        for organization_id in self.order_by().values_list("organization_id", flat=True).distinct():
-            InboxCountsStamp.counts_changed(organization_id)
+        # No new counts token here (``InboxCountsStamp``): its one caller, set-based ingest,
+        # records a message's event for every ticket it passes, in the same transaction, and
+        # ``record_events`` gives the token; reading the tickets' organisations here would
+        # read the batch's tickets a second time.
         if not connection.features.has_select_for_update:
             return self.update(last_message_direction=latest)  # SQLite: one writer at a time
         ids = list(self.order_by("pk").values_list("pk", flat=True).select_for_update(of=("self",)))
