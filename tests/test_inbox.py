@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -159,27 +160,35 @@ def test_each_view_holds_its_tickets_and_counts_them(agent: Persona, manager: Pe
 
 
 def test_the_inbox_renders_in_a_fixed_number_of_queries(
-    agent: Persona, django_assert_max_num_queries: object
+    agent: Persona, django_assert_max_num_queries: object, django_capture_on_commit_callbacks: Any
 ) -> None:
     # Session, user, membership; the view's count; the rows (with their root post, brand and
-    # assignee); their tags; every view's count in one; saved views; the filters' members,
-    # brands and tags. Presence is one cache round trip, not a query. An absolute baseline:
-    # one new query fails at once.
-    baseline = 11
+    # assignee); their tags; the counts' token; every view's count in one and Closed's (none
+    # when the counts are cached under the token); saved views; the filters' members, brands
+    # and tags. Presence is one cache round trip, not a query. An absolute baseline: one new
+    # query fails at once.
+    baseline = 12
     client = agent.client()
-    for n in range(5):
-        t = _ticket(agent)
-        t.add_tag(f"tag{n}", by=None)
-        t.assign(agent.user, by=None)
+    with django_assert_max_num_queries(baseline + 2):  # type: ignore[operator]
+        client.get(INBOX)  # the organisation's first page makes its token (written, read back)
+    with django_capture_on_commit_callbacks(execute=True):  # committed: a new token
+        for n in range(5):
+            t = _ticket(agent)
+            t.add_tag(f"tag{n}", by=None)
+            t.assign(agent.user, by=None)
     with django_assert_max_num_queries(baseline):  # type: ignore[operator]
         few = client.get(INBOX)
-    for n in range(45):
-        t = _ticket(agent)
-        t.add_tag(f"tag{n % 7}", by=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(45):
+            t = _ticket(agent)
+            t.add_tag(f"tag{n % 7}", by=None)
     with django_assert_max_num_queries(baseline):  # type: ignore[operator]
         many = client.get(INBOX)
     assert len(_rows(few)) == 5 and len(_rows(many)) == 50
+    assert many.context["counts"]["open"] == 50  # type: ignore[attr-defined]
     with django_assert_max_num_queries(baseline - 2):  # type: ignore[operator]
+        client.get(INBOX)  # nothing changed: the counts from the cache
+    with django_assert_max_num_queries(baseline - 4):  # type: ignore[operator]
         assert _live(client, "").status_code == 200  # the live update: no filter choices
 
 
@@ -274,7 +283,9 @@ def test_postgres_search_uses_the_gin_index(agent: Persona) -> None:
     assert "message_text_fts_idx" in plan, plan
 
 
-def test_live_update_sends_only_what_changed(agent: Persona) -> None:
+def test_live_update_sends_only_what_changed(
+    agent: Persona, django_capture_on_commit_callbacks: Any
+) -> None:
     first = _ticket(agent, customer_username="first_one")
     second = _ticket(agent, customer_username="second_one")
     client = agent.client()
@@ -284,7 +295,9 @@ def test_live_update_sends_only_what_changed(agent: Persona) -> None:
     unchanged = _live(client, token)
     assert unchanged.status_code == 204 and unchanged.content == b""  # type: ignore[attr-defined]
 
-    newcomer = _ticket(agent, customer_username="brand_new")
+    # Committed (the test's transaction never commits): the counts' token changes after commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        newcomer = _ticket(agent, customer_username="brand_new")
     arrival = _live(client, token)
     body = arrival.content.decode()  # type: ignore[attr-defined]
     assert "@brand_new" in body and "@first_one" not in body and "@second_one" not in body
@@ -307,7 +320,9 @@ def test_live_update_sends_only_what_changed(agent: Persona) -> None:
     assert first.pk not in left and set(left) == {second.pk, newcomer.pk}
 
 
-def test_the_awaiting_approval_count_is_live(agent: Persona, manager: Persona) -> None:
+def test_the_awaiting_approval_count_is_live(
+    agent: Persona, manager: Persona, django_capture_on_commit_callbacks: Any
+) -> None:
     ticket = _ticket(agent, customer_username="vip_val")
     ticket.require_approval("VIP customer", by=manager.user)
     client = agent.client()
@@ -316,15 +331,17 @@ def test_the_awaiting_approval_count_is_live(agent: Persona, manager: Persona) -
     token = _token(page)
     assert _live(client, token, view="approval").status_code == 204  # flagged: nothing to do
 
-    held = _hold(ticket, agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        held = _hold(ticket, agent)
     arrived = _live(client, token, view="approval")
     body = arrived.content.decode()  # type: ignore[attr-defined]
     assert re.search(r'id="count-approval" hx-swap-oob="innerHTML">1<', body)
     assert "@vip_val" in body and 'hx-swap-oob="beforeend:#rows"' in body
 
-    approval_decide(
-        approval=held, by=manager.user, decision=Decision.REJECT, comment="Say sorry first"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(
+            approval=held, by=manager.user, decision=Decision.REJECT, comment="Say sorry first"
+        )
     gone = _live(client, _token(arrived), view="approval")
     body = gone.content.decode()  # type: ignore[attr-defined]
     assert re.search(r'id="count-approval" hx-swap-oob="innerHTML">0<', body)
@@ -744,3 +761,25 @@ def test_rows_are_rendered_again_only_when_what_they_show_changed(
     row = re.search(rf'<tr id="row-{tickets[1].pk}".*?</tr>', changed, re.S)
     assert row and str(agent.user) in row.group(0) and "Unassigned" not in row.group(0)
     assert first.count("Unassigned</span>") == 3 and changed.count("Unassigned</span>") == 2
+
+
+def test_the_filter_selects_render_as_djangos_own(agent: Persona) -> None:
+    """``QuickSelect`` writes the same element, options and selection as Django's ``Select``."""
+    from django import forms
+
+    from tickets.inbox import QuickSelect, ViewFilterForm
+
+    ticket = _ticket(agent)
+    ticket.add_tag("late & <lost>", by=None)
+    tag = ticket.tags.get()
+    data = {"brand": str(ticket.brand_id), "tag": str(tag.pk), "assignee": "me", "sort": "reach"}
+    for bound in (data, {}):
+        form = ViewFilterForm(bound, organization=agent.organization)
+        form.is_valid()
+        selects = [field for field in form if isinstance(field.field.widget, QuickSelect)]
+        assert len(selects) == 8
+        for field in selects:
+            quick = field.as_widget()
+            plain = field.as_widget(widget=forms.Select(choices=field.field.widget.choices))
+            assert re.sub(r">\s+<", "><", quick) == re.sub(r">\s+<", "><", plain), field.name
+    assert "late &amp; &lt;lost&gt;" in str(form["tag"])

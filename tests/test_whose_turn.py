@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
@@ -214,7 +215,7 @@ def _mixed_set(account: SocialAccount, agent: Persona) -> dict[str, Ticket]:
 
 
 def test_the_waiting_view_and_count_match_the_latest_message_definition(
-    account: SocialAccount, agent: Persona
+    account: SocialAccount, agent: Persona, django_capture_on_commit_callbacks: Any
 ) -> None:
     tickets = _mixed_set(account, agent)
     for ticket in tickets.values():
@@ -227,7 +228,8 @@ def test_the_waiting_view_and_count_match_the_latest_message_definition(
     assert {t.pk for t in response.context["tickets"]} == expected
     assert response.context["counts"]["waiting"] == len(expected)
     # An answer from the customer takes the ticket out of the view and its count at once.
-    _follow_up(account, tickets["answered"], "I tried that, it is still down")
+    with django_capture_on_commit_callbacks(execute=True):  # as it commits
+        _follow_up(account, tickets["answered"], "I tried that, it is still down")
     response = agent.client().get(INBOX, {"view": "waiting"})
     assert {t.pk for t in response.context["tickets"]} == {tickets["late_older_post"].pk}
     assert response.context["counts"]["waiting"] == 1 == len(_old_waiting(account.organization_id))

@@ -27,7 +27,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from careinbox.locks import lock_organizations
-from tickets.models import EventKind, TicketEvent
+from tickets.models import EventKind, InboxCountsStamp, TicketEvent
 
 if TYPE_CHECKING:
     from careinbox.accounts.models import User
@@ -116,6 +116,7 @@ def record_event(
     )
     if event.dispatched_at is None:
         _publish([event.pk])
+    InboxCountsStamp.counts_changed(ticket.organization_id)
     return event
 
 
@@ -132,6 +133,8 @@ def record_events(events: Sequence[TicketEvent]) -> list[TicketEvent]:
     ids = [event.pk for event in created if event.dispatched_at is None and event.pk]
     if ids:
         _publish(ids)
+    for organization_id in {event.organization_id for event in created}:
+        InboxCountsStamp.counts_changed(organization_id)
     return created
 
 

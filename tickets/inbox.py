@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Lower, StrIndex
+from django.forms.utils import flatatt
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from careinbox.accounts.models import Membership, Organization
 from channels_social.base import MODERATION_KINDS, OutboundKind, ReplyFacts
@@ -33,6 +36,7 @@ from tickets.models import (
     ApprovalRequest,
     ApprovalState,
     Direction,
+    InboxCountsStamp,
     Message,
     Priority,
     SavedView,
@@ -111,15 +115,55 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
     return conditions[key]
 
 
+# Seconds a cached set of counts is kept at most (``view_counts``). Every write that changes a
+# count gives the organisation a new token at once, and "Breaching soon" is kept only until
+# the clock would move a ticket into it; this bounds only what nothing else covers: a process
+# that died between a write's commit and its new token.
+COUNTS_TTL = 30
+
+
 def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
-    """Every view's count, in two queries: the open views' over the open tickets alone (read
-    from ``ticket_inbox_assignee_idx``, which holds every column they test, whose turn it is
-    included), and Closed's from ``ticket_closed_idx``. "Awaiting approval" is the one
-    looking beyond the index: at the organisation's pending approval requests, read once
-    and hashed (``id IN (…)``), not looked up for each open ticket as ``EXISTS`` would be."""
+    """Every view's count, from the cache when nothing they count has changed since.
+
+    Cached per organisation and user ("Mine") under the organisation's ``InboxCountsStamp``
+    token, which every committed write that can change a count replaces (``record_event``,
+    ``record_events``, ``Ticket.set_sla_due``, whose turn it is); the token is read from the
+    database on every request (one primary-key read), so a write in any process is seen by
+    every other. "Breaching soon" also changes with the clock alone: the counts are kept only
+    until the soonest due time beyond the window enters it (``next_change``), and at most
+    ``COUNTS_TTL`` seconds."""
+    token = InboxCountsStamp.token_for(organization.pk)
+    key = f"inbox-counts:{organization.pk}:{user.pk}:{token}"
+    cached = cache.get(key)
+    if (
+        isinstance(cached, dict)
+        and isinstance(cached.get("counts"), dict)
+        and cached.get("until", 0.0) > now.timestamp()
+    ):
+        return dict(cached["counts"])
+    counts, next_change = _view_counts(organization, user=user, now=now)
+    until = now.timestamp() + COUNTS_TTL
+    if next_change is not None:
+        until = min(until, next_change.timestamp())
+    if until > now.timestamp():
+        cache.set(key, {"counts": counts, "until": until}, max(1, int(until - now.timestamp()) + 1))
+    return counts
+
+
+def _view_counts(
+    organization: Organization, *, user: User, now: datetime
+) -> tuple[dict[str, int], datetime | None]:
+    """Every view's count, in two queries, and when "Breaching soon" next changes with the
+    clock alone (the soonest due time beyond its window, less the window; None: never).
+
+    The open views' over the open tickets alone (read from ``ticket_inbox_assignee_idx``,
+    which holds every column they test, whose turn it is included), and Closed's from
+    ``ticket_closed_idx``. "Awaiting approval" is the one looking beyond the index: at the
+    organisation's pending approval requests, read once and hashed (``id IN (…)``), not
+    looked up for each open ticket as ``EXISTS`` would be."""
     tickets = Ticket.objects.for_org(organization)
     open_views = [view for view in VIEWS if view.key != "closed"]
-    aggregates = {
+    aggregates: dict[str, Any] = {
         view.key: Count("pk", filter=view_condition(view.key, user=user, now=now))
         for view in open_views
         if view.key != "approval"
@@ -129,9 +173,14 @@ def view_counts(organization: Organization, *, user: User, now: datetime) -> dic
         organization=organization, state=ApprovalState.PENDING
     ).values("ticket_id")
     aggregates["approval"] = Count("pk", filter=Q(pk__in=pending))
+    aggregates["next_due"] = Min("sla_due_at", filter=Q(sla_due_at__gt=now + BREACHING_SOON))
     counts = dict(tickets.open().aggregate(**aggregates))
+    next_due = counts.pop("next_due")
     counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
-    return {view.key: counts[view.key] for view in VIEWS}
+    return (
+        {view.key: counts[view.key] for view in VIEWS},
+        next_due - BREACHING_SOON if next_due is not None else None,
+    )
 
 
 # --- Filters, sorts, search --------------------------------------------------------------------
@@ -155,41 +204,84 @@ STEP_CHOICES = [
 ]
 
 
+class QuickSelect(forms.Select):
+    """Django's ``Select`` with its markup written here, not by a template per option: at
+    1,000,000 tickets the filter form's eight selects (members, brands, tags) were most of the
+    inbox page's template time (pyinstrument). The same element, options and selection."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        chosen = set(self.format_value(value))
+        parts = [
+            format_html('<select name="{}"{}>', name, flatatt(self.build_attrs(self.attrs, attrs)))
+        ]
+        for option_value, label in self.choices:
+            if isinstance(label, (list, tuple)):  # a group of options
+                parts.append(format_html('<optgroup label="{}">', option_value))
+                parts.extend(self._option(v, text, chosen) for v, text in label)
+                parts.append(mark_safe("</optgroup>"))
+            else:
+                parts.append(self._option(option_value, label, chosen))
+        parts.append(mark_safe("</select>"))
+        return format_html("{}" * len(parts), *parts)  # each part escaped already
+
+    @staticmethod
+    def _option(value: Any, label: Any, chosen: set[str]) -> SafeString:
+        text = "" if value is None else str(value)
+        selected = mark_safe(" selected") if text in chosen else ""
+        return format_html('<option value="{}"{}>{}</option>', text, selected, label)
+
+
 class ViewFilterForm(forms.Form):
     """The filters and sort of the inbox (and of a saved view). Every field is optional."""
 
     q = forms.CharField(label="Search", required=False, max_length=200)
     platform = forms.ChoiceField(
-        label="Channel", required=False, choices=[("", "Any channel"), *Platform.choices]
+        label="Channel",
+        required=False,
+        widget=QuickSelect,
+        choices=[("", "Any channel"), *Platform.choices],
     )
     brand = forms.ModelChoiceField(
-        label="Brand", required=False, queryset=Brand.objects.none(), empty_label="Any brand"
+        label="Brand",
+        required=False,
+        queryset=Brand.objects.none(),
+        empty_label="Any brand",
+        widget=QuickSelect,
     )
     priority = forms.TypedChoiceField(
         label="Priority",
         required=False,
+        widget=QuickSelect,
         coerce=int,
         empty_value=None,
         choices=[("", "Any priority"), *Priority.choices],
     )
     step = forms.ChoiceField(
-        label="Step", required=False, choices=[("", "Any step"), *STEP_CHOICES]
+        label="Step", required=False, widget=QuickSelect, choices=[("", "Any step"), *STEP_CHOICES]
     )
     tag = forms.ModelChoiceField(
-        label="Tag", required=False, queryset=Tag.objects.none(), empty_label="Any tag"
+        label="Tag",
+        required=False,
+        queryset=Tag.objects.none(),
+        empty_label="Any tag",
+        widget=QuickSelect,
     )
     sentiment = forms.ChoiceField(
         label="Sentiment",
         required=False,
+        widget=QuickSelect,
         choices=[("", "Any sentiment"), *Sentiment.choices],
     )
-    assignee = forms.ChoiceField(label="Assignee", required=False)
+    assignee = forms.ChoiceField(label="Assignee", required=False, widget=QuickSelect)
     followers = forms.IntegerField(
         label="Followers at least", required=False, min_value=0, max_value=10**9
     )
     sort = forms.ChoiceField(
         label="Sort",
         required=False,
+        widget=QuickSelect,
         choices=[(key, label) for key, (label, _) in SORTS.items()],
     )
 
@@ -476,9 +568,18 @@ def inbox_tickets(
     rows = (
         sort_tickets(tickets, data.get("sort") or "", view=view)
         .select_related("root_message", "brand", "assigned_to")
+        # A row shows its root post's text alone: not its raw platform JSON and the rest.
+        .defer(*ROOT_MESSAGE_UNSHOWN)
         .prefetch_related("tags")[:PAGE_SIZE]
     )
     return list(rows), total
+
+
+ROOT_MESSAGE_UNSHOWN = tuple(
+    f"root_message__{field.name}"
+    for field in Message._meta.concrete_fields
+    if field.name not in ("id", "text")
+)
 
 
 def count_is_capped(total: int, data: dict[str, Any]) -> bool:
@@ -512,7 +613,7 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         ticket.repost_reach,
         root.text if root is not None else "",
         ticket.brand.name,
-        tuple(tag.name for tag in ticket.tags.all()),
+        tuple(tag.name for tag in _tags_of(ticket)),
         tuple((p.name, p.replying) for p in people),
         ticket.status,
         ticket.closed_as,
@@ -524,16 +625,28 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
     return hashlib.blake2b(repr(facts).encode(), digest_size=6).hexdigest()
 
 
+def _tags_of(ticket: Ticket) -> Sequence[Tag]:
+    """The ticket's tags as ``inbox_tickets`` prefetched them (the manager ``ticket.tags``
+    costs more to make, 200 times a page, than the tags it returns)."""
+    prefetched = getattr(ticket, "_prefetched_objects_cache", {}).get("tags")
+    return list(prefetched) if prefetched is not None else list(ticket.tags.all())
+
+
 ROW_CACHE_TTL = 600  # seconds a rendered row is kept (a changed row gets a new key at once)
 
 
-def row_cache_key(ticket_id: int, fingerprint: str) -> str:
+def row_cache_key(ticket_id: int, fingerprint: str, reading: str | None = None) -> str:
     """The cache key of a row rendered with ``fingerprint``, in the zone its times are shown
-    in (the fingerprint covers the data; the zone and language change how it reads)."""
+    in (the fingerprint covers the data; the zone and language change how it reads).
+    ``reading`` is ``row_reading()``, when the caller has it for every row of a page."""
+    return f"inbox-row:{ticket_id}:{fingerprint}:{reading or row_reading()}"
+
+
+def row_reading() -> str:
+    """How a row reads in this request: the zone its times are shown in, and the language."""
     from django.utils import timezone, translation
 
-    zone = timezone.get_current_timezone_name()
-    return f"inbox-row:{ticket_id}:{fingerprint}:{zone}:{translation.get_language()}"
+    return f"{timezone.get_current_timezone_name()}:{translation.get_language()}"
 
 
 def row_hash(html: str) -> str:

@@ -150,6 +150,10 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
             ),
             models.Value(""),
         )
+        # No new counts token here (``InboxCountsStamp``): its one caller, set-based ingest,
+        # records a message's event for every ticket it passes, in the same transaction, and
+        # ``record_events`` gives the token; reading the tickets' organisations here would
+        # read the batch's tickets a second time.
         if not connection.features.has_select_for_update:
             return self.update(last_message_direction=latest)  # SQLite: one writer at a time
         ids = list(self.order_by("pk").values_list("pk", flat=True).select_for_update(of=("self",)))
@@ -355,6 +359,7 @@ class Ticket(models.Model):
         if self.sla_due_at != due_at or self.sla_risk_at != risk_at:
             self.sla_due_at, self.sla_risk_at = due_at, risk_at
             Ticket.objects.filter(pk=self.pk).update(sla_due_at=due_at, sla_risk_at=risk_at)
+            InboxCountsStamp.counts_changed(self.organization_id)  # "Breaching soon"
 
     def refresh_last_message_direction(self) -> str:
         """Store whose turn it is (``last_message_direction``) from the messages as they are
@@ -377,9 +382,13 @@ class Ticket(models.Model):
                 .values_list("direction", flat=True)
                 .first()
             ) or ""
-            Ticket.objects.filter(pk=self.pk).exclude(last_message_direction=latest).update(
-                last_message_direction=latest
+            changed = (
+                Ticket.objects.filter(pk=self.pk)
+                .exclude(last_message_direction=latest)
+                .update(last_message_direction=latest)
             )
+            if changed:
+                InboxCountsStamp.counts_changed(self.organization_id)  # "Waiting on customer"
         self.last_message_direction = latest
         return latest
 
@@ -1368,3 +1377,90 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class InboxCountsStamp(models.Model):
+    """A token per organisation that changes after every committed write that can change an
+    inbox count (``tickets.inbox.view_counts`` caches the counts under it).
+
+    It lives in the database, not the cache: ``make run``'s web process and Celery worker each
+    have their own local-memory cache, and a write in one must be seen by the other. The token
+    is written after the writing transaction commits, by one statement outside any transaction
+    (``counts_changed``): no writer ever holds its row, so it adds no lock order to the
+    writes. A count read after the new token was read reflects every write before it."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    token = models.CharField(max_length=16)
+
+    def __str__(self) -> str:
+        return f"inbox counts of organisation {self.organization_id}: {self.token}"
+
+    @classmethod
+    def counts_changed(cls, organization_id: int) -> None:
+        """After the current transaction commits (at once outside one), give the
+        organisation's counts a new token. One statement per commit and organisation: every
+        write registers its callback (a savepoint rolled back takes its own away), and the
+        callbacks registered in one transaction share one ``_TokenGroup``, whose first
+        callback to run writes the token and whose others then do nothing."""
+        conn = transaction.get_connection()
+        group: _TokenGroup | None = None
+        if conn.in_atomic_block:
+            group = next(
+                (
+                    func.group
+                    for _sids, func, _robust in reversed(conn.run_on_commit)
+                    if isinstance(func, _NewCountsToken)
+                    and func.organization_id == organization_id
+                    and not func.group.done  # (a test's transaction that never commits)
+                ),
+                None,
+            )
+        transaction.on_commit(_NewCountsToken(organization_id, group or _TokenGroup()), robust=True)
+
+    @classmethod
+    def token_for(cls, organization_id: int) -> str:
+        """The organisation's current token (one primary-key read); an organisation that has
+        none yet gets one, so counts cached for an earlier organisation of the same id
+        (SQLite reuses ids) are never taken for its own."""
+        current = cls.objects.filter(organization_id=organization_id).values_list(
+            "token", flat=True
+        )
+        token = current.first()
+        if token is None:
+            import secrets
+
+            InboxCountsStamp.objects.bulk_create(
+                [InboxCountsStamp(organization_id=organization_id, token=secrets.token_hex(8))],
+                ignore_conflicts=True,
+            )
+            token = current.first() or ""
+        return token
+
+
+class _TokenGroup:
+    """The callbacks of one transaction for one organisation (``counts_changed``)."""
+
+    done = False
+
+
+class _NewCountsToken:
+    """The callback of ``InboxCountsStamp.counts_changed`` (a class, so a pending one is found)."""
+
+    def __init__(self, organization_id: int, group: _TokenGroup) -> None:
+        self.organization_id = organization_id
+        self.group = group
+
+    def __call__(self) -> None:
+        import secrets
+
+        if self.group.done:
+            return
+        self.group.done = True
+        InboxCountsStamp.objects.bulk_create(
+            [InboxCountsStamp(organization_id=self.organization_id, token=secrets.token_hex(8))],
+            update_conflicts=True,
+            unique_fields=["organization"],
+            update_fields=["token"],
+        )

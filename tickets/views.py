@@ -45,6 +45,7 @@ from tickets.inbox import (
     row_cache_key,
     row_fingerprint,
     row_hash,
+    row_reading,
     saved_views_for,
     step_way,
     tickets_bulk_apply,
@@ -121,7 +122,8 @@ def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
     people, now = state["presence"], state["current_time"]
     fingerprints = dict(state["row_hashes"])
     tickets = [t for t in state["tickets"] if t.pk in wanted]
-    keys = {t.pk: row_cache_key(t.pk, fingerprints[t.pk]) for t in tickets}
+    reading = row_reading()
+    keys = {t.pk: row_cache_key(t.pk, fingerprints[t.pk], reading) for t in tickets}
     cached = cache.get_many(list(keys.values())) if keys else {}
     rendered: dict[int, str] = {}
     missing: dict[str, str] = {}

@@ -1,0 +1,229 @@
+"""The inbox's counts are cached (``tickets.inbox.view_counts``) and never shown stale: after
+each kind of write the next page shows every view's count as a plain count says.
+
+Every test here commits for real (a transactional database): the counts' token is replaced
+after the writing transaction commits, as in production. The writes never touch the cache;
+the token lives in the database, so a write in one process (the Celery worker, another
+gunicorn worker) is seen by a page served from any other process's own cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from channels_social.models import SocialAccount
+from monitoring.services import sla_sweep
+from tests.conftest import Persona
+from tests.test_threading import post
+from tickets import inbox
+from tickets.models import (
+    ApprovalRequest,
+    InboxCountsStamp,
+    Message,
+    SkipReason,
+    Status,
+    Step,
+    Ticket,
+)
+from tickets.services import ingest as ingest_module
+from tickets.services import ingest_posts, ticket_take_step
+from tickets.services.approval import Decision, approval_decide
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INBOX = reverse("tickets:inbox")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    if "locmem" in type(cache).__module__:
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def account(make_account: Callable[..., SocialAccount]) -> SocialAccount:
+    return make_account(external_id="1000", username="AcmeCare")
+
+
+def _shown(agent: Persona, client: Any) -> dict[str, int]:
+    """Every view's count as the next page shows it (and its live poll agrees)."""
+    page = client.get(INBOX)
+    assert page.status_code == 200
+    counts: dict[str, int] = page.context["counts"]
+    return counts
+
+
+def _truth(agent: Persona) -> dict[str, int]:
+    """Every view's count counted now, past any cache."""
+    counts, _next_change = inbox._view_counts(
+        agent.organization, user=agent.user, now=timezone.now()
+    )
+    return counts
+
+
+def _check(agent: Persona, client: Any, **expected: int) -> dict[str, int]:
+    shown = _shown(agent, client)
+    assert shown == _truth(agent)
+    for view, count in expected.items():
+        assert shown[view] == count, (view, shown)
+    return shown
+
+
+def _open(account: SocialAccount, text: str, author: str) -> Ticket:
+    ingest_posts(account, [post(text, at=timezone.now(), author=author, username=f"c{author}")])
+    return Ticket.objects.filter(customer_external_id=author).latest("pk")
+
+
+def test_every_kind_of_write_shows_on_the_next_page(
+    account: SocialAccount, agent: Persona, manager: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = agent.client()
+    _check(agent, client, open=0, closed=0)
+    assert _shown(agent, client) == _shown(agent, client)  # cached now, and the same
+
+    # New tickets by ingest: a batch of two (set-based), then one stored one by one.
+    ingest_posts(
+        account,
+        [
+            post("my parcel is late", at=timezone.now(), author="2001", username="c2001"),
+            post("the app crashes", at=timezone.now(), author="2002", username="c2002"),
+        ],
+    )
+    _check(agent, client, open=2, unassigned=2, mine=0)
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise ValueError("refused: store them one by one")
+
+    monkeypatch.setattr(ingest_module, "_store_together", refuse)
+    third = _open(account, "still no refund", "2003")
+    monkeypatch.undo()
+    _check(agent, client, open=3, unassigned=3)
+
+    # Assigned to the agent: Mine and Unassigned change.
+    third.assign(agent.user, by=manager.user)
+    _check(agent, client, mine=1, unassigned=2)
+
+    # A reply: it is the customer's turn (Waiting), and the step changes the status.
+    sent = ticket_take_step(ticket=third, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    assert isinstance(sent, Message)
+    _check(agent, client, waiting=1, open=3)
+    # The customer answers: their message takes it out of Waiting again.
+    root = third.root_message
+    assert root is not None
+    ingest_posts(
+        account,
+        [
+            post(
+                "thanks, still waiting",
+                at=timezone.now() + timedelta(seconds=5),
+                author="2003",
+                username="c2003",
+                conversation=root.conversation_id,
+                reply_to=root.external_id,
+            )
+        ],
+    )
+    _check(agent, client, waiting=0)
+
+    # Closed and reopened.
+    first = Ticket.objects.get(customer_external_id="2001")
+    first.close_without_reply(reason=SkipReason.SPAM, by=agent.user)
+    _check(agent, client, open=2, closed=1)
+    first.refresh_from_db()
+    message = first.messages.latest("pk")
+    first.reopen(message=message, window_days=7)
+    _check(agent, client, open=3, closed=0)
+
+    # Approval requested (a held reply), then decided.
+    second = Ticket.objects.get(customer_external_id="2002")
+    second.require_approval("VIP customer", by=manager.user)
+    held = ticket_take_step(ticket=second, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry!")
+    assert isinstance(held, ApprovalRequest)
+    _check(agent, client, approval=1)
+    approval_decide(approval=held, by=manager.user, decision=Decision.REJECT, comment="Kinder")
+    _check(agent, client, approval=0)
+
+    # The SLA sweep (breaches what is past due; its events are recorded set-based).
+    second.refresh_from_db()
+    second.set_sla_due(timezone.now() - timedelta(minutes=1))
+    _check(agent, client)
+    sla_sweep(now=timezone.now() + timedelta(days=30))
+    _check(agent, client)
+
+    # A bulk action through the inbox itself.
+    response = client.post(
+        reverse("tickets:bulk"),
+        {"action": "assign_me", "ticket": [first.pk, second.pk]},
+    )
+    assert response.status_code == 302
+    _check(agent, client, mine=3, unassigned=0)
+
+
+def test_breaching_soon_changes_with_the_clock_alone(
+    account: SocialAccount, agent: Persona
+) -> None:
+    """No write: a ticket due in 31 minutes enters "Breaching soon" a minute later, and the
+    cached counts are not shown past that moment."""
+    ticket = _open(account, "where is my order", "2101")
+    start = timezone.now()
+    ticket.refresh_from_db()
+    ticket.set_sla_due(start + inbox.BREACHING_SOON + timedelta(minutes=1))
+    client = agent.client()
+    with time_machine.travel(start, tick=True):
+        assert _check(agent, client)["breaching"] == 0
+        assert _shown(agent, client)["breaching"] == 0  # from the cache
+    with time_machine.travel(start + timedelta(minutes=1, seconds=5), tick=True):
+        assert _check(agent, client)["breaching"] == 1
+
+
+def test_a_rolled_back_write_changes_no_token_and_a_committed_one_does(
+    account: SocialAccount, agent: Persona
+) -> None:
+    from django.db import transaction
+
+    ticket = _open(account, "refund please", "2201")
+    token = InboxCountsStamp.token_for(agent.organization.pk)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ticket.assign(agent.user, by=None)
+        raise RuntimeError("rolled back")
+    assert InboxCountsStamp.token_for(agent.organization.pk) == token
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint rolled back
+            ticket.assign(agent.user, by=None)
+            raise RuntimeError("rolled back")
+        ticket.refresh_from_db()
+        ticket.assign(agent.user, by=None)
+    assert InboxCountsStamp.token_for(agent.organization.pk) != token
+    # One statement for the commit, however many writes it held.
+    with transaction.atomic():
+        ticket.refresh_from_db()
+        ticket.assign(None, by=None)
+        ticket.add_tag("late", by=None)
+        callbacks = [f for _s, f, _r in connection.run_on_commit]
+        groups = {id(f.group) for f in callbacks if type(f).__name__ == "_NewCountsToken"}
+        assert len(groups) == 1
+
+
+def test_counts_are_per_organisation_and_per_user(
+    account: SocialAccount,
+    agent: Persona,
+    manager: Persona,
+    outsider: Persona,
+    make_account: Callable[..., SocialAccount],
+) -> None:
+    ticket = _open(account, "my parcel is late", "2301")
+    ticket.assign(agent.user, by=manager.user)
+    assert _check(agent, agent.client(), mine=1, open=1)["mine"] == 1
+    assert _check(manager, manager.client(), mine=0, open=1)["mine"] == 0
+    assert _check(outsider, outsider.client(), mine=0, open=0)["open"] == 0
+    assert ticket.status == Status.NEW
