@@ -31,7 +31,7 @@ $(VENV)/.test-deps: pyproject.toml | $(VENV)/bin/python
 run: $(VENV)/.run-deps
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)/
-	PATH="$(CURDIR)/$(BIN):$$PATH" DEBUG=1 POLL_INTERVAL_SECONDS=$${POLL_INTERVAL_SECONDS:-5} WEB_PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) FACEBOOK_SANDBOX_PORT=$(FACEBOOK_SANDBOX_PORT) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DEBUG=1 POLL_INTERVAL_SECONDS=$${POLL_INTERVAL_SECONDS:-4} WEB_PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) FACEBOOK_SANDBOX_PORT=$(FACEBOOK_SANDBOX_PORT) \
 	  $(BIN)/honcho -f Procfile.dev start
 
 # Browser tests drive Debian's Chromium through Playwright; install it when we may.

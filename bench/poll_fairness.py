@@ -3,7 +3,7 @@
 Real components only: a throwaway database, the X emulator over HTTP in a thread with N brand
 handles registered, a real ``celery worker`` subprocess (prefork x2 as in ``Procfile.dev``) and
 a real ``celery beat`` subprocess, which runs ``poll_due_accounts`` on its own schedule (every
-min(interval, 2) s). Beat, worker and this script share ``POLL_INTERVAL_SECONDS`` (default 5).
+min(interval, 1) s). Beat, worker and this script share ``POLL_INTERVAL_SECONDS`` (default 5).
 For ``--seconds`` the script posts ``--rate`` mentions per second to random handles through the
 emulator's HTTP control API; the worker polls and stores them. Then it drains (bounded) and
 stops beat and the worker (always, in ``finally``)::
@@ -65,6 +65,9 @@ from ingest_bench import (
     throwaway_database,
 )
 from soak import start_worker, stop_worker
+
+sys.path.insert(0, str(ROOT))
+from careinbox.celery import DISPATCH_TICK_SECONDS  # beat's dispatch tick
 
 if TYPE_CHECKING:
     from channels_social.sandbox.x.app import XSandboxApp
@@ -308,7 +311,7 @@ class ScriptDispatcher(ABC):
 
 
 class InProcessDispatch(ScriptDispatcher):
-    """Today's ``poll_due_accounts`` on beat's schedule (every min(interval, 2) s), but called
+    """Today's ``poll_due_accounts`` on beat's schedule (every min(interval, 1) s), but called
     here rather than sent through the broker: on time, never queued behind the polls it sent
     (``--dispatcher script``)."""
 
@@ -576,7 +579,7 @@ def run(args: argparse.Namespace, queue: str) -> dict[str, Any]:
         if args.dispatcher == "legacy":
             script = LegacyFanOut(args.interval)
         elif args.dispatcher == "script":
-            script = InProcessDispatch(min(args.interval, 2))
+            script = InProcessDispatch(min(args.interval, DISPATCH_TICK_SECONDS))
 
         def launch_beat() -> None:
             nonlocal beat
@@ -665,16 +668,17 @@ def print_report(r: dict[str, Any]) -> None:
     expected = r["load_seconds"] / interval
     processes = r.get("processes", 1)
     per_process = r["polls_per_second"] / processes
+    tick = min(interval, DISPATCH_TICK_SECONDS)
     if r["dispatcher"] in ("legacy", "script"):
         dispatcher = (
             f"the script: every enabled handle every {interval:g} s (before b072127)"
             if r["dispatcher"] == "legacy"
-            else f"the script calls poll_due_accounts every {min(interval, 2):g} s (no beat)"
+            else f"the script calls poll_due_accounts every {tick:g} s (no beat)"
         )
         sent = r["script_sent"]
         runs = f"{r['script_runs']} / - (largest batch {r['script_largest_batch']})"
     else:
-        dispatcher = f"celery beat: poll_due_accounts every {min(interval, 2):g} s"
+        dispatcher = f"celery beat: poll_due_accounts every {tick:g} s"
         sent = c["poll_tasks_sent"]
         runs = (
             f"{c['dispatches']} / {c['dispatch_tasks_expired']} "

@@ -411,15 +411,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-# How often beat polls every enabled handle, and sweeps SLA timers for warnings and breaches
-# (every ticket event also checks its own ticket's timers at once).
+# How often beat polls every enabled handle (from the start of one poll to the start of the
+# next), and sweeps SLA timers for warnings and breaches (every ticket event also checks its
+# own ticket's timers at once). 15 s by default: X's mentions budget is 300 reads per user
+# and 450 per app per 15 min (/work/shared/PLATFORMS.md), so 15 s leaves room for 7 handles
+# reading on one app token, and for retries; a handle reading with its own user token
+# can afford 4 s (225 of its 300, a quarter spare), what ``make run`` uses and what an
+# arrival p95 under 5 s needs (docs/benchmarks.md, "Arrival latency").
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 15, minimum=2)
 SLA_SWEEP_INTERVAL_SECONDS = env_int("SLA_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 # Beat queues poll tasks at the workers' pace (channels_social.services.accounts_to_poll: half
 # the polls that ended within a task's expiry may wait at once), and never more than this many.
 # Over capacity the queue stays short and fresh: nothing expires unrun and each tick picks who
-# waited longest. Beat tops up every 2 s, so 1,000 serves up to 500 polls/s; 10,000 handles
-# every 15 s (~670 polls/s) need 1,400.
+# waited longest. Beat tops up every second (careinbox.celery.DISPATCH_TICK_SECONDS), so 1,000
+# serves up to 1,000 polls/s; 10,000 handles every 15 s (~670 polls/s) fit.
 POLL_DISPATCH_BACKLOG = env_int("POLL_DISPATCH_BACKLOG", 1000, minimum=1)
 
 # --- Outbound webhooks (monitoring.webhooks) ---------------------------------------------------

@@ -143,7 +143,7 @@ def account_poll(*, account_id: int) -> str:
     adapter: ChannelAdapter | None = None
     try:
         adapter = adapter_for(account)
-        outcome = _poll_streams(account, adapter)
+        outcome = _poll_streams(account, adapter, started_at=now)
     except ChannelError as exc:
         if adapter is not None:
             _store_budgets(account, adapter.rate_observations())
@@ -166,7 +166,9 @@ def account_poll(*, account_id: int) -> str:
     return str(outcome)
 
 
-def _poll_streams(account: SocialAccount, adapter: ChannelAdapter) -> PollOutcome:
+def _poll_streams(
+    account: SocialAccount, adapter: ChannelAdapter, *, started_at: datetime | None = None
+) -> PollOutcome:
     outcome = PollOutcome()
     rate_limit = None
     streams = [(s, key) for s in adapter.polled_streams for key in adapter.stream_keys(s)]
@@ -208,6 +210,7 @@ def _poll_streams(account: SocialAccount, adapter: ChannelAdapter) -> PollOutcom
     poll_succeeded(
         account.pk,
         now=now,
+        started_at=started_at,
         rate_limit=rate_limit,
         platform=account.platform,
         not_before=pacing.not_before,
@@ -289,14 +292,20 @@ def poll_succeeded(
     account_id: int,
     *,
     now: datetime,
+    started_at: datetime | None = None,
     rate_limit: RateLimit | None = None,
     platform: str = "",
     not_before: datetime | None = None,
     pacing_reason: str = "",
 ) -> None:
-    """Record a successful poll; the next is due one interval (the platform's) from now, or
-    later when the rate budgets say so (``not_before``)."""
-    due = now + poll_interval(platform)
+    """Record a successful poll; the next is due one interval (the platform's) after this one
+    started (``started_at``, else ``now``), or later when the rate budgets say so
+    (``not_before``). From the start, not the end: the interval is then the period between
+    two reads of the platform (what its rate limit counts) instead of the interval plus the
+    poll's own time, which made a 5 s interval a 6 to 7 s period (docs/benchmarks.md, "Arrival
+    latency"). A poll that took longer than the interval is due again at once, at the
+    dispatcher's pace."""
+    due = (started_at or now) + poll_interval(platform)
     updates: dict[str, object] = {
         "last_polled_at": now,
         "last_poll_error": "",

@@ -291,9 +291,14 @@ def on_ticket_events(batch: list[TicketEvent]) -> None:
     refresh_ticket_rollups(event.ticket_id for event in batch)
 
 
-# Every kind tickets and monitoring record: any of them may move a figure (an assignment moves
-# the agent's load, a priority change the per-priority figures, a sweep's breach compliance).
-ROLLUP_KINDS = [*EventKind.values, *SlaEventKind.values]
+# Every kind tickets and monitoring record that may move a figure (an assignment moves the
+# agent's load, a priority change the per-priority figures, a sweep's breach compliance). Not
+# ``sla_warning``: a warning sets only the timer's ``warned_at``, which no row reads, so its
+# refresh rewrote every row unchanged (half of an SLA sweep's events, docs/benchmarks.md).
+ROLLUP_KINDS = [
+    *EventKind.values,
+    *(k for k in SlaEventKind.values if k != SlaEventKind.SLA_WARNING),
+]
 
 
 def register() -> None:
