@@ -23,9 +23,9 @@ class TicketsConfig(AppConfig):
         from tickets import events
         from tickets.models import EventKind
         from tickets.priority import on_customer_message, on_reposted
-        from tickets.services.teamwork import route_new_ticket
+        from tickets.services.teamwork import route_new_ticket, route_new_tickets
 
-        events.subscribe(route_new_ticket, kinds=[EventKind.OPENED])
+        events.subscribe(route_new_ticket, kinds=[EventKind.OPENED], many=route_new_tickets)
         # A repost widens a ticket's reach and virality: score it again.
         events.subscribe(on_reposted, kinds=[EventKind.REPOSTED])
         # A customer's follow-up re-reads the sentiment and re-scores the priority.
