@@ -348,6 +348,11 @@ def assess_ticket(
         text = f"{text}\n{follow_up.text}" if text else follow_up.text
     else:
         follow_up = None
+    rules = (
+        rescoring.rules_of(ticket.organization_id)
+        if rescoring is not None
+        else rules_signals(ticket.organization_id)
+    )
     raw_metrics = ((root.raw or {}).get("public_metrics") or {}) if root is not None else {}
     metrics = {k: int(v or 0) for k, v in raw_metrics.items() if isinstance(v, int | float)}
     # Reposts CareInbox saw itself count too, when the platform's count is older.
@@ -375,11 +380,7 @@ def assess_ticket(
                     exclude_pk=ticket.pk,
                 )
             ),
-            **(  # type: ignore[arg-type]
-                rescoring.rules_of(ticket.organization_id)
-                if rescoring is not None
-                else rules_signals(ticket.organization_id)
-            ),
+            **rules,  # type: ignore[arg-type]
         )
     )
 
