@@ -226,6 +226,9 @@ def _undispatched(event_ids: list[int]) -> list[TicketEvent]:
     return list(
         TicketEvent.objects.filter(pk__in=event_ids, dispatched_at__isnull=True)
         .select_related("ticket", "message")
+        # The platform's raw item (kilobytes of JSON per message) is no handler's business:
+        # a handler that wants it reads it (one query).
+        .defer("message__raw")
         .order_by("pk")
     )
 
