@@ -320,7 +320,9 @@ class RssSampler(threading.Thread):
             )
             return [row[0] for row in cursor.fetchall() if row[0] not in self.bench_backends]
 
-    def sample_cpu(self) -> None:
+    def sample_cpu(self, *, initial: bool = False) -> None:
+        """``initial``: the starting point. A process first seen later (a backend opened
+        during the storm: connections are recycled after 60 s) counts from zero."""
         for group, pids in (
             ("workers", [p for pid in self.pids for p in tree_pids(pid)]),
             ("postgres", self._backends()),
@@ -328,7 +330,7 @@ class RssSampler(threading.Thread):
             for pid in pids:
                 seconds = cpu_seconds(pid)
                 if seconds is not None:
-                    self.first[group].setdefault(pid, seconds)
+                    self.first[group].setdefault(pid, seconds if initial else 0.0)
                     self.last[group][pid] = seconds
 
     def cpu(self) -> dict[str, float]:
@@ -557,7 +559,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cursor.execute("SELECT pg_backend_pid()")
                 bench_backend = cursor.fetchone()[0]
             sampler = RssSampler([p.pid for p, _ in workers], bench_backends={bench_backend})
-            sampler.sample_cpu()  # the starting point, before any task is sent
+            sampler.sample_cpu(initial=True)  # the starting point, before any task is sent
             sampler.start()
             process_before, main_before = process_cpu(), time.thread_time()
             seconds, ok = poll_everything(
