@@ -38,6 +38,7 @@ import io
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ from ingest_bench import (
     setup_django,
     throwaway_database,
 )
-from soak import stop_worker, tree_rss_mb
+from soak import _children, stop_worker, tree_rss_mb
 
 HANDLE_ID_BASE = 7_000_000
 AUTHOR_ID_BASE = 9_000_000
@@ -271,25 +272,96 @@ def wait_ready(celery_app: Any, workers: list[tuple[subprocess.Popen[str], Path]
     raise RuntimeError("the workers did not answer a ping in time")
 
 
-class RssSampler(threading.Thread):
-    """VmRSS of each worker process (main and pool), every half second; the maxima."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, pids: list[int]) -> None:
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process (``/proc/<pid>/stat``), None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_pids(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += _children(current)
+    return found
+
+
+class RssSampler(threading.Thread):
+    """Every half second: VmRSS of each worker process (main and pool), and the CPU time of the
+    workers' processes and of the PostgreSQL backends serving the storm's database (any but
+    the bench's own), so a loaded machine's waits do not hide what the storm cost: CPU seconds
+    per mention, for the workers, the database and the emulator apart (``cpu``)."""
+
+    def __init__(self, pids: list[int], *, bench_backends: set[int]) -> None:
         super().__init__(daemon=True)
         self.pids = pids
         self.max_process = 0.0
         self.max_total = 0.0
         self.stopped = threading.Event()
+        self.bench_backends = set(bench_backends)
+        self.first: dict[str, dict[int, float]] = {"workers": {}, "postgres": {}}
+        self.last: dict[str, dict[int, float]] = {"workers": {}, "postgres": {}}
+        self.own_cpu = 0.0
+
+    def _backends(self) -> list[int]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall() if row[0] not in self.bench_backends]
+
+    def sample_cpu(self, *, initial: bool = False) -> None:
+        """``initial``: the starting point. A process first seen later (a backend opened
+        during the storm: connections are recycled after 60 s) counts from zero."""
+        for group, pids in (
+            ("workers", [p for pid in self.pids for p in tree_pids(pid)]),
+            ("postgres", self._backends()),
+        ):
+            for pid in pids:
+                seconds = cpu_seconds(pid)
+                if seconds is not None:
+                    self.first[group].setdefault(pid, seconds if initial else 0.0)
+                    self.last[group][pid] = seconds
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            group: sum(last - self.first[group][pid] for pid, last in self.last[group].items())
+            for group in self.last
+        }
 
     def run(self) -> None:
-        while not self.stopped.wait(0.5):
-            total = 0.0
-            for pid in self.pids:
-                sizes = tree_rss_mb(pid)
-                if sizes:
-                    self.max_process = max(self.max_process, *sizes.values())
-                total += sum(sizes.values())
-            self.max_total = max(self.max_total, total)
+        from django.db import connection
+
+        started = time.thread_time()
+        try:
+            while not self.stopped.wait(0.5):
+                self.sample_cpu()
+                total = 0.0
+                for pid in self.pids:
+                    sizes = tree_rss_mb(pid)
+                    if sizes:
+                        self.max_process = max(self.max_process, *sizes.values())
+                    total += sum(sizes.values())
+                self.max_total = max(self.max_total, total)
+            self.sample_cpu()
+        finally:
+            self.own_cpu = time.thread_time() - started
+            connection.close()
+
+
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # The raw database baseline ----------------------------------------------------------------
@@ -405,6 +477,7 @@ def poll_everything(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import redis
+    from django.db import connection
 
     from careinbox.celery import app as celery_app
     from channels_social.sandbox.x.app import create_app
@@ -482,13 +555,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             marks = table_high_water()
             redis_client.delete(f"{key}:statements")
             tasks_before = redis_client.llen(f"{key}:tasks")
-            sampler = RssSampler([p.pid for p, _ in workers])
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                bench_backend = cursor.fetchone()[0]
+            sampler = RssSampler([p.pid for p, _ in workers], bench_backends={bench_backend})
+            sampler.sample_cpu(initial=True)  # the starting point, before any task is sent
             sampler.start()
+            process_before, main_before = process_cpu(), time.thread_time()
             seconds, ok = poll_everything(
                 celery_app, redis_client, key, handles, timeout=args.timeout
             )
+            main_cpu = time.thread_time() - main_before
             sampler.stopped.set()
             sampler.join()
+            cpu = sampler.cpu()
+            # The bench process's other threads: the X emulator's HTTP server, and the sampler.
+            cpu["emulator"] = process_cpu() - process_before - main_cpu - sampler.own_cpu
+            cpu["bench_main_thread"] = main_cpu
             if not ok:
                 failures.append(f"the storm did not drain within {args.timeout:g} s")
             statements = int(redis_client.get(f"{key}:statements") or 0)
@@ -512,6 +595,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "worker_rss_max_process_mb": sampler.max_process,
                 "worker_rss_max_total_mb": sampler.max_total,
                 "left_for_dispatch_pending": sum(LEFT_FOR_DISPATCH_PENDING),
+                "cpu_seconds": cpu,
+                "cpu_ms_per_mention": {group: 1000 * t / n for group, t in cpu.items()},
                 "tickets_opened": Ticket.objects.count() - tickets_before,
                 "events": TicketEvent.objects.count() - events_before,
             }
@@ -577,6 +662,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def cpu_bound(storm: dict[str, Any]) -> float:
+    """Mentions per second were the machine's cores busy with nothing but the product."""
+    per_mention = storm.get("cpu_ms_per_mention", {})
+    ms = per_mention.get("workers", 0) + per_mention.get("postgres", 0)
+    return 1000 * (os.cpu_count() or 1) / ms if ms else 0.0
+
+
 def print_report(r: dict[str, Any]) -> None:
     s = r.get("storm", {})
     c = r.get("copy", {})
@@ -597,6 +689,18 @@ def print_report(r: dict[str, Any]) -> None:
         ("drain (poll+ingest+events)", f"{s.get('seconds', 0):.1f} s"),
         ("throughput", f"{s.get('mentions_per_second', 0):,.0f} mentions/s"),
         ("SQL statements per mention", f"{s.get('statements_per_mention', 0):.2f}"),
+        (
+            "CPU per mention",
+            ", ".join(
+                f"{group.replace('_', ' ')} {ms:.2f} ms"
+                for group, ms in s.get("cpu_ms_per_mention", {}).items()
+            ),
+        ),
+        (
+            "CPU-bound throughput",
+            f"{cpu_bound(s):,.0f} mentions/s on {os.cpu_count()} cores (workers + PostgreSQL"
+            " CPU alone, no waits, no emulator)",
+        ),
         (
             "events a handler failed on",
             f"{s.get('left_for_dispatch_pending', 0)} (delivered by dispatch_pending, as beat"

@@ -11,11 +11,13 @@ from __future__ import annotations
 from monitoring.models import Metric, SlaEventKind
 from monitoring.services import (
     SKIPPED_STEP_METRICS,
+    brand_first_replied,
     sla_customer_wrote,
     sla_rematch,
     sla_reply_delivered,
     sla_restart,
     sla_start_timers,
+    sla_start_timers_many,
     sla_stop,
     sla_sweep,
 )
@@ -30,10 +32,35 @@ def on_ticket_opened(event: TicketEvent) -> None:
     sla_start_timers(ticket=event.ticket)
 
 
+def on_tickets_opened(batch: list[TicketEvent]) -> None:
+    """``on_ticket_opened`` for a delivery's new tickets at once (its many form): a poll's
+    timers in one INSERT."""
+    sla_start_timers_many([event.ticket for event in batch])
+
+
 def on_message_received(event: TicketEvent) -> None:
     """A customer message: once the brand has replied, it awaits a reply of its own."""
     if event.message is not None and event.message.direction == Direction.INBOUND:
         sla_customer_wrote(ticket=event.ticket, message=event.message, at=event.at)
+
+
+def on_messages_received(batch: list[TicketEvent]) -> None:
+    """``on_message_received`` for several messages (its many form): whether the brand had
+    replied is read once for all their tickets; most of a storm's have no reply yet, and cost
+    nothing more."""
+    inbound = [
+        event
+        for event in batch
+        if event.message is not None and event.message.direction == Direction.INBOUND
+    ]
+    replied = brand_first_replied({event.ticket_id for event in inbound}) if inbound else {}
+    for event in inbound:
+        first = replied.get(event.ticket_id)
+        if first is not None and first <= event.at:
+            assert event.message is not None
+            sla_customer_wrote(
+                ticket=event.ticket, message=event.message, at=event.at, brand_replied=True
+            )
 
 
 def on_reply_sent(event: TicketEvent) -> None:
@@ -107,8 +134,10 @@ CHECKED_KINDS = list(EventKind.values)
 
 def register() -> None:
     events.register_kinds(SlaEventKind)
-    events.subscribe(on_ticket_opened, kinds=[EventKind.OPENED])
-    events.subscribe(on_message_received, kinds=[EventKind.MESSAGE_RECEIVED])
+    events.subscribe(on_ticket_opened, kinds=[EventKind.OPENED], many=on_tickets_opened)
+    events.subscribe(
+        on_message_received, kinds=[EventKind.MESSAGE_RECEIVED], many=on_messages_received
+    )
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
     events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
     events.subscribe(on_reopened, kinds=[REOPENED])

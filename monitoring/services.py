@@ -38,7 +38,7 @@ from monitoring.models import (
     SlaTimer,
     TimerState,
 )
-from monitoring.policies import policy_for
+from monitoring.policies import org_policies, policy_for
 from tickets.events import record_events
 from tickets.models import Direction, EventKind, Message, Step, Ticket, TicketEvent
 
@@ -128,42 +128,67 @@ def _start(
 ) -> list[SlaTimer]:
     """Start ``metrics`` from ``started_at``, once: a timer of the metric that started at that
     very instant (this event, delivered again) or one still owed is kept as it is."""
-    metrics = list(metrics)
-    # One read serves both the idempotence check and the ticket's new soonest due time: the
-    # ticket's timers of these metrics started at that instant, and every one still owed.
-    timers = list(
-        SlaTimer.objects.filter(ticket_id=ticket.pk)
+    return _start_many([(ticket, tuple(metrics), started_at)], policy=policy)
+
+
+def _start_many(
+    starts: Sequence[tuple[Ticket, Sequence[str], datetime]], *, policy: SlaPolicy | None = None
+) -> list[SlaTimer]:
+    """``_start`` for several tickets (one each) in four statements for all of them: their
+    timers read, their organisations' policies, one INSERT, one UPDATE of their due times."""
+    if not starts:
+        return []
+    # One read serves both the idempotence check and each ticket's new soonest due time: the
+    # tickets' timers of these metrics started at those instants, and every one still owed.
+    all_metrics = {metric for _t, metrics, _at in starts for metric in metrics}
+    instants = {at for _t, _m, at in starts}
+    timers: dict[int, list[tuple[str, datetime, str, datetime | None, datetime]]] = {}
+    for ticket_id, *row in (
+        SlaTimer.objects.filter(ticket_id__in=[ticket.pk for ticket, _m, _at in starts])
         .filter(
-            Q(metric__in=metrics, started_at=started_at)
+            Q(metric__in=all_metrics, started_at__in=instants)
             | Q(state__in=LIVE_STATES, fulfilled_at__isnull=True)
         )
-        .values_list("metric", "started_at", "state", "fulfilled_at", "due_at")
-    )
-    seen = {
-        metric
-        for metric, started, state, fulfilled_at, _due in timers
-        if metric in metrics
-        and (started == started_at or (state in LIVE_STATES and fulfilled_at is None))
-    }
-    wanted = [metric for metric in metrics if metric not in seen]
-    if not wanted:
-        return []
-    policy = policy or policy_for(ticket)
-    if policy is None:
-        return []
-    started = [
-        timer
-        for metric in wanted
-        if (timer := _unsaved_timer(ticket, policy, metric, started_at)) is not None
-    ]
+        .values_list("ticket_id", "metric", "started_at", "state", "fulfilled_at", "due_at")
+    ):
+        timers.setdefault(ticket_id, []).append(tuple(row))  # type: ignore[arg-type]
+    policies: dict[int, list[SlaPolicy]] = {}
+    started: list[SlaTimer] = []
+    dues: list[tuple[Ticket, datetime | None]] = []
+    counting = (TimerState.RUNNING, TimerState.BREACHED)
+    for ticket, metrics, started_at in starts:
+        owned = timers.get(ticket.pk, [])
+        seen = {
+            metric
+            for metric, started_then, state, fulfilled_at, _due in owned
+            if metric in metrics
+            and (started_then == started_at or (state in LIVE_STATES and fulfilled_at is None))
+        }
+        wanted = [metric for metric in metrics if metric not in seen]
+        if not wanted:
+            continue
+        chosen = policy
+        if chosen is None:
+            if ticket.organization_id not in policies:
+                policies[ticket.organization_id] = org_policies(ticket.organization_id)
+            chosen = policy_for(ticket, policies[ticket.organization_id])
+        if chosen is None:
+            continue
+        new = [
+            timer
+            for metric in wanted
+            if (timer := _unsaved_timer(ticket, chosen, metric, started_at)) is not None
+        ]
+        if new:
+            started.extend(new)
+            owed = [due for _m, _s, state, done, due in owned if state in counting and done is None]
+            dues.append((ticket, min([*owed, *(timer.due_at for timer in new)])))
     if started:
         # One insert; a timer started meanwhile by a concurrent delivery of the same event
         # wins (one live timer per ticket and metric) and this one is dropped (it has the same
         # due time: the same policy, target and start).
         SlaTimer.objects.bulk_create(started, ignore_conflicts=True)
-        counting = (TimerState.RUNNING, TimerState.BREACHED)
-        dues = [due for _m, _s, state, done, due in timers if state in counting and done is None]
-        ticket.set_sla_due(min([*dues, *(timer.due_at for timer in started)]))
+        Ticket.set_sla_dues(dues)
     return started
 
 
@@ -183,6 +208,12 @@ def sla_start_timers(*, ticket: Ticket, policy: SlaPolicy | None = None) -> list
     return _start(ticket, OPENING_METRICS, ticket.opened_at, policy=policy)
 
 
+def sla_start_timers_many(tickets: Sequence[Ticket]) -> list[SlaTimer]:
+    """``sla_start_timers`` for several tickets at once (the handler's many form): four
+    statements for a poll's new tickets, not four for each."""
+    return _start_many([(ticket, OPENING_METRICS, ticket.opened_at) for ticket in tickets])
+
+
 def sla_restart(*, ticket: Ticket, at: datetime) -> list[SlaTimer]:
     """The ticket was reopened at ``at``: the resolution and close-out start again (new rows;
     the ended ones stay for reports). A timer still owed is kept."""
@@ -195,10 +226,29 @@ def _brand_replied_before(ticket: Ticket, at: datetime) -> bool:
     ).exists()
 
 
-def sla_customer_wrote(*, ticket: Ticket, message: Message, at: datetime) -> SlaTimer | None:
+def brand_first_replied(ticket_ids: Collection[int]) -> dict[int, datetime]:
+    """When the brand first replied on each of these tickets (those it has replied on): one
+    read for a batch of customer messages instead of ``_brand_replied_before`` per message."""
+    return dict(
+        TicketEvent.objects.filter(ticket_id__in=ticket_ids, kind=EventKind.REPLY_SENT)
+        .values("ticket_id")
+        .annotate(first=Min("at"))
+        .values_list("ticket_id", "first")
+    )
+
+
+def sla_customer_wrote(
+    *, ticket: Ticket, message: Message, at: datetime, brand_replied: bool | None = None
+) -> SlaTimer | None:
     """A customer message arrived. Once the brand has replied, it awaits a reply: the paused
-    timers resume, and a next-response timer starts (or the one still owed is kept)."""
-    if message.direction != Direction.INBOUND or not _brand_replied_before(ticket, at):
+    timers resume, and a next-response timer starts (or the one still owed is kept).
+    ``brand_replied``: whether the brand had replied by ``at``, if the caller read it already
+    (``brand_first_replied``)."""
+    if message.direction != Direction.INBOUND:
+        return None
+    if brand_replied is None:
+        brand_replied = _brand_replied_before(ticket, at)
+    if not brand_replied:
         return None
     sla_resume(ticket=ticket, at=at)
     covered = SlaTimer.objects.filter(

@@ -215,3 +215,121 @@ def test_batch_handlers_run_in_the_order_they_subscribed_whichever_event_came_fi
         events._subscriptions[:] = [
             s for s in events._subscriptions if s.handler not in (early, late)
         ]
+
+
+def test_a_delivery_goes_in_rounds_each_ticket_s_events_in_order_and_a_many_form_once_per_round(
+    org: Organization,
+) -> None:
+    """Each ticket's events reach the handlers in the order recorded, every handler of one
+    event before the next event of the same ticket; a handler's many form gets one call per
+    round (at most one event per ticket), in one savepoint, instead of a call per event."""
+    calls: list[tuple[str, str, int]] = []
+    many_calls: list[list[tuple[str, int]]] = []
+
+    def first(event: TicketEvent) -> None:
+        calls.append(("first", event.kind, event.ticket_id))
+
+    def first_many(batch: list[TicketEvent]) -> None:
+        many_calls.append([(event.kind, event.ticket_id) for event in batch])
+        for event in batch:
+            first(event)
+
+    def second(event: TicketEvent) -> None:
+        calls.append(("second", event.kind, event.ticket_id))
+
+    kinds = [EventKind.OPENED, EventKind.STEP_REOPENED]
+    events.subscribe(first, kinds=kinds, many=first_many)
+    events.subscribe(second, kinds=kinds)
+    try:
+        a, b = _ticket(org), _ticket(org)
+        with transaction.atomic(), events.published_together():
+            a.record(EventKind.OPENED)
+            a.record(EventKind.STEP_REOPENED)
+            b.record(EventKind.OPENED)
+        # Round one: each ticket's first event; round two: a's second.
+        assert many_calls == [[(EventKind.OPENED, a.pk), (EventKind.OPENED, b.pk)]]
+        assert calls == [
+            ("first", EventKind.OPENED, a.pk),
+            ("first", EventKind.OPENED, b.pk),
+            ("second", EventKind.OPENED, a.pk),
+            ("second", EventKind.OPENED, b.pk),
+            ("first", EventKind.STEP_REOPENED, a.pk),  # a round of one: the handler itself
+            ("second", EventKind.STEP_REOPENED, a.pk),
+        ]
+        assert not TicketEvent.objects.filter(dispatched_at__isnull=True).exists()
+    finally:
+        events._subscriptions[:] = [
+            s for s in events._subscriptions if s.handler not in (first, second)
+        ]
+
+
+def test_a_many_form_that_raises_is_rolled_back_and_retried_per_event(org: Organization) -> None:
+    """The many form's work is undone when it raises; the handler then runs per event, each in
+    a savepoint, so only the event it fails on waits for dispatch_pending."""
+    poisoned: set[int] = set()
+
+    def start_timer(event: TicketEvent) -> None:
+        if event.ticket_id in poisoned:
+            raise ConnectionError("this ticket's endpoint is down")
+        Ticket.objects.filter(pk=event.ticket_id).update(customer_followers=7)
+
+    def start_timers(batch: list[TicketEvent]) -> None:
+        for event in batch:
+            Ticket.objects.filter(pk=event.ticket_id).update(customer_followers=99)
+        raise ConnectionError("the batch endpoint is down")
+
+    events.subscribe(start_timer, kinds=[EventKind.OPENED], many=start_timers)
+    try:
+        good, bad = _ticket(org), _ticket(org)
+        poisoned.add(bad.pk)
+        with transaction.atomic(), events.published_together():
+            kept = good.record(EventKind.OPENED)
+            waiting = bad.record(EventKind.OPENED)
+        good.refresh_from_db()
+        bad.refresh_from_db()
+        assert good.customer_followers == 7  # the per-event handler's work, not the many form's
+        assert bad.customer_followers != 99  # the many form's write was rolled back
+        kept.refresh_from_db()
+        waiting.refresh_from_db()
+        assert kept.dispatched_at is not None
+        assert waiting.dispatched_at is None
+        # The other handlers (monitoring's timer start) did their work for both.
+        assert SlaTimer.objects.filter(ticket__in=[good, bad]).count() == 2
+    finally:
+        events._subscriptions[:] = [
+            s for s in events._subscriptions if s.handler is not start_timer
+        ]
+
+
+def test_events_the_handlers_record_are_delivered_together_after_the_delivery(
+    org: Organization,
+) -> None:
+    """A handler that records an event (priority, sentiment) does not start a delivery of its
+    own per event: the delivery's new events go together, once it committed."""
+    deliveries: list[list[int]] = []
+    real_dispatch = events.dispatch
+
+    def note(event: TicketEvent) -> None:
+        event.ticket.record(EventKind.STEP_REOPENED)
+
+    def spy(event_ids: list[int]) -> int:
+        deliveries.append(sorted(event_ids))
+        return real_dispatch(event_ids)
+
+    events.subscribe(note, kinds=[EventKind.OPENED])
+    events.dispatch = spy  # type: ignore[assignment]
+    try:
+        tickets = [_ticket(org) for _ in range(3)]
+        with transaction.atomic(), events.published_together():
+            opened = [ticket.record(EventKind.OPENED) for ticket in tickets]
+        recorded = list(
+            TicketEvent.objects.filter(kind=EventKind.STEP_REOPENED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        assert len(recorded) == 3
+        assert deliveries == [sorted(event.pk for event in opened), recorded]
+        assert not TicketEvent.objects.filter(dispatched_at__isnull=True).exists()
+    finally:
+        events.dispatch = real_dispatch  # type: ignore[assignment]
+        events._subscriptions[:] = [s for s in events._subscriptions if s.handler is not note]

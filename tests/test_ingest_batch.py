@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from channels_social.base import Author, InboundPost
 from channels_social.models import SocialAccount
@@ -214,3 +215,31 @@ def test_a_batch_of_new_customers_costs_a_fixed_number_of_statements(
         q["sql"][:150] for q in queries.captured_queries
     )
     refresh_ticket_rollup(Ticket.objects.order_by("pk").first().pk)  # the batch form's wrapper
+
+
+def test_the_delivery_of_a_batch_costs_the_same_statements_for_4_or_40_new_tickets(
+    account: SocialAccount,
+) -> None:
+    """After commit, a poll's events go to the handlers in rounds, each handler once per round
+    (its many form: the timers of every new ticket in one INSERT, routing and the brand-replied
+    check read once): the delivery's statements do not grow with the batch."""
+    now = timezone.now()  # the real clock: no timer is past due, no breach to deliver
+    ingest_posts(account, [_post("warm-up: the policy and settings rows", author="7999", at=now)])
+    counts = []
+    for size, base in ((4, 7000), (40, 7100)):
+        posts = [
+            _post(f"order {n} is late", author=str(base + n), at=now + timedelta(seconds=n))
+            for n in range(size)
+        ]
+        with (
+            CaptureQueriesContext(connection) as everything,
+            transaction.atomic(),
+            CaptureQueriesContext(connection) as ingest,
+        ):
+            assert ingest_posts(account, posts).tickets_opened == size
+        counts.append(len(everything.captured_queries) - len(ingest.captured_queries))
+        assert not TicketEvent.objects.filter(dispatched_at__isnull=True).exists()
+    # SQLite splits one INSERT of 40 rows in two (its limit on variables), as ingest's own.
+    assert counts[1] - counts[0] <= (1 if connection.vendor == "sqlite" else 0), counts
+    assert counts[1] <= 45, counts  # 43 on PostgreSQL; it grew with every ticket before
+    assert SlaTimer.objects.filter(metric=Metric.FIRST_RESPONSE).count() == 45

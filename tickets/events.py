@@ -45,6 +45,8 @@ class Subscription:
     kinds: frozenset[str] | None  # None: every kind
     # The same work for many events at once (optional): see ``subscribe``.
     batch: BatchHandler | None = None
+    # ``handler`` applied to each of several events in one call (optional): see ``subscribe``.
+    many: BatchHandler | None = None
 
     @property
     def name(self) -> str:
@@ -71,7 +73,11 @@ register_kinds(EventKind)
 
 
 def subscribe(
-    handler: Handler, *, kinds: Iterable[str] | None = None, batch: BatchHandler | None = None
+    handler: Handler,
+    *,
+    kinds: Iterable[str] | None = None,
+    batch: BatchHandler | None = None,
+    many: BatchHandler | None = None,
 ) -> Handler:
     """Register ``handler`` for events of ``kinds`` (all if None). Registering twice is a no-op.
 
@@ -79,9 +85,18 @@ def subscribe(
     handlers that look at a ticket's current state (a check for warnings, a rule pass), where
     checking once after all of a batch's events equals checking after each: ``dispatch`` calls
     it once per delivery, after every per-event handler of the delivery has run.
+
+    ``many``, if given, is ``handler`` applied to several events in one call, with a few
+    statements for all of them instead of a few for each (timers started for a poll's new
+    tickets in one INSERT): ``many(events)`` must do exactly what ``for event in events:
+    handler(event)`` does. ``dispatch`` hands it at most one event per ticket per call, in the
+    order they were recorded, at the place in the delivery where ``handler`` would run (see
+    ``dispatch``); should it raise, ``handler`` is called for each of those events instead.
     """
+    if batch is not None and many is not None:
+        raise ValueError("a handler has a batch form or a many form, not both")
     subscription = Subscription(
-        handler, frozenset(kinds) if kinds is not None else None, batch=batch
+        handler, frozenset(kinds) if kinds is not None else None, batch=batch, many=many
     )
     if all(existing.name != subscription.name for existing in _subscriptions):
         _subscriptions.append(subscription)
@@ -175,21 +190,32 @@ def _publish(event_ids: list[int]) -> None:
 def dispatch(event_ids: Iterable[int]) -> int:
     """Hand the given events (those not yet dispatched) to their handlers, in order.
 
-    All in one transaction: per event, its handlers in the order they subscribed, each in a
-    savepoint of its own; then each batch handler once, with the events it wants; then the
+    All in one transaction. The events go in rounds: round one holds each ticket's first event
+    of the delivery, round two each ticket's second, and so on (a poll's new tickets: their
+    ``opened`` events, then their first messages). Per round, the per-event handlers in the
+    order they subscribed, each over the round's events in the order they were recorded, in one
+    savepoint for all of them (its ``many`` form if it has one, else one call per event). A
+    ticket's own events are so handled in exactly the
+    order they were recorded, each by every handler in subscription order, as one at a time
+    would; only handlers of *different* tickets change places (they act on their event's
+    ticket, so they commute). Then each batch handler once, with the events it wants; then the
     events whose handlers all returned are marked dispatched. One commit for a poll's hundreds
-    of events instead of one per event and handler (bench/ingest_storm.py). A handler that
-    raises rolls back alone and leaves its event undispatched, for ``dispatch_pending``; a
-    batch handler that raises is retried one event at a time, so only the events it fails on
-    wait. Should the commit itself fail, each event is delivered again in transactions of its
-    own (delivery is at least once).
+    of events instead of one per event and handler (bench/ingest_storm.py).
+
+    A handler that raises rolls back alone and leaves its event undispatched, for
+    ``dispatch_pending``: a handler that raises on one of a round's events is retried one event
+    at a time, each in a savepoint of its own (its work on the others rolled back and done
+    again: handlers are idempotent), so only the events it fails on wait; so is a batch form.
+    Events the handlers record are published together, as one more delivery after this one
+    commits (not one delivery each). Should the commit itself fail, each event is delivered
+    again in transactions of its own (delivery is at least once).
     """
     ids = list(event_ids)
     events = _undispatched(ids)
     if not events:
         return 0
     try:
-        with transaction.atomic():
+        with transaction.atomic(), published_together():
             # The handlers update these organisations' tickets and timers, as a concurrent
             # ingest or delivery of the same organisation does in another order: one at a time.
             lock_organizations(event.organization_id for event in events)
@@ -203,34 +229,76 @@ def _undispatched(event_ids: list[int]) -> list[TicketEvent]:
     return list(
         TicketEvent.objects.filter(pk__in=event_ids, dispatched_at__isnull=True)
         .select_related("ticket", "message")
+        # The platform's raw item (kilobytes of JSON per message) is no handler's business:
+        # a handler that wants it reads it (one query).
+        .defer("message__raw")
         .order_by("pk")
     )
+
+
+def _rounds(events: list[TicketEvent]) -> list[list[TicketEvent]]:
+    """The events (in recorded order) in rounds: the n-th round holds each ticket's n-th event."""
+    rounds: list[list[TicketEvent]] = []
+    seen: dict[int, int] = {}
+    for event in events:
+        n = seen.get(event.ticket_id, 0)
+        seen[event.ticket_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(event)
+    return rounds
 
 
 def _deliver_together(events: list[TicketEvent]) -> int:
     failed: set[int] = set()
     batched: dict[str, tuple[Subscription, list[TicketEvent]]] = {}
-    for event in events:
-        for subscription in subscribers(event.kind):
+    for round_events in _rounds(events):
+        for subscription in list(_subscriptions):
+            wanted = [event for event in round_events if subscription.wants(event.kind)]
+            if not wanted:
+                continue
             if subscription.batch is not None:
-                batched.setdefault(subscription.name, (subscription, []))[1].append(event)
-            elif not _call(subscription, event):
-                failed.add(event.pk)
+                batched.setdefault(subscription.name, (subscription, []))[1].extend(wanted)
+            elif len(wanted) > 1:
+                form = subscription.many or _each(subscription.handler)
+                failed.update(_call_many(subscription, form, wanted))
+            elif not _call(subscription, wanted[0]):
+                failed.add(wanted[0].pk)
     # In the order they subscribed, whichever event came first: a handler registered after
     # another (the roll-ups after the SLA check) sees what that one changed.
     order = {subscription.name: n for n, subscription in enumerate(_subscriptions)}
     for subscription, wanted in sorted(batched.values(), key=lambda sw: order[sw[0].name]):
         assert subscription.batch is not None
-        try:
-            with transaction.atomic():
-                subscription.batch(wanted)
-        except Exception:
-            log.exception("batch handler %s failed; one event at a time", subscription.name)
-            failed.update(event.pk for event in wanted if not _call(subscription, event))
+        wanted.sort(key=lambda event: event.pk)
+        failed.update(_call_many(subscription, subscription.batch, wanted))
     delivered = [event.pk for event in events if event.pk not in failed]
     if delivered:
         TicketEvent.objects.filter(pk__in=delivered).update(dispatched_at=timezone.now())
     return len(delivered)
+
+
+def _each(handler: Handler) -> BatchHandler:
+    """A handler without a many form, over several events: one call each, in one savepoint."""
+
+    def each(batch: list[TicketEvent]) -> None:
+        for event in batch:
+            handler(event)
+
+    return each
+
+
+def _call_many(
+    subscription: Subscription, form: BatchHandler, wanted: list[TicketEvent]
+) -> list[int]:
+    """A many or batch form over ``wanted`` in one savepoint; should it raise, the handler
+    one event at a time. Returns the events it failed on."""
+    try:
+        with transaction.atomic():
+            form(wanted)
+    except Exception:
+        log.exception("%s failed on %d events; one event at a time", subscription.name, len(wanted))
+        return [event.pk for event in wanted if not _call(subscription, event)]
+    return []
 
 
 def _call(subscription: Subscription, event: TicketEvent) -> bool:

@@ -286,10 +286,60 @@ def assess_new_post(
     )
 
 
-def assess_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> Assessment:
+@dataclass
+class Rescoring:
+    """What rescoring several tickets at once reads once for all of them (the many form of
+    ``on_customer_message``): their organisations' rules, each one's repeat count (the
+    customer's other tickets opened in the 30 days before it) and which have a priority an
+    agent set. Three statements for a delivery's follow-ups instead of three for each."""
+
+    earlier: dict[int, int]
+    overridden: set[int]
+    rules: dict[int, dict[str, object]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, tickets: list[Ticket]) -> Rescoring:
+        earlier = dict.fromkeys((ticket.pk for ticket in tickets), 0)
+        if tickets:
+            candidates = Ticket.objects.filter(
+                organization_id__in={ticket.organization_id for ticket in tickets},
+                customer_external_id__in={ticket.customer_external_id for ticket in tickets},
+                opened_at__gte=min(ticket.opened_at for ticket in tickets) - REPEAT_WINDOW,
+                opened_at__lt=max(ticket.opened_at for ticket in tickets),
+            ).values_list("pk", "organization_id", "platform", "customer_external_id", "opened_at")
+            theirs: dict[tuple[int, str, str], list[tuple[int, datetime]]] = {}
+            for pk, organization_id, platform, customer, opened_at in candidates:
+                theirs.setdefault((organization_id, platform, customer), []).append((pk, opened_at))
+            for ticket in tickets:
+                key = (ticket.organization_id, ticket.platform, ticket.customer_external_id)
+                earlier[ticket.pk] = sum(
+                    1
+                    for pk, opened_at in theirs.get(key, [])
+                    if pk != ticket.pk
+                    and ticket.opened_at - REPEAT_WINDOW <= opened_at < ticket.opened_at
+                )
+        overridden = set(
+            TicketEvent.objects.filter(
+                ticket_id__in=[ticket.pk for ticket in tickets],
+                kind=EventKind.PRIORITY_CHANGED,
+                actor__isnull=False,
+            ).values_list("ticket_id", flat=True)
+        )
+        return cls(earlier, overridden)
+
+    def rules_of(self, organization_id: int) -> dict[str, object]:
+        if organization_id not in self.rules:
+            self.rules[organization_id] = rules_signals(organization_id)
+        return self.rules[organization_id]
+
+
+def assess_ticket(
+    ticket: Ticket, *, follow_up: Message | None = None, rescoring: Rescoring | None = None
+) -> Assessment:
     """Score a ticket again from what is stored now (its reposts, its post's counts). With a
     customer's ``follow_up``, its words count too (a legal threat, a keyword) and the sentiment
-    is the follow-up's: how the customer feels now."""
+    is the follow-up's: how the customer feels now. ``rescoring``: what was read already for
+    several tickets at once."""
     root = ticket.root_message
     if root is None:
         root = ticket.messages.filter(direction=Direction.INBOUND).order_by("created_at").first()
@@ -298,6 +348,11 @@ def assess_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> Assess
         text = f"{text}\n{follow_up.text}" if text else follow_up.text
     else:
         follow_up = None
+    rules = (
+        rescoring.rules_of(ticket.organization_id)
+        if rescoring is not None
+        else rules_signals(ticket.organization_id)
+    )
     raw_metrics = ((root.raw or {}).get("public_metrics") or {}) if root is not None else {}
     metrics = {k: int(v or 0) for k, v in raw_metrics.items() if isinstance(v, int | float)}
     # Reposts CareInbox saw itself count too, when the platform's count is older.
@@ -314,24 +369,30 @@ def assess_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> Assess
             now=max(timezone.now(), posted_at),
             repost_reach=ticket.repost_reach,
             mood_text=follow_up.text if follow_up is not None else None,
-            earlier_tickets=_earlier_tickets(
-                ticket.organization_id,
-                ticket.platform,
-                ticket.customer_external_id,
-                ticket.opened_at,
-                exclude_pk=ticket.pk,
+            earlier_tickets=(
+                rescoring.earlier[ticket.pk]
+                if rescoring is not None
+                else _earlier_tickets(
+                    ticket.organization_id,
+                    ticket.platform,
+                    ticket.customer_external_id,
+                    ticket.opened_at,
+                    exclude_pk=ticket.pk,
+                )
             ),
-            **rules_signals(ticket.organization_id),  # type: ignore[arg-type]
+            **rules,  # type: ignore[arg-type]
         )
     )
 
 
-def rescore_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> bool:
+def rescore_ticket(
+    ticket: Ticket, *, follow_up: Message | None = None, rescoring: Rescoring | None = None
+) -> bool:
     """Store a fresh score and factors; raise the level if it rose (never lower it by itself,
     and never touch a level an agent set). With a customer's ``follow_up``, the ticket's
     sentiment becomes the follow-up's (``sentiment_changed`` when it moves). Returns whether
     anything changed."""
-    result = assess_ticket(ticket, follow_up=follow_up)
+    result = assess_ticket(ticket, follow_up=follow_up, rescoring=rescoring)
     moved = False
     if follow_up is not None:
         moved = (
@@ -344,7 +405,11 @@ def rescore_ticket(ticket: Ticket, *, follow_up: Message | None = None) -> bool:
     ticket.priority_factors = result.factors_json
     ticket.priority_reasons = result.reasons
     ticket.save(update_fields=["priority_score", "priority_factors", "priority_reasons"])
-    overridden = ticket.events.filter(kind=EventKind.PRIORITY_CHANGED, actor__isnull=False).exists()
+    overridden = (
+        ticket.pk in rescoring.overridden
+        if rescoring is not None
+        else ticket.events.filter(kind=EventKind.PRIORITY_CHANGED, actor__isnull=False).exists()
+    )
     if not overridden and result.level < ticket.priority:  # a lower number is more urgent
         ticket.change_priority(result.level, by=None, reason=f"Rescored: {result.reasons[0]}")
     return True
@@ -366,6 +431,44 @@ def on_customer_message(event: TicketEvent) -> None:
     ).first()
     if message is not None:
         rescore_ticket(ticket, follow_up=message)
+
+
+def on_customer_messages(batch: list[TicketEvent]) -> None:
+    """``on_customer_message`` for several messages, one per ticket (its many form on the event
+    seam): the follow-ups' tickets, messages, rules, repeat counts and agent overrides read
+    once for all of them; then each ticket rescored, in order."""
+    follow_ups = [
+        event
+        for event in batch
+        if event.message_id is not None and event.message_id != event.ticket.root_message_id
+    ]
+    if not follow_ups:
+        return  # a poll's new tickets: their first posts were scored at ingest
+    tickets = {
+        ticket.pk: ticket
+        for ticket in Ticket.objects.select_related("root_message").filter(
+            pk__in={event.ticket_id for event in follow_ups}
+        )
+    }
+    messages = {
+        message.pk: message
+        for message in Message.objects.filter(
+            pk__in={event.message_id for event in follow_ups}, direction=Direction.INBOUND
+        )
+    }
+    wanted: list[tuple[Ticket, Message]] = []
+    for event in follow_ups:
+        ticket = tickets.get(event.ticket_id)
+        message = messages.get(event.message_id or 0)
+        if ticket is None or not ticket.is_open or ticket.root_message_id == event.message_id:
+            continue
+        if message is not None and message.ticket_id == ticket.pk:
+            wanted.append((ticket, message))
+    if not wanted:
+        return
+    rescoring = Rescoring.load([ticket for ticket, _ in wanted])
+    for ticket, message in wanted:
+        rescore_ticket(ticket, follow_up=message, rescoring=rescoring)
 
 
 def on_reposted(event: TicketEvent) -> None:
