@@ -186,6 +186,28 @@ def test_breaching_soon_changes_with_the_clock_alone(
         assert _check(agent, client)["breaching"] == 1
 
 
+def test_due_times_set_for_a_batch_show_on_the_next_page(
+    account: SocialAccount, agent: Persona
+) -> None:
+    """The SLA timers of a delivery's new tickets set their due times in one statement
+    (``Ticket.set_sla_dues``, after the ingest committed and its counts were shown): a due
+    time inside the window puts the tickets in "Breaching soon" on the next page."""
+    first = _open(account, "my parcel is late", "2201")
+    second = _open(account, "the app crashes", "2202")
+    Ticket.objects.filter(pk__in=[first.pk, second.pk]).update(sla_due_at=None, sla_risk_at=None)
+    InboxCountsStamp.counts_changed(agent.organization.pk)
+    client = agent.client()
+    assert _check(agent, client)["breaching"] == 0
+    assert _shown(agent, client)["breaching"] == 0  # from the cache
+    first.refresh_from_db()
+    second.refresh_from_db()
+    soon = timezone.now() + timedelta(minutes=10)
+    Ticket.set_sla_dues([(first, soon), (second, soon)])
+    _check(agent, client, breaching=2)
+    Ticket.set_sla_dues([(first, None)])  # one ticket: its own UPDATE
+    _check(agent, client, breaching=1)
+
+
 def test_a_rolled_back_write_changes_no_token_and_a_committed_one_does(
     account: SocialAccount, agent: Persona
 ) -> None:

@@ -378,6 +378,8 @@ class Ticket(models.Model):
             )
         elif changed:
             Ticket.objects.bulk_update(list(changed.values()), ["sla_due_at", "sla_risk_at"])
+        for organization_id in {ticket.organization_id for ticket in changed.values()}:
+            InboxCountsStamp.counts_changed(organization_id)  # "Breaching soon"
 
     def refresh_last_message_direction(self) -> str:
         """Store whose turn it is (``last_message_direction``) from the messages as they are
