@@ -308,7 +308,7 @@ def test_a_target_added_to_a_policy_starts_on_its_running_tickets(
     form = _policy_form(policy, resolution_minutes="240")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert org_admin.client().post(_edit(policy), form).status_code == 302
-    gained = [c for c in callbacks if "_start_gained" in c.__qualname__]
+    gained = [c for c in callbacks if "_start_gained" in getattr(c, "__qualname__", "")]
     assert len(gained) == 1  # one task for the organisation's open tickets
     resolution = _timer(ticket, Metric.RESOLUTION)
     # From the customer's post, as if the target had been there all along.
