@@ -65,7 +65,7 @@ def _shown(agent: Persona, client: Any) -> dict[str, int]:
 
 def _truth(agent: Persona) -> dict[str, int]:
     """Every view's count counted now, past any cache."""
-    counts, _next_change = inbox._view_counts(
+    counts, _upcoming, _complete = inbox._view_counts(
         agent.organization, user=agent.user, now=timezone.now()
     )
     return counts
@@ -206,6 +206,51 @@ def test_due_times_set_for_a_batch_show_on_the_next_page(
     _check(agent, client, breaching=2)
     Ticket.set_sla_dues([(first, None)])  # one ticket: its own UPDATE
     _check(agent, client, breaching=1)
+
+
+def test_a_cached_breaching_soon_count_moves_on_as_due_times_enter_the_window(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due times entering the window within the cache's life are read with the counts: the
+    cached "Breaching soon" count moves on by them as the clock passes each, without counting
+    again; more than were read ahead, and the counts are counted again once the last enters."""
+    first = _open(account, "where is my order", "2301")
+    second = _open(account, "still waiting", "2302")
+    start = timezone.now()
+    for ticket, seconds in ((first, 10), (second, 20)):
+        ticket.refresh_from_db()
+        ticket.set_sla_due(start + inbox.BREACHING_SOON + timedelta(seconds=seconds))
+    client = agent.client()
+    counted: list[int] = []
+    real = inbox._view_counts
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counted.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_view_counts", counting)
+    with time_machine.travel(start, tick=False):
+        assert _shown(agent, client)["breaching"] == 0
+    for seconds, expected in ((5, 0), (12, 1), (25, 2)):
+        with time_machine.travel(start + timedelta(seconds=seconds), tick=False):
+            assert _shown(agent, client)["breaching"] == expected
+            assert _truth(agent)["breaching"] == expected
+    assert len(counted) == 1 + 3  # counted once for the page; the rest are _truth's
+    counted.clear()
+    monkeypatch.setattr(inbox, "UPCOMING_DUES", 1)  # read one ahead: kept until it enters
+    InboxCountsStamp.counts_changed(agent.organization.pk)
+    second.refresh_from_db()
+    second.set_sla_due(start + timedelta(hours=1))
+    first.refresh_from_db()
+    first.set_sla_due(start + inbox.BREACHING_SOON + timedelta(seconds=40))
+    second.set_sla_due(start + inbox.BREACHING_SOON + timedelta(seconds=45))
+    with time_machine.travel(start + timedelta(seconds=30), tick=False):
+        assert _shown(agent, client)["breaching"] == 0
+    with time_machine.travel(start + timedelta(seconds=41), tick=False):
+        assert _shown(agent, client)["breaching"] == 1  # counted again: the last read entered
+    with time_machine.travel(start + timedelta(seconds=46), tick=False):
+        assert _shown(agent, client)["breaching"] == 2  # from the cache, moved on
+    assert len(counted) == 2
 
 
 def test_a_rolled_back_write_changes_no_token_and_a_committed_one_does(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.cache import cache
 from django.db import connection, models, transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Lower, StrIndex
 from django.forms.utils import flatatt
 from django.utils.html import format_html
@@ -116,8 +116,8 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
 
 
 # Seconds a cached set of counts is kept at most (``view_counts``). Every write that changes a
-# count gives the organisation a new token at once, and "Breaching soon" is kept only until
-# the clock would move a ticket into it; this bounds only what nothing else covers: a process
+# count gives the organisation a new token at once, and "Breaching soon" is moved on by the
+# due times read ahead for these seconds; this bounds only what nothing else covers: a process
 # that died between a write's commit and its new token.
 COUNTS_TTL = 30
 
@@ -127,34 +127,57 @@ def view_counts(organization: Organization, *, user: User, now: datetime) -> dic
 
     Cached per organisation and user ("Mine") under the organisation's ``InboxCountsStamp``
     token, which every committed write that can change a count replaces (``record_event``,
-    ``record_events``, ``Ticket.set_sla_due``, whose turn it is); the token is read from the
-    database on every request (one primary-key read), so a write in any process is seen by
-    every other. "Breaching soon" also changes with the clock alone: the counts are kept only
-    until the soonest due time beyond the window enters it (``next_change``), and at most
-    ``COUNTS_TTL`` seconds."""
+    ``record_events``, ``Ticket.set_sla_due``/``set_sla_dues``, whose turn it is); the token is
+    read from the database on every request (one primary-key read), so a write in any process
+    is seen by every other. "Breaching soon" also changes with the clock alone: with the counts
+    are kept the due times that enter its window in the next ``COUNTS_TTL`` seconds (read from
+    ``ticket_open_due_idx``: a handful of index entries), and a cached count is moved on by
+    those that have entered by now. Nothing else moves a ticket into the window, and whatever
+    changes a due time replaces the token, so the count is exact; the cached counts are kept
+    at most ``COUNTS_TTL`` seconds, or until the last due time read enters the window."""
     token = InboxCountsStamp.token_for(organization.pk)
     key = f"inbox-counts:{organization.pk}:{user.pk}:{token}"
     cached = cache.get(key)
+    moment = now.timestamp()
     if (
         isinstance(cached, dict)
         and isinstance(cached.get("counts"), dict)
-        and cached.get("until", 0.0) > now.timestamp()
+        and cached.get("at", moment + 1) <= moment < cached.get("until", 0.0)
     ):
-        return dict(cached["counts"])
-    counts, next_change = _view_counts(organization, user=user, now=now)
-    until = now.timestamp() + COUNTS_TTL
-    if next_change is not None:
-        until = min(until, next_change.timestamp())
-    if until > now.timestamp():
-        cache.set(key, {"counts": counts, "until": until}, max(1, int(until - now.timestamp()) + 1))
+        counts = dict(cached["counts"])
+        window = BREACHING_SOON.total_seconds()
+        entered = [due for due in cached.get("upcoming", ()) if due - window <= moment]
+        counts["breaching"] += len(entered)
+        return counts
+    counts, upcoming, complete = _view_counts(organization, user=user, now=now)
+    until = moment + COUNTS_TTL
+    if not complete:  # more due times in the horizon than were read: keep until the last
+        until = min(until, upcoming[-1].timestamp() - BREACHING_SOON.total_seconds())
+    if until > moment:
+        cache.set(
+            key,
+            {
+                "counts": counts,
+                "at": moment,
+                "until": until,
+                "upcoming": [due.timestamp() for due in upcoming],
+            },
+            max(1, int(until - moment) + 1),
+        )
     return counts
+
+
+# Due times read ahead per cached set of counts ("Breaching soon" over the next COUNTS_TTL
+# seconds): an organisation with more due in those seconds keeps its counts for less.
+UPCOMING_DUES = 200
 
 
 def _view_counts(
     organization: Organization, *, user: User, now: datetime
-) -> tuple[dict[str, int], datetime | None]:
-    """Every view's count, in two queries, and when "Breaching soon" next changes with the
-    clock alone (the soonest due time beyond its window, less the window; None: never).
+) -> tuple[dict[str, int], list[datetime], bool]:
+    """Every view's count, in two queries; then the due times that enter "Breaching soon"'s
+    window in the next ``COUNTS_TTL`` seconds (the soonest ``UPCOMING_DUES``), in order, and
+    whether those are all of them.
 
     The open views' over the open tickets alone (read from ``ticket_inbox_assignee_idx``,
     which holds every column they test, whose turn it is included), and Closed's from
@@ -173,13 +196,20 @@ def _view_counts(
         organization=organization, state=ApprovalState.PENDING
     ).values("ticket_id")
     aggregates["approval"] = Count("pk", filter=Q(pk__in=pending))
-    aggregates["next_due"] = Min("sla_due_at", filter=Q(sla_due_at__gt=now + BREACHING_SOON))
     counts = dict(tickets.open().aggregate(**aggregates))
-    next_due = counts.pop("next_due")
     counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
+    edge = now + BREACHING_SOON
+    upcoming = list(
+        tickets.open()
+        .filter(sla_due_at__gt=edge, sla_due_at__lte=edge + timedelta(seconds=COUNTS_TTL))
+        .order_by("sla_due_at")
+        .values_list("sla_due_at", flat=True)[: UPCOMING_DUES + 1]
+    )
+    complete = len(upcoming) <= UPCOMING_DUES
     return (
         {view.key: counts[view.key] for view in VIEWS},
-        next_due - BREACHING_SOON if next_due is not None else None,
+        [due for due in upcoming[:UPCOMING_DUES] if due is not None],
+        complete,
     )
 
 

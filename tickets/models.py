@@ -288,6 +288,13 @@ class Ticket(models.Model):
                 condition=models.Q(status__in=OPEN_STATUSES),
                 name="ticket_inbox_assignee_idx",
             ),
+            # "Breaching soon": the due times about to enter its window, read with the cached
+            # inbox counts (``tickets.inbox.view_counts``).
+            models.Index(
+                fields=["organization", "sla_due_at"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="ticket_open_due_idx",
+            ),
             # The Closed view, most recently closed first, and its count.
             models.Index(
                 fields=["organization", "-closed_at", "-id"],
