@@ -209,3 +209,58 @@ class Transport(filesystem.Transport):
     """The filesystem transport with ``Channel`` above; options as kombu's own."""
 
     Channel = Channel
+
+
+# --- Redis ----------------------------------------------------------------------------------
+# kombu's Redis transport acknowledges a task by removing it from its unacked index. When the
+# broker connection is lost (Redis restarted), the worker closes the old connection, which
+# forgets its URL (``transport.client = None``), and reconnects; a pool child that finishes a
+# task in between hands its acknowledgement to the old channel, whose ``_connparams`` then
+# raises ``AttributeError`` (not a connection error), and the worker stops for good with
+# "Unrecoverable error" (seen in bench/restarts.py; kombu issues #582 and #659 are the same
+# race elsewhere in the transport). Such an acknowledgement cannot reach Redis any more:
+# it is dropped with a warning, and the task stays in the unacked index, from which kombu
+# restores it to the queue after the visibility timeout, as after any lost acknowledgement
+# (our tasks are idempotent: a poll or a send run twice does its work once).
+
+from kombu.transport import redis as kombu_redis  # noqa: E402
+
+
+class RedisQoS(kombu_redis.QoS):
+    """kombu's Redis QoS, which drops an acknowledgement its closed connection cannot send."""
+
+    def _connection_gone(self) -> bool:
+        transport = getattr(self.channel, "connection", None)
+        return transport is None or getattr(transport, "client", None) is None
+
+    def ack(self, delivery_tag: str) -> None:
+        if self._connection_gone():
+            logger.warning(
+                "broker connection closed: acknowledgement of %s dropped (the task is"
+                " restored to its queue after the visibility timeout)",
+                delivery_tag,
+            )
+            self._quick_ack(delivery_tag)  # forgotten here, as an acknowledgement is
+            return
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if self._connection_gone():
+            logger.warning(
+                "broker connection closed: rejection of %s dropped (the task is restored"
+                " to its queue after the visibility timeout)",
+                delivery_tag,
+            )
+            self._quick_ack(delivery_tag)  # forgotten here, as an acknowledgement is
+            return
+        super().reject(delivery_tag, requeue=requeue)
+
+
+class RedisChannel(kombu_redis.Channel):
+    QoS = RedisQoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with ``RedisQoS``; URL and options as kombu's own."""
+
+    Channel = RedisChannel

@@ -362,6 +362,9 @@ REDIS_URL = env_url("REDIS_URL", "", schemes={"redis", "rediss"})
 CELERY_TASK_ALWAYS_EAGER = False
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport, save that an acknowledgement sent while the broker connection
+    # is being re-established is dropped rather than stopping the worker (careinbox/broker.py).
+    CELERY_BROKER_TRANSPORT = "careinbox.broker:RedisTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     # kombu's filesystem layout, one folder for in and out so producer and worker meet, through
