@@ -224,6 +224,7 @@ class Transport(filesystem.Transport):
 # (our tasks are idempotent: a poll or a send run twice does its work once).
 
 from kombu.transport import redis as kombu_redis  # noqa: E402
+from redis import exceptions as redis_exceptions  # noqa: E402
 
 
 class RedisQoS(kombu_redis.QoS):
@@ -257,7 +258,18 @@ class RedisQoS(kombu_redis.QoS):
 
 
 class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel; asked for a new Redis connection once its own connection was
+    closed (the same reconnect: closing the old channel restores its unacknowledged tasks
+    through it), it raises the connection error kombu and Celery expect there and ignore
+    while closing, instead of ``AttributeError`` (which stopped the worker)."""
+
     QoS = RedisQoS
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        transport = getattr(self, "connection", None)
+        if transport is None or getattr(transport, "client", None) is None:
+            raise redis_exceptions.ConnectionError("broker connection closed")
+        return cast(dict[str, Any], super()._connparams(asynchronous=asynchronous))
 
 
 class RedisTransport(kombu_redis.Transport):

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import kombu
+import kombu.common
 import pytest
 import redis
 from kombu.transport import redis as kombu_redis
@@ -75,6 +76,20 @@ def test_an_acknowledgement_after_the_connection_closed_is_dropped_and_restored_
         restored.ack()
         assert _unacked(name) == 0
         queue.close()
+
+
+def test_closing_the_lost_channel_is_a_connection_error_kombu_ignores() -> None:
+    """Closing the old channel restores its unacknowledged tasks through its closed
+    connection: kombu's own raised AttributeError there (the worker stopped); ours raises the
+    connection error that kombu's ``ignore_errors`` (Celery's path) swallows."""
+    name = f"test-broker-{uuid.uuid4().hex}"
+    connection, message = _received(RedisTransport, name)
+    channel = message.channel
+    _lost(connection, message)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        channel.qos.restore_unacked()
+    kombu.common.ignore_errors(connection, channel.close)  # as Celery closes it: no error
+    redis.Redis.from_url(REDIS_URL).delete(f"{name}-unacked", f"{name}-unacked-index", name)
 
 
 def test_kombus_own_transport_fails_on_the_same_acknowledgement() -> None:
