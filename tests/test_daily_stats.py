@@ -230,3 +230,35 @@ def test_a_write_moves_the_figure_at_once(org: Organization) -> None:
         window_days=7,
     )
     assert figure() == (1, 0)
+
+
+def test_the_rebuild_command_for_one_organisation_and_an_unknown_slug(org: Organization) -> None:
+    """``manage.py rebuild_report_days --org SLUG`` rebuilds that organisation's sums (equal
+    to the incremental ones); an unknown slug stops with status 2 and says so."""
+    import io
+
+    from django.core.management import call_command
+
+    all_targets_policy(org)
+    account = SocialAccountFactory(brand__organization=org)
+    now = timezone.now().replace(microsecond=0)
+    reply(open_ticket(account, now - timedelta(minutes=10)), now - timedelta(minutes=5))
+
+    def sums() -> list[tuple[Any, ...]]:
+        return sorted(TicketDayStat.objects.values_list("dimension", "day", "tickets", "answered"))
+
+    kept = sums()
+    assert kept
+    TicketDayStat.objects.all().delete()
+    out = io.StringIO()
+    call_command("rebuild_report_days", "--org", org.slug, stdout=out)
+    assert "Rebuilt the daily sums" in out.getvalue()
+    assert sums() == kept
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as stopped:
+        call_command("rebuild_report_days", "--org", "no-such-org", stderr=err)
+    assert stopped.value.code == 2
+    assert "No organisation with the slug 'no-such-org'" in err.getvalue()
+    assert (
+        sorted(TicketDayStat.objects.values_list("dimension", "day", "tickets", "answered")) == kept
+    )

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from careinbox.accounts.models import Organization
+from monitoring.management.options import add_org_option, org_ids_option
 from monitoring.reports.daily import rebuild_daily
 
 
@@ -18,16 +18,10 @@ class Command(BaseCommand):
     help = "Make the dashboard's daily sums again from the report facts."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--org", help="Only this organisation (its slug).")
+        add_org_option(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        org_ids = None
-        if options["org"]:
-            org = Organization.objects.filter(slug=options["org"]).first()
-            if org is None:
-                self.stderr.write(f"No organisation with the slug {options['org']!r}.")
-                raise SystemExit(2)
-            org_ids = [org.pk]
+        org_ids = org_ids_option(self, options)
         with transaction.atomic():
             counts = rebuild_daily(organization_ids=org_ids)
         self.stdout.write(
