@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations
 
 # The expressions are the ones Django's ``icontains`` queries on PostgreSQL: UPPER(col::text).
@@ -22,11 +21,11 @@ INDEXES = {
 }
 
 
-
 # (Written as SQL: Django's ``OpClass(Upper(...))`` in an index renders ``(UPPER(col)
 # gin_trgm_ops)`` in parentheses, which PostgreSQL rejects.)
 def create_indexes(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for name, column in INDEXES.items():
             schema_editor.execute(
                 f'CREATE INDEX IF NOT EXISTS "{name}" ON "tickets_ticket" '
@@ -43,5 +42,7 @@ def drop_indexes(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [("tickets", "0020_vacuum_after_turn_backfill")]
 
-    # TrigramExtension does nothing on a database other than PostgreSQL.
-    operations = [TrigramExtension(), migrations.RunPython(create_indexes, drop_indexes)]
+    # Not Django's TrigramExtension: unapplied on SQLite it looks the extension up in
+    # pg_extension (no vendor check), so migrating back past here failed there. The extension
+    # stays when unapplied: other things may use it, and dropping it needs a superuser.
+    operations = [migrations.RunPython(create_indexes, drop_indexes)]
