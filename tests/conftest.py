@@ -3,7 +3,7 @@ fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -79,3 +79,14 @@ def make_account(org: Organization) -> Callable[..., SocialAccount]:
         return SocialAccountFactory(**kwargs)
 
     return make
+
+
+@pytest.fixture
+def fresh_cache() -> Iterator[None]:
+    """An empty local-memory cache (the inbox's cached counts and rows of an earlier test,
+    whose organisation and user ids SQLite reuses, are not this test's)."""
+    from django.core.cache import cache
+
+    if "locmem" in type(cache).__module__:
+        cache.clear()
+    yield

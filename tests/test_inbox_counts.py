@@ -9,13 +9,12 @@ gunicorn worker) is seen by a page served from any other process's own cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -38,16 +37,9 @@ from tickets.services import ingest as ingest_module
 from tickets.services import ingest_posts, ticket_take_step
 from tickets.services.approval import Decision, approval_decide
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_cache")]
 
 INBOX = reverse("tickets:inbox")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    if "locmem" in type(cache).__module__:
-        cache.clear()
-    yield
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ finds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -21,16 +20,9 @@ from tickets import inbox
 from tickets.models import Status, Ticket
 from tickets.services import ingest_posts
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 INBOX = reverse("tickets:inbox")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    if "locmem" in type(cache).__module__:
-        cache.clear()
-    yield
 
 
 @pytest.fixture
