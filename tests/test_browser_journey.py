@@ -293,3 +293,43 @@ def test_a_draft_from_a_second_tab_never_lands_in_another_steps_box(
     expect(dm_box).to_have_value("")
     _assert_not_reloaded(second_tab)
     assert [m.text for m in ticket.messages.filter(direction=Direction.OUTBOUND)] == [STEPS[0][2]]
+
+
+def test_a_live_poll_answered_after_its_poller_was_swapped_away_is_dropped(
+    page: Page,  # noqa: F811
+    live_server: object,
+    celery_worker_process: object,
+    x_sandbox_clean: XSandbox,
+    make_account: Callable[..., SocialAccount],
+    agent: Persona,
+) -> None:
+    """The workspace swapped while a poll is in flight (the agent's own step, or an earlier poll)
+    leaves that poll's element detached; its answer, retargeted to ``#workspace``, is dropped
+    instead of failing in htmx (``htmx:targetError``: CI saw it under load). The page fixture
+    fails the test on any console or page error."""
+    ticket = _mention(x_sandbox_clean, _account(x_sandbox_clean, make_account), "2101", "jo")
+    base = str(live_server)
+    _sign_in(page, base, agent, next_path=f"/tickets/{ticket.pk}/")
+    page.evaluate(f"{MARKER} = 'still here'")
+    # The next poll claims the page shows another step, so the server answers it with the whole
+    # workspace (HX-Retarget: #workspace); as it leaves, the workspace is replaced by a copy.
+    page.evaluate(
+        """() => {
+          const poller = document.getElementById("ticket-live");
+          const vals = JSON.parse(poller.getAttribute("hx-vals"));
+          vals.shown_step = "not-this-step";
+          poller.setAttribute("hx-vals", JSON.stringify(vals));
+          document.addEventListener("htmx:beforeRequest", (event) => {
+            if (event.detail.elt === poller) {
+              const workspace = document.getElementById("workspace");
+              workspace.replaceWith(workspace.cloneNode(true));
+            }
+          });
+        }"""
+    )
+    with page.expect_response(lambda r: "live=1" in r.url, timeout=15_000) as answer:
+        pass
+    assert answer.value.headers.get("hx-retarget") == "#workspace"
+    page.wait_for_timeout(500)  # let htmx handle the answer
+    assert page.locator("#workspace").count() == 1
+    _assert_not_reloaded(page)

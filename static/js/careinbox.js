@@ -166,10 +166,15 @@
 
   /* A poll answered after its poller went away (the workspace was swapped meanwhile, by the
      agent's own step or an earlier poll) is stale: the new poller asks again within 3 s. Its
-     answer would otherwise be retargeted relative to a detached element, which htmx cannot do. */
-  document.addEventListener("htmx:beforeOnLoad", function (event) {
+     answer would otherwise be retargeted relative to a detached element, which htmx cannot do.
+     The guard sits on the poller itself: an event fired on a detached element never bubbles up
+     to the document, so a listener there would not see it. */
+  function dropIfDetached(event) {
+    if (!document.body.contains(event.currentTarget)) event.preventDefault();
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail && event.detail.elt;
-    if (elt && elt.id === "ticket-live" && !document.body.contains(elt)) event.preventDefault();
+    if (elt && elt.id === "ticket-live") elt.addEventListener("htmx:beforeOnLoad", dropIfDetached);
   });
 
   /* --- The ticket page tells the server whether the agent is writing a reply. -------------- */
