@@ -3,6 +3,8 @@ the outbox exactly once; reject sends it back with a comment. All recorded."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -299,3 +301,51 @@ def test_queue_and_decisions_are_for_managers_of_the_organisation(
     assert done.status_code == 302
     held.refresh_from_db()
     assert held.state == ApprovalState.APPROVED and held.sent_text == REPLY + " DM us?"
+
+
+def _live_vals(page: str) -> dict[str, str]:
+    """The ticket page's live poller's values, as its htmx GET sends them."""
+    found = re.search(r"""id="ticket-live"[^>]*hx-vals='([^']+)'""", page)
+    assert found, "no live poller on the page"
+    return {**json.loads(found.group(1))}
+
+
+def test_the_ticket_page_follows_its_held_reply_live(
+    ticket: Ticket, agent: Persona, manager: Persona
+) -> None:
+    """Found walking the demo. While a reply waits for approval the page has no send button,
+    yet its live update sent the button's section (htmx: ``oobErrorNoTarget
+    #step-submit-box`` in the console); and a reply the manager sent back left the agent's
+    page saying "Waiting for a manager's approval" until a reload, the comment and the box
+    to edit the reply nowhere. The live update now redraws the workspace when the approval
+    changes, and sends no section the page does not show."""
+    _hold(ticket, agent)
+    url = reverse("tickets:detail", args=[ticket.pk])
+    client = agent.client()
+    page = client.get(url).content.decode()
+    assert "Waiting for a manager" in page
+    assert 'id="step-submit-box"' not in page
+    vals = _live_vals(page)
+    assert client.get(url, vals, HTTP_HX_REQUEST="true").status_code == 204
+    # Every section the update may send is one the page shows.
+    everything = client.get(url, {**vals, "h": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="step-submit-box"' not in everything
+    for target in re.findall(r'hx-swap-oob="[^"]*"[^>]*id="([^"]+)"', everything) + re.findall(
+        r'id="([^"]+)"[^>]*hx-swap-oob=', everything
+    ):
+        assert f'id="{target}"' in page, target
+
+    held = ApprovalRequest.objects.get(ticket=ticket)
+    approval_decide(
+        approval=held, by=manager.user, decision=Decision.REJECT, comment="Drop the lawyer bit."
+    )
+    response = client.get(url, vals, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#workspace"
+    assert "sent your reply back:</strong> Drop the lawyer bit." in body
+    assert 'id="step-submit-box"' in body
+    assert re.search(r'<textarea id="step-text"[^>]*>So sorry about this, Jo\.', body)  # to edit
+    assert "Waiting for a manager" not in body
+    # The redrawn page polls with the new state: nothing more to send.
+    assert client.get(url, _live_vals(body), HTTP_HX_REQUEST="true").status_code == 204

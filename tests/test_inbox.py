@@ -652,6 +652,35 @@ def test_assign_to_me_is_recorded(agent: Persona) -> None:
     assert ticket.events.filter(kind=EventKind.ASSIGNED, actor=agent.user).count() == 1
 
 
+def test_assign_to_me_is_offered_only_where_it_can_succeed(
+    agent: Persona, manager: Persona
+) -> None:
+    """Found walking the demo: round-robin gives the manager tickets, and the agent's ticket
+    page still offered "Assign to me" (and the ``m`` key) on them, which always answered 422
+    ("This ticket is a colleague's"). The page now says who has it instead; a manager, who may
+    take anyone's, keeps the button; a closed ticket offers nothing to take."""
+    colleagues = _ticket(agent, assigned_to=manager.user)
+    body = agent.client().get(reverse("tickets:detail", args=[colleagues.pk])).content.decode()
+    assert 'id="assign-me-form"' not in body
+    assert re.search(r'id="assign-me"[^>]*>mark has it<', body)
+
+    agents = _ticket(manager, assigned_to=agent.user)
+    body = manager.client().get(reverse("tickets:detail", args=[agents.pk])).content.decode()
+    assert 'id="assign-me-form"' in body
+    response = manager.client().post(reverse("tickets:assign_me", args=[agents.pk]))
+    assert response.status_code == 302
+    agents.refresh_from_db()
+    assert agents.assigned_to == manager.user
+
+    nobodys = _ticket(agent)
+    body = agent.client().get(reverse("tickets:detail", args=[nobodys.pk])).content.decode()
+    assert 'id="assign-me-form"' in body and "Assign to me" in body
+
+    nobodys.close_without_reply(reason="spam", note="a bot", by=agent.user)
+    body = agent.client().get(reverse("tickets:detail", args=[nobodys.pk])).content.decode()
+    assert 'id="assign-me-form"' not in body
+
+
 def test_closing_as_spam_stops_the_sla_timers_it_owed(
     agent: Persona, django_capture_on_commit_callbacks: object
 ) -> None:

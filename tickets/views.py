@@ -71,6 +71,7 @@ from tickets.services.outbox import reply_facts
 from tickets.services.steps import GuardRefused
 
 PENDING_STATES = (OutboxState.QUEUED, OutboxState.SENDING)
+APPROVAL_EVENT_KINDS = (EventKind.REPLY_HELD, EventKind.REPLY_APPROVED, EventKind.REPLY_REJECTED)
 
 STEP_HELP = {
     Step.ACKNOWLEDGE: (
@@ -372,6 +373,8 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     ways = reply_ways(ticket, facts)
     user_id = request.user.pk
     people = presence_on([ticket.pk], except_user=user_id).get(ticket.pk, [])
+    # The reply held for a manager, approved or sent back: from the events, no query of its own.
+    approval = next((e for e in reversed(events) if e.kind in APPROVAL_EVENT_KINDS), None)
     return {
         "ticket": ticket,
         "conversation": conversation,
@@ -397,6 +400,13 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
         # else after it is a collision, warned about before sending.
         "seen_message": max((m.pk for m in conversation), default=0),
         "current_time": timezone.now(),
+        # What the page shows of the approval (the live update redraws the workspace when it
+        # changes: a reply sent back brings the composer back with the manager's comment).
+        "approval_shown": f"{approval.kind}:{approval.data.get('approval_id', '')}"
+        if approval is not None
+        else "",
+        # While a reply is held the page shows no composer, so no send button to update.
+        "approval_held": approval is not None and approval.kind == EventKind.REPLY_HELD,
     }
 
 
@@ -448,7 +458,7 @@ LIVE_SECTIONS: dict[str, str] = {
 def _sections(context: dict[str, Any], csrf_token: str) -> dict[str, str]:
     sections: dict[str, str] = {}
     for name, template in LIVE_SECTIONS.items():
-        if name == "step-submit" and not context["next_step"]:
+        if name == "step-submit" and (not context["next_step"] or context["approval_held"]):
             continue
         own = context["customer_sidebar"] if name == "customer-info" else context
         sections[name] = render_to_string(template, {**own, "csrf_token": csrf_token})
@@ -517,16 +527,19 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     live = _wants_partial(request) and request.GET.get("live") == "1"
     if live:
         presence_touch(ticket.pk, request.user, replying=request.GET.get("replying") == "1")  # type: ignore[arg-type]
+    if not live:
+        return _workspace(request, ticket)
+    context = _with_hashes(_full_context(request, ticket), request)
     shown_step = request.GET.get("shown_step")
-    if live and shown_step is not None and shown_step != (ticket.next_step or ""):
-        response = _workspace(request, ticket)
+    shown_approval = request.GET.get("shown_approval")
+    if (shown_step is not None and shown_step != (ticket.next_step or "")) or (
+        shown_approval is not None and shown_approval != context["approval_shown"]
+    ):
+        response = render(request, "tickets/ticket.html#workspace", context)
         response["HX-Retarget"] = "#workspace"
         response["HX-Reselect"] = "#workspace"
         response["HX-Reswap"] = "outerHTML"
         return response
-    if not live:
-        return _workspace(request, ticket)
-    context = _with_hashes(_full_context(request, ticket), request)
     shown = parse_hashes(request.GET.get("h", ""))
     hashes = context["_section_hashes"]
     changed = [
