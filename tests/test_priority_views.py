@@ -32,6 +32,10 @@ def test_the_ticket_shows_each_factor_with_its_points(agent: Persona) -> None:
     assert '<span class="points">+25</span> reads as a complaint (still waiting)' in body
     assert '<span class="points">+16</span> 4,200 followers' in body
     assert ticket.main_priority_reason == "reads as a complaint (still waiting)"
+    # Found walking the demo: the priority and status badges stood twice in the header (the
+    # live badges and again above the factors); once now, in the live ones.
+    assert body.count(f'class="badge prio-{Priority.HIGH}"') == 1
+    assert body.count('<span class="status">') == 1
 
 
 def test_an_agent_overrides_the_priority_with_a_reason(agent: Persona, outsider: Persona) -> None:
