@@ -5,11 +5,14 @@ Transactional, so that events reach their handlers after commit (the SLA is met 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from channels_social.base import OutboundKind, SendTarget
@@ -459,3 +462,47 @@ def test_a_refusing_proxy_means_the_reply_never_left(
     with pytest.raises(TransientSendError):
         outbox_send(item_id=message.outbox.pk)
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED
+
+
+def _live_vals(page: str) -> dict[str, str]:
+    """The ticket page's live poller's values, as its htmx GET sends them."""
+    found = re.search(r"""id="ticket-live"[^>]*hx-vals='([^']+)'""", page)
+    assert found, "no live poller on the page"
+    return {**json.loads(found.group(1))}
+
+
+def test_the_queued_note_goes_once_the_reply_has_gone(
+    ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
+) -> None:
+    """Found walking the demo: after a reply the page said "Acknowledge: queued to send." above
+    the next step's box long after the reply had been delivered (the note sat in the composer,
+    which the live update never redraws). It now stands beside the send button, in the section
+    the live update redraws, and goes when the reply has gone."""
+    client = agent.client()
+    detail = reverse("tickets:detail", args=[ticket.pk])
+    step_url = reverse("tickets:step", args=[ticket.pk, Step.ACKNOWLEDGE])
+    page = client.get(detail).content.decode()
+    seen = re.search(r'name="seen" value="([^"]*)"', page)
+    response = client.post(
+        step_url,
+        {"text": "So sorry about this, Jo. We're on it.", "seen": seen.group(1) if seen else ""},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200, body
+    item = OutboxItem.objects.get()
+    # A worker of this session may have sent it already: then the note says so.
+    note = re.search(r'id="reply-sent-note">([^<]*)<', body)
+    assert note and note.group(1) in ("Acknowledge: queued to send.", "Acknowledge: sent.")
+    assert "queued to send" not in body.replace(note.group(0), "")  # said once, beside the button
+
+    assert outbox_send(item_id=item.pk) == OutboxState.SENT
+    live = client.get(detail, _live_vals(body), HTTP_HX_REQUEST="true")
+    redrawn = live.content.decode()
+    assert live.status_code == 200
+    assert 'id="step-submit-box"' in redrawn
+    assert 'id="reply-sent-note"' not in redrawn
+    assert re.search(
+        r'<button id="step-submit" class="primary" type="submit" name="step" value="take_offline">',
+        redrawn,
+    )

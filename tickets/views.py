@@ -365,6 +365,9 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
         for m in conversation
         if m.direction == Direction.OUTBOUND and m.kind not in MODERATION_MESSAGE_KINDS
     ]
+    # The reply still on its way (its step named in the note beside the send button, which
+    # the live update takes away once it has gone).
+    pending = [m for m in replies if m.outbox.state in PENDING_STATES]
     refused_text = ""
     if replies and step and replies[-1].step == step:
         refused_text = replies[-1].text if replies[-1].outbox.state == OutboxState.FAILED else ""
@@ -378,7 +381,7 @@ def _ticket_context(request: HttpRequest, ticket: Ticket) -> dict[str, Any]:
     return {
         "ticket": ticket,
         "conversation": conversation,
-        "pending_delivery": any(m.outbox.state in PENDING_STATES for m in replies),
+        "pending_delivery": pending[-1] if pending else None,
         "events": events,
         "refusal": reopened.data.get("reason") if reopened else None,
         "refused_by_platform": bool(
@@ -627,15 +630,20 @@ def ticket_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         return _workspace(request, ticket, error=error, step_error=error, **kept)
     presence_touch(ticket.pk, request.user, replying=False)  # type: ignore[arg-type]
     ticket.refresh_from_db()
-    if isinstance(outcome, ApprovalRequest):
-        note = "Held for a manager's approval: " + " ".join(outcome.reasons)
-    else:
-        note = f"{Step(step).label}: queued to send."
+    # A held reply says so above the box. A queued one is said beside the send button, in
+    # the section the live update redraws, so the note goes once the reply has gone (it sat
+    # above the box saying "queued to send" long after delivery); the page it redirects to
+    # without JavaScript shows that same note while the reply is on its way.
     if _wants_partial(request):
-        response = _workspace(request, ticket, reply_note=note)
+        if isinstance(outcome, ApprovalRequest):
+            held = "Held for a manager's approval: " + " ".join(outcome.reasons)
+            response = _workspace(request, ticket, reply_note=held)
+        else:
+            response = _workspace(request, ticket, sent_step=Step(step).label)
         response["HX-Trigger"] = "ticketChanged"
         return response
-    messages.success(request, note)
+    if isinstance(outcome, ApprovalRequest):
+        messages.success(request, "Held for a manager's approval: " + " ".join(outcome.reasons))
     return redirect("tickets:detail", pk=ticket.pk)
 
 
