@@ -812,3 +812,25 @@ def test_the_filter_selects_render_as_djangos_own(agent: Persona) -> None:
             plain = field.as_widget(widget=forms.Select(choices=field.field.widget.choices))
             assert re.sub(r">\s+<", "><", quick) == re.sub(r">\s+<", "><", plain), field.name
     assert "late &amp; &lt;lost&gt;" in str(form["tag"])
+
+
+def test_rows_show_their_tags_read_in_one_plain_query(
+    agent: Persona, django_assert_num_queries: Any
+) -> None:
+    """A row's tags come from ``row_tags`` (ticket id and name pairs, in name order), not a
+    prefetch; a ticket with none shows none."""
+    from tickets.inbox import row_tags
+
+    tagged, plain = _ticket(agent), _ticket(agent)
+    tagged.add_tag("zeta", by=None)
+    tagged.add_tag("alpha", by=None)
+    with django_assert_num_queries(1):
+        assert row_tags([tagged.pk, plain.pk]) == {tagged.pk: ("alpha", "zeta")}
+    with django_assert_num_queries(0):
+        assert row_tags([]) == {}
+    body = agent.client().get(INBOX).content.decode()
+    row = re.search(rf'<tr id="row-{tagged.pk}".*?</tr>', body, re.S)
+    other = re.search(rf'<tr id="row-{plain.pk}".*?</tr>', body, re.S)
+    assert row and other
+    assert re.findall(r'<span class="tag">#(\w+)</span>', row.group(0)) == ["alpha", "zeta"]
+    assert 'class="tag"' not in other.group(0)

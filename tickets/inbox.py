@@ -582,7 +582,7 @@ def inbox_tickets(
 
     A fixed number of queries whatever the count: the count (none when ``counts``, every
     view's from ``view_counts``, has it already: no filters), the rows (with their root
-    message, brand and assignee), their tags. A search's count stops at
+    message, brand and assignee); their tags are ``row_tags``'s one query. A search's count stops at
     ``SEARCH_COUNT_CAP + 1`` (``count_is_capped``): the database stops at as many matches.
     """
     tickets: QuerySet[Ticket] = Ticket.objects.for_org(organization).filter(
@@ -599,8 +599,7 @@ def inbox_tickets(
         sort_tickets(tickets, data.get("sort") or "", view=view)
         .select_related("root_message", "brand", "assigned_to")
         # A row shows its root post's text alone: not its raw platform JSON and the rest.
-        .defer(*ROOT_MESSAGE_UNSHOWN)
-        .prefetch_related("tags")[:PAGE_SIZE]
+        .defer(*ROOT_MESSAGE_UNSHOWN)[:PAGE_SIZE]
     )
     return list(rows), total
 
@@ -627,9 +626,31 @@ def total_label(total: int, data: dict[str, Any]) -> str:
 ROW_MARKUP_VERSION = 2
 
 
-def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -> str:
+def row_tags(ticket_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The tag names of each of ``ticket_ids`` (a page's rows), in name order: one plain query
+    of (ticket id, name) pairs. Not ``prefetch_related("tags")``, which makes a queryset and a
+    manager per ticket and links each ticket and its tags both ways: reference cycles that
+    only the garbage collector frees, 200 rows a page (docs/benchmarks.md, "The inbox's slow
+    request: the garbage collector"). A ticket without tags is not in the answer."""
+    if not ticket_ids:
+        return {}
+    pairs = (
+        Ticket.tags.through.objects.filter(ticket_id__in=list(ticket_ids))
+        .order_by("tag__name", "tag_id")
+        .values_list("ticket_id", "tag__name")
+    )
+    found: dict[int, list[str]] = {}
+    for ticket_id, name in pairs:
+        found.setdefault(ticket_id, []).append(name)
+    return {ticket_id: tuple(names) for ticket_id, names in found.items()}
+
+
+def row_fingerprint(
+    ticket: Ticket, people: Sequence[Presence], now: datetime, tags: Sequence[str] = ()
+) -> str:
     """A short fingerprint of everything an inbox row shows (``partials/row.html``), from the
-    data, so a poll finds what changed without rendering every row: only the changed ones."""
+    data, so a poll finds what changed without rendering every row: only the changed ones.
+    ``tags`` are the ticket's tag names (``row_tags``)."""
     root = ticket.root_message
     facts = (
         ROW_MARKUP_VERSION,
@@ -643,7 +664,7 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         ticket.repost_reach,
         root.text if root is not None else "",
         ticket.brand.name,
-        tuple(tag.name for tag in _tags_of(ticket)),
+        tuple(tags),
         tuple((p.name, p.replying) for p in people),
         ticket.status,
         ticket.closed_as,
@@ -653,13 +674,6 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         str(ticket.assigned_to) if ticket.assigned_to_id else "",
     )
     return hashlib.blake2b(repr(facts).encode(), digest_size=6).hexdigest()
-
-
-def _tags_of(ticket: Ticket) -> Sequence[Tag]:
-    """The ticket's tags as ``inbox_tickets`` prefetched them (the manager ``ticket.tags``
-    costs more to make, 200 times a page, than the tags it returns)."""
-    prefetched = getattr(ticket, "_prefetched_objects_cache", {}).get("tags")
-    return list(prefetched) if prefetched is not None else list(ticket.tags.all())
 
 
 ROW_CACHE_TTL = 600  # seconds a rendered row is kept (a changed row gets a new key at once)
