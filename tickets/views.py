@@ -60,6 +60,7 @@ from tickets.models import (
     ApprovalRequest,
     Direction,
     EventKind,
+    InboxCountsStamp,
     Message,
     OutboxState,
     SavedView,
@@ -162,7 +163,9 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         view_key = DEFAULT_VIEW
     form = ViewFilterForm(params, organization=org)
     data = form.cleaned_data if form.is_valid() else {}
-    counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
+    # Read before anything it stands for is counted (InboxCountsStamp).
+    token = InboxCountsStamp.token_for(org.pk)
+    counts = view_counts(org, user=user, now=now, token=token)  # type: ignore[arg-type]
     tickets, total = inbox_tickets(
         org,
         user=user,  # type: ignore[arg-type]
@@ -170,6 +173,7 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         data=data,
         now=now,
         counts=counts,
+        token=token,
     )
     people = presence_on([t.pk for t in tickets], except_user=user.pk)
     tags = row_tags([t.pk for t in tickets])
