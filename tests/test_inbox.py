@@ -834,3 +834,32 @@ def test_rows_show_their_tags_read_in_one_plain_query(
     assert row and other
     assert re.findall(r'<span class="tag">#(\w+)</span>', row.group(0)) == ["alpha", "zeta"]
     assert 'class="tag"' not in other.group(0)
+
+
+def test_awaiting_approval_shows_its_own_organisations_held_replies_in_inbox_order(
+    agent: Persona, manager: Persona, outsider: Persona
+) -> None:
+    """The view's page is chosen by id first (a subquery over the organisation's pending
+    requests) and then read with its root posts: the same rows in the same order as the open
+    view shows them, with a sort too, and none of another organisation's."""
+    now = timezone.now()
+    held = []
+    for minutes in (50, 10, 30):
+        ticket = _ticket(agent)
+        ticket.set_sla_due(now + timedelta(minutes=minutes))
+        ticket.require_approval("VIP customer", by=manager.user)
+        _hold(ticket, agent)
+        held.append(ticket)
+    _ticket(agent).set_sla_due(now + timedelta(minutes=5))  # open, nothing held
+    elsewhere = _ticket(outsider)
+    elsewhere.require_approval("VIP customer", by=None)
+    _hold(elsewhere, outsider)
+    client = agent.client()
+    rows = _rows(client.get(INBOX, {"view": "approval"}))
+    assert rows == [held[1].pk, held[2].pk, held[0].pk]  # most at risk first
+    in_open = [pk for pk in _rows(client.get(INBOX, {"view": "open"})) if pk in rows]
+    assert rows == in_open
+    newest = _rows(client.get(INBOX, {"view": "approval", "sort": "newest"}))
+    assert newest == [held[2].pk, held[1].pk, held[0].pk]
+    assert elsewhere.pk not in rows
+    assert _rows(outsider.client().get(INBOX, {"view": "approval"})) == [elsewhere.pk]
