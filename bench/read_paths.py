@@ -10,12 +10,23 @@ database received them) and then replayed alone on a raw cursor the same number 
 the ratio is the page's time over it; "queries" is the page's statement count; "CPU" is this
 process's CPU time per request (Python's own work, which a shared machine's load inflates less
 than wall time). The slowest
-statement is printed with ``EXPLAIN (ANALYZE, BUFFERS)`` when ``--explain`` is given::
+statement is printed with ``EXPLAIN (ANALYZE, BUFFERS)`` when ``--explain`` is given.
+
+Before the first request the process warms up as a gunicorn worker does
+(``careinbox.warmup.warm_up``, called by ``careinbox/wsgi.py``: the URL conf and every
+template built, then what start-up made frozen out of the garbage collector's sight), so the
+figures are what gunicorn serves; ``--no-warmup`` measures a process without it.
+``--breakdown`` splits each page's requests into the time in SQL (every statement, timed
+round the database call), in templates (the outermost ``Template.render``: what a template
+reads from the database lazily counts as SQL), in the garbage collector's pauses
+(``gc.callbacks``; full collections, generation 2, counted apart) and the rest, and says what
+the slowest request was made of::
 
     .venv/bin/python bench/scale_data.py --tickets 20000 --database careinbox_bench_20k
     .venv/bin/python bench/read_paths.py --database careinbox_bench_20k
     .venv/bin/python bench/read_paths.py                       # careinbox_bench (1,000,000)
     .venv/bin/python bench/read_paths.py --explain --json var/read_paths.json
+    .venv/bin/python bench/read_paths.py --only Inbox --requests 100 --warmup 5 --breakdown
 
 The server is the one ``DATABASE_URL`` names (its database name is replaced by
 ``--database``). Exits non-zero if a page does not answer 200 or shows no rows where the data
@@ -25,13 +36,16 @@ has them (each view's count is checked against a plain count).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +74,96 @@ class Page:
 
 
 @dataclass
+class Parts:
+    """One request's time by where it went (milliseconds), for ``--breakdown``."""
+
+    total: float = 0.0
+    sql: float = 0.0
+    templates: float = 0.0
+    gc: float = 0.0  # every collection's pause
+    gc_full: float = 0.0  # the full (generation-2) collections' part of it
+    full_collections: int = 0
+    collections: int = 0
+
+    @property
+    def other(self) -> float:
+        return max(0.0, self.total - self.sql - self.templates - self.gc)
+
+    def line(self) -> str:
+        return (
+            f"{self.total:.1f} ms = SQL {self.sql:.1f} + templates {self.templates:.1f}"
+            f" + GC {self.gc:.1f} ({self.collections} collections, {self.full_collections} full:"
+            f" {self.gc_full:.1f} ms) + other {self.other:.1f}"
+        )
+
+
+class Breakdown:
+    """Times one request at a time: SQL through ``connection.execute_wrapper``, templates by
+    wrapping ``django.template.base.Template.render`` (the outermost call only: an include
+    is inside its page; the SQL and collections in it taken out), the collector through
+    ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.current = Parts()
+        self._depth = 0
+        self._gc_started = 0.0
+
+    def _sql(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.current.sql += (time.perf_counter() - started) * 1000
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = (time.perf_counter() - self._gc_started) * 1000
+        self.current.gc += pause
+        self.current.collections += 1
+        if info.get("generation") == 2:
+            self.current.gc_full += pause
+            self.current.full_collections += 1
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        from django.db import connection
+        from django.template import base
+
+        real_render = base.Template.render
+        breakdown = self
+
+        def render(template: Any, context: Any) -> Any:
+            if breakdown._depth:
+                return real_render(template, context)
+            breakdown._depth += 1
+            part = breakdown.current
+            started, sql_before, gc_before = time.perf_counter(), part.sql, part.gc
+            try:
+                return real_render(template, context)
+            finally:
+                breakdown._depth -= 1
+                # What the template read from the database lazily counts as SQL, and a
+                # collection during it as GC: not twice.
+                spent = (time.perf_counter() - started) * 1000
+                part.templates += spent - (part.sql - sql_before) - (part.gc - gc_before)
+
+        base.Template.render = render  # type: ignore[method-assign]
+        gc.callbacks.append(self._gc)
+        try:
+            with connection.execute_wrapper(self._sql):
+                yield
+        finally:
+            gc.callbacks.remove(self._gc)
+            base.Template.render = real_render  # type: ignore[method-assign]
+
+    def request(self) -> Parts:
+        self.current = Parts()
+        return self.current
+
+
+@dataclass
 class Result:
     page: Page
     times_ms: list[float]
@@ -70,6 +174,7 @@ class Result:
     slowest_sql: str
     slowest_ms: float
     statements: list[str]
+    parts: list[Parts] = field(default_factory=list)  # per request, with --breakdown
 
     def row(self) -> dict[str, Any]:
         p50, p95 = statistics.median(self.times_ms), percentile(self.times_ms, 95)
@@ -174,7 +279,9 @@ def statement_ms(sql: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def measure(page: Page, client: Any, *, requests: int, warmup: int) -> Result:
+def measure(
+    page: Page, client: Any, *, requests: int, warmup: int, breakdown: Breakdown | None = None
+) -> Result:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -194,20 +301,59 @@ def measure(page: Page, client: Any, *, requests: int, warmup: int) -> Result:
         if q["sql"].lstrip().lstrip("(").upper().startswith(("SELECT", "WITH"))
     ]
     times, cpu = [], []
+    parts: list[Parts] = []
     size = 0
     for n in range(requests):
         url = page.urls[(n + 1) % len(page.urls)]
+        if breakdown is not None:
+            part = breakdown.request()
+            parts.append(part)
         started, cpu_started = time.perf_counter(), time.process_time()
         response = client.get(url, headers=headers)
         times.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - cpu_started) * 1000)
+        if breakdown is not None:
+            part.total = times[-1]
+            breakdown.current = Parts()  # what follows (the replays) is no request's
         size = max(size, len(response.content))
         if response.status_code not in (200, 204):
             raise SystemExit(f"{page.label}: {url} answered {response.status_code}")
     sql_times = [replay(statements) for _ in range(requests)]
     slowest = max(statements, key=statement_ms) if statements else ""
     slowest_ms = min(statement_ms(slowest) for _ in range(3)) if slowest else 0.0
-    return Result(page, times, cpu, sql_times, queries, size, slowest, slowest_ms, statements)
+    return Result(
+        page, times, cpu, sql_times, queries, size, slowest, slowest_ms, statements, parts
+    )
+
+
+def breakdown_lines(parts: list[Parts]) -> list[str]:
+    """A page's requests by where their time went: each part's p50 and p95, the full
+    collections, and the slowest request and the slowest without a full collection."""
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f} / {percentile(values, 95):.1f}"
+
+    full = [p for p in parts if p.full_collections]
+    without = [p for p in parts if not p.full_collections]
+    lines = [
+        f"p50 / p95 ms: SQL {spread([p.sql for p in parts])}, templates"
+        f" {spread([p.templates for p in parts])}, GC {spread([p.gc for p in parts])},"
+        f" other {spread([p.other for p in parts])}",
+        f"full collections: {sum(p.full_collections for p in parts)} in {len(full)} of"
+        f" {len(parts)} requests"
+        + (
+            f" (their pauses {min(p.gc_full for p in full):.1f}-{max(p.gc_full for p in full):.1f}"
+            f" ms; those requests p50 {statistics.median([p.total for p in full]):.1f} ms)"
+            if full
+            else ""
+        ),
+        f"slowest: {max(parts, key=lambda p: p.total).line()}",
+    ]
+    if full and without:
+        lines.append(
+            f"slowest without a full collection: {max(without, key=lambda p: p.total).line()}"
+        )
+    return lines
 
 
 def explain(sql: str) -> str:
@@ -294,6 +440,16 @@ def main(argv: list[str] | None = None) -> int:
         help="EXPLAIN (ANALYZE, BUFFERS) every statement of each page, a line each",
     )
     parser.add_argument("--only", help="only the pages whose label contains one of these (a,b)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="split each request into SQL, templates, garbage collection and the rest",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip careinbox.warmup.warm_up (which careinbox/wsgi.py runs in every worker)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     meta_path = ROOT / "var" / f"{args.database}.json"
@@ -302,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads(meta_path.read_text())
     setup(args.database)
     from django.test import Client
+
+    warmed = None
+    if not args.no_warmup:  # what gunicorn's worker does before its first request (wsgi.py)
+        from careinbox.warmup import warm_up
+
+        warmed = warm_up()
 
     from careinbox.accounts.models import User
 
@@ -321,11 +483,24 @@ def main(argv: list[str] | None = None) -> int:
         f"messages) in {len(meta['organisations'])} organisations; signed in to the largest "
         f"({big['tickets']:,} tickets); {args.requests} requests per page after {args.warmup}"
     )
+    print(
+        "warm-up: none (--no-warmup)"
+        if warmed is None
+        else f"warm-up as careinbox/wsgi.py: {warmed.templates} templates compiled,"
+        f" {warmed.frozen:,} objects frozen (gc.freeze)"
+    )
+    breakdown = Breakdown() if args.breakdown else None
     failures = check_counts(meta, agent.pk, agent_client)
     results = []
     for page in pages:
         client = manager_client if page.manager else agent_client
-        result = measure(page, client, requests=args.requests, warmup=args.warmup)
+        if breakdown is not None:
+            with breakdown.installed():
+                result = measure(
+                    page, client, requests=args.requests, warmup=args.warmup, breakdown=breakdown
+                )
+        else:
+            result = measure(page, client, requests=args.requests, warmup=args.warmup)
         results.append(result)
         row = result.row()
         print(
@@ -337,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  | slowest statement {row['slowest_statement_ms']:.1f} ms",
             flush=True,
         )
+        if result.parts:
+            print("  " + "\n  ".join(breakdown_lines(result.parts)), flush=True)
         if args.explain and result.slowest_sql:
             print("  slowest: " + result.slowest_sql[:400])
             print("  " + explain(result.slowest_sql).replace("\n", "\n  "))

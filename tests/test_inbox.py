@@ -812,3 +812,54 @@ def test_the_filter_selects_render_as_djangos_own(agent: Persona) -> None:
             plain = field.as_widget(widget=forms.Select(choices=field.field.widget.choices))
             assert re.sub(r">\s+<", "><", quick) == re.sub(r">\s+<", "><", plain), field.name
     assert "late &amp; &lt;lost&gt;" in str(form["tag"])
+
+
+def test_rows_show_their_tags_read_in_one_plain_query(
+    agent: Persona, django_assert_num_queries: Any
+) -> None:
+    """A row's tags come from ``row_tags`` (ticket id and name pairs, in name order), not a
+    prefetch; a ticket with none shows none."""
+    from tickets.inbox import row_tags
+
+    tagged, plain = _ticket(agent), _ticket(agent)
+    tagged.add_tag("zeta", by=None)
+    tagged.add_tag("alpha", by=None)
+    with django_assert_num_queries(1):
+        assert row_tags([tagged.pk, plain.pk]) == {tagged.pk: ("alpha", "zeta")}
+    with django_assert_num_queries(0):
+        assert row_tags([]) == {}
+    body = agent.client().get(INBOX).content.decode()
+    row = re.search(rf'<tr id="row-{tagged.pk}".*?</tr>', body, re.S)
+    other = re.search(rf'<tr id="row-{plain.pk}".*?</tr>', body, re.S)
+    assert row and other
+    assert re.findall(r'<span class="tag">#(\w+)</span>', row.group(0)) == ["alpha", "zeta"]
+    assert 'class="tag"' not in other.group(0)
+
+
+def test_awaiting_approval_shows_its_own_organisations_held_replies_in_inbox_order(
+    agent: Persona, manager: Persona, outsider: Persona
+) -> None:
+    """The view's page is chosen by id first (a subquery over the organisation's pending
+    requests) and then read with its root posts: the same rows in the same order as the open
+    view shows them, with a sort too, and none of another organisation's."""
+    now = timezone.now()
+    held = []
+    for minutes in (50, 10, 30):
+        ticket = _ticket(agent)
+        ticket.set_sla_due(now + timedelta(minutes=minutes))
+        ticket.require_approval("VIP customer", by=manager.user)
+        _hold(ticket, agent)
+        held.append(ticket)
+    _ticket(agent).set_sla_due(now + timedelta(minutes=5))  # open, nothing held
+    elsewhere = _ticket(outsider)
+    elsewhere.require_approval("VIP customer", by=None)
+    _hold(elsewhere, outsider)
+    client = agent.client()
+    rows = _rows(client.get(INBOX, {"view": "approval"}))
+    assert rows == [held[1].pk, held[2].pk, held[0].pk]  # most at risk first
+    in_open = [pk for pk in _rows(client.get(INBOX, {"view": "open"})) if pk in rows]
+    assert rows == in_open
+    newest = _rows(client.get(INBOX, {"view": "approval", "sort": "newest"}))
+    assert newest == [held[2].pk, held[1].pk, held[0].pk]
+    assert elsewhere.pk not in rows
+    assert _rows(outsider.client().get(INBOX, {"view": "approval"})) == [elsewhere.pk]

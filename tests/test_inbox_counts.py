@@ -286,3 +286,156 @@ def test_counts_are_per_organisation_and_per_user(
     assert _check(manager, manager.client(), mine=0, open=1)["mine"] == 0
     assert _check(outsider, outsider.client(), mine=0, open=0)["open"] == 0
     assert ticket.status == Status.NEW
+
+
+# --- Filtered counts (a saved view, "Awaiting approval" with filters) -------------------------
+
+
+def _total(client: Any, **params: object) -> int:
+    """The view's count with its filters as the next page shows it."""
+    page = client.get(INBOX, params)
+    assert page.status_code == 200
+    assert page.context["filtered"]
+    total: int = page.context["total"]
+    return total
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The views whose filtered count was counted (not taken from the cache), in order."""
+    calls: list[str] = []
+    real = inbox._filtered_count
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["view"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_filtered_count", counting)
+    return calls
+
+
+def test_a_filtered_count_is_cached_and_every_write_it_counts_shows_at_once(
+    account: SocialAccount, agent: Persona, manager: Persona, counted: list[str]
+) -> None:
+    """Each write that changes what a filter matches (a priority, a tag, an assignment, the
+    step, a held reply approved) shows in the filtered count on the very next page; nothing
+    changed, and the count comes from the cache."""
+    first = _open(account, "my parcel is late", "2401")
+    second = _open(account, "the app crashes", "2402")
+    tickets = Ticket.objects.filter(organization=agent.organization)
+    open_ = tickets.filter(status__in=[Status.NEW, Status.ACKNOWLEDGED, Status.OFFLINE])
+    high = {"view": "open", "priority": "2"}
+    client = agent.client()
+
+    # Priority: a plain count of the same rows each time.
+    for ticket in (first, second):
+        ticket.refresh_from_db()
+        ticket.change_priority(3, by=manager.user, reason="normal")
+    assert _total(client, **high) == open_.filter(priority=2).count() == 0
+    assert _total(client, **high, sort="newest") == 0  # the same filters: from the cache
+    assert counted == ["open"]
+    first.change_priority(2, by=manager.user, reason="VIP")
+    assert _total(client, **high) == open_.filter(priority=2).count() == 1
+    second.change_priority(2, by=manager.user, reason="VIP")
+    assert _total(client, **high) == 2
+    first.change_priority(1, by=manager.user, reason="angrier")
+    assert _total(client, **high) == 1
+    assert _total(client, **high) == 1
+    assert counted == ["open"] * 4
+
+    # A tag added, and removed.
+    first.add_tag("refund", by=agent.user)
+    tag = first.tags.get()
+    assert _total(client, view="open", tag=tag.pk) == open_.filter(tags=tag).count() == 1
+    second.add_tag("refund", by=agent.user)
+    assert _total(client, view="open", tag=tag.pk) == 2
+    first.remove_tag("refund", by=agent.user)
+    assert _total(client, view="open", tag=tag.pk) == 1
+    assert _total(client, view="closed", tag=tag.pk) == 0
+
+    # Assigned to me, and the step taken (the status a "step" filter reads).
+    assert _total(client, view="open", assignee="me") == 0
+    second.refresh_from_db()
+    second.assign(agent.user, by=manager.user)
+    assert _total(client, view="open", assignee="me") == 1
+    assert _total(manager.client(), view="open", assignee="me") == 0  # per user
+    assert _total(client, view="open", step="new") == 2
+    sent = ticket_take_step(ticket=second, step=Step.ACKNOWLEDGE, by=agent.user, text="On it!")
+    assert isinstance(sent, Message)
+    assert _total(client, view="open", step="new") == open_.filter(status=Status.NEW).count() == 1
+
+    # "Awaiting approval" with a filter: a reply held, then approved.
+    urgent = {"view": "approval", "priority": "1"}
+    assert _total(client, **urgent) == 0
+    first.refresh_from_db()
+    first.require_approval("VIP customer", by=manager.user)
+    held = ticket_take_step(ticket=first, step=Step.ACKNOWLEDGE, by=agent.user, text="Sorry!")
+    assert isinstance(held, ApprovalRequest)
+    assert _total(client, **urgent) == 1
+    assert _total(client, **urgent) == 1  # from the cache
+    approval_decide(approval=held, by=manager.user, decision=Decision.APPROVE)
+    assert _total(client, **urgent) == 0
+    assert ApprovalRequest.objects.get(pk=held.pk).state == "approved"
+
+
+def test_breaching_soon_with_filters_moves_on_with_the_clock(
+    account: SocialAccount, agent: Persona, counted: list[str]
+) -> None:
+    """No write: a filtered ticket due in 30 minutes and 10 seconds enters "Breaching soon" ten
+    seconds later, and the cached filtered count moves on by it (its due time read ahead)."""
+    ticket = _open(account, "where is my order", "2501")
+    ticket.refresh_from_db()
+    ticket.change_priority(2, by=None, reason="VIP")
+    start = timezone.now()
+    ticket.set_sla_due(start + inbox.BREACHING_SOON + timedelta(seconds=10))
+    client = agent.client()
+    params = {"view": "breaching", "priority": "2"}
+    with time_machine.travel(start, tick=False):
+        assert _total(client, **params) == 0
+    with time_machine.travel(start + timedelta(seconds=5), tick=False):
+        assert _total(client, **params) == 0
+    with time_machine.travel(start + timedelta(seconds=11), tick=False):
+        assert _total(client, **params) == 1  # moved on, not counted again
+        assert len(_rows(client.get(INBOX, params))) == 1
+    assert counted == ["breaching"]
+    with time_machine.travel(start + timedelta(seconds=inbox.COUNTS_TTL + 1), tick=False):
+        assert _total(client, **params) == 1  # the cache's life is over: counted again
+    assert counted == ["breaching", "breaching"]
+
+
+def test_a_text_search_is_counted_every_time(
+    account: SocialAccount, agent: Persona, counted: list[str]
+) -> None:
+    """A search's count is never cached: a customer's erasure rewrites the text it matches and
+    records no ticket event (the token does not move), so the next search must not find it."""
+    ticket = _open(account, "my parcel is late", "2601")
+    client = agent.client()
+    assert _total(client, view="open", q="parcel") == 1
+    token = InboxCountsStamp.token_for(agent.organization.pk)
+    Message.objects.filter(ticket=ticket).update(text="[erased]")  # no event, as an erasure
+    assert InboxCountsStamp.token_for(agent.organization.pk) == token
+    assert _total(client, view="open", q="parcel") == 0
+    assert counted == []
+    with pytest.raises(ValueError):
+        inbox.filtered_count(
+            agent.organization, user=agent.user, view="open", data={"q": "x"}, now=timezone.now()
+        )
+
+
+def test_the_filters_key_is_the_same_for_the_same_filters(agent: Persona) -> None:
+    from tickets.inbox import ViewFilterForm, filters_key
+
+    def key(**params: str) -> str:
+        form = ViewFilterForm(params, organization=agent.organization)
+        assert form.is_valid(), form.errors
+        return filters_key(form.cleaned_data)
+
+    assert key(priority="2", platform="x") == key(platform="x", priority="2", sort="newest")
+    assert key(priority="2") == key(priority="2", followers="", tag="")
+    assert key(priority="2") != key(priority="1")
+    assert key(priority="2") != key(priority="2", followers="1000")
+    assert key(assignee="me") != key(assignee="none")
+
+
+def _rows(response: Any) -> list[int]:
+    return [ticket.pk for ticket in response.context["tickets"]]

@@ -10,6 +10,7 @@ with only the rows whose hash changed (out of band), the counts if they changed,
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -92,9 +93,15 @@ VIEWS_BY_KEY = {view.key: view for view in VIEWS}
 DEFAULT_VIEW = "open"
 
 
-def view_condition(key: str, *, user: User, now: datetime) -> Q:
-    """The rows of view ``key``, as a condition on the organisation's tickets."""
+def view_condition(
+    key: str, *, user: User, now: datetime, organization: Organization | None = None
+) -> Q:
+    """The rows of view ``key``, as a condition on the organisation's tickets (given
+    ``organization``, "Awaiting approval" reads that organisation's pending requests alone)."""
     is_open = Q(status__in=OPEN_STATUSES)
+    pending = ApprovalRequest.objects.filter(state=ApprovalState.PENDING)
+    if organization is not None:
+        pending = pending.filter(organization=organization)
     conditions = {
         "mine": is_open & Q(assigned_to=user),
         "unassigned": is_open & Q(assigned_to__isnull=True),
@@ -108,8 +115,7 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
         # replies on the ticket will be: that ticket has nothing to approve yet.
         # The pending requests are read once and hashed (``id IN (…)``), never looked up for
         # each ticket the view's order walks past (2 % of open tickets have one).
-        "approval": is_open
-        & Q(pk__in=ApprovalRequest.objects.filter(state=ApprovalState.PENDING).values("ticket_id")),
+        "approval": is_open & Q(pk__in=pending.values("ticket_id")),
         "closed": Q(status=Status.CLOSED),
     }
     return conditions[key]
@@ -122,34 +128,108 @@ def view_condition(key: str, *, user: User, now: datetime) -> Q:
 COUNTS_TTL = 30
 
 
-def view_counts(organization: Organization, *, user: User, now: datetime) -> dict[str, int]:
+def view_counts(
+    organization: Organization, *, user: User, now: datetime, token: str | None = None
+) -> dict[str, int]:
     """Every view's count, from the cache when nothing they count has changed since.
 
     Cached per organisation and user ("Mine") under the organisation's ``InboxCountsStamp``
     token, which every committed write that can change a count replaces (``record_event``,
     ``record_events``, ``Ticket.set_sla_due``/``set_sla_dues``, whose turn it is); the token is
-    read from the database on every request (one primary-key read), so a write in any process
-    is seen by every other. "Breaching soon" also changes with the clock alone: with the counts
+    read from the database on every request (one primary-key read; ``token`` when the caller
+    read it already, before anything it counts), so a write in any process is seen by every
+    other. "Breaching soon" also changes with the clock alone: with the counts
     are kept the due times that enter its window in the next ``COUNTS_TTL`` seconds (read from
     ``ticket_open_due_idx``: a handful of index entries), and a cached count is moved on by
     those that have entered by now. Nothing else moves a ticket into the window, and whatever
     changes a due time replaces the token, so the count is exact; the cached counts are kept
     at most ``COUNTS_TTL`` seconds, or until the last due time read enters the window."""
-    token = InboxCountsStamp.token_for(organization.pk)
+    if token is None:
+        token = InboxCountsStamp.token_for(organization.pk)
     key = f"inbox-counts:{organization.pk}:{user.pk}:{token}"
-    cached = cache.get(key)
     moment = now.timestamp()
-    if (
-        isinstance(cached, dict)
-        and isinstance(cached.get("counts"), dict)
-        and cached.get("at", moment + 1) <= moment < cached.get("until", 0.0)
-    ):
-        counts = dict(cached["counts"])
-        window = BREACHING_SOON.total_seconds()
-        entered = [due for due in cached.get("upcoming", ()) if due - window <= moment]
-        counts["breaching"] += len(entered)
+    hit = _cached_counts(key, moment)
+    if hit is not None:
+        counts, entered = hit
+        counts = dict(counts)
+        counts["breaching"] += entered
         return counts
     counts, upcoming, complete = _view_counts(organization, user=user, now=now)
+    _keep_counts(key, counts, upcoming, complete, moment)
+    return counts
+
+
+def filtered_count(
+    organization: Organization,
+    *,
+    user: User,
+    view: str,
+    data: dict[str, Any],
+    now: datetime,
+    token: str | None = None,
+) -> int:
+    """View ``view``'s count with the filters ``data`` (a ``ViewFilterForm``'s cleaned data, no
+    text search), cached as ``view_counts`` caches the unfiltered ones: under the
+    organisation's counts token, per user ("Mine", "assigned to me"), the view and a digest of
+    the filters (``filters_key``). Every field a filter tests (channel, brand, priority, step,
+    tag, sentiment, assignee, followers) is set when a ticket is made or changed by a model
+    method that records an event (``change_priority``, ``change_sentiment``, ``add_tag``,
+    ``remove_tag``, ``assign``, the steps), and every recorded event replaces the token, so a
+    cached count is never shown after a write that changes it. "Breaching soon" with filters
+    is moved on by the filtered tickets' due times read ahead, as the unfiltered count is.
+
+    A text search is never cached here: erasing a customer rewrites the text it matches and
+    records no ticket event, so the token would not move."""
+    if data.get("q"):
+        raise ValueError("a text search's count is not cached (filtered_count)")
+    if token is None:
+        token = InboxCountsStamp.token_for(organization.pk)
+    key = f"inbox-filtered:{organization.pk}:{user.pk}:{token}:{view}:{filters_key(data)}"
+    moment = now.timestamp()
+    hit = _cached_counts(key, moment)
+    if hit is not None:
+        total, entered = hit
+        return int(total) + entered
+    total, upcoming, complete = _filtered_count(
+        organization, user=user, view=view, data=data, now=now
+    )
+    _keep_counts(key, total, upcoming, complete, moment)
+    return total
+
+
+def filters_key(data: dict[str, Any]) -> str:
+    """A short digest of the filters in ``data`` (a ``ViewFilterForm``'s cleaned data), the same
+    for the same filters however they were given: the sort and empty fields left out, a brand
+    or tag by its id, the names in order."""
+    normal = {
+        name: value.pk if isinstance(value, models.Model) else value
+        for name, value in data.items()
+        if name != "sort" and value not in (None, "")
+    }
+    text = json.dumps(normal, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _cached_counts(key: str, moment: float) -> tuple[Any, int] | None:
+    """What ``_keep_counts`` kept under ``key`` while it is still good at ``moment`` (a Unix
+    time), with how many of the due times read ahead have entered "Breaching soon" since."""
+    cached = cache.get(key)
+    if not (
+        isinstance(cached, dict)
+        and "counts" in cached
+        and cached.get("at", moment + 1) <= moment < cached.get("until", 0.0)
+    ):
+        return None
+    window = BREACHING_SOON.total_seconds()
+    entered = [due for due in cached.get("upcoming", ()) if due - window <= moment]
+    return cached["counts"], len(entered)
+
+
+def _keep_counts(
+    key: str, counts: Any, upcoming: list[datetime], complete: bool, moment: float
+) -> None:
+    """Cache ``counts`` under ``key`` for at most ``COUNTS_TTL`` seconds from ``moment``, or
+    until the last of the due times read ahead enters the window when they are not all."""
     until = moment + COUNTS_TTL
     if not complete:  # more due times in the horizon than were read: keep until the last
         until = min(until, upcoming[-1].timestamp() - BREACHING_SOON.total_seconds())
@@ -164,7 +244,6 @@ def view_counts(organization: Organization, *, user: User, now: datetime) -> dic
             },
             max(1, int(until - moment) + 1),
         )
-    return counts
 
 
 # Due times read ahead per cached set of counts ("Breaching soon" over the next COUNTS_TTL
@@ -198,19 +277,38 @@ def _view_counts(
     aggregates["approval"] = Count("pk", filter=Q(pk__in=pending))
     counts = dict(tickets.open().aggregate(**aggregates))
     counts["closed"] = tickets.filter(view_condition("closed", user=user, now=now)).count()
+    upcoming, complete = _upcoming_dues(tickets, now=now)
+    return {view.key: counts[view.key] for view in VIEWS}, upcoming, complete
+
+
+def _filtered_count(
+    organization: Organization, *, user: User, view: str, data: dict[str, Any], now: datetime
+) -> tuple[int, list[datetime], bool]:
+    """``filtered_count`` counted: the view's tickets with the filters; for "Breaching soon",
+    also the filtered open tickets' due times about to enter its window (``_upcoming_dues``)."""
+    filtered = apply_filters(Ticket.objects.for_org(organization), data, user=user)
+    total = filtered.filter(
+        view_condition(view, user=user, now=now, organization=organization)
+    ).count()
+    if view != "breaching":
+        return total, [], True
+    upcoming, complete = _upcoming_dues(filtered, now=now)
+    return total, upcoming, complete
+
+
+def _upcoming_dues(tickets: QuerySet[Ticket], *, now: datetime) -> tuple[list[datetime], bool]:
+    """The due times of the open ``tickets`` that enter "Breaching soon"'s window in the next
+    ``COUNTS_TTL`` seconds (the soonest ``UPCOMING_DUES``), in order, and whether those are
+    all of them."""
     edge = now + BREACHING_SOON
     upcoming = list(
-        tickets.open()
+        tickets.filter(status__in=OPEN_STATUSES)
         .filter(sla_due_at__gt=edge, sla_due_at__lte=edge + timedelta(seconds=COUNTS_TTL))
         .order_by("sla_due_at")
         .values_list("sla_due_at", flat=True)[: UPCOMING_DUES + 1]
     )
     complete = len(upcoming) <= UPCOMING_DUES
-    return (
-        {view.key: counts[view.key] for view in VIEWS},
-        [due for due in upcoming[:UPCOMING_DUES] if due is not None],
-        complete,
-    )
+    return [due for due in upcoming[:UPCOMING_DUES] if due is not None], complete
 
 
 # --- Filters, sorts, search --------------------------------------------------------------------
@@ -577,30 +675,41 @@ def inbox_tickets(
     data: dict[str, Any],
     now: datetime,
     counts: dict[str, int] | None = None,
+    token: str | None = None,
 ) -> tuple[list[Ticket], int]:
     """The view's first ``PAGE_SIZE`` tickets with everything a row shows, and their count.
 
     A fixed number of queries whatever the count: the count (none when ``counts``, every
-    view's from ``view_counts``, has it already: no filters), the rows (with their root
-    message, brand and assignee), their tags. A search's count stops at
+    view's from ``view_counts``, has it already: no filters; none either when the filtered
+    count is cached, ``filtered_count``, under ``token``), the rows (with their root
+    message, brand and assignee); their tags are ``row_tags``'s one query. A search's count stops at
     ``SEARCH_COUNT_CAP + 1`` (``count_is_capped``): the database stops at as many matches.
     """
     tickets: QuerySet[Ticket] = Ticket.objects.for_org(organization).filter(
-        view_condition(view, user=user, now=now)
+        view_condition(view, user=user, now=now, organization=organization)
     )
     tickets = apply_filters(tickets, data, user=user)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
     elif search_words(data.get("q") or ""):
         total = tickets[: SEARCH_COUNT_CAP + 1].count()
-    else:
+    elif data.get("q"):  # a search with no word in it: counted, never cached
         total = tickets.count()
+    else:
+        total = filtered_count(organization, user=user, view=view, data=data, now=now, token=token)
+    page: QuerySet[Ticket] = tickets
+    if view == "approval":
+        # Its rows come from the pending requests (hashed), not a walk of an index in the
+        # view's order: the page's ids are chosen first, in a subquery of the same statement,
+        # and only those 200 joined to their root post, brand and assignee, not every pending
+        # ticket (about half the time at 1,000,000 tickets: docs/benchmarks.md).
+        chosen = sort_tickets(tickets, data.get("sort") or "", view=view).values("pk")
+        page = Ticket.objects.for_org(organization).filter(pk__in=chosen[:PAGE_SIZE])
     rows = (
-        sort_tickets(tickets, data.get("sort") or "", view=view)
+        sort_tickets(page, data.get("sort") or "", view=view)
         .select_related("root_message", "brand", "assigned_to")
         # A row shows its root post's text alone: not its raw platform JSON and the rest.
-        .defer(*ROOT_MESSAGE_UNSHOWN)
-        .prefetch_related("tags")[:PAGE_SIZE]
+        .defer(*ROOT_MESSAGE_UNSHOWN)[:PAGE_SIZE]
     )
     return list(rows), total
 
@@ -627,9 +736,31 @@ def total_label(total: int, data: dict[str, Any]) -> str:
 ROW_MARKUP_VERSION = 2
 
 
-def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -> str:
+def row_tags(ticket_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The tag names of each of ``ticket_ids`` (a page's rows), in name order: one plain query
+    of (ticket id, name) pairs. Not ``prefetch_related("tags")``, which makes a queryset and a
+    manager per ticket and links each ticket and its tags both ways: reference cycles that
+    only the garbage collector frees, 200 rows a page (docs/benchmarks.md, "The inbox's slow
+    request: the garbage collector"). A ticket without tags is not in the answer."""
+    if not ticket_ids:
+        return {}
+    pairs = (
+        Ticket.tags.through.objects.filter(ticket_id__in=list(ticket_ids))
+        .order_by("tag__name", "tag_id")
+        .values_list("ticket_id", "tag__name")
+    )
+    found: dict[int, list[str]] = {}
+    for ticket_id, name in pairs:
+        found.setdefault(ticket_id, []).append(name)
+    return {ticket_id: tuple(names) for ticket_id, names in found.items()}
+
+
+def row_fingerprint(
+    ticket: Ticket, people: Sequence[Presence], now: datetime, tags: Sequence[str] = ()
+) -> str:
     """A short fingerprint of everything an inbox row shows (``partials/row.html``), from the
-    data, so a poll finds what changed without rendering every row: only the changed ones."""
+    data, so a poll finds what changed without rendering every row: only the changed ones.
+    ``tags`` are the ticket's tag names (``row_tags``)."""
     root = ticket.root_message
     facts = (
         ROW_MARKUP_VERSION,
@@ -643,7 +774,7 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         ticket.repost_reach,
         root.text if root is not None else "",
         ticket.brand.name,
-        tuple(tag.name for tag in _tags_of(ticket)),
+        tuple(tags),
         tuple((p.name, p.replying) for p in people),
         ticket.status,
         ticket.closed_as,
@@ -653,13 +784,6 @@ def row_fingerprint(ticket: Ticket, people: Sequence[Presence], now: datetime) -
         str(ticket.assigned_to) if ticket.assigned_to_id else "",
     )
     return hashlib.blake2b(repr(facts).encode(), digest_size=6).hexdigest()
-
-
-def _tags_of(ticket: Ticket) -> Sequence[Tag]:
-    """The ticket's tags as ``inbox_tickets`` prefetched them (the manager ``ticket.tags``
-    costs more to make, 200 times a page, than the tags it returns)."""
-    prefetched = getattr(ticket, "_prefetched_objects_cache", {}).get("tags")
-    return list(prefetched) if prefetched is not None else list(ticket.tags.all())
 
 
 ROW_CACHE_TTL = 600  # seconds a rendered row is kept (a changed row gets a new key at once)

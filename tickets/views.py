@@ -7,7 +7,7 @@ real form or link, so everything works without JavaScript too.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ from tickets.inbox import (
     row_fingerprint,
     row_hash,
     row_reading,
+    row_tags,
     saved_views_for,
     step_way,
     tickets_bulk_apply,
@@ -59,6 +60,7 @@ from tickets.models import (
     ApprovalRequest,
     Direction,
     EventKind,
+    InboxCountsStamp,
     Message,
     OutboxState,
     SavedView,
@@ -100,11 +102,14 @@ def _wants_partial(request: HttpRequest) -> bool:
     return htmx is not None and bool(htmx) and not htmx.boosted
 
 
-def _row_html(ticket: Ticket, people: list[Presence], now: datetime) -> str:
+def _row_html(
+    ticket: Ticket, people: list[Presence], now: datetime, tags: Sequence[str] = ()
+) -> str:
     return render_to_string(
         "tickets/partials/row.html",
         {
             "ticket": ticket,
+            "tags": tags,
             "presence": presence_words(people),
             "replying": any(p.replying for p in people),
             "now": now,
@@ -120,7 +125,7 @@ def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
     the zone its times are shown in; a row is rendered again only once something it shows has
     changed. One cache round trip for all of them."""
     wanted = set(pks)
-    people, now = state["presence"], state["current_time"]
+    people, now, tags = state["presence"], state["current_time"], state["tags"]
     fingerprints = dict(state["row_hashes"])
     tickets = [t for t in state["tickets"] if t.pk in wanted]
     reading = row_reading()
@@ -131,7 +136,7 @@ def _rows_html(state: dict[str, Any], pks: Iterable[int]) -> dict[int, str]:
     for ticket in tickets:
         html = cached.get(keys[ticket.pk])
         if not isinstance(html, str):
-            html = _row_html(ticket, people.get(ticket.pk, []), now)
+            html = _row_html(ticket, people.get(ticket.pk, []), now, tags.get(ticket.pk, ()))
             missing[keys[ticket.pk]] = html
         rendered[ticket.pk] = html
     if missing:
@@ -158,7 +163,9 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         view_key = DEFAULT_VIEW
     form = ViewFilterForm(params, organization=org)
     data = form.cleaned_data if form.is_valid() else {}
-    counts = view_counts(org, user=user, now=now)  # type: ignore[arg-type]
+    # Read before anything it stands for is counted (InboxCountsStamp).
+    token = InboxCountsStamp.token_for(org.pk)
+    counts = view_counts(org, user=user, now=now, token=token)  # type: ignore[arg-type]
     tickets, total = inbox_tickets(
         org,
         user=user,  # type: ignore[arg-type]
@@ -166,8 +173,10 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         data=data,
         now=now,
         counts=counts,
+        token=token,
     )
     people = presence_on([t.pk for t in tickets], except_user=user.pk)
+    tags = row_tags([t.pk for t in tickets])
     query = request.GET.copy()
     for name in ("live", "token"):
         query.pop(name, None)
@@ -190,7 +199,11 @@ def _inbox_state(request: HttpRequest) -> dict[str, Any]:
         # "1,000+" when a search matched more than it counts (SEARCH_COUNT_CAP).
         "total_label": total_label(total, data),
         "presence": people,
-        "row_hashes": [(t.pk, row_fingerprint(t, people.get(t.pk, []), now)) for t in tickets],
+        "tags": tags,
+        "row_hashes": [
+            (t.pk, row_fingerprint(t, people.get(t.pk, []), now, tags.get(t.pk, ())))
+            for t in tickets
+        ],
         "query": query.urlencode(),
         "bulk_actions": BULK_ACTIONS,
         "current_time": now,
