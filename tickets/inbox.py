@@ -13,7 +13,8 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -572,13 +573,16 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
             # Each side limited too: its estimated cost (and so the whole statement's) then
             # stays below ``jit_above_cost``, whose compiling took 130 ms of a 140 ms statement.
             limit = SEARCH_UNION_MAX + 1
-            ids = list(
-                matching.order_by()
-                .values_list("ticket_id", flat=True)[:limit]
-                .union(
-                    Ticket.objects.filter(customer).order_by().values_list("pk", flat=True)[:limit]
-                )[:limit]
-            )
+            with _short_statements():
+                ids = list(
+                    matching.order_by()
+                    .values_list("ticket_id", flat=True)[:limit]
+                    .union(
+                        Ticket.objects.filter(customer)
+                        .order_by()
+                        .values_list("pk", flat=True)[:limit]
+                    )[:limit]
+                )
             if len(ids) <= SEARCH_UNION_MAX:
                 return tickets.filter(pk__in=ids)
     else:
@@ -634,19 +638,27 @@ def inbox_tickets(
     return list(rows), total
 
 
-def _capped_count(tickets: QuerySet[Ticket]) -> int:
-    """A search's count, stopped at ``SEARCH_COUNT_CAP + 1``. On PostgreSQL without JIT: the
-    walk's estimated cost (every ticket of the view times its checks) passes
-    ``jit_above_cost``, and compiling the statement took 49 ms of a 200 ms budget at 1,000,000
-    tickets, for a statement that stops after a thousand rows. ``SET LOCAL``: the request's
-    transaction alone (inside one already, until it ends)."""
-    capped = tickets[: SEARCH_COUNT_CAP + 1]
+@contextmanager
+def _short_statements() -> Iterator[None]:
+    """PostgreSQL runs what is inside without JIT and without parallel workers: a search's
+    statements stop after a few thousand rows, but their estimated costs (every ticket of the
+    view times its checks; a prefix's matches, which PostgreSQL overestimates) pass
+    ``jit_above_cost`` and the parallel thresholds. At 1,000,000 tickets compiling took 49 ms
+    of the capped count, and starting two workers 60-150 ms of a handle's union that found no
+    message. ``SET LOCAL``: one transaction (inside the request's, until that ends)."""
     if connection.vendor != "postgresql":
-        return capped.count()
+        yield
+        return
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
-        return capped.count()
+            cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
+
+
+def _capped_count(tickets: QuerySet[Ticket]) -> int:
+    """A search's count, stopped at ``SEARCH_COUNT_CAP + 1`` (``_short_statements``)."""
+    with _short_statements():
+        return tickets[: SEARCH_COUNT_CAP + 1].count()
 
 
 ROOT_MESSAGE_UNSHOWN = tuple(
