@@ -1,0 +1,7 @@
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS) INSERT INTO tickets_message (platform, kind, direction, is_public, conversation_id, in_reply_to_external_id, author_external_id, author_username, author_display_name, author_followers, text, created_at, received_at, raw, organization_id, sent_by_id, ticket_id, step, author_verified, found_by, external_id) SELECT platform, kind, direction, is_public, conversation_id, in_reply_to_external_id, author_external_id, author_username, author_display_name, author_followers, text, created_at, received_at, raw, organization_id, sent_by_id, ticket_id, step, author_verified, found_by, '' FROM tickets_message WHERE id > 4000000 ORDER BY id LIMIT 2000;
+ROLLBACK;
+BEGIN;
+ALTER TABLE tickets_message DISABLE TRIGGER tickets_ticketsearch_message_insert;
+EXPLAIN (ANALYZE, BUFFERS) INSERT INTO tickets_message (platform, kind, direction, is_public, conversation_id, in_reply_to_external_id, author_external_id, author_username, author_display_name, author_followers, text, created_at, received_at, raw, organization_id, sent_by_id, ticket_id, step, author_verified, found_by, external_id) SELECT platform, kind, direction, is_public, conversation_id, in_reply_to_external_id, author_external_id, author_username, author_display_name, author_followers, text, created_at, received_at, raw, organization_id, sent_by_id, ticket_id, step, author_verified, found_by, '' FROM tickets_message WHERE id > 4000000 ORDER BY id LIMIT 2000;
+ROLLBACK;

@@ -1,0 +1,248 @@
+"""The per-ticket search document (migration 0024, PostgreSQL): kept by triggers through
+ingest, edits, merges, erasure and deletion, never missing a message's lexeme; and the search
+that reads it finds exactly what the search without it finds, on generated data, words the
+text-search parser splits ("user_77", "e-mail") among them. On SQLite (no document) the same
+generated data is checked against a plain substring reference, erasure included."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from channels_social.models import SocialAccount
+from tests.conftest import Persona
+from tests.test_threading import post
+from tickets import inbox
+from tickets.models import Message, Status, Ticket
+from tickets.services import ingest_posts
+from tickets.services.merge import ticket_merge
+from tickets.services.privacy import customer_erase
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
+
+INBOX = reverse("tickets:inbox")
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the search document is PostgreSQL's"
+)
+
+# Words the generated messages are made of: common ones, rare ones, and ones the text-search
+# parser splits or keeps whole in ways a plain substring does not ("user_77" is two lexemes,
+# "e-mail" three, "o'neil" two, an address or a URL one token of its own).
+VOCABULARY = [
+    "refund", "refunded", "late", "later", "parcel", "order", "broken", "app", "slow",
+    "user_77", "user77", "e-mail", "o'neil", "dana@example.com", "https://acme.test/x",
+    "#fail", "42", "4200", "zürich", "naïve",
+]  # fmt: skip
+QUERIES = [
+    "refu", "refund late", "late", "user_77", "user", "77", "user77", "e-mail", "mail",
+    "o'neil", "neil", "dana", "example", "acme", "fail", "42", "zür", "naïve", "c9",
+    "c90", "slow app", "nothing",
+]  # fmt: skip
+
+
+@pytest.fixture
+def account(make_account: Callable[..., SocialAccount]) -> SocialAccount:
+    return make_account(external_id="1000", username="AcmeCare")
+
+
+def _document(ticket_id: int) -> set[str]:
+    """The lexemes of the ticket's search document."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tsvector_to_array(document) FROM tickets_ticketsearch WHERE ticket_id = %s",
+            [ticket_id],
+        )
+        row = cursor.fetchone()
+    assert row is not None, f"ticket {ticket_id} has no search document"
+    return set(row[0])
+
+
+def _lexemes(*texts: str) -> set[str]:
+    """What PostgreSQL's parser makes of ``texts``: the lexemes a document must hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('simple', t))) "
+            "FROM unnest(%s::text[]) t",
+            [list(texts)],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _generate(account: SocialAccount, *, tickets: int, seed: int) -> list[Ticket]:
+    """``tickets`` tickets from distinct customers, each of one to four messages of two to six
+    vocabulary words; every third one closed."""
+    rng = random.Random(seed)
+    at = timezone.now() - timedelta(hours=6)
+    made = []
+    for n in range(tickets):
+        author = f"9{n:03d}"
+        root = post(
+            " ".join(rng.choices(VOCABULARY, k=rng.randint(2, 6))),
+            at=at + timedelta(minutes=n),
+            author=author,
+            username=f"c{author}",
+        )
+        posts = [root]
+        for k in range(rng.randint(0, 3)):
+            posts.append(
+                post(
+                    " ".join(rng.choices(VOCABULARY, k=rng.randint(2, 6))),
+                    at=at + timedelta(minutes=n, seconds=k + 1),
+                    author=author,
+                    username=f"c{author}",
+                    conversation=root.conversation_id,
+                    reply_to=root.external_id,
+                )
+            )
+        ingest_posts(account, posts)
+        made.append(Ticket.objects.filter(customer_external_id=author).latest("pk"))
+    for ticket in made[::3]:
+        Ticket.objects.filter(pk=ticket.pk).update(status=Status.CLOSED, closed_at=timezone.now())
+    return made
+
+
+def _answers(client: object, words: str) -> dict[str, tuple[list[int], int]]:
+    found = {}
+    for view in ("open", "closed"):
+        response = client.get(INBOX, {"view": view, "q": words})  # type: ignore[attr-defined]
+        found[view] = ([t.pk for t in response.context["tickets"]], response.context["total"])
+    return found
+
+
+@on_postgresql
+def test_the_document_holds_every_lexeme_of_every_message_through_each_change(
+    account: SocialAccount, agent: Persona, manager: Persona
+) -> None:
+    _, first, second = _generate(account, tickets=3, seed=3)  # the first is closed
+    for ticket in (first, second):
+        texts = list(ticket.messages.values_list("text", flat=True))
+        assert _document(ticket.pk) == _lexemes(*texts)
+    # An edit (as erasure's scrub does): the old words leave, the new come.
+    message = first.messages.earliest("created_at")
+    Message.objects.filter(pk=message.pk).update(text="quite different words now")
+    assert _document(first.pk) == _lexemes(*first.messages.values_list("text", flat=True))
+    assert {"quite", "different"} <= _document(first.pk)
+    # A merge moves the source's messages: both documents follow.
+    second_texts = list(second.messages.values_list("text", flat=True))
+    ticket_merge(target=first, source=second, by=manager.user)
+    assert _document(first.pk) == _lexemes(*first.messages.values_list("text", flat=True))
+    assert _document(first.pk) >= _lexemes(*second_texts)
+    assert _document(second.pk) == _lexemes(*second.messages.values_list("text", flat=True))
+    # A message deleted: its words leave; the ticket deleted: its document too.
+    Message.objects.filter(ticket=first).exclude(pk=message.pk).delete()
+    assert _document(first.pk) == {"quite", "different", "words", "now"}
+    Ticket.objects.filter(pk=first.pk).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM tickets_ticketsearch WHERE ticket_id = %s", [first.pk])
+        assert cursor.fetchone()[0] == 0
+
+
+@on_postgresql
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_walk_with_the_document_finds_what_the_search_without_it_does(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    _generate(account, tickets=40, seed=seed)
+    client = agent.client()
+    for words in QUERIES:
+        # Without the document: the few matching tickets read from the message index.
+        monkeypatch.setattr(inbox, "search_plan", lambda query: "union")
+        reference = _answers(client, words)
+        # The walk, each ticket's document checked before its messages.
+        monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+        assert '"tickets_ticketsearch"' in str(inbox.search(Ticket.objects.all(), words).query)
+        assert _answers(client, words) == reference, words
+    # The split words do find something (the comparison is not between two empty lists).
+    monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+    for words in ("user_77", "e-mail", "o'neil", "refund late"):
+        found = _answers(client, words)
+        assert found["open"][0] or found["closed"][0], words
+
+
+@on_postgresql
+def test_the_document_of_a_ticket_without_its_words_in_one_message_does_not_match(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "refund" in one message and "late" in another: the document has both, the ticket does
+    # not match (every word in one message, as without the document).
+    at = timezone.now() - timedelta(hours=1)
+    root = post("I want a refund", at=at, author="77", username="dana")
+    reply = post(
+        "it is late",
+        at=at + timedelta(seconds=5),
+        author="77",
+        username="dana",
+        conversation=root.conversation_id,
+        reply_to=root.external_id,
+    )
+    ingest_posts(account, [root, reply])
+    ticket = Ticket.objects.get(customer_external_id="77")
+    assert {"refund", "late"} <= _document(ticket.pk)
+    monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+    assert _answers(agent.client(), "refund late")["open"] == ([], 0)
+    assert _answers(agent.client(), "refund")["open"] == ([ticket.pk], 1)
+
+
+def _substring_reference(words: str) -> dict[str, tuple[list[int], int]]:
+    """SQLite's search in Python: every word in one message's text, or every word in the
+    handle or the name, case-insensitive; the views' order."""
+    terms = inbox.search_words(words)
+    found: dict[str, tuple[list[int], int]] = {}
+    for view, statuses in (("open", [s for s in Status if s != Status.CLOSED]), ("closed", [])):
+        tickets = Ticket.objects.filter(status__in=statuses or [Status.CLOSED])
+        hits = []
+        for ticket in tickets:
+            texts = [t.lower() for t in ticket.messages.values_list("text", flat=True)]
+            handle, name = ticket.customer_username.lower(), ticket.customer_display_name.lower()
+            if any(all(w in text for w in terms) for text in texts) or all(
+                w in handle or w in name for w in terms
+            ):
+                hits.append(ticket.pk)
+        found[view] = (hits, len(hits))
+    return found
+
+
+def test_erased_words_no_longer_match_on_any_path(
+    account: SocialAccount, agent: Persona, manager: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = timezone.now() - timedelta(hours=1)
+    ingest_posts(account, [post("my zebraparcel is late", at=at, author="88", username="zed")])
+    ingest_posts(account, [post("zebraparcel late too", at=at, author="89", username="yve")])
+    erased = Ticket.objects.get(customer_external_id="88")
+    kept = Ticket.objects.get(customer_external_id="89")
+    assert erased.customer is not None
+    plans = ["walk", "union", "hashed"] if connection.vendor == "postgresql" else [""]
+    client = agent.client()
+    for plan in plans:
+        monkeypatch.setattr(inbox, "search_plan", lambda query, plan=plan: plan)
+        assert sorted(_answers(client, "zebrapar")["open"][0]) == sorted([erased.pk, kept.pk])
+        assert _answers(client, "zed")["open"][0] == [erased.pk]
+    customer_erase(customer=erased.customer, by=manager.user)
+    for plan in plans:
+        monkeypatch.setattr(inbox, "search_plan", lambda query, plan=plan: plan)
+        assert _answers(client, "zebrapar")["open"] == ([kept.pk], 1), plan
+        assert _answers(client, "zed")["open"] == ([], 0), plan
+    if connection.vendor == "postgresql":
+        # Not in the stored document either: erased text is not kept anywhere.
+        assert not {"zebraparcel", "zed"} & _document(erased.pk)
+        assert "zebraparcel" in _document(kept.pk)
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="SQLite's search is substrings")
+def test_sqlite_search_is_every_word_in_one_message_or_the_customer(
+    account: SocialAccount, agent: Persona
+) -> None:
+    _generate(account, tickets=30, seed=5)
+    client = agent.client()
+    for words in QUERIES:
+        found = _answers(client, words)
+        reference = _substring_reference(words)
+        for view in ("open", "closed"):
+            assert sorted(found[view][0]) == sorted(reference[view][0]), (words, view)
+            assert found[view][1] == reference[view][1]
