@@ -598,6 +598,21 @@ class TicketFact(models.Model):
                 condition=models.Q(is_open=True),
                 name="ticket_fact_backlog_idx",
             ),
+            # The facts of one bucket of a time histogram (``TimeDayStat``): the dashboard's
+            # exact percentiles read a time range on each day of the period, for the whole
+            # period or some agents or teams, index-only (``Report._read_buckets``).
+            models.Index(
+                fields=["organization", "opened_day", "first_response_seconds"],
+                include=["brand", "social_account", "team", "agent"],
+                condition=models.Q(first_response_seconds__isnull=False),
+                name="ticket_fact_first_response_idx",
+            ),
+            models.Index(
+                fields=["organization", "opened_day", "resolution_seconds"],
+                include=["brand", "social_account", "team", "agent"],
+                condition=models.Q(resolution_seconds__isnull=False),
+                name="ticket_fact_resolution_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -767,24 +767,32 @@ class Report(FactReport):
 
     def _read_buckets(self, ranges: histograms.Ranges) -> histograms.Values:
         """The period's facts in the buckets ``ranges`` names (their values and counts), in
-        one statement: a ``UNION ALL`` of one grouped read per time and group field."""
-        parts: dict[tuple[str, str], Q] = {}
+        one statement: a ``UNION ALL`` of one grouped read per time and bucket (for every
+        agent or team whose rank falls in it), each a range of the time's index on (day, time)
+        for each day of the period (``ticket_fact_first_response_idx``,
+        ``ticket_fact_resolution_idx``)."""
+        arms: dict[tuple[str, str, int, int], list[int]] = {}
         for key, spans in ranges.items():
             metric, field_name, pk = cast(tuple[str, str, int | None], key)
-            column = histograms.TIME_COLUMNS[metric]
             for low, high in spans:
-                q = Q(**{f"{column}__gte": low, f"{column}__lt": high})
+                pks = arms.setdefault((metric, field_name, low, high), [])
                 if pk is not None:
-                    q &= Q(**{field_name: pk})
-                parts[(metric, field_name)] = parts.get((metric, field_name), Q()) | q
+                    pks.append(pk)
         selects: list[QuerySet[Any, Any]] = []
-        for (metric, field_name), q in parts.items():
+        for (metric, field_name, low, high), pks in sorted(arms.items()):
             column = histograms.TIME_COLUMNS[metric]
-            group: Any = Value(0) if field_name == "all" else F(field_name)
+            facts = TicketFact.objects.filter(
+                self.filt.dimensions(),
+                organization=self.org,
+                opened_day__in=self.filt.days,  # one index range per day
+                **{f"{column}__gte": low, f"{column}__lt": high},
+            )
+            group: Any = Value(0)
+            if field_name != "all":
+                facts = facts.filter(**{f"{field_name}__in": sorted(pks)})
+                group = F(field_name)
             selects.append(
-                self.tickets_in_period()
-                .filter(q)
-                .annotate(
+                facts.annotate(
                     h_metric=Value(metric), h_field=Value(field_name), h_group=group, h_v=F(column)
                 )
                 .values_list("h_metric", "h_field", "h_group", "h_v")
