@@ -603,13 +603,13 @@ class TicketFact(models.Model):
             # period or some agents or teams, index-only (``Report._read_buckets``).
             models.Index(
                 fields=["organization", "opened_day", "first_response_seconds"],
-                include=["brand", "social_account", "team", "agent"],
+                include=["id", "brand", "social_account", "team", "agent"],
                 condition=models.Q(first_response_seconds__isnull=False),
                 name="ticket_fact_first_response_idx",
             ),
             models.Index(
                 fields=["organization", "opened_day", "resolution_seconds"],
-                include=["brand", "social_account", "team", "agent"],
+                include=["id", "brand", "social_account", "team", "agent"],
                 condition=models.Q(resolution_seconds__isnull=False),
                 name="ticket_fact_resolution_idx",
             ),

@@ -44,11 +44,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='ticketfact',
-            index=models.Index(condition=models.Q(('first_response_seconds__isnull', False)), fields=['organization', 'opened_day', 'first_response_seconds'], include=('brand', 'social_account', 'team', 'agent'), name='ticket_fact_first_response_idx'),
+            index=models.Index(condition=models.Q(('first_response_seconds__isnull', False)), fields=['organization', 'opened_day', 'first_response_seconds'], include=('id', 'brand', 'social_account', 'team', 'agent'), name='ticket_fact_first_response_idx'),
         ),
         migrations.AddIndex(
             model_name='ticketfact',
-            index=models.Index(condition=models.Q(('resolution_seconds__isnull', False)), fields=['organization', 'opened_day', 'resolution_seconds'], include=('brand', 'social_account', 'team', 'agent'), name='ticket_fact_resolution_idx'),
+            index=models.Index(condition=models.Q(('resolution_seconds__isnull', False)), fields=['organization', 'opened_day', 'resolution_seconds'], include=('id', 'brand', 'social_account', 'team', 'agent'), name='ticket_fact_resolution_idx'),
         ),
         migrations.RemoveIndex(
             model_name='slafact',
