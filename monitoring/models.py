@@ -598,6 +598,21 @@ class TicketFact(models.Model):
                 condition=models.Q(is_open=True),
                 name="ticket_fact_backlog_idx",
             ),
+            # The facts of one bucket of a time histogram (``TimeDayStat``): the dashboard's
+            # exact percentiles read a time range on each day of the period, for the whole
+            # period or some agents or teams, index-only (``Report._read_buckets``).
+            models.Index(
+                fields=["organization", "opened_day", "first_response_seconds"],
+                include=["id", "brand", "social_account", "team", "agent"],
+                condition=models.Q(first_response_seconds__isnull=False),
+                name="ticket_fact_first_response_idx",
+            ),
+            models.Index(
+                fields=["organization", "opened_day", "resolution_seconds"],
+                include=["id", "brand", "social_account", "team", "agent"],
+                condition=models.Q(resolution_seconds__isnull=False),
+                name="ticket_fact_resolution_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -665,10 +680,21 @@ class SlaFact(models.Model):
                 condition=models.Q(owed=True),
                 name="sla_fact_owed_idx",
             ),
+            # The breach list: the period's 25 newest due among the timers breached (this
+            # index) and among those still running past their due time (the next), each read
+            # newest due first and stopped at 25; the period and filters are in the index, so
+            # neither visits the table (docs/benchmarks.md, "percentiles from day histograms").
             models.Index(
                 fields=["organization", "-due_at", "-id"],
-                condition=models.Q(outcome__in=["breached", "running"]),
-                name="sla_fact_breach_idx",
+                include=["started_day", "brand", "social_account", "team"],
+                condition=models.Q(outcome="breached"),
+                name="sla_fact_breached_idx",
+            ),
+            models.Index(
+                fields=["organization", "-due_at", "-id"],
+                include=["started_day", "brand", "social_account", "team"],
+                condition=models.Q(outcome="running"),
+                name="sla_fact_running_due_idx",
             ),
             # The timers still running: the daily sums (``SlaDayStat``) cannot know which of
             # them are past due at the time of a request, so the report counts those here.
@@ -794,3 +820,52 @@ class SlaDayStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dimension} {self.day} {self.metric}: {self.met}/{self.total}"
+
+
+class TimeMetric(models.TextChoices):
+    """The times a ``TimeDayStat`` row counts (``TicketFact`` columns, in seconds)."""
+
+    FIRST_RESPONSE = "first_response", "First response"
+    RESOLUTION = "resolution", "Resolution"
+
+
+class TimeDayStat(models.Model):
+    """A histogram of the ``TicketFact`` times (first response, resolution) of one
+    organisation, per organisation-local day a ticket opened, filter dimensions (brand, handle,
+    team) and assignee: how many tickets took a time in ``bucket``
+    (``monitoring.reports.histograms``: one bucket per second below 16 s, then 8 per
+    doubling). Kept with the daily sums (the same upsert of new - old per batch); the
+    dashboard finds the bucket that holds a percentile's rank here and reads only that
+    bucket's facts for the exact value. Plain ids, 0 for none, so no key is NULL."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    metric = models.CharField(max_length=16, choices=TimeMetric.choices)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    bucket = models.PositiveSmallIntegerField()
+    tickets = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "day",
+                    "metric",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                    "bucket",
+                ],
+                name="time_day_stat_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.day} bucket {self.bucket}: {self.tickets}"

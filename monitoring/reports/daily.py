@@ -31,7 +31,9 @@ from monitoring.models import (
     SlaOutcome,
     TicketDayDimension,
     TicketDayStat,
+    TimeDayStat,
 )
+from monitoring.reports.histograms import TIME_KEY, TIME_SUMS, rebuild_time_days
 
 TICKET_KEY = (
     "organization_id",
@@ -186,10 +188,14 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(part) for part in key)
 
 
-def apply(ticket_deltas: Deltas, sla_deltas: Deltas) -> None:
-    """The daily sums moved by these deltas (two statements at most, per 500 rows)."""
+def apply(ticket_deltas: Deltas, sla_deltas: Deltas, time_deltas: Deltas | None = None) -> None:
+    """The daily sums and the time histograms moved by these deltas (three statements at
+    most, per 500 rows; none for a table whose deltas are all zero, such as the histograms
+    when only timers changed)."""
     _upsert(TicketDayStat._meta.db_table, TICKET_KEY, TICKET_SUMS, ticket_deltas)
     _upsert(SlaDayStat._meta.db_table, SLA_KEY, SLA_SUMS, sla_deltas)
+    if time_deltas:
+        _upsert(TimeDayStat._meta.db_table, TIME_KEY, TIME_SUMS, time_deltas)
 
 
 # Rebuild, set-based ------------------------------------------------------------------------------
@@ -251,10 +257,13 @@ def rebuild_daily(
     *,
     organization_ids: Iterable[int] | None = None,
     tables: Mapping[str, str] | None = None,
+    times: bool = True,
 ) -> dict[str, int]:
     """Every daily sum (of these organisations) made again from the facts, in seven
-    statements of ``INSERT ... SELECT ... GROUP BY`` (and two deletes). ``tables`` names the
-    four tables (for a migration's historical models; the defaults otherwise)."""
+    statements of ``INSERT ... SELECT ... GROUP BY`` (and two deletes), and with ``times`` the
+    time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``).
+    ``tables`` names the tables (for a migration's historical models; the defaults
+    otherwise)."""
     from monitoring.models import SlaFact, TicketFact
 
     names = {
@@ -283,6 +292,13 @@ def rebuild_daily(
             for sql in selects:
                 cur.execute(sql.format(table=table, facts=facts), params)
                 counts[table] += cur.rowcount
+        if times:
+            time_table = names.get("time_days", TimeDayStat._meta.db_table)
+            counts[time_table] = rebuild_time_days(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"ticket_facts": names["ticket_facts"], "time_days": time_table},
+            )
     finally:
         if own:
             cur.close()

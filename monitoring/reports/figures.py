@@ -6,11 +6,13 @@ and the CSV export writes as it is. Definitions: ``monitoring.reports.definition
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
 from careinbox.accounts.models import Team, User
@@ -24,7 +26,10 @@ from monitoring.models import (
     TicketDayDimension,
     TicketDayStat,
     TicketFact,
+    TimeDayStat,
+    TimeMetric,
 )
+from monitoring.reports import histograms
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
 from monitoring.reports.stats import ALL, percentiles
@@ -227,10 +232,15 @@ class FactReport:
             rows,
         )
 
-    def response_times(self) -> Table:
+    def _response_percentiles(self) -> tuple[list[float | None], list[float | None]]:
+        """The period's first response and resolution p50 and p90."""
         tickets = self.tickets_in_period()
         first = percentiles(tickets, "first_response_seconds", [0.5, 0.9]).get(ALL, [None, None])
         resolution = percentiles(tickets, "resolution_seconds", [0.5, 0.9]).get(ALL, [None, None])
+        return first, resolution
+
+    def response_times(self) -> Table:
+        first, resolution = self._response_percentiles()
         counts = self._response_counts()
         rows = [
             [
@@ -372,13 +382,16 @@ class FactReport:
             rows.append(cells)
         return Table("heatmap", ["Day", *[f"{h:02d}" for h in range(24)]], rows)
 
-    def breaches(self) -> Table:
-        timers = (
+    def _breach_timers(self) -> QuerySet[SlaFact]:
+        return (
             self.timers_in_period()
             .filter(self.breached_q())
             .select_related("ticket")
             .order_by("-due_at", "-pk")[:BREACH_LIST_LIMIT]
         )
+
+    def breaches(self) -> Table:
+        timers = self._breach_timers()
         local = self.filt.zone
         rows = [
             [
@@ -402,15 +415,9 @@ class FactReport:
     # People ------------------------------------------------------------------------------------
 
     def _people(self, key: str, field_name: str) -> Table:
-        tickets = self.tickets_in_period()
         handled = self._handled(field_name)
         compliance = self._compliance_by(field_name)
-        medians = percentiles(
-            tickets.exclude(**{f"{field_name}__isnull": True}),
-            "first_response_seconds",
-            [0.5],
-            group=field_name,
-        )
+        medians = self._medians(field_name)
         load = self._load(field_name)
         ids = set(handled) | set(compliance) | set(load)
         param = "agent" if field_name == "agent_id" else "team"
@@ -446,6 +453,15 @@ class FactReport:
                 "Open load",
             ],
             rows,
+        )
+
+    def _medians(self, field_name: str) -> dict[Any, list[float | None]]:
+        """The period's median first response per agent or team (``field_name``)."""
+        return percentiles(
+            self.tickets_in_period().exclude(**{f"{field_name}__isnull": True}),
+            "first_response_seconds",
+            [0.5],
+            group=field_name,
         )
 
     def _handled(self, field_name: str) -> dict[int, int]:
@@ -716,6 +732,147 @@ class Report(FactReport):
         super().__init__(filt)
         self._running_late_cache: list[dict[str, Any]] | None = None
         self._open_cache: list[dict[str, Any]] | None = None
+        self._times_cache: dict[Hashable, list[float | None]] | None = None
+
+    # Percentiles from the day histograms -------------------------------------------------------
+
+    def _time_histograms(self) -> dict[Hashable, histograms.Histogram]:
+        """The period's time histograms (``TimeDayStat``) in one query: per time for the
+        period, and the first response's per agent and per team. Group keys: ``(metric,
+        field, id)``, field ``"all"`` (id None), ``"agent_id"`` or ``"team_id"``."""
+        got: dict[Hashable, histograms.Histogram] = {}
+        rows = (
+            TimeDayStat.objects.filter(
+                self.filt.dimensions(),
+                organization=self.org,
+                day__gte=self.filt.start,
+                day__lte=self.filt.end,
+            )
+            .values_list("metric", "agent_id", "team_id", "bucket")
+            .annotate(n=Sum("tickets"))
+            .filter(n__gt=0)
+            .order_by()
+        )
+        for metric, agent_id, team_id, bucket, n in rows:
+            keys: list[Hashable] = [(metric, "all", None)]
+            if metric == TimeMetric.FIRST_RESPONSE:
+                if agent_id:
+                    keys.append((metric, "agent_id", agent_id))
+                if team_id:
+                    keys.append((metric, "team_id", team_id))
+            for key in keys:
+                histogram = got.setdefault(key, {})
+                histogram[bucket] = histogram.get(bucket, 0) + n
+        return got
+
+    def _read_buckets(self, ranges: histograms.Ranges) -> histograms.Values:
+        """The period's facts in the buckets ``ranges`` names (their values and counts), in
+        one statement: a ``UNION ALL`` of one grouped read per time and bucket (for every
+        agent or team whose rank falls in it), each a range of the time's index on (day, time)
+        for each day of the period (``ticket_fact_first_response_idx``,
+        ``ticket_fact_resolution_idx``)."""
+        arms: dict[tuple[str, str, int, int], list[int]] = {}
+        for key, spans in ranges.items():
+            metric, field_name, pk = cast(tuple[str, str, int | None], key)
+            for low, high in spans:
+                pks = arms.setdefault((metric, field_name, low, high), [])
+                if pk is not None:
+                    pks.append(pk)
+        selects: list[QuerySet[Any, Any]] = []
+        for (metric, field_name, low, high), pks in sorted(arms.items()):
+            column = histograms.TIME_COLUMNS[metric]
+            facts = TicketFact.objects.filter(
+                self.filt.dimensions(),
+                organization=self.org,
+                opened_day__in=self.filt.days,  # one index range per day
+                **{f"{column}__gte": low, f"{column}__lt": high},
+            )
+            group: Any = Value(0)
+            if field_name != "all":
+                facts = facts.filter(**{f"{field_name}__in": sorted(pks)})
+                group = F(field_name)
+            selects.append(
+                facts.annotate(
+                    h_metric=Value(metric), h_field=Value(field_name), h_group=group, h_v=F(column)
+                )
+                .values_list("h_metric", "h_field", "h_group", "h_v")
+                .annotate(n=Count("pk"))
+                .order_by()
+            )
+        values: histograms.Values = {}
+        query = selects[0].union(*selects[1:], all=True) if len(selects) > 1 else selects[0]
+        for metric, field_name, group, value, n in query:
+            key = (metric, field_name, None if field_name == "all" else group)
+            got = values.setdefault(key, {})
+            got[value] = got.get(value, 0) + n
+        return values
+
+    def _times(self) -> dict[Hashable, list[float | None]] | None:
+        """Every percentile the page shows, exact, from the histograms and the facts of the
+        buckets that hold their ranks (two statements at most); None if the two reads
+        disagreed (a write committed between them: the figures then read the facts)."""
+        if self._times_cache is None:
+            try:
+                self._times_cache = histograms.exact_percentiles(
+                    self._time_histograms(),
+                    lambda key: [0.5, 0.9] if key[1] == "all" else [0.5],  # type: ignore[index]
+                    self._read_buckets,
+                )
+            except histograms.Mismatch:
+                return None
+        return self._times_cache
+
+    def _response_percentiles(self) -> tuple[list[float | None], list[float | None]]:
+        times = self._times()
+        if times is None:
+            return super()._response_percentiles()
+        return (
+            times.get((TimeMetric.FIRST_RESPONSE.value, "all", None), [None, None]),
+            times.get((TimeMetric.RESOLUTION.value, "all", None), [None, None]),
+        )
+
+    def _medians(self, field_name: str) -> dict[Any, list[float | None]]:
+        times = self._times()
+        if times is None:
+            return super()._medians(field_name)
+        return {
+            key[2]: value  # type: ignore[index]
+            for key, value in times.items()
+            if key[1] == field_name  # type: ignore[index]
+        }
+
+    # The breach list from its two partial indexes ----------------------------------------------
+
+    def _breach_timers(self) -> QuerySet[SlaFact]:
+        """The 25 newest due of the timers breached and of those running past due, each read
+        newest due first from its own partial index (``sla_fact_breached_idx``,
+        ``sla_fact_running_due_idx``) and stopped at 25, then the 25 newest of the two: one
+        statement (the ids in a ``UNION ALL`` of two limited reads)."""
+        newest = ("-due_at", "-pk")
+        breached = (
+            self.timers_in_period()
+            .filter(outcome=SlaOutcome.BREACHED)
+            .order_by(*newest)
+            .values_list("pk")[:BREACH_LIST_LIMIT]
+        )
+        running = (
+            self.timers_in_period()
+            .filter(outcome=SlaOutcome.RUNNING, due_at__lt=self.now)
+            .order_by(*newest)
+            .values_list("pk")[:BREACH_LIST_LIMIT]
+        )
+        first, first_params = breached.query.sql_with_params()
+        second, second_params = running.query.sql_with_params()
+        # Django's compiled SQL of the two reads (their values stay parameters), nothing else.
+        ids = RawSQL(  # noqa: S611
+            f"SELECT * FROM ({first}) AS b UNION ALL SELECT * FROM ({second}) AS r",  # noqa: S608
+            (*first_params, *second_params),
+        )
+        return (
+            SlaFact.objects.filter(pk__in=ids)
+            .select_related("ticket")
+            .order_by(*newest)[:BREACH_LIST_LIMIT]
+        )
 
     def _open_groups(self) -> list[dict[str, Any]]:
         """The open backlog counted once per agent and team, with its age buckets: the

@@ -1,7 +1,7 @@
-"""Make the dashboard's daily sums (``TicketDayStat``, ``SlaDayStat``) again from the report
-facts, set-based (``monitoring.reports.daily.rebuild_daily``): after the facts were filled by
-something other than the roll-up handler (``bench/scale_data.py``), or to check the
-incremental sums."""
+"""Make the dashboard's daily sums (``TicketDayStat``, ``SlaDayStat``) and time histograms
+(``TimeDayStat``) again from the report facts, set-based
+(``monitoring.reports.daily.rebuild_daily``): after the facts were filled by something other
+than the roll-up handler (``bench/scale_data.py``), or to check the incremental sums."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from monitoring.reports.daily import rebuild_daily
 
 
 class Command(BaseCommand):
-    help = "Make the dashboard's daily sums again from the report facts."
+    help = "Make the dashboard's daily sums and time histograms again from the report facts."
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_org_option(parser)
