@@ -606,6 +606,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if len(task_lines) != len(handles) or len(set(ids or [])) != len(task_lines):
                 failures.append(f"{len(task_lines)} poll tasks ran for {len(handles)} sent")
             errors = [line for line in task_lines if not line[2].startswith("ok")]
+            # Which worker ran each poll (the name its storm_worker reported): with two
+            # workers on one broker, each task ran once across both, and both took a share.
+            per_worker = Counter(
+                line[-1].split("@")[0] if len(line) >= 4 else "?" for line in task_lines
+            )
+            results["storm"]["tasks_per_worker"] = dict(sorted(per_worker.items()))
+            if args.workers > 1 and len(per_worker) < args.workers:
+                failures.append(f"only {len(per_worker)} of {args.workers} workers ran a poll")
             if errors:
                 failures.append(f"{len(errors)} polls did not succeed, e.g. {errors[0][2]}")
             stored = list(
@@ -689,6 +697,10 @@ def print_report(r: dict[str, Any]) -> None:
         ("drain (poll+ingest+events)", f"{s.get('seconds', 0):.1f} s"),
         ("throughput", f"{s.get('mentions_per_second', 0):,.0f} mentions/s"),
         ("SQL statements per mention", f"{s.get('statements_per_mention', 0):.2f}"),
+        (
+            "poll tasks per worker",
+            ", ".join(f"{w} {n}" for w, n in s.get("tasks_per_worker", {}).items()),
+        ),
         (
             "CPU per mention",
             ", ".join(

@@ -2,8 +2,9 @@
 
 ``celery -A storm_worker worker`` (with ``bench/`` on ``PYTHONPATH``) runs the real app and the
 real tasks; this module only adds, in each pool process, a ``connection.execute_wrapper`` that
-counts the SQL statements it runs, and after each task adds the count, the task's id and its
-outcome to Redis (``STORM_REDIS_KEY``), where the benchmark reads them. Nothing is replaced.
+counts the SQL statements it runs, and after each task adds the count, the task's id, its
+outcome and the worker's name to Redis (``STORM_REDIS_KEY``), where the benchmark reads them.
+Nothing is replaced.
 """
 
 from __future__ import annotations
@@ -41,5 +42,9 @@ def _report(task_id: str = "", task: Any = None, retval: Any = None, **_: object
     statements, _count[0] = _count[0], 0
     pipe = _client.pipeline()
     pipe.incrby(f"{KEY}:statements", statements)
-    pipe.rpush(f"{KEY}:tasks", f"{task_id}\t{getattr(task, 'name', '')}\t{retval}")
+    # The worker's name last: with two workers on one broker, the bench checks each task ran
+    # once across both and counts what each worker took.
+    hostname = getattr(getattr(task, "request", None), "hostname", "") or ""
+    line = f"{task_id}\t{getattr(task, 'name', '')}\t{retval}\t{hostname}"
+    pipe.rpush(f"{KEY}:tasks", line)
     pipe.execute()

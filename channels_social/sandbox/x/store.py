@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,11 +177,19 @@ class XStore(PersistentStore):
         self.users: dict[str, XUser] = {}
         self.tweets: dict[str, XTweet] = {}
         self.dm_events: list[XDmEvent] = []
-        # Who each post is addressed to (the posts naming a lowercased handle, the replies to a
-        # user id), kept as posts are added: ``mentions_of`` reads these instead of every post,
-        # so a store of 100,000 posts (bench/ingest_storm.py) answers a page in microseconds.
+        # Indexes kept as users and posts are added, so no request scans the whole store: who
+        # each post is addressed to (the posts naming a lowercased handle, the replies to a user
+        # id) for ``mentions_of``; each author's posts for ``tweets_by`` and ``has_duplicate``;
+        # users by lowercased handle; how many posts retweet, quote or reply to each post for
+        # ``public_metrics``. A page of a 100,000-post store (bench/ingest_storm.py) is then
+        # served in about the time of a 100-post one.
         self._naming: dict[str, list[XTweet]] = {}
         self._replying_to: dict[str, list[XTweet]] = {}
+        self._by_author: dict[str, list[XTweet]] = {}
+        self._by_username: dict[str, XUser] = {}
+        self._retweets_of: Counter[str] = Counter()
+        self._replies_to: Counter[str] = Counter()
+        self._quotes_of: Counter[str] = Counter()
         self._init_persistence(state_path, save_delay)
 
     def reset(self) -> None:
@@ -189,8 +198,7 @@ class XStore(PersistentStore):
             self.users.clear()
             self.tweets.clear()
             self.dm_events.clear()
-            self._naming.clear()
-            self._replying_to.clear()
+            self._clear_indexes()
             self._changed()
 
     # Persistence
@@ -244,8 +252,9 @@ class XStore(PersistentStore):
         with self._lock:
             self.users = {user.id: user for user in users}
             self.tweets = {tweet.id: tweet for tweet in tweets}
-            self._naming.clear()
-            self._replying_to.clear()
+            self._clear_indexes()
+            for user in self.users.values():
+                self._by_username[user.username.lower()] = user
             for tweet in tweets:
                 self._index(tweet)
             self.dm_events = events
@@ -292,7 +301,10 @@ class XStore(PersistentStore):
             if user is None:
                 user = XUser(id=str(id), username=username, name=name or username)
                 self.users[user.id] = user
+            if self._by_username.get(user.username.lower()) is user:
+                del self._by_username[user.username.lower()]
             user.username = username
+            self._by_username[username.lower()] = user
             if name:
                 user.name = name
             if followers_count is not None:
@@ -313,9 +325,8 @@ class XStore(PersistentStore):
             return self.users.get(str(user_id))
 
     def user_by_username(self, username: str) -> XUser | None:
-        wanted = username.lstrip("@").lower()
         with self._lock:
-            return next((u for u in self.users.values() if u.username.lower() == wanted), None)
+            return self._by_username.get(username.lstrip("@").lower())
 
     # Tweets
 
@@ -366,11 +377,30 @@ class XStore(PersistentStore):
             self._changed()
             return tweet
 
+    def _clear_indexes(self) -> None:
+        for index in (
+            self._naming,
+            self._replying_to,
+            self._by_author,
+            self._by_username,
+            self._retweets_of,
+            self._replies_to,
+            self._quotes_of,
+        ):
+            index.clear()
+
     def _index(self, tweet: XTweet) -> None:
         for handle in {m["username"].lower() for m in tweet.mentions}:
             self._naming.setdefault(handle, []).append(tweet)
         if tweet.in_reply_to_user_id:
             self._replying_to.setdefault(tweet.in_reply_to_user_id, []).append(tweet)
+        self._by_author.setdefault(tweet.author_id, []).append(tweet)
+        if tweet.retweeted_tweet_id:
+            self._retweets_of[tweet.retweeted_tweet_id] += 1
+        if tweet.in_reply_to_tweet_id:
+            self._replies_to[tweet.in_reply_to_tweet_id] += 1
+        if tweet.quoted_tweet_id:
+            self._quotes_of[tweet.quoted_tweet_id] += 1
 
     def _mention_entities(self, text: str) -> list[dict[str, Any]]:
         entities = []
@@ -393,12 +423,14 @@ class XStore(PersistentStore):
     def public_metrics(self, tweet: XTweet) -> dict[str, int]:
         """X's ``public_metrics`` of a post, counted from the world as it is now."""
         with self._lock:
-            others = list(self.tweets.values())
+            retweets = self._retweets_of[tweet.id]
+            replies = self._replies_to[tweet.id]
+            quotes = self._quotes_of[tweet.id]
         return {
-            "retweet_count": sum(t.retweeted_tweet_id == tweet.id for t in others),
-            "reply_count": sum(t.in_reply_to_tweet_id == tweet.id for t in others),
+            "retweet_count": retweets,
+            "reply_count": replies,
             "like_count": tweet.like_count,
-            "quote_count": sum(t.quoted_tweet_id == tweet.id for t in others),
+            "quote_count": quotes,
             "impression_count": 0,
             "bookmark_count": 0,
         }
@@ -415,7 +447,7 @@ class XStore(PersistentStore):
     def tweets_by(self, user_id: str) -> list[XTweet]:
         """The user's own posts, newest first (``GET /2/users/:id/tweets``)."""
         with self._lock:
-            found = [t for t in self.tweets.values() if t.author_id == str(user_id)]
+            found = list(self._by_author.get(str(user_id), ()))
         return sorted(found, key=lambda tweet: int(tweet.id), reverse=True)
 
     def search(self, query: str) -> list[XTweet]:
@@ -431,10 +463,8 @@ class XStore(PersistentStore):
         body = counted_text(text, is_reply=is_reply).strip()
         with self._lock:
             return any(
-                t.author_id == author_id
-                and counted_text(t.text, is_reply=t.in_reply_to_tweet_id is not None).strip()
-                == body
-                for t in self.tweets.values()
+                counted_text(t.text, is_reply=t.in_reply_to_tweet_id is not None).strip() == body
+                for t in self._by_author.get(str(author_id), ())
             )
 
     def mentions_of(self, user_id: str) -> list[XTweet]:
