@@ -7,6 +7,7 @@ generated data is checked against a plain substring reference, erasure included.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -246,3 +247,40 @@ def test_sqlite_search_is_every_word_in_one_message_or_the_customer(
         for view in ("open", "closed"):
             assert sorted(found[view][0]) == sorted(reference[view][0]), (words, view)
             assert found[view][1] == reference[view][1]
+
+
+@on_postgresql
+def test_awaiting_approval_searched_asks_the_document_of_its_own_rows(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: "Awaiting approval" chose its page's ids in a subquery, where Django
+    renames the ticket table; the search document's lookup names it, so with a search it
+    pointed at the outer row (a correlated subquery with a LIMIT: run once per ticket of the
+    organisation). With a search the view reads its rows as the other views do."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.test_approval import _hold
+
+    made = _generate(account, tickets=12, seed=3)
+
+    def words(ticket: Ticket) -> str:
+        return " ".join(Message.objects.filter(ticket=ticket).values_list("text", flat=True))
+
+    open_ones = [Ticket.objects.get(pk=t.pk) for t in made]
+    open_ones = [t for t in open_ones if t.status != Status.CLOSED]
+    refund = next(t for t in open_ones if "refund" in words(t))
+    other = next(t for t in open_ones if "refund" not in words(t))
+    for ticket in (refund, other):
+        root = Message.objects.filter(ticket=ticket).earliest("pk")
+        Message.objects.filter(pk=root.pk).update(text=root.text + " my lawyer")
+        _hold(ticket, agent, text="So sorry about this, we are looking into it now.")
+    monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+    client = agent.client()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(INBOX, {"view": "approval", "q": "refund"})
+    assert [t.pk for t in response.context["tickets"]] == [refund.pk]
+    lookups = [q["sql"] for q in queries if '"ticket_document"."ticket_id"' in q["sql"]]
+    assert lookups, "the walk asked no search document"
+    for sql in lookups:
+        # The ticket table renamed in a subquery (U0, V0, ...) beside a lookup naming it.
+        assert not re.search(r'FROM "tickets_ticket" [A-Z][0-9]+\b', sql), sql
