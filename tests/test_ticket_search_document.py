@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -284,3 +285,53 @@ def test_awaiting_approval_searched_asks_the_document_of_its_own_rows(
     for sql in lookups:
         # The ticket table renamed in a subquery (U0, V0, ...) beside a lookup naming it.
         assert not re.search(r'FROM "tickets_ticket" [A-Z][0-9]+\b', sql), sql
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_beside_a_new_reply_keeps_the_replys_words(account: SocialAccount) -> None:
+    """Found in review: an edit (or erasure's scrub) rebuilding a ticket's document while
+    another transaction added a reply to it waited for the document row, then rebuilt it from
+    the messages its statement's snapshot saw, without the reply: the reply's words left the
+    document and search missed the ticket by them. Migration 0025 locks, then reads."""
+    import threading
+
+    from tests.backends import close_and_wait_gone, other_backend
+
+    ingest_posts(account, [post("my parcel is late", author="9001", username="c9001")])
+    first = Message.objects.get()
+    columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
+    chosen = {"text": "%s", "external_id": "external_id || '-reply'"}
+    other, pid = other_backend()
+    with other.cursor() as cursor:  # the reply, its insert trigger holding the document row
+        # Column names from the model, values as parameters.
+        insert = (
+            f"INSERT INTO tickets_message ({', '.join(columns)}) SELECT "  # noqa: S608
+            + ", ".join(chosen.get(c, c) for c in columns)
+            + " FROM tickets_message WHERE id = %s"
+        )
+        cursor.execute(insert, ["zebrafish spotted", first.pk])
+
+    def edit() -> None:
+        try:
+            Message.objects.filter(pk=first.pk).update(text="my parcel is very late")
+        finally:
+            connection.close()
+
+    editing = threading.Thread(target=edit)
+    editing.start()
+    with connection.cursor() as cursor:  # the edit's trigger waits for the document row
+        for _ in range(200):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'UPDATE \"tickets_message\"%%'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the edit never waited for the reply's document row")
+    other.commit()
+    editing.join(timeout=30)
+    close_and_wait_gone(other, pid)
+    assert {"zebrafish", "spotted", "very", "parcel"} <= _document(first.ticket_id)
