@@ -37,14 +37,19 @@ class Warmup:
 def template_names() -> list[str]:
     """The name of every template file the configured engines can load, once each (the first
     directory that has a name is the one ``get_template`` reads, as the loaders search)."""
+    from django.conf import settings
     from django.template import engines
 
+    project = Path(settings.BASE_DIR).resolve()
     names: list[str] = []
     seen: set[str] = set()
     for engine in engines.all():
         for folder in getattr(engine, "template_dirs", ()):
-            root = Path(folder)
-            if not root.is_dir():
+            root = Path(folder).resolve()
+            # The project's own templates only: those of installed packages (the admin's,
+            # DRF's browsable API: ~110 files) are rendered seldom, by staff, and compiling
+            # them would only lengthen start-up.
+            if not root.is_dir() or not root.is_relative_to(project) or ".venv" in root.parts:
                 continue
             for path in sorted(root.rglob("*")):
                 if not path.is_file() or path.suffix not in (".html", ".txt", ".xml", ".json"):
@@ -56,12 +61,33 @@ def template_names() -> list[str]:
     return names
 
 
+def keeps_compiled_templates() -> bool:
+    """Whether every template engine keeps what it compiled: its loaders are Django's cached
+    loader (the default since Django 4.1, ``DEBUG`` or not, unless ``loaders`` is set). With
+    plain loaders each render compiles again, and compiling at start-up would be time spent
+    for nothing."""
+    from django.template import engines
+    from django.template.loaders.cached import Loader as Cached
+
+    def keeps(loader: object) -> bool:
+        # A wrapping loader (django-template-partials' wraps the cached one) keeps what
+        # the loaders it wraps keep.
+        inner = getattr(loader, "loaders", None)
+        return isinstance(loader, Cached) or (bool(inner) and all(keeps(i) for i in inner))
+
+    for backend in engines.all():
+        engine = getattr(backend, "engine", None)
+        loaders = getattr(engine, "template_loaders", None)
+        if not loaders or not all(keeps(loader) for loader in loaders):
+            return False
+    return True
+
+
 def warm_up() -> Warmup:
     """Resolve the URL conf, compile every template once, then collect and freeze.
 
     Compiling is useful only where the loaders keep what they compiled (Django's cached
-    loader: the default with ``DEBUG`` off); with ``DEBUG`` on each request compiles again
-    anyway, and this costs start-up time alone."""
+    loader, ``keeps_compiled_templates``); where they do not, only the URL conf is built."""
     from django.template import TemplateDoesNotExist, TemplateSyntaxError
     from django.template.loader import get_template
     from django.urls import get_resolver
@@ -73,7 +99,7 @@ def warm_up() -> Warmup:
     for namespace in list(resolver.namespace_dict):
         resolver.namespace_dict[namespace][1].reverse_dict  # noqa: B018
     compiled = failed = 0
-    for name in template_names():
+    for name in template_names() if keeps_compiled_templates() else ():
         try:
             get_template(name)
         except (TemplateDoesNotExist, TemplateSyntaxError, UnicodeDecodeError) as error:

@@ -3,7 +3,6 @@ the outbox exactly once; reject sends it back with a comment. All recorded."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +18,7 @@ from channels_social.models import SocialAccount
 from channels_social.services import account_poll
 from tests.conftest import Persona
 from tests.factories import InboundMessageFactory, TicketFactory
+from tests.pages import live_vals
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import (
     ApprovalRequest,
@@ -303,13 +303,6 @@ def test_queue_and_decisions_are_for_managers_of_the_organisation(
     assert held.state == ApprovalState.APPROVED and held.sent_text == REPLY + " DM us?"
 
 
-def _live_vals(page: str) -> dict[str, str]:
-    """The ticket page's live poller's values, as its htmx GET sends them."""
-    found = re.search(r"""id="ticket-live"[^>]*hx-vals='([^']+)'""", page)
-    assert found, "no live poller on the page"
-    return {**json.loads(found.group(1))}
-
-
 def test_the_ticket_page_follows_its_held_reply_live(
     ticket: Ticket, agent: Persona, manager: Persona
 ) -> None:
@@ -325,7 +318,7 @@ def test_the_ticket_page_follows_its_held_reply_live(
     page = client.get(url).content.decode()
     assert "Waiting for a manager" in page
     assert 'id="step-submit-box"' not in page
-    vals = _live_vals(page)
+    vals = live_vals(page)
     assert client.get(url, vals, HTTP_HX_REQUEST="true").status_code == 204
     # Every section the update may send is one the page shows.
     everything = client.get(url, {**vals, "h": ""}, HTTP_HX_REQUEST="true").content.decode()
@@ -348,4 +341,4 @@ def test_the_ticket_page_follows_its_held_reply_live(
     assert re.search(r'<textarea id="step-text"[^>]*>So sorry about this, Jo\.', body)  # to edit
     assert "Waiting for a manager" not in body
     # The redrawn page polls with the new state: nothing more to send.
-    assert client.get(url, _live_vals(body), HTTP_HX_REQUEST="true").status_code == 204
+    assert client.get(url, live_vals(body), HTTP_HX_REQUEST="true").status_code == 204

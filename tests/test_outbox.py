@@ -5,7 +5,6 @@ Transactional, so that events reach their handlers after commit (the SLA is met 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +20,7 @@ from channels_social.services import account_poll
 from monitoring.models import SlaEventKind, TimerState
 from tests.backends import close_and_wait_gone, other_backend
 from tests.conftest import Persona
+from tests.pages import live_vals
 from tests.sandbox_fixtures import XSandbox
 from tickets.models import EventKind, Message, OutboxItem, OutboxState, Status, Step, Ticket
 from tickets.services import (
@@ -464,13 +464,6 @@ def test_a_refusing_proxy_means_the_reply_never_left(
     assert OutboxItem.objects.get(pk=message.outbox.pk).state == OutboxState.QUEUED
 
 
-def _live_vals(page: str) -> dict[str, str]:
-    """The ticket page's live poller's values, as its htmx GET sends them."""
-    found = re.search(r"""id="ticket-live"[^>]*hx-vals='([^']+)'""", page)
-    assert found, "no live poller on the page"
-    return {**json.loads(found.group(1))}
-
-
 def test_the_queued_note_goes_once_the_reply_has_gone(
     ticket: Ticket, agent: Persona, x_sandbox_clean: XSandbox
 ) -> None:
@@ -497,7 +490,7 @@ def test_the_queued_note_goes_once_the_reply_has_gone(
     assert "queued to send" not in body.replace(note.group(0), "")  # said once, beside the button
 
     assert outbox_send(item_id=item.pk) == OutboxState.SENT
-    live = client.get(detail, _live_vals(body), HTTP_HX_REQUEST="true")
+    live = client.get(detail, live_vals(body), HTTP_HX_REQUEST="true")
     redrawn = live.content.decode()
     assert live.status_code == 200
     assert 'id="step-submit-box"' in redrawn
