@@ -72,8 +72,10 @@ def keeps_compiled_templates() -> bool:
     def keeps(loader: object) -> bool:
         # A wrapping loader (django-template-partials' wraps the cached one) keeps what
         # the loaders it wraps keep.
-        inner = getattr(loader, "loaders", None)
-        return isinstance(loader, Cached) or (bool(inner) and all(keeps(i) for i in inner))
+        if isinstance(loader, Cached):
+            return True
+        inner = getattr(loader, "loaders", None) or ()
+        return bool(inner) and all(keeps(i) for i in inner)
 
     for backend in engines.all():
         engine = getattr(backend, "engine", None)
