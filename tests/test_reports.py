@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import random
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -35,6 +37,16 @@ from tickets.models import Direction, EventKind, Message, MessageKind, Step, Tic
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW = timezone.now().replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now() -> Iterator[None]:
+    """Each test's clock starts at NOW (ticking): NOW is read once at import, and the tests
+    mix it with the clock (a step taken, a sweep, a report of "today"). Without this, a test that
+    ran after midnight put what it did now on a later day than the tickets it opened before NOW
+    (CI at 00:08 UTC: the report of NOW's day had lost the close-outs made at 00:08)."""
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 # Building tickets through the event seam --------------------------------------------------------
@@ -78,12 +90,14 @@ def all_targets_policy(org: Organization) -> SlaPolicy:
 
 
 def give_today_hours(org: Organization, hours: int = 4) -> None:
-    """Put ``org`` in a time zone where at least ``hours`` of today (of NOW's day) have passed,
-    so tickets opened up to that long before NOW fall on "today" whatever hour the suite runs
-    at (in UTC, before 04:00 they would be yesterday's)."""
-    for name in ("UTC", "Asia/Tokyo"):  # 9 hours apart: one of the two is past 04:00
+    """Put ``org`` in a time zone where at least ``hours`` of today (of NOW's day) have passed
+    and at least an hour is left, so tickets opened up to that long before NOW, and what a test
+    does from NOW on, fall on "today" whatever hour the suite runs at (in UTC, before 04:00
+    they would be yesterday's; after 23:00 a slow test could reach tomorrow)."""
+    for name in ("UTC", "Asia/Tokyo"):  # 9 hours apart: one of the two is in that span
         local = NOW.astimezone(ZoneInfo(name))
-        if local - local.replace(hour=0, minute=0, second=0) >= timedelta(hours=hours):
+        into_day = local - local.replace(hour=0, minute=0, second=0)
+        if timedelta(hours=hours) <= into_day <= timedelta(hours=23):
             org.time_zone = name
             org.save(update_fields=["time_zone"])
             return
