@@ -829,7 +829,7 @@ def _start_missing_many(
     }
     waiting: dict[int, Message] = {}
     if last_reply:
-        for message in (
+        for found in (
             Message.objects.filter(
                 ticket_id__in=list(last_reply),
                 direction=Direction.INBOUND,
@@ -838,11 +838,8 @@ def _start_missing_many(
             .only("pk", "ticket_id", "created_at")
             .order_by("created_at", "pk")
         ):
-            if (
-                message.ticket_id not in waiting
-                and message.created_at > last_reply[message.ticket_id]
-            ):
-                waiting[message.ticket_id] = message
+            if found.ticket_id not in waiting and found.created_at > last_reply[found.ticket_id]:
+                waiting[found.ticket_id] = found
     wanted: dict[int, dict[str, tuple[datetime, Message | None]]] = {}
     for pk, (ticket, _policy, theirs) in owed.items():
         ticket_replies = replies[pk]
@@ -873,12 +870,12 @@ def _start_missing_many(
     if not wanted:
         return []
     existing: dict[int, list[SlaTimer]] = {pk: [] for pk in wanted}
-    for timer in SlaTimer.objects.filter(
+    for kept in SlaTimer.objects.filter(
         ticket_id__in=list(wanted),
         metric__in={metric for chosen in wanted.values() for metric in chosen},
     ).exclude(state=TimerState.STOPPED):
-        if timer.metric in wanted[timer.ticket_id]:
-            existing[timer.ticket_id].append(timer)
+        if kept.metric in wanted[kept.ticket_id]:
+            existing[kept.ticket_id].append(kept)
     timers = []
     for pk, chosen in wanted.items():
         ticket, policy, _theirs = owed[pk]
