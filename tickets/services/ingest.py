@@ -111,8 +111,8 @@ def _store_together(
 ) -> StoreResult:
     """The batch set-based: customers' posts threaded in memory, in order (a post sees the
     tickets and identities the batch's earlier posts made), then written in one statement
-    per table; reposts and the brand's own posts after them, one at a time (few, and they
-    read what was just written)."""
+    per table; reposts and the brand's own posts after them, in their order (they read what
+    was just written): each run of reposts at once, each brand post in a savepoint."""
     threads = Threads.load(account, posts, handles)
     theirs = [
         p for p in posts if not p.reposted_external_id and p.author.external_id not in handles
