@@ -11,9 +11,11 @@ from __future__ import annotations
 from monitoring.models import Metric, SlaEventKind
 from monitoring.services import (
     SKIPPED_STEP_METRICS,
+    Rematch,
     brand_first_replied,
     sla_customer_wrote,
     sla_rematch,
+    sla_rematch_many,
     sla_reply_delivered,
     sla_restart,
     sla_start_timers,
@@ -72,6 +74,14 @@ def on_reply_sent(event: TicketEvent) -> None:
 
 def on_priority_changed(event: TicketEvent) -> None:
     sla_rematch(ticket=event.ticket, at=event.at, cause=event.kind, actor=event.actor)
+
+
+def on_priorities_changed(batch: list[TicketEvent]) -> None:
+    """``on_priority_changed`` for several tickets at once (its many form): a poll's follow-ups
+    that raised priorities are rematched in a dozen statements for all of them."""
+    sla_rematch_many(
+        [Rematch(event.ticket_id, event.at, event.kind, event.actor_id) for event in batch]
+    )
 
 
 def on_step_skipped(event: TicketEvent) -> None:
@@ -139,7 +149,9 @@ def register() -> None:
         on_message_received, kinds=[EventKind.MESSAGE_RECEIVED], many=on_messages_received
     )
     events.subscribe(on_reply_sent, kinds=[EventKind.REPLY_SENT])
-    events.subscribe(on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED])
+    events.subscribe(
+        on_priority_changed, kinds=[EventKind.PRIORITY_CHANGED], many=on_priorities_changed
+    )
     events.subscribe(on_reopened, kinds=[REOPENED])
     events.subscribe(on_step_skipped, kinds=[EventKind.STEP_SKIPPED])
     events.subscribe(on_closed_without_close_out, kinds=[EventKind.CLOSED_WITHOUT_CLOSE_OUT])

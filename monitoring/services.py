@@ -530,6 +530,164 @@ def sla_rematch(
     return changed
 
 
+class Rematch(NamedTuple):
+    """One ticket to put on the policy it matches now (``sla_rematch_many``): when, why, and
+    who changed it (the agent's user id, or None)."""
+
+    ticket_id: int
+    at: datetime
+    cause: str
+    actor_id: int | None = None
+
+
+@transaction.atomic
+def sla_rematch_many(rematches: Sequence[Rematch]) -> list[SlaTimer]:
+    """``sla_rematch`` for several tickets (one each) in a fixed number of statements for all
+    of them, not a dozen for each (a poll's follow-ups raise many priorities at once): the
+    tickets read, the sweep at each one's own instant, their running and paused timers read
+    and updated, their events written, missing targets started and their due times set in a
+    statement or two each. Does exactly what ``for r in rematches: sla_rematch(...)`` does."""
+    if not rematches:
+        return []
+    ids = [rematch.ticket_id for rematch in rematches]
+    if len(set(ids)) != len(ids):
+        raise ValueError("one rematch per ticket")
+    found = Ticket.objects.in_bulk(ids)
+    tickets = [found[ticket_id] for ticket_id in ids]  # a missing ticket raises, as get() does
+    # What was overdue before the change is breached first, at its old due time (as above),
+    # each ticket at its own instant.
+    swept = _sweep_each({rematch.ticket_id: rematch.at for rematch in rematches})
+    policies: dict[int, list[SlaPolicy]] = {}
+    chosen: dict[int, SlaPolicy | None] = {}
+    for ticket in tickets:
+        if ticket.organization_id not in policies:
+            policies[ticket.organization_id] = org_policies(ticket.organization_id)
+        chosen[ticket.pk] = policy_for(ticket, policies[ticket.organization_id])
+    timers: dict[int, list[SlaTimer]] = {}
+    for timer in (
+        SlaTimer.objects.select_for_update(of=("self",))
+        .select_related("policy")
+        .filter(ticket_id__in=ids, state__in=(TimerState.RUNNING, TimerState.PAUSED))
+        .order_by("pk")
+    ):
+        timers.setdefault(timer.ticket_id, []).append(timer)
+    changed: list[SlaTimer] = []
+    recorded: list[TicketEvent] = []
+    for ticket, rematch in zip(tickets, rematches, strict=True):
+        recorded.extend(swept.get(ticket.pk, []))
+        policy = chosen[ticket.pk]
+        for timer in timers.get(ticket.pk, []):
+            change = None if policy is None else _retarget(timer, policy, rematch.at)
+            if change is None:
+                continue
+            changed.append(timer)
+            if not change:
+                continue
+            recorded.append(
+                TicketEvent(
+                    organization_id=ticket.organization_id,
+                    ticket=ticket,
+                    kind=_change_kind(change),
+                    actor_id=rematch.actor_id,
+                    at=rematch.at,
+                    data={"cause": rematch.cause, **change},
+                )
+            )
+    if changed:
+        SlaTimer.objects.bulk_update(
+            changed,
+            ["policy", "state", "target_minutes", "due_at", "warn_at", "warned_at"],
+            batch_size=500,
+        )
+    if recorded:
+        record_events(recorded)
+    by_policy: dict[int, tuple[SlaPolicy, list[Ticket]]] = {}
+    for ticket in tickets:
+        policy = chosen[ticket.pk]
+        if policy is not None:
+            by_policy.setdefault(policy.pk, (policy, []))[1].append(ticket)
+    for policy, theirs in by_policy.values():
+        # A breached timer keeps its due time; one whose policy was deleted counts its
+        # business time on the policy the ticket follows now (as in ``sla_rematch``).
+        SlaTimer.objects.filter(
+            ticket_id__in=[ticket.pk for ticket in theirs],
+            state=TimerState.BREACHED,
+            fulfilled_at__isnull=True,
+            policy__isnull=True,
+        ).update(policy=policy)
+    changed += _start_missing_many(
+        [(ticket, policy) for ticket in tickets if (policy := chosen[ticket.pk]) is not None],
+        Metric.values,
+    )
+    _refresh_dues(tickets)
+    return changed
+
+
+def _sweep_each(instants: dict[int, datetime]) -> dict[int, list[TicketEvent]]:
+    """``sla_sweep(now=at, ticket_id=ticket)`` for each ticket at its own instant: one read
+    of the tickets' running timers that may be due or to warn by the latest instant, each
+    narrowed in memory to its ticket's instant, one UPDATE for the breaches and one per
+    instant for the warnings. Returns each ticket's events unsaved, in the sweep's order
+    (breaches, then warnings), for the caller to write in its own order."""
+    latest = max(instants.values())
+    rows = _claim(
+        SlaTimer.objects.active().filter(
+            Q(due_at__lt=latest) | Q(warn_at__lte=latest, warned_at__isnull=True),
+            ticket_id__in=list(instants),
+        ),
+        ("pk", "organization_id", "ticket_id", "metric", "due_at", "warn_at", "warned_at"),
+    )
+    breaching, warning = [], []
+    for row in rows:
+        _pk, _org, ticket_id, _metric, due_at, warn_at, warned_at = row
+        now = instants[ticket_id]
+        if due_at < now:  # SlaTimer.objects.overdue(now)
+            breaching.append(row)
+        elif warn_at <= now and warned_at is None:  # SlaTimer.objects.to_warn(now)
+            warning.append(row)
+    if breaching:
+        SlaTimer.objects.filter(
+            pk__in=[row[0] for row in breaching], state=TimerState.RUNNING
+        ).update(state=TimerState.BREACHED, breached_at=F("due_at"))
+    warned: dict[datetime, list[int]] = {}
+    for row in warning:
+        warned.setdefault(instants[row[2]], []).append(row[0])
+    for now, pks in warned.items():
+        SlaTimer.objects.filter(pk__in=pks).update(warned_at=now)
+    events: dict[int, list[TicketEvent]] = {}
+    for kind, chosen, at_index in (
+        (SlaEventKind.SLA_BREACHED, breaching, 4),  # breached at the due time
+        (SlaEventKind.SLA_WARNING, warning, 5),  # warned at the warning time
+    ):
+        for row in chosen:
+            _pk, org_id, ticket_id, metric, due_at, _warn_at, _warned_at = row
+            events.setdefault(ticket_id, []).append(
+                TicketEvent(
+                    organization_id=org_id,
+                    ticket_id=ticket_id,
+                    kind=kind,
+                    at=row[at_index],
+                    data={"metric": metric, "due_at": due_at.isoformat()},
+                )
+            )
+    return events
+
+
+def _refresh_dues(tickets: Sequence[Ticket]) -> None:
+    """``_refresh_due`` for several tickets: one aggregate, one UPDATE of those that moved."""
+    due = dict(
+        SlaTimer.objects.filter(
+            ticket_id__in=[ticket.pk for ticket in tickets],
+            state__in=(TimerState.RUNNING, TimerState.BREACHED),
+            fulfilled_at__isnull=True,
+        )
+        .values("ticket_id")
+        .annotate(due=Min("due_at"))
+        .values_list("ticket_id", "due")
+    )
+    Ticket.set_sla_dues([(ticket, due.get(ticket.pk)) for ticket in tickets])
+
+
 @transaction.atomic
 def sla_policy_changed(
     *, policy: SlaPolicy, now: datetime | None = None, added: Iterable[str] = ()
@@ -631,76 +789,116 @@ def _start_missing(ticket: Ticket, policy: SlaPolicy, metrics: Iterable[str]) ->
     their step was delivered since; take offline from the delivered acknowledgement unless the
     take-offline DM went out; the next response from the oldest customer message after the
     brand's latest reply. A stopped timer is history: the target starts afresh."""
-    metrics = [metric for metric in metrics if policy.target_minutes(metric) is not None]
-    if not metrics:
+    return _start_missing_many([(ticket, policy)], metrics)
+
+
+def _start_missing_many(
+    tickets: Sequence[tuple[Ticket, SlaPolicy]], metrics: Iterable[str]
+) -> list[SlaTimer]:
+    """``_start_missing`` for several tickets (each on its policy), in the same four or five
+    statements for all of them: their replies, their latest reopens, the customer messages
+    waiting since the latest reply, their timers, one INSERT."""
+    metrics = list(metrics)
+    owed: dict[int, tuple[Ticket, SlaPolicy, list[str]]] = {}
+    for ticket, policy in tickets:
+        theirs = [metric for metric in metrics if policy.target_minutes(metric) is not None]
+        if theirs:
+            owed[ticket.pk] = (ticket, policy, theirs)
+    if not owed:
         return []
-    replies = list(
+    replies: dict[int, list[tuple[datetime, str, bool]]] = {pk: [] for pk in owed}
+    for ticket_id, *reply in (
         TicketEvent.objects.filter(
-            ticket_id=ticket.pk, kind=EventKind.REPLY_SENT, message__isnull=False
+            ticket_id__in=list(owed), kind=EventKind.REPLY_SENT, message__isnull=False
         )
         .order_by("at", "pk")
-        .values_list("at", "message__step", "message__is_public")
+        .values_list("ticket_id", "at", "message__step", "message__is_public")
+    ):
+        replies[ticket_id].append(tuple(reply))  # type: ignore[arg-type]
+    reopened = dict(
+        TicketEvent.objects.filter(ticket_id__in=list(owed), kind=REOPENED)
+        .values("ticket_id")
+        .annotate(at=Max("at"))
+        .values_list("ticket_id", "at")
     )
-    reopened_at = TicketEvent.objects.filter(ticket_id=ticket.pk, kind=REOPENED).aggregate(
-        at=Max("at")
-    )["at"]
-    since = max(ticket.opened_at, reopened_at) if reopened_at else ticket.opened_at
-
-    def delivered(step: str, after: datetime) -> bool:
-        return any(at >= after and replied_step == step for at, replied_step, _ in replies)
-
-    starts: dict[str, tuple[datetime, Message | None]] = {}
-    if not any(public or not ticket.is_public for _, _, public in replies):
-        starts[Metric.FIRST_RESPONSE] = (ticket.opened_at, None)
-    case_steps: tuple[tuple[str, str], ...] = (
-        (Metric.RESOLUTION, Step.RESOLVE),
-        (Metric.CLOSE_OUT, Step.CLOSE_OUT),
-    )
-    for case_metric, step in case_steps:
-        if not delivered(step, since):
-            starts[case_metric] = (since, None)
-    acknowledged = [at for at, step, _ in replies if step == Step.ACKNOWLEDGE]
-    if acknowledged and not delivered(Step.TAKE_OFFLINE, acknowledged[-1]):
-        starts[Metric.TAKE_OFFLINE] = (acknowledged[-1], None)
-    if replies and Metric.NEXT_RESPONSE in metrics:
-        waiting = (
-            Message.objects.filter(
-                ticket_id=ticket.pk, direction=Direction.INBOUND, created_at__gt=replies[-1][0]
-            )
-            .order_by("created_at", "pk")
-            .first()
-        )
-        if waiting is not None:
-            starts[Metric.NEXT_RESPONSE] = (waiting.created_at, waiting)
-    wanted: dict[str, tuple[datetime, Message | None]] = {
-        metric: start for metric, start in starts.items() if metric in metrics
+    # The oldest customer message after the brand's latest reply, for the next response.
+    last_reply = {
+        pk: replies[pk][-1][0]
+        for pk, (_t, _p, theirs) in owed.items()
+        if replies[pk] and Metric.NEXT_RESPONSE in theirs
     }
+    waiting: dict[int, Message] = {}
+    if last_reply:
+        for found in (
+            Message.objects.filter(
+                ticket_id__in=list(last_reply),
+                direction=Direction.INBOUND,
+                created_at__gt=min(last_reply.values()),
+            )
+            .only("pk", "ticket_id", "created_at")
+            .order_by("created_at", "pk")
+        ):
+            if found.ticket_id not in waiting and found.created_at > last_reply[found.ticket_id]:
+                waiting[found.ticket_id] = found
+    wanted: dict[int, dict[str, tuple[datetime, Message | None]]] = {}
+    for pk, (ticket, _policy, theirs) in owed.items():
+        ticket_replies = replies[pk]
+        reopened_at = reopened.get(pk)
+        since = max(ticket.opened_at, reopened_at) if reopened_at else ticket.opened_at
+
+        def delivered(step: str, after: datetime, replies: list[Any] = ticket_replies) -> bool:
+            return any(at >= after and replied_step == step for at, replied_step, _ in replies)
+
+        starts: dict[str, tuple[datetime, Message | None]] = {}
+        if not any(public or not ticket.is_public for _, _, public in ticket_replies):
+            starts[Metric.FIRST_RESPONSE] = (ticket.opened_at, None)
+        case_steps: tuple[tuple[str, str], ...] = (
+            (Metric.RESOLUTION, Step.RESOLVE),
+            (Metric.CLOSE_OUT, Step.CLOSE_OUT),
+        )
+        for case_metric, step in case_steps:
+            if not delivered(step, since):
+                starts[case_metric] = (since, None)
+        acknowledged = [at for at, step, _ in ticket_replies if step == Step.ACKNOWLEDGE]
+        if acknowledged and not delivered(Step.TAKE_OFFLINE, acknowledged[-1]):
+            starts[Metric.TAKE_OFFLINE] = (acknowledged[-1], None)
+        if pk in waiting:
+            starts[Metric.NEXT_RESPONSE] = (waiting[pk].created_at, waiting[pk])
+        chosen = {metric: start for metric, start in starts.items() if metric in theirs}
+        if chosen:
+            wanted[pk] = chosen
     if not wanted:
         return []
-    existing = list(
-        SlaTimer.objects.filter(ticket_id=ticket.pk, metric__in=list(wanted)).exclude(
-            state=TimerState.STOPPED
-        )
-    )
+    existing: dict[int, list[SlaTimer]] = {pk: [] for pk in wanted}
+    for kept in SlaTimer.objects.filter(
+        ticket_id__in=list(wanted),
+        metric__in={metric for chosen in wanted.values() for metric in chosen},
+    ).exclude(state=TimerState.STOPPED):
+        if kept.metric in wanted[kept.ticket_id]:
+            existing[kept.ticket_id].append(kept)
     timers = []
-    for metric, (started_at, message) in wanted.items():
-        if any(
-            timer.metric == metric
-            and (timer.started_at >= started_at or timer.fulfilled_at is None)
-            for timer in existing
-        ):
-            continue  # it runs, or ran in this cycle already
-        timer = _unsaved_timer(ticket, policy, metric, started_at, message=message)
-        if timer is None:
-            continue
-        sibling = _paused_sibling(existing, metric, started_at)
-        if sibling is not None:
-            # Waiting on the customer since its sibling paused: so is this one.
-            timer.state, timer.paused_at = TimerState.PAUSED, sibling.paused_at
-            timer.paused_for = sibling.paused_for
-            timer.due_at = policy.due(started_at, timer.target_minutes, paused=timer.paused_for)
-            timer.warn_at = policy.warn(started_at, timer.target_minutes, paused=timer.paused_for)
-        timers.append(timer)
+    for pk, chosen in wanted.items():
+        ticket, policy, _theirs = owed[pk]
+        for metric, (started_at, message) in chosen.items():
+            if any(
+                timer.metric == metric
+                and (timer.started_at >= started_at or timer.fulfilled_at is None)
+                for timer in existing[pk]
+            ):
+                continue  # it runs, or ran in this cycle already
+            timer = _unsaved_timer(ticket, policy, metric, started_at, message=message)
+            if timer is None:
+                continue
+            sibling = _paused_sibling(existing[pk], metric, started_at)
+            if sibling is not None:
+                # Waiting on the customer since its sibling paused: so is this one.
+                timer.state, timer.paused_at = TimerState.PAUSED, sibling.paused_at
+                timer.paused_for = sibling.paused_for
+                timer.due_at = policy.due(started_at, timer.target_minutes, paused=timer.paused_for)
+                timer.warn_at = policy.warn(
+                    started_at, timer.target_minutes, paused=timer.paused_for
+                )
+            timers.append(timer)
     if timers:
         SlaTimer.objects.bulk_create(timers, ignore_conflicts=True)
     return timers

@@ -246,3 +246,78 @@ def test_the_delivery_of_a_batch_costs_the_same_statements_for_4_or_40_new_ticke
     # two commits (3 each: its own short transaction).
     assert counts[1] <= 55, counts
     assert SlaTimer.objects.filter(metric=Metric.FIRST_RESPONSE).count() == 45
+
+
+def _repost(original: InboundPost, *, author: str, followers: int, at: datetime) -> InboundPost:
+    external_id = next_platform_id()
+    return InboundPost(
+        external_id=external_id,
+        text=f"RT {original.text}",
+        created_at=at,
+        author=Author(author, f"fan{author}", f"Fan {author}", followers, False),
+        kind=MessageKind.POST,
+        conversation_id=external_id,
+        reposted_external_id=original.external_id,
+    )
+
+
+@pytest.mark.parametrize("size", [2, 8])
+def test_a_batchs_reposts_widen_their_tickets_in_a_fixed_number_of_statements(
+    account: SocialAccount, size: int
+) -> None:
+    """Reposts store no message: each widens the open ticket of the post it reposts, once,
+    by the reposter's followers; one by a handle, of a closed ticket or of a post never stored
+    changes nothing. A batch's reposts are recorded at once: the same statements for 2 or 8
+    (one by one, each cost a savepoint, four statements and a release)."""
+    loud = _post("my blender broke", author="8001")
+    quiet = _post("my toaster broke", author="8002")
+    closed = _post("my kettle broke", author="8003")
+    ingest_posts(account, [loud, quiet, closed])
+    Ticket.objects.filter(customer_external_id="8003").update(status=Status.CLOSED)
+    at = START + timedelta(minutes=5)
+    reposts = [
+        _repost(loud if n % 2 == 0 else quiet, author=str(8100 + n), followers=10 * n + 1, at=at)
+        for n in range(size)
+    ]
+    ignored = [
+        _repost(closed, author="8200", followers=5000, at=at),
+        _repost(loud, author="1000", followers=5000, at=at),  # the brand's own handle
+        _repost(_post("never stored", author="8300"), author="8201", followers=5000, at=at),
+    ]
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        result = ingest_posts(account, [*reposts, *ignored])
+    assert (result.stored, result.tickets_opened, result.failed) == (0, 0, [])
+    # The duplicate check, the handles, the threading settings, two savepoints and their
+    # releases; the originals with their tickets, the reposts recorded already, one UPDATE of
+    # the reach, one INSERT of the events; PostgreSQL adds the organisation's ingest lock.
+    expected = 12 if connection.vendor == "postgresql" else 11
+    assert len(queries.captured_queries) == expected, "\n".join(
+        q["sql"][:150] for q in queries.captured_queries
+    )
+    for original, author in ((loud, "8001"), (quiet, "8002")):
+        ticket = Ticket.objects.get(customer_external_id=author)
+        theirs = [r for r in reposts if r.reposted_external_id == original.external_id]
+        assert (ticket.reposts, ticket.repost_reach) == (
+            len(theirs),
+            sum(r.author.followers_count for r in theirs),
+        )
+        recorded = ticket.events.filter(kind=EventKind.REPOSTED).order_by("pk")
+        assert [(e.data, e.at, e.message_id) for e in recorded] == [
+            (
+                {
+                    "repost_id": r.external_id,
+                    "by": r.author.username,
+                    "followers": r.author.followers_count,
+                },
+                at,
+                ticket.root_message_id,
+            )
+            for r in theirs
+        ]
+    kettle = Ticket.objects.get(customer_external_id="8003")
+    assert (kettle.reposts, kettle.repost_reach) == (0, 0)
+    assert TicketEvent.objects.filter(kind=EventKind.REPOSTED).count() == size
+    # Delivered again: counted once.
+    ingest_posts(account, [*reposts, *ignored])
+    assert TicketEvent.objects.filter(kind=EventKind.REPOSTED).count() == size
+    assert sum(Ticket.objects.values_list("reposts", flat=True)) == size

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.factories import InboundMessageFactory, TicketFactory
-from tickets.models import EventKind, Priority, PriorityRules, Sentiment, Ticket
-from tickets.priority import Signals, assess, assess_signals, rescore_ticket
+from careinbox.accounts.models import Organization
+from tests.factories import InboundMessageFactory, OrganizationFactory, TicketFactory, UserFactory
+from tickets.models import (
+    EventKind,
+    Priority,
+    PriorityRules,
+    Sentiment,
+    Status,
+    Ticket,
+    TicketEvent,
+)
+from tickets.priority import (
+    Signals,
+    assess,
+    assess_signals,
+    on_reposted,
+    on_reposted_many,
+    rescore_ticket,
+)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +146,101 @@ def test_organisation_rules_are_read_at_ingest(org, make_account) -> None:  # ty
     assert opened.priority_reasons[:2] == ["@BigCo is on the VIP list", 'mentions "recall"']
     assert opened.sentiment == Sentiment.NEUTRAL
     assert opened.events.get(kind=EventKind.OPENED).data["priority"] == Priority.URGENT
+
+
+def _reposted_world(org: Organization) -> list[int]:
+    """Tickets of one organisation, each just reposted (its REPOSTED event's id): a small one,
+    a viral one, one an agent set the priority of, a closed one, and a customer's second
+    ticket (the repeat count)."""
+    brand = TicketFactory(social_account__brand__organization=org).social_account
+    made = []
+    for n, status in enumerate([Status.NEW, Status.NEW, Status.NEW, Status.CLOSED]):
+        ticket = TicketFactory(
+            social_account=brand,
+            organization=org,
+            brand=brand.brand,
+            customer_external_id=f"77{n}",
+            customer_followers=500,
+            opened_at=NOW - timedelta(minutes=30),
+            status=status,
+        )
+        made.append(ticket)
+    again = TicketFactory(
+        social_account=brand,
+        organization=org,
+        brand=brand.brand,
+        customer_external_id="770",
+        customer_followers=500,
+        opened_at=NOW - timedelta(minutes=10),
+    )
+    made.append(again)
+    ids = []
+    for n, (ticket, reach) in enumerate(
+        zip(made, [10, 250_000, 90_000, 90_000, 30_000], strict=True)
+    ):
+        root = InboundMessageFactory(
+            ticket=ticket, text="My order never arrived", created_at=ticket.opened_at
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(root_message=root, reposts=3, repost_reach=reach)
+        ticket.refresh_from_db()
+        if reach == 90_000 and ticket.is_open:
+            agent = UserFactory(username=f"setter-{org.pk}")
+            ticket.change_priority(Priority.LOW, by=agent, reason="A regular")
+        ids.append(ticket.record(EventKind.REPOSTED, repost_id=f"r{n}", by="fan").pk)
+    return ids
+
+
+def _scores(org: Organization) -> list[object]:
+    return [
+        (
+            ticket.priority,
+            ticket.priority_score,
+            ticket.priority_factors,
+            ticket.priority_reasons,
+            sorted(
+                (event.kind, bool(event.actor_id), repr(sorted(event.data.items())))
+                for event in ticket.events.all()
+            ),
+        )
+        for ticket in Ticket.objects.filter(organization=org).order_by("pk")
+    ]
+
+
+@pytest.mark.django_db
+def test_reposts_rescored_together_end_as_one_at_a_time() -> None:
+    one_by_one, together = OrganizationFactory(), OrganizationFactory()
+    with time_machine.travel(NOW, tick=False):
+        alone, batch = _reposted_world(one_by_one), _reposted_world(together)
+        assert _scores(one_by_one) == _scores(together)
+        for event in TicketEvent.objects.filter(pk__in=alone).order_by("pk"):
+            on_reposted(event)
+        on_reposted_many(list(TicketEvent.objects.filter(pk__in=batch).order_by("pk")))
+    assert _scores(together) == _scores(one_by_one)
+    assert TicketEvent.objects.filter(
+        ticket__organization=together, kind=EventKind.PRIORITY_CHANGED, actor__isnull=True
+    ).exists()  # a rescoring raised a level
+
+
+@pytest.mark.django_db
+def test_a_deliverys_reposts_cost_the_same_statements_for_two_or_six_tickets() -> None:
+    """Their tickets, rules, repeat counts and agent overrides read once (one by one: four
+    statements a ticket); a ticket whose score did not move writes nothing."""
+    counts = []
+    for size in (2, 6):
+        org = OrganizationFactory()
+        brand = TicketFactory(social_account__brand__organization=org).social_account
+        ids = []
+        with time_machine.travel(NOW, tick=False):
+            for n in range(size):
+                ticket = TicketFactory(
+                    social_account=brand, organization=org, brand=brand.brand, opened_at=NOW
+                )
+                root = InboundMessageFactory(ticket=ticket, text="Still waiting", created_at=NOW)
+                Ticket.objects.filter(pk=ticket.pk).update(root_message=root, reposts=1)
+                ticket.refresh_from_db()
+                rescore_ticket(ticket)  # scored already: the repost's rescoring only reads
+                ids.append(ticket.record(EventKind.REPOSTED, repost_id=f"s{n}", by="fan").pk)
+            with CaptureQueriesContext(connection) as queries:
+                on_reposted_many(list(TicketEvent.objects.filter(pk__in=ids).order_by("pk")))
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts

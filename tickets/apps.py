@@ -22,12 +22,17 @@ class TicketsConfig(AppConfig):
         from careinbox.settings_area import SettingsSection, register_section
         from tickets import events
         from tickets.models import EventKind
-        from tickets.priority import on_customer_message, on_customer_messages, on_reposted
+        from tickets.priority import (
+            on_customer_message,
+            on_customer_messages,
+            on_reposted,
+            on_reposted_many,
+        )
         from tickets.services.teamwork import route_new_ticket, route_new_tickets
 
         events.subscribe(route_new_ticket, kinds=[EventKind.OPENED], many=route_new_tickets)
         # A repost widens a ticket's reach and virality: score it again.
-        events.subscribe(on_reposted, kinds=[EventKind.REPOSTED])
+        events.subscribe(on_reposted, kinds=[EventKind.REPOSTED], many=on_reposted_many)
         # A customer's follow-up re-reads the sentiment and re-scores the priority.
         events.subscribe(
             on_customer_message, kinds=[EventKind.MESSAGE_RECEIVED], many=on_customer_messages

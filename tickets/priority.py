@@ -476,3 +476,25 @@ def on_reposted(event: TicketEvent) -> None:
     ticket = Ticket.objects.select_related("root_message").filter(pk=event.ticket_id).first()
     if ticket is not None and ticket.is_open:
         rescore_ticket(ticket)
+
+
+def on_reposted_many(batch: list[TicketEvent]) -> None:
+    """``on_reposted`` for several tickets, one event each (its many form on the event seam): a
+    poll's reposts rescore their tickets with the tickets, rules, repeat counts and agent
+    overrides read once for all of them, not four statements for each."""
+    tickets = {
+        ticket.pk: ticket
+        for ticket in Ticket.objects.select_related("root_message").filter(
+            pk__in={event.ticket_id for event in batch}
+        )
+    }
+    wanted = [
+        ticket
+        for event in batch
+        if (ticket := tickets.get(event.ticket_id)) is not None and ticket.is_open
+    ]
+    if not wanted:
+        return
+    rescoring = Rescoring.load(wanted)
+    for ticket in wanted:
+        rescore_ticket(ticket, rescoring=rescoring)

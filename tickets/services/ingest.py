@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 
 from careinbox.locks import lock_organizations
 from channels_social.base import InboundPost, PostUpdate
@@ -111,8 +111,8 @@ def _store_together(
 ) -> StoreResult:
     """The batch set-based: customers' posts threaded in memory, in order (a post sees the
     tickets and identities the batch's earlier posts made), then written in one statement
-    per table; reposts and the brand's own posts after them, one at a time (few, and they
-    read what was just written)."""
+    per table; reposts and the brand's own posts after them, in their order (they read what
+    was just written): each run of reposts at once, each brand post in a savepoint."""
     threads = Threads.load(account, posts, handles)
     theirs = [
         p for p in posts if not p.reposted_external_id and p.author.external_id not in handles
@@ -157,16 +157,24 @@ def _store_together(
         _write(planned, sightings, threads.settings.reopen_window_days)
     stored = len(planned)
     tickets_opened = sum(item.opened for item in planned)
-    # Reposts and brand posts, in their order, each in its own savepoint as before.
-    rest = _store_one_by_one(
-        account,
-        [p for p in posts if p.reposted_external_id or p.author.external_id in handles],
-        handles,
-        threads=threads,
-    )
-    return StoreResult(
-        stored + rest.stored, tickets_opened + rest.tickets_opened, rest.duplicates, rest.failed
-    )
+    # Reposts and brand posts, in their order: each run of reposts at once (they store no
+    # message, only widen their tickets' reach), each brand post in its own savepoint.
+    stored_rest = opened_rest = duplicates = 0
+    failed: list[tuple[InboundPost, str]] = []
+    reposts: list[InboundPost] = []
+    for post in posts:
+        if post.reposted_external_id:
+            reposts.append(post)
+        elif post.author.external_id in handles:
+            _record_reposts(account, reposts, handles)
+            reposts = []
+            brand = _store_one_by_one(account, [post], handles, threads=threads)
+            stored_rest += brand.stored
+            opened_rest += brand.tickets_opened
+            duplicates += brand.duplicates
+            failed += brand.failed
+    _record_reposts(account, reposts, handles)
+    return StoreResult(stored + stored_rest, tickets_opened + opened_rest, duplicates, failed)
 
 
 def _write(planned: list[_Planned], sightings: Sightings, reopen_window_days: int) -> None:
@@ -830,6 +838,71 @@ def _record_repost(
         by=post.author.username,
         followers=post.author.followers_count,
     )
+
+
+def _record_reposts(
+    account: SocialAccount, posts: list[InboundPost], handles: dict[str, SocialAccount]
+) -> None:
+    """``_record_repost`` for several reposts in four statements for all of them (the
+    originals with their tickets, the reposts recorded already, one UPDATE of the tickets'
+    reach, one INSERT of the events), not four and a savepoint each."""
+    posts = [post for post in posts if post.author.external_id not in handles]
+    if not posts:
+        return
+    originals = {
+        message.external_id: message
+        for message in Message.objects.filter(
+            organization_id=account.organization_id,
+            platform=account.platform,
+            external_id__in={post.reposted_external_id for post in posts},
+        )
+        .exclude(external_id="")  # lets the partial unique index serve this lookup
+        .select_related("ticket")
+    }
+    theirs = [
+        (post, original)
+        for post in posts
+        if (original := originals.get(post.reposted_external_id)) is not None
+        and original.ticket.is_open
+    ]
+    if not theirs:
+        return
+    # (SQLite hands a JSON string of digits back as a number: compared as text.)
+    seen = {
+        (ticket_id, str(repost_id))
+        for ticket_id, repost_id in TicketEvent.objects.filter(
+            ticket_id__in={original.ticket_id for _post, original in theirs},
+            kind=EventKind.REPOSTED,
+            data__repost_id__in=[post.external_id for post, _original in theirs],
+        ).values_list("ticket_id", "data__repost_id")
+    }
+    reach: dict[int, tuple[int, int]] = {}
+    recorded: list[TicketEvent] = []
+    for post, original in theirs:
+        if (original.ticket_id, post.external_id) in seen:
+            continue
+        seen.add((original.ticket_id, post.external_id))
+        count, followers = reach.get(original.ticket_id, (0, 0))
+        reach[original.ticket_id] = (count + 1, followers + post.author.followers_count)
+        recorded.append(
+            original.ticket.unsaved_event(
+                EventKind.REPOSTED,
+                message=original,
+                at=post.created_at,
+                repost_id=post.external_id,
+                by=post.author.username,
+                followers=post.author.followers_count,
+            )
+        )
+    if not reach:
+        return
+    Ticket.objects.filter(pk__in=list(reach)).update(
+        reposts=F("reposts")
+        + Case(*(When(pk=pk, then=Value(n)) for pk, (n, _f) in reach.items()), default=0),
+        repost_reach=F("repost_reach")
+        + Case(*(When(pk=pk, then=Value(f)) for pk, (_n, f) in reach.items()), default=0),
+    )
+    events.record_events(recorded)
 
 
 # Edits and removals of stored posts (the update sink) ----------------------------------------
