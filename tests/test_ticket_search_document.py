@@ -442,7 +442,7 @@ def test_the_documents_count_is_the_walks_over_orgs_states_and_reopens(
                 found = _answers_of(client, words, views)
             assert found == reference, (persona.user.username, words)
             # Counted from the documents by organisation and state (not the walk's count).
-            assert any('"is_open" = ' in q["sql"] for q in queries), words
+            assert any("d.is_open = " in q["sql"] for q in queries), words
             compared += sum(1 for view in views if reference[view][1])
     assert compared > 20  # most comparisons are between non-empty answers
     # The reopened tickets are found in the open views by the words of their messages.

@@ -740,46 +740,57 @@ def search_count(
     *,
     organization: Organization,
     is_open: bool,
+    whole_state: bool = False,
     plan: str | None = None,
 ) -> int:
     """How many of ``tickets`` (one organisation's, of an open view or of Closed as
     ``is_open`` says, with any other conditions: the view's, the filters) ``search`` finds for
-    ``query``, stopped at ``SEARCH_COUNT_CAP + 1`` as ``_capped_count``.
+    ``query``, stopped at ``SEARCH_COUNT_CAP + 1`` as ``_capped_count``. ``whole_state``:
+    ``tickets`` are all of the organisation's tickets of that state ("All open", Closed, no
+    filter).
 
     The "documents" plan (PostgreSQL: a common search whose words are rarely in one message)
-    counts the tickets whose document holds every word, read from the document index of
-    migration 0026 (organisation, open state and lexemes in one GIN index: the tickets of the
-    other state and organisations never read), each then checked as the walk checks it (the
-    view's conditions, a message with every word), stopping at the cap; with the tickets whose
-    customer matches, each side stopped at the cap, then united. The same tickets as the walk
-    finds: the document holds every lexeme of the ticket's messages, so every ticket the walk
-    finds is among the candidates, and each candidate is kept by the walk's own condition."""
+    walks the organisation's documents of that state (migration 0027's index), each asked for
+    every word on its own row, and checks a message of each that has them all as the walk
+    does, stopping at the cap; for the whole state that is all (the document's organisation
+    and state are its ticket's, kept by migration 0026's triggers), otherwise each is also
+    held to ``tickets``' conditions. With the tickets whose customer matches (each side
+    stopped at the cap), united. The same tickets as the walk finds: the document holds every
+    lexeme of the ticket's messages, so every ticket the walk finds is among the candidates,
+    and each candidate is kept by the walk's own condition."""
     if plan is None:
         plan = search_plan(query)
     words = search_words(query)
     document_query = _document_tsquery(words) if plan == "documents" else None
     if document_query is None:
         return _capped_count(search(tickets, query, plan=plan))
-    candidates = RawSQL(
-        '"tickets_ticket"."id" IN (SELECT "ticket_id" FROM "tickets_ticketsearch" '
-        'WHERE "organization_id" = %s AND "is_open" = %s AND "document" @@ %s::tsquery)',
-        [organization.pk, is_open, document_query],
-        output_field=models.BooleanField(),
-    )
-    in_messages = (
-        tickets.filter(candidates)
-        .alias(first_match=_first_match(words))
-        .filter(first_match__isnull=False)
-    )
-    in_customers = tickets.filter(_customer_match(words))
     limit = SEARCH_COUNT_CAP + 1
-    with _short_statements():
-        found = (
-            in_messages.order_by()
-            .values("pk")[:limit]
-            .union(in_customers.order_by().values("pk")[:limit])
-            .count()
+    # Each word a plain substring of the message first, as the walk's check (_first_match).
+    in_text = "".join("strpos(lower(m.text), lower(%s)) > 0 AND " for _ in words)
+    in_messages = (
+        'SELECT d.ticket_id FROM "tickets_ticketsearch" d '  # noqa: S608 (constants, %s)
+        "WHERE d.organization_id = %s AND d.is_open = %s AND d.document @@ %s::tsquery "
+        "AND (SELECT m.id FROM tickets_message m WHERE m.ticket_id = d.ticket_id AND "
+        + in_text
+        + "to_tsvector('simple'::regconfig, COALESCE(m.text, '')) "
+        "@@ to_tsquery('simple'::regconfig, %s) LIMIT 1) IS NOT NULL"
+    )
+    params: list[Any] = [organization.pk, is_open, document_query, *words, _search_tsquery(words)]
+    if not whole_state:
+        sql, view_params = tickets.order_by().values("pk").query.sql_with_params()
+        in_messages += f" AND d.ticket_id IN ({sql})"
+        params += view_params
+    customer_sql, customer_params = (
+        tickets.filter(_customer_match(words)).order_by().values("pk")[:limit].query
+    ).sql_with_params()
+    with _short_statements(), connection.cursor() as cursor:
+        # Constant fragments and Django's own SQL only; every value goes as a parameter.
+        cursor.execute(
+            "SELECT COUNT(*) FROM ((" + in_messages + " LIMIT %s) "  # noqa: S608
+            "UNION (" + customer_sql + ")) found",
+            [*params, limit, *customer_params],
         )
+        found = int(cursor.fetchone()[0])
     return min(found, limit)
 
 
@@ -823,6 +834,7 @@ def inbox_tickets(
             query,
             organization=organization,
             is_open=view != "closed",
+            whole_state=view in ("open", "closed") and not has_filters({**data, "q": ""}),
             plan=plan,
         )
     elif data.get("q"):  # a search with no word in it: counted, never cached
