@@ -828,7 +828,7 @@ def inbox_tickets(
     tickets = apply_filters(in_view, data, user=user, plan=plan)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
-    elif search_words(query):
+    elif plan == "documents":
         total = search_count(
             apply_filters(in_view, {**data, "q": ""}, user=user),
             query,
@@ -837,6 +837,8 @@ def inbox_tickets(
             whole_state=view in ("open", "closed") and not has_filters({**data, "q": ""}),
             plan=plan,
         )
+    elif search_words(query):
+        total = _capped_count(tickets)
     elif data.get("q"):  # a search with no word in it: counted, never cached
         total = tickets.count()
     else:
