@@ -95,6 +95,7 @@ def test_a_common_search_finds_what_a_rare_one_does(
     monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 0)
     monkeypatch.setattr(inbox, "SEARCH_SAMPLE_PERCENT", 100)
     monkeypatch.setattr(inbox, "SEARCH_COMMON_SHARE", -1)
+    monkeypatch.setattr(inbox, "SEARCH_DOCUMENTS_SHARE", 0)  # the walk, not "documents"
     common = client.get(INBOX, {"view": "open", "q": words})
     assert inbox.search_plan(words) == "walk"
     walked = str(inbox.search(Ticket.objects.all(), words).query)
@@ -138,7 +139,7 @@ def test_every_plan_finds_the_same_tickets_in_the_same_order(
     Ticket.objects.filter(pk=closed.pk).update(status=Status.CLOSED, closed_at=timezone.now())
     client = agent.client()
     answers = {}
-    for plan in ("union", "hashed", "walk"):
+    for plan in ("union", "hashed", "walk", "documents"):
         monkeypatch.setattr(inbox, "search_plan", lambda query, plan=plan: plan)
         for view in ("open", "closed"):
             response = client.get(INBOX, {"view": view, "q": words})
@@ -148,6 +149,7 @@ def test_every_plan_finds_the_same_tickets_in_the_same_order(
             )
     for view in ("open", "closed"):
         assert answers["union", view] == answers["hashed", view] == answers["walk", view]
+        assert answers["documents", view] == answers["walk", view]
     # "slow" is in a message, "c4100" the customer's handle: every word on one side, or none.
     assert bool(answers["union", "open"][0]) == (words not in ("nothing", "slow c4100"))
     in_closed = words in ("refu", "refund order")
@@ -168,6 +170,8 @@ def test_a_common_handle_is_hashed_and_too_many_ids_are_too(
     assert inbox.search_plan("c70") == "hashed"
     assert inbox.search_plan("c701") == "union"  # one of four
     assert inbox.search_plan("parcel") == "walk"  # every message
+    monkeypatch.setattr(inbox, "SEARCH_DOCUMENTS_SHARE", 1.01)
+    assert inbox.search_plan("parcel") == "documents"  # common, under the documents' share
     # Two ids read for a union allowed one: answered as the hashed plan, the same tickets.
     found = [t.pk for t in agent.client().get(INBOX, {"q": "c70"}).context["tickets"]]
     monkeypatch.setattr(inbox, "SEARCH_SAMPLE_MIN", 1000)  # a small sample: rare

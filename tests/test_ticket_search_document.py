@@ -335,3 +335,160 @@ def test_an_edit_beside_a_new_reply_keeps_the_replys_words(account: SocialAccoun
     editing.join(timeout=30)
     close_and_wait_gone(other, pid)
     assert {"zebrafish", "spotted", "very", "parcel"} <= _document(first.ticket_id)
+
+
+# --- Migration 0026: the organisation and open state on the document -------------------------
+
+
+def _document_state(ticket_id: int) -> tuple[int, bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT organization_id, is_open FROM tickets_ticketsearch WHERE ticket_id = %s",
+            [ticket_id],
+        )
+        row = cursor.fetchone()
+    assert row is not None, f"ticket {ticket_id} has no search document"
+    return row[0], row[1]
+
+
+def _reopen(account: SocialAccount, ticket: Ticket) -> None:
+    """A direct message from the ticket's customer after its close: reopened (ingest)."""
+    ingest_posts(
+        account,
+        [
+            post(
+                "refund still late",
+                at=timezone.now(),
+                author=ticket.customer_external_id,
+                username=ticket.customer_username,
+                kind="dm",
+                public=False,
+            )
+        ],
+    )
+
+
+@on_postgresql
+def test_the_document_keeps_its_tickets_organisation_and_open_state(
+    account: SocialAccount, agent: Persona
+) -> None:
+    ingest_posts(account, [post("my refund is late", author="9501", username="c9501")])
+    ticket = Ticket.objects.get(customer_external_id="9501")
+    assert _document_state(ticket.pk) == (account.organization_id, True)
+    # Between open statuses: still open (the trigger's WHEN: nothing to write).
+    Ticket.objects.filter(pk=ticket.pk).update(status=Status.OFFLINE)
+    assert _document_state(ticket.pk) == (account.organization_id, True)
+    # Closed by a queryset update, as by the model's close: closed.
+    Ticket.objects.filter(pk=ticket.pk).update(status=Status.CLOSED, closed_at=timezone.now())
+    assert _document_state(ticket.pk) == (account.organization_id, False)
+    # Reopened by a new message of its customer: open again.
+    _reopen(account, ticket)
+    ticket.refresh_from_db()
+    assert ticket.status != Status.CLOSED
+    assert _document_state(ticket.pk) == (account.organization_id, True)
+
+
+def _answers_of(
+    client: object, words: str, views: tuple[str, ...]
+) -> dict[str, tuple[list[int], int]]:
+    found = {}
+    for view in views:
+        response = client.get(INBOX, {"view": view, "q": words})  # type: ignore[attr-defined]
+        found[view] = ([t.pk for t in response.context["tickets"]], response.context["total"])
+    return found
+
+
+@on_postgresql
+@pytest.mark.parametrize("cap", [1000, 3])
+def test_the_documents_count_is_the_walks_over_orgs_states_and_reopens(
+    account: SocialAccount,
+    agent: Persona,
+    outsider: Persona,
+    make_account: Callable[..., SocialAccount],
+    monkeypatch: pytest.MonkeyPatch,
+    cap: int,
+) -> None:
+    """The "documents" plan's count (the tickets whose document holds every word, from the
+    organisation and state in the document index) equals the walk's and the index-only
+    plan's, in every view, for two organisations with the same words, after tickets were
+    closed and some reopened (moved between the open and the closed views); with the cap
+    reached (3) and not."""
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(inbox, "SEARCH_COUNT_CAP", cap)
+    made = _generate(account, tickets=36, seed=7)
+    theirs = make_account(
+        external_id="2000", username="GlobexCare", brand__organization=outsider.organization
+    )
+    _generate(theirs, tickets=12, seed=8)
+    # Two closed ones of each organisation reopened: open again, in the open views.
+    for ticket in made[::3][:2]:
+        _reopen(account, ticket)
+    reopened = [t.pk for t in made[::3][:2]]
+    assert not Ticket.objects.filter(pk__in=reopened, status=Status.CLOSED).exists()
+    # Some open ones assigned, so "Mine" and "Unassigned" differ from "All open".
+    Ticket.objects.filter(pk__in=[t.pk for t in made[1::4]]).update(assigned_to=agent.user)
+    views = ("open", "mine", "unassigned", "closed")
+    compared = 0
+    for persona in (agent, outsider):
+        client = persona.client()
+        for words in QUERIES:
+            monkeypatch.setattr(inbox, "search_plan", lambda query: "union")
+            reference = _answers_of(client, words, views)
+            monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+            assert _answers_of(client, words, views) == reference, words
+            monkeypatch.setattr(inbox, "search_plan", lambda query: "documents")
+            with CaptureQueriesContext(connection) as queries:
+                found = _answers_of(client, words, views)
+            assert found == reference, (persona.user.username, words)
+            # Counted from the documents by organisation and state (not the walk's count).
+            assert any("d.is_open = " in q["sql"] for q in queries), words
+            compared += sum(1 for view in views if reference[view][1])
+    assert compared > 20  # most comparisons are between non-empty answers
+    # The reopened tickets are found in the open views by the words of their messages.
+    root = Message.objects.filter(ticket_id=reopened[0]).earliest("pk").text
+    found = _answers_of(agent.client(), root, ("open", "closed"))
+    if cap == 1000:
+        assert reopened[0] in found["open"][0] and reopened[0] not in found["closed"][0]
+
+
+@on_postgresql
+def test_the_documents_count_reads_the_document_index(account: SocialAccount) -> None:
+    ingest_posts(account, [post("my refund is late", author="9601", username="c9601")])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT ticket_id FROM tickets_ticketsearch WHERE organization_id = %s "
+            "AND is_open = true AND document @@ %s::tsquery",
+            [account.organization_id, "'refund':* & 'late':*"],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tickets_ticketsearch_view_idx" in plan, plan
+
+
+@on_postgresql
+def test_a_message_update_rebuilds_only_when_its_text_or_ticket_changes(
+    account: SocialAccount,
+) -> None:
+    """The message update trigger's ``WHEN``: an update that changes neither the text nor the
+    ticket calls no trigger function at all (PostgreSQL's own call counts)."""
+    ingest_posts(account, [post("my parcel is late", author="9701", username="c9701")])
+    message = Message.objects.get()
+
+    def calls() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_xact_user_functions "
+                "WHERE funcname LIKE 'tickets_ticketsearch_message_%%'"
+            )
+            return int(cursor.fetchone()[0])
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'pl'")
+    before = calls()
+    Message.objects.filter(pk=message.pk).update(author_followers=7, raw={"seen": True})
+    Message.objects.filter(pk=message.pk).update(text=message.text)  # the same text
+    assert calls() == before
+    Message.objects.filter(pk=message.pk).update(text="my parcel is very late")
+    assert calls() == before + 1
+    assert "very" in _document(message.ticket_id)

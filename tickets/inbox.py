@@ -445,8 +445,10 @@ class ViewFilterForm(forms.Form):
 
 
 def apply_filters(
-    tickets: QuerySet[Ticket], data: dict[str, Any], *, user: User
+    tickets: QuerySet[Ticket], data: dict[str, Any], *, user: User, plan: str | None = None
 ) -> QuerySet[Ticket]:
+    """``tickets`` narrowed by the filters ``data`` and its search (``search``; ``plan``: its
+    ``search_plan`` when the caller has it already)."""
     if data.get("platform"):
         tickets = tickets.filter(platform=data["platform"])
     if data.get("brand") is not None:
@@ -469,7 +471,7 @@ def apply_filters(
     if data.get("followers"):
         tickets = tickets.filter(customer_followers__gte=data["followers"])
     if data.get("q"):
-        tickets = search(tickets, data["q"])
+        tickets = search(tickets, data["q"], plan=plan)
     return tickets
 
 
@@ -510,6 +512,13 @@ SEARCH_SAMPLE_MIN = 1000
 # view's own conditions then keep the organisation's) when there are at most this many; more,
 # and it is answered as a common customer search is (``search_plan``'s "hashed").
 SEARCH_UNION_MAX = 10_000
+# A common search matching fewer than this share of the sampled messages ("refund late": two
+# common words, 1.2 % of the messages, one ticket in 16 of the view) is counted from the
+# documents holding every word (``search_plan``'s "documents"): the walk would pass ~16,000
+# tickets to find the 1,001 the count stops at. A more common one ("refu": 12 %, every other
+# ticket) is found within a few thousand tickets of the walk, and its documents are most of
+# the organisation's.
+SEARCH_DOCUMENTS_SHARE = 0.05
 
 
 def _search_is_common(tsquery: str) -> bool:
@@ -527,10 +536,11 @@ def _like_contains(word: str) -> str:
     return f"%{escaped}%"
 
 
-def _search_shares(tsquery: str, words: Sequence[str]) -> tuple[bool, bool]:
+def _search_shares(tsquery: str, words: Sequence[str]) -> tuple[bool, bool, float]:
     """Whether the search is common in the messages (``_search_is_common``) and, when
     ``words`` are given, among the tickets' customers (every word in the handle or the name,
-    as ``search``'s customer side): one statement, two samples."""
+    as ``search``'s customer side): one statement, two samples; and the share of the sampled
+    messages that match (0 for a sample too small to tell)."""
     customer_sql = " AND ".join(
         "(UPPER(customer_username::text) LIKE UPPER(%s) "
         "OR UPPER(customer_display_name::text) LIKE UPPER(%s))"
@@ -569,23 +579,26 @@ def _search_shares(tsquery: str, words: Sequence[str]) -> tuple[bool, bool]:
     def common(sampled: int, matched: int) -> bool:
         return bool(sampled >= SEARCH_SAMPLE_MIN and matched > SEARCH_COMMON_SHARE * sampled)
 
-    return common(sampled, matched), common(customers_sampled, customers_matched)
+    share = matched / sampled if sampled >= SEARCH_SAMPLE_MIN else 0.0
+    return common(sampled, matched), common(customers_sampled, customers_matched), share
 
 
 def search_plan(query: str) -> str:
     """How ``search`` answers ``query`` on PostgreSQL: "walk" (the words are common in the
     messages: each ticket of the view checked in its order, stopping at a page or the capped
-    count), "hashed" (rare in the messages, common among the customers: the matching messages'
-    tickets read once, hashed, while the view is walked), "union" (rare in both: the few
-    matching tickets read from the full-text and trigram indexes, then sorted); "" when there
-    is nothing to search or the database is not PostgreSQL. (A "union" of more than
+    count), "documents" (common in the messages, but less than ``SEARCH_DOCUMENTS_SHARE`` of
+    them match: the rows as "walk", the capped count from the documents that hold every word,
+    ``search_count``), "hashed" (rare in the messages, common among the customers: the matching
+    messages' tickets read once, hashed, while the view is walked), "union" (rare in both: the
+    few matching tickets read from the full-text and trigram indexes, then sorted); "" when
+    there is nothing to search or the database is not PostgreSQL. (A "union" of more than
     ``SEARCH_UNION_MAX`` tickets is answered "hashed".)"""
     words = search_words(query)
     if not words or connection.vendor != "postgresql":
         return ""
-    in_messages, in_customers = _search_shares(_search_tsquery(words), words)
+    in_messages, in_customers, share = _search_shares(_search_tsquery(words), words)
     if in_messages:
-        return "walk"
+        return "documents" if share < SEARCH_DOCUMENTS_SHARE else "walk"
     return "hashed" if in_customers else "union"
 
 
@@ -618,11 +631,33 @@ def _in_search_document(words: Sequence[str]) -> RawSQL:
     )
 
 
-def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
+def _customer_match(words: Sequence[str]) -> Q:
+    """Every word anywhere in the customer's handle or name."""
+    customer = Q()
+    for word in words:
+        customer &= Q(customer_username__icontains=word) | Q(customer_display_name__icontains=word)
+    return customer
+
+
+def _first_match(words: Sequence[str]) -> Subquery:
+    """PostgreSQL: the ticket's first message matching every word (``search``'s walk), each
+    word a plain substring first, so only those messages are parsed."""
+    from django.contrib.postgres.search import SearchQuery
+
+    tsquery = SearchQuery(_search_tsquery(words), search_type="raw", config="simple")
+    matching = Message.objects.annotate(document=message_search_vector()).filter(document=tsquery)
+    in_text = Q()
+    for n, word in enumerate(words):
+        matching = matching.alias(**{f"at_{n}": StrIndex(Lower("text"), Lower(Value(word)))})
+        in_text &= Q(**{f"at_{n}__gt": 0})
+    return Subquery(matching.filter(in_text, ticket=OuterRef("pk")).values("pk")[:1])
+
+
+def search(tickets: QuerySet[Ticket], query: str, *, plan: str | None = None) -> QuerySet[Ticket]:
     """Tickets whose messages or customer match every word of ``query`` (a word matches as a
     prefix of a message's word: "refu" finds "refund"; anywhere in the customer's handle or
     name). PostgreSQL: full-text search on the GIN index, the customer's on trigram indexes;
-    SQLite: ``icontains`` per word.
+    SQLite: ``icontains`` per word. ``plan``: ``search_plan(query)``, when the caller has it.
 
     On PostgreSQL one statement samples the messages and the customers first
     (``search_plan``). A search rare in both is ``pk IN (matching messages' tickets UNION
@@ -633,14 +668,13 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
     capped at ``SEARCH_COUNT_CAP``, stops once it has as many; each message is first checked
     for every word as a plain substring of its lower-cased text (``strpos``: a word that
     starts one of the message's lexemes is in its text), so only those are parsed by
-    ``to_tsvector``. A search rare in the messages but common among the customers (a handle's
-    common part) is an ``EXISTS``, read once and hashed while the view is walked."""
+    ``to_tsvector``. (Its count, when fewer of the messages match, comes from the documents:
+    ``search_count``.) A search rare in the messages but common among the customers (a
+    handle's common part) is an ``EXISTS``, read once and hashed while the view is walked."""
     words = search_words(query)
     if not words:
         return tickets
-    customer = Q()
-    for word in words:
-        customer &= Q(customer_username__icontains=word) | Q(customer_display_name__icontains=word)
+    customer = _customer_match(words)
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery
 
@@ -649,20 +683,14 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
         matching = Message.objects.annotate(document=message_search_vector()).filter(
             document=tsquery
         )
-        plan = search_plan(query)
-        if plan == "walk":
-            in_text = Q()
-            for n, word in enumerate(words):
-                matching = matching.alias(
-                    **{f"at_{n}": StrIndex(Lower("text"), Lower(Value(word)))}
-                )
-                in_text &= Q(**{f"at_{n}__gt": 0})
-            first_match = Subquery(matching.filter(in_text, ticket=OuterRef("pk")).values("pk")[:1])
+        if plan is None:
+            plan = search_plan(query)
+        if plan in ("walk", "documents"):
             # The ticket's one document first (migration 0024: every lexeme of its messages):
             # most tickets walked lack a word, and are passed on one primary-key lookup;
             # only the others have their messages checked, as before.
             return tickets.alias(
-                in_document=_in_search_document(words), first_match=first_match
+                in_document=_in_search_document(words), first_match=_first_match(words)
             ).filter(customer | (Q(in_document=True) & Q(first_match__isnull=False)))
         if plan == "union":
             # Read first, on their own: inside the view's statement PostgreSQL estimates a
@@ -692,6 +720,80 @@ def search(tickets: QuerySet[Ticket], query: str) -> QuerySet[Ticket]:
     return tickets.filter(in_messages | customer)
 
 
+def _document_tsquery(words: Sequence[str]) -> str | None:
+    """The documents' query for ``words``: every lexeme PostgreSQL's parser makes of them, as a
+    prefix, in any order (as ``_in_search_document`` asks each ticket's); None when there is no
+    lexeme at all."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_literal(lexeme) || ':*', ' & ') "
+            "FROM unnest(to_tsvector('simple'::regconfig, %s))",
+            [" ".join(words)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def search_count(
+    tickets: QuerySet[Ticket],
+    query: str,
+    *,
+    organization: Organization,
+    is_open: bool,
+    whole_state: bool = False,
+    plan: str | None = None,
+) -> int:
+    """How many of ``tickets`` (one organisation's, of an open view or of Closed as
+    ``is_open`` says, with any other conditions: the view's, the filters) ``search`` finds for
+    ``query``, stopped at ``SEARCH_COUNT_CAP + 1`` as ``_capped_count``. ``whole_state``:
+    ``tickets`` are all of the organisation's tickets of that state ("All open", Closed, no
+    filter).
+
+    The "documents" plan (PostgreSQL: a common search whose words are rarely in one message)
+    walks the organisation's documents of that state (migration 0027's index), each asked for
+    every word on its own row, and checks a message of each that has them all as the walk
+    does, stopping at the cap; for the whole state that is all (the document's organisation
+    and state are its ticket's, kept by migration 0026's triggers), otherwise each is also
+    held to ``tickets``' conditions. With the tickets whose customer matches (each side
+    stopped at the cap), united. The same tickets as the walk finds: the document holds every
+    lexeme of the ticket's messages, so every ticket the walk finds is among the candidates,
+    and each candidate is kept by the walk's own condition."""
+    if plan is None:
+        plan = search_plan(query)
+    words = search_words(query)
+    document_query = _document_tsquery(words) if plan == "documents" else None
+    if document_query is None:
+        return _capped_count(search(tickets, query, plan=plan))
+    limit = SEARCH_COUNT_CAP + 1
+    # Each word a plain substring of the message first, as the walk's check (_first_match).
+    in_text = "".join("strpos(lower(m.text), lower(%s)) > 0 AND " for _ in words)
+    in_messages = (
+        'SELECT d.ticket_id FROM "tickets_ticketsearch" d '  # noqa: S608 (constants, %s)
+        "WHERE d.organization_id = %s AND d.is_open = %s AND d.document @@ %s::tsquery "
+        "AND (SELECT m.id FROM tickets_message m WHERE m.ticket_id = d.ticket_id AND "
+        + in_text
+        + "to_tsvector('simple'::regconfig, COALESCE(m.text, '')) "
+        "@@ to_tsquery('simple'::regconfig, %s) LIMIT 1) IS NOT NULL"
+    )
+    params: list[Any] = [organization.pk, is_open, document_query, *words, _search_tsquery(words)]
+    if not whole_state:
+        sql, view_params = tickets.order_by().values("pk").query.sql_with_params()
+        in_messages += f" AND d.ticket_id IN ({sql})"
+        params += view_params
+    customer_sql, customer_params = (
+        tickets.filter(_customer_match(words)).order_by().values("pk")[:limit].query
+    ).sql_with_params()
+    with _short_statements(), connection.cursor() as cursor:
+        # Constant fragments and Django's own SQL only; every value goes as a parameter.
+        cursor.execute(
+            "SELECT COUNT(*) FROM ((" + in_messages + " LIMIT %s) "  # noqa: S608
+            "UNION (" + customer_sql + ")) found",
+            [*params, limit, *customer_params],
+        )
+        found = int(cursor.fetchone()[0])
+    return min(found, limit)
+
+
 # --- The rows ---------------------------------------------------------------------------------
 
 
@@ -718,13 +820,24 @@ def inbox_tickets(
     message, brand and assignee); their tags are ``row_tags``'s one query. A search's count stops at
     ``SEARCH_COUNT_CAP + 1`` (``count_is_capped``): the database stops at as many matches.
     """
-    tickets: QuerySet[Ticket] = Ticket.objects.for_org(organization).filter(
+    in_view: QuerySet[Ticket] = Ticket.objects.for_org(organization).filter(
         view_condition(view, user=user, now=now, organization=organization)
     )
-    tickets = apply_filters(tickets, data, user=user)
+    query = data.get("q") or ""
+    plan = search_plan(query) if search_words(query) else None
+    tickets = apply_filters(in_view, data, user=user, plan=plan)
     if counts is not None and view in counts and not has_filters(data):
         total = counts[view]
-    elif search_words(data.get("q") or ""):
+    elif plan == "documents":
+        total = search_count(
+            apply_filters(in_view, {**data, "q": ""}, user=user),
+            query,
+            organization=organization,
+            is_open=view != "closed",
+            whole_state=view in ("open", "closed") and not has_filters({**data, "q": ""}),
+            plan=plan,
+        )
+    elif search_words(query):
         total = _capped_count(tickets)
     elif data.get("q"):  # a search with no word in it: counted, never cached
         total = tickets.count()
