@@ -869,3 +869,35 @@ class TimeDayStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.day} bucket {self.bucket}: {self.tickets}"
+
+
+class ResponseDayStat(models.Model):
+    """The responsiveness badge's counts (``FactReport.responsiveness``: the tickets on a
+    handle, less those closed as not owed: spam, duplicate, merged), per organisation-local day
+    a ticket opened, brand and handle: how many had their first response in ``bucket``
+    (``monitoring.reports.histograms``; ``UNANSWERED``, -1: none yet) and the sum of those
+    times in seconds. Kept with the daily sums (the same upsert of new - old per batch of
+    facts: ``monitoring.reports.responsiveness``). The dashboard reads the whole days of its
+    rolling 7 days here and only the partial first day, and the facts of the bucket that holds
+    the p90 cut-off, from the facts. No team or assignee in the key: the figure has neither."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField()
+    bucket = models.SmallIntegerField()
+    tickets = models.IntegerField(default=0)
+    seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "brand", "social_account_id", "bucket"],
+                name="response_day_stat_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.social_account_id} {self.day} bucket {self.bucket}: {self.tickets}"

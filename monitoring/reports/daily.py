@@ -26,6 +26,7 @@ from typing import Any
 from django.db import connection
 
 from monitoring.models import (
+    ResponseDayStat,
     SlaDayDimension,
     SlaDayStat,
     SlaOutcome,
@@ -34,6 +35,11 @@ from monitoring.models import (
     TimeDayStat,
 )
 from monitoring.reports.histograms import TIME_KEY, TIME_SUMS, rebuild_time_days
+from monitoring.reports.responsiveness import (
+    RESPONSE_KEY,
+    RESPONSE_SUMS,
+    rebuild_response_days,
+)
 
 TICKET_KEY = (
     "organization_id",
@@ -188,14 +194,21 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(part) for part in key)
 
 
-def apply(ticket_deltas: Deltas, sla_deltas: Deltas, time_deltas: Deltas | None = None) -> None:
-    """The daily sums and the time histograms moved by these deltas (three statements at
-    most, per 500 rows; none for a table whose deltas are all zero, such as the histograms
-    when only timers changed)."""
+def apply(
+    ticket_deltas: Deltas,
+    sla_deltas: Deltas,
+    time_deltas: Deltas | None = None,
+    response_deltas: Deltas | None = None,
+) -> None:
+    """The daily sums, the time histograms and the responsiveness histograms moved by these
+    deltas (four statements at most, per 500 rows; none for a table whose deltas are all zero,
+    such as the histograms when only timers changed)."""
     _upsert(TicketDayStat._meta.db_table, TICKET_KEY, TICKET_SUMS, ticket_deltas)
     _upsert(SlaDayStat._meta.db_table, SLA_KEY, SLA_SUMS, sla_deltas)
     if time_deltas:
         _upsert(TimeDayStat._meta.db_table, TIME_KEY, TIME_SUMS, time_deltas)
+    if response_deltas:
+        _upsert(ResponseDayStat._meta.db_table, RESPONSE_KEY, RESPONSE_SUMS, response_deltas)
 
 
 # Rebuild, set-based ------------------------------------------------------------------------------
@@ -261,7 +274,9 @@ def rebuild_daily(
 ) -> dict[str, int]:
     """Every daily sum (of these organisations) made again from the facts, in seven
     statements of ``INSERT ... SELECT ... GROUP BY`` (and two deletes), and with ``times`` the
-    time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``).
+    time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``)
+    and the responsiveness histograms (``ResponseDayStat``: one more and a delete;
+    ``responsiveness.rebuild_response_days``).
     ``tables`` names the tables (for a migration's historical models; the defaults
     otherwise)."""
     from monitoring.models import SlaFact, TicketFact
@@ -298,6 +313,12 @@ def rebuild_daily(
                 cur,
                 organization_ids=None if organization_ids is None else params,
                 tables={"ticket_facts": names["ticket_facts"], "time_days": time_table},
+            )
+            response_table = names.get("response_days", ResponseDayStat._meta.db_table)
+            counts[response_table] = rebuild_response_days(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"ticket_facts": names["ticket_facts"], "response_days": response_table},
             )
     finally:
         if own:
