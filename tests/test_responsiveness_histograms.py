@@ -26,6 +26,7 @@ from monitoring.reports.figures import RESPONSIVENESS_DAYS, FactReport, Report
 from monitoring.reports.filters import parse_filter
 from tests.factories import InboundMessageFactory, SocialAccountFactory, UserFactory
 from tests.test_reports import all_targets_policy, open_ticket, reply
+from tests.test_time_histograms import _build as build_times
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -177,3 +178,17 @@ def test_a_stale_histogram_is_never_shown(org: Organization) -> None:
     ).filter(bucket__gte=16).update(tickets=row.tickets + 1)
     assert responsiveness.window_counts(filt, RESPONSIVENESS_DAYS) is None
     assert Report(filt).table("responsiveness").rows == right
+
+
+def test_a_deleted_team_or_user_is_left_out_of_the_people_tables(org: Organization) -> None:
+    """The daily sums and time histograms keep plain ids, so a deleted team's or user's rows
+    stay under its id while the facts have no team or assignee (SET_NULL): the agents and
+    teams tables leave that group out, as the per-ticket figures do (no "#id" row)."""
+    tickets = build_times(org, random.Random(3), 60)
+    Team.objects.filter(organization=org).order_by("pk").first().delete()  # type: ignore[union-attr]
+    agent_ids = sorted({t.assigned_to_id for t in tickets} - {None})
+    User.objects.filter(pk=agent_ids[0]).delete()
+    for query in ({"period": "30d"}, {"period": "7d"}):
+        filt = parse_filter(query, org)
+        for key in ("agents", "teams", "backlog", "sla_by_target", "response_times"):
+            assert Report(filt).table(key).rows == FactReport(filt).table(key).rows, (query, key)
