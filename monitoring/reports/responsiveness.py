@@ -25,10 +25,10 @@ spam or is answered moves its count with the (new - old) of its fact.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, cast
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, QuerySet, Sum, Value
 
 from monitoring.models import ResponseDayStat, TicketFact
 from monitoring.reports import histograms
@@ -140,12 +140,15 @@ def window_counts(filt: ReportFilter, days: int) -> Counts | None:
         .order_by()
     )
     sums: dict[int, dict[int, list[int]]] = {}
-    window_days = {first_day}
+    first_values: histograms.Values = {}  # the first day's times, each with its count
+    whole = set()
     for from_facts, day, account, time, n, seconds in whole_days.union(first, all=True):
-        window_days.add(day)
         if from_facts:
             bucket = UNANSWERED if time is None else histograms.bucket_of(time)
+            if time is not None:
+                first_values.setdefault(account, {})[time] = n
         else:
+            whole.add(day)
             bucket = time
         tally = sums.setdefault(account, {}).setdefault(bucket, [0, 0])
         tally[0] += n
@@ -158,7 +161,13 @@ def window_counts(filt: ReportFilter, days: int) -> Counts | None:
     values: histograms.Values = {}
 
     def read(ranges: histograms.Ranges) -> histograms.Values:
-        values.update(_read_buckets(filt, since, first_day, sorted(window_days), ranges))
+        # The whole days' times in those buckets from the facts, the first day's as read.
+        values.update(_read_buckets(filt, sorted(whole), ranges) if whole else {})
+        for account, spans in ranges.items():
+            mine = values.setdefault(account, {})
+            for value, n in first_values.get(cast(int, account), {}).items():
+                if any(low <= value < high for low, high in spans):
+                    mine[value] = mine.get(value, 0) + n
         return values
 
     try:
@@ -195,24 +204,19 @@ def window_counts(filt: ReportFilter, days: int) -> Counts | None:
 
 
 def _read_buckets(
-    filt: ReportFilter,
-    since: datetime,
-    first_day: date,
-    window_days: list[date],
-    ranges: histograms.Ranges,
+    filt: ReportFilter, days: list[date], ranges: histograms.Ranges
 ) -> histograms.Values:
-    """The window's first responses (and how many of each) in the buckets ``ranges`` names per
-    handle, in one statement: a ``UNION ALL`` of one grouped read per handle and bucket, each a
-    time range of ``ticket_fact_first_response_idx`` on each day of the window."""
+    """The first responses (and how many of each) on these whole days in the buckets
+    ``ranges`` names per handle, in one statement: a ``UNION ALL`` of one grouped read per
+    handle and bucket, each a time range of ``ticket_fact_first_response_idx`` on each day,
+    index-only (the handle and the closing reason are in the index)."""
     selects: list[QuerySet[Any, Any]] = []
-    in_window = Q(opened_day__gt=first_day) | Q(opened_at__gte=since)
     for account, spans in sorted(ranges.items(), key=lambda item: cast(int, item[0])):
         for low, high in sorted(spans):
             selects.append(
                 _counted_facts(filt)
                 .filter(
-                    in_window,
-                    opened_day__in=window_days,
+                    opened_day__in=days,
                     social_account_id=account,
                     first_response_seconds__gte=low,
                     first_response_seconds__lt=high,
