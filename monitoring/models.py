@@ -904,3 +904,49 @@ class ResponseDayStat(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.social_account_id} {self.day} bucket {self.bucket}: {self.tickets}"
+
+
+class OpenHourStat(models.Model):
+    """The open backlog, counted: how many of one organisation's tickets are open now, per
+    hour they opened in (``hour``: whole hours since the epoch, UTC), brand, handle, team and
+    assignee (plain ids, 0 for none). Kept with the daily sums (the same upsert of new - old
+    per batch of facts: ``monitoring.reports.backlog``). The dashboard's backlog ages are as of
+    the request, so it reads these rows for every hour that falls wholly in one age bucket and
+    the facts only for the few hours a bucket's edge cuts (``Report._open_groups``)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    hour = models.BigIntegerField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    tickets = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "hour",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                ],
+                name="open_hour_stat_key",
+            )
+        ]
+        # Only the hours with open tickets (most hours' rows fall to 0 as tickets close).
+        indexes = [
+            models.Index(
+                fields=["organization", "hour"],
+                include=["brand", "social_account_id", "team_id", "agent_id", "tickets"],
+                condition=models.Q(tickets__gt=0),
+                name="open_hour_stat_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"hour {self.hour}: {self.tickets} open"

@@ -26,6 +26,7 @@ from typing import Any
 from django.db import connection
 
 from monitoring.models import (
+    OpenHourStat,
     ResponseDayStat,
     SlaDayDimension,
     SlaDayStat,
@@ -34,6 +35,7 @@ from monitoring.models import (
     TicketDayStat,
     TimeDayStat,
 )
+from monitoring.reports.backlog import OPEN_KEY, OPEN_SUMS, rebuild_open_hours
 from monitoring.reports.histograms import TIME_KEY, TIME_SUMS, rebuild_time_days
 from monitoring.reports.responsiveness import (
     RESPONSE_KEY,
@@ -81,8 +83,10 @@ TICKET_FACT_COLUMNS = (
     "agent_id",
     "platform",
     "sentiment",
+    "opened_at",
     "opened_day",
     "opened_hour",
+    "is_open",
     "first_response_seconds",
     "resolution_seconds",
     "promises_kept",
@@ -199,16 +203,19 @@ def apply(
     sla_deltas: Deltas,
     time_deltas: Deltas | None = None,
     response_deltas: Deltas | None = None,
+    open_deltas: Deltas | None = None,
 ) -> None:
-    """The daily sums, the time histograms and the responsiveness histograms moved by these
-    deltas (four statements at most, per 500 rows; none for a table whose deltas are all zero,
-    such as the histograms when only timers changed)."""
+    """The daily sums, the time and responsiveness histograms and the open counts moved by
+    these deltas (five statements at most, per 500 rows; none for a table whose deltas are all
+    zero, such as the histograms and open counts when only timers changed)."""
     _upsert(TicketDayStat._meta.db_table, TICKET_KEY, TICKET_SUMS, ticket_deltas)
     _upsert(SlaDayStat._meta.db_table, SLA_KEY, SLA_SUMS, sla_deltas)
     if time_deltas:
         _upsert(TimeDayStat._meta.db_table, TIME_KEY, TIME_SUMS, time_deltas)
     if response_deltas:
         _upsert(ResponseDayStat._meta.db_table, RESPONSE_KEY, RESPONSE_SUMS, response_deltas)
+    if open_deltas:
+        _upsert(OpenHourStat._meta.db_table, OPEN_KEY, OPEN_SUMS, open_deltas)
 
 
 # Rebuild, set-based ------------------------------------------------------------------------------
@@ -275,8 +282,9 @@ def rebuild_daily(
     """Every daily sum (of these organisations) made again from the facts, in seven
     statements of ``INSERT ... SELECT ... GROUP BY`` (and two deletes), and with ``times`` the
     time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``)
-    and the responsiveness histograms (``ResponseDayStat``: one more and a delete;
-    ``responsiveness.rebuild_response_days``).
+    the responsiveness histograms (``ResponseDayStat``: one more and a delete;
+    ``responsiveness.rebuild_response_days``) and the open counts (``OpenHourStat``: one more
+    and a delete; ``backlog.rebuild_open_hours``).
     ``tables`` names the tables (for a migration's historical models; the defaults
     otherwise)."""
     from monitoring.models import SlaFact, TicketFact
@@ -319,6 +327,12 @@ def rebuild_daily(
                 cur,
                 organization_ids=None if organization_ids is None else params,
                 tables={"ticket_facts": names["ticket_facts"], "response_days": response_table},
+            )
+            open_table = names.get("open_hours", OpenHourStat._meta.db_table)
+            counts[open_table] = rebuild_open_hours(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"ticket_facts": names["ticket_facts"], "open_hours": open_table},
             )
     finally:
         if own:

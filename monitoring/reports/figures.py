@@ -29,7 +29,7 @@ from monitoring.models import (
     TimeDayStat,
     TimeMetric,
 )
-from monitoring.reports import histograms, responsiveness
+from monitoring.reports import backlog, histograms, responsiveness
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
 from monitoring.reports.stats import ALL, percentiles
@@ -894,15 +894,11 @@ class Report(FactReport):
 
     def _open_groups(self) -> list[dict[str, Any]]:
         """The open backlog counted once per agent and team, with its age buckets: the
-        backlog and both open loads are sums of these (one scan of the open tickets' index,
-        not three). Ages are as of the request, so this reads the facts, not the daily sums."""
+        backlog and both open loads are sums of these. Ages are as of the request: the open
+        counts (``OpenHourStat``) for every hour that lies wholly in one bucket, the facts for
+        the few hours a bucket's edge cuts (``monitoring.reports.backlog``)."""
         if self._open_cache is None:
-            self._open_cache = list(
-                self.open_facts()
-                .values("agent_id", "team_id")
-                .annotate(**self._age_counts())
-                .order_by()
-            )
+            self._open_cache = backlog.open_groups(self.filt)
         return self._open_cache
 
     def _backlog_counts(self) -> dict[str, int]:
