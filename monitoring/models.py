@@ -950,3 +950,64 @@ class OpenHourStat(models.Model):
 
     def __str__(self) -> str:
         return f"hour {self.hour}: {self.tickets} open"
+
+
+class RunningDueStat(models.Model):
+    """The SLA timers still running, counted: per organisation, UTC day they fall due
+    (``due_day``: whole days since the epoch), local day they started, priority, target,
+    brand, handle, team and assignee (plain ids, 0 for none). Kept with the daily sums (the
+    same upsert of new - old per batch of facts: ``monitoring.reports.running``). A timer
+    still running past its due time is breached as of the request: the dashboard counts the
+    days before today's from here and only today's from the facts (``Report._running_late``)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    due_day = models.BigIntegerField()
+    started_day = models.DateField()
+    priority = models.PositiveSmallIntegerField()
+    metric = models.CharField(max_length=32)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    timers = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "due_day",
+                    "started_day",
+                    "priority",
+                    "metric",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                ],
+                name="running_due_stat_key",
+            )
+        ]
+        # Only the rows with running timers (most fall to 0 as the sweep and replies stop them).
+        indexes = [
+            models.Index(
+                fields=["organization", "started_day"],
+                include=[
+                    "due_day",
+                    "priority",
+                    "metric",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                    "timers",
+                ],
+                condition=models.Q(timers__gt=0),
+                name="running_due_stat_live_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"due day {self.due_day} {self.metric}: {self.timers} running"

@@ -28,6 +28,7 @@ from django.db import connection
 from monitoring.models import (
     OpenHourStat,
     ResponseDayStat,
+    RunningDueStat,
     SlaDayDimension,
     SlaDayStat,
     SlaOutcome,
@@ -42,6 +43,7 @@ from monitoring.reports.responsiveness import (
     RESPONSE_SUMS,
     rebuild_response_days,
 )
+from monitoring.reports.running import RUNNING_KEY, RUNNING_SUMS, rebuild_running_days
 
 TICKET_KEY = (
     "organization_id",
@@ -104,6 +106,7 @@ SLA_FACT_COLUMNS = (
     "priority",
     "metric",
     "started_day",
+    "due_at",
     "outcome",
 )
 
@@ -204,10 +207,12 @@ def apply(
     time_deltas: Deltas | None = None,
     response_deltas: Deltas | None = None,
     open_deltas: Deltas | None = None,
+    running_deltas: Deltas | None = None,
 ) -> None:
-    """The daily sums, the time and responsiveness histograms and the open counts moved by
-    these deltas (five statements at most, per 500 rows; none for a table whose deltas are all
-    zero, such as the histograms and open counts when only timers changed)."""
+    """The daily sums, the time and responsiveness histograms, the open counts and the running
+    timers' counts moved by these deltas (six statements at most, per 500 rows; none for a
+    table whose deltas are all zero, such as the histograms and open counts when only timers
+    changed)."""
     _upsert(TicketDayStat._meta.db_table, TICKET_KEY, TICKET_SUMS, ticket_deltas)
     _upsert(SlaDayStat._meta.db_table, SLA_KEY, SLA_SUMS, sla_deltas)
     if time_deltas:
@@ -216,6 +221,8 @@ def apply(
         _upsert(ResponseDayStat._meta.db_table, RESPONSE_KEY, RESPONSE_SUMS, response_deltas)
     if open_deltas:
         _upsert(OpenHourStat._meta.db_table, OPEN_KEY, OPEN_SUMS, open_deltas)
+    if running_deltas:
+        _upsert(RunningDueStat._meta.db_table, RUNNING_KEY, RUNNING_SUMS, running_deltas)
 
 
 # Rebuild, set-based ------------------------------------------------------------------------------
@@ -284,7 +291,8 @@ def rebuild_daily(
     time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``)
     the responsiveness histograms (``ResponseDayStat``: one more and a delete;
     ``responsiveness.rebuild_response_days``) and the open counts (``OpenHourStat``: one more
-    and a delete; ``backlog.rebuild_open_hours``).
+    and a delete; ``backlog.rebuild_open_hours``) and the running timers' counts
+    (``RunningDueStat``: one more and a delete; ``running.rebuild_running_days``).
     ``tables`` names the tables (for a migration's historical models; the defaults
     otherwise)."""
     from monitoring.models import SlaFact, TicketFact
@@ -333,6 +341,12 @@ def rebuild_daily(
                 cur,
                 organization_ids=None if organization_ids is None else params,
                 tables={"ticket_facts": names["ticket_facts"], "open_hours": open_table},
+            )
+            running_table = names.get("running_days", RunningDueStat._meta.db_table)
+            counts[running_table] = rebuild_running_days(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"sla_facts": names["sla_facts"], "running_days": running_table},
             )
     finally:
         if own:

@@ -29,7 +29,7 @@ from monitoring.models import (
     TimeDayStat,
     TimeMetric,
 )
-from monitoring.reports import backlog, histograms, responsiveness
+from monitoring.reports import backlog, histograms, responsiveness, running
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
 from monitoring.reports.stats import ALL, percentiles
@@ -936,15 +936,10 @@ class Report(FactReport):
     def _running_late(self) -> list[dict[str, Any]]:
         """The period's timers still running past their due time (breached as of now: the
         daily sums count them as neither met nor breached), counted per day, priority, target,
-        agent and team. From the facts' partial index on running timers."""
+        agent and team: the days due before today from the running timers' counts
+        (``RunningDueStat``), today's from the facts (``monitoring.reports.running``)."""
         if self._running_late_cache is None:
-            self._running_late_cache = list(
-                self.timers_in_period()
-                .filter(outcome=SlaOutcome.RUNNING, due_at__lt=self.now)
-                .values("started_day", "priority", "metric", "agent_id", "team_id")
-                .annotate(n=Count("pk"))
-                .order_by()
-            )
+            self._running_late_cache = running.running_late(self.filt)
         return self._running_late_cache
 
     def _sla_groups(self) -> list[dict[str, Any]]:
