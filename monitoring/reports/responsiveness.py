@@ -217,7 +217,7 @@ def _read_buckets(
                 _counted_facts(filt)
                 .filter(
                     opened_day__in=days,
-                    social_account_id=account,
+                    social_account_id=cast(int, account),
                     first_response_seconds__gte=low,
                     first_response_seconds__lt=high,
                 )
