@@ -143,10 +143,14 @@ def open_groups(filt: ReportFilter) -> list[dict[str, Any]]:
     )
     groups: dict[tuple[int | None, int | None], dict[str, Any]] = {}
     names = ["total", *(f"b{n}" for n in range(len(AGE_BUCKETS)))]
+    buckets_of_hours: dict[int, int] = {}  # an hour no edge cuts -> its one bucket
     for from_facts, key, agent_id, team_id, n in whole.union(edge, all=True):
         if not from_facts:
             agent_id, team_id = agent_id or None, team_id or None
-            key = _bucket_of(hour_start(key), now)
+            hour = key
+            key = buckets_of_hours.get(hour)
+            if key is None:
+                key = buckets_of_hours[hour] = _bucket_of(hour_start(hour), now)
         group = groups.setdefault(
             (agent_id, team_id),
             {"agent_id": agent_id, "team_id": team_id, **dict.fromkeys(names, 0)},
