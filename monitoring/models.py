@@ -601,9 +601,12 @@ class TicketFact(models.Model):
             # The facts of one bucket of a time histogram (``TimeDayStat``): the dashboard's
             # exact percentiles read a time range on each day of the period, for the whole
             # period or some agents or teams, index-only (``Report._read_buckets``).
+            # With the closing reason: the responsiveness badge's p90 bucket, read index-only
+            # too, leaves out the tickets closed as not owed (``monitoring.reports.
+            # responsiveness``).
             models.Index(
                 fields=["organization", "opened_day", "first_response_seconds"],
-                include=["id", "brand", "social_account", "team", "agent"],
+                include=["id", "brand", "social_account", "team", "agent", "closed_reason"],
                 condition=models.Q(first_response_seconds__isnull=False),
                 name="ticket_fact_first_response_idx",
             ),
@@ -869,3 +872,142 @@ class TimeDayStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.day} bucket {self.bucket}: {self.tickets}"
+
+
+class ResponseDayStat(models.Model):
+    """The responsiveness badge's counts (``FactReport.responsiveness``: the tickets on a
+    handle, less those closed as not owed: spam, duplicate, merged), per organisation-local day
+    a ticket opened, brand and handle: how many had their first response in ``bucket``
+    (``monitoring.reports.histograms``; ``UNANSWERED``, -1: none yet) and the sum of those
+    times in seconds. Kept with the daily sums (the same upsert of new - old per batch of
+    facts: ``monitoring.reports.responsiveness``). The dashboard reads the whole days of its
+    rolling 7 days here and only the partial first day, and the facts of the bucket that holds
+    the p90 cut-off, from the facts. No team or assignee in the key: the figure has neither."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField()
+    bucket = models.SmallIntegerField()
+    tickets = models.IntegerField(default=0)
+    seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "brand", "social_account_id", "bucket"],
+                name="response_day_stat_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.social_account_id} {self.day} bucket {self.bucket}: {self.tickets}"
+
+
+class OpenHourStat(models.Model):
+    """The open backlog, counted: how many of one organisation's tickets are open now, per
+    hour they opened in (``hour``: whole hours since the epoch, UTC), brand, handle, team and
+    assignee (plain ids, 0 for none). Kept with the daily sums (the same upsert of new - old
+    per batch of facts: ``monitoring.reports.backlog``). The dashboard's backlog ages are as of
+    the request, so it reads these rows for every hour that falls wholly in one age bucket and
+    the facts only for the few hours a bucket's edge cuts (``Report._open_groups``)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    hour = models.BigIntegerField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    tickets = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "hour",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                ],
+                name="open_hour_stat_key",
+            )
+        ]
+        # Only the hours with open tickets (most hours' rows fall to 0 as tickets close).
+        indexes = [
+            models.Index(
+                fields=["organization", "hour"],
+                include=["brand", "social_account_id", "team_id", "agent_id", "tickets"],
+                condition=models.Q(tickets__gt=0),
+                name="open_hour_stat_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"hour {self.hour}: {self.tickets} open"
+
+
+class RunningDueStat(models.Model):
+    """The SLA timers still running, counted: per organisation, UTC day they fall due
+    (``due_day``: whole days since the epoch), local day they started, priority, target,
+    brand, handle, team and assignee (plain ids, 0 for none). Kept with the daily sums (the
+    same upsert of new - old per batch of facts: ``monitoring.reports.running``). A timer
+    still running past its due time is breached as of the request: the dashboard counts the
+    days before today's from here and only today's from the facts (``Report._running_late``)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    due_day = models.BigIntegerField()
+    started_day = models.DateField()
+    priority = models.PositiveSmallIntegerField()
+    metric = models.CharField(max_length=32)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    social_account_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    agent_id = models.BigIntegerField(default=0)
+    timers = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "due_day",
+                    "started_day",
+                    "priority",
+                    "metric",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                ],
+                name="running_due_stat_key",
+            )
+        ]
+        # Only the rows with running timers (most fall to 0 as the sweep and replies stop them).
+        indexes = [
+            models.Index(
+                fields=["organization", "started_day"],
+                include=[
+                    "due_day",
+                    "priority",
+                    "metric",
+                    "brand",
+                    "social_account_id",
+                    "team_id",
+                    "agent_id",
+                    "timers",
+                ],
+                condition=models.Q(timers__gt=0),
+                name="running_due_stat_live_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"due day {self.due_day} {self.metric}: {self.timers} running"

@@ -26,6 +26,9 @@ from typing import Any
 from django.db import connection
 
 from monitoring.models import (
+    OpenHourStat,
+    ResponseDayStat,
+    RunningDueStat,
     SlaDayDimension,
     SlaDayStat,
     SlaOutcome,
@@ -33,7 +36,14 @@ from monitoring.models import (
     TicketDayStat,
     TimeDayStat,
 )
+from monitoring.reports.backlog import OPEN_KEY, OPEN_SUMS, rebuild_open_hours
 from monitoring.reports.histograms import TIME_KEY, TIME_SUMS, rebuild_time_days
+from monitoring.reports.responsiveness import (
+    RESPONSE_KEY,
+    RESPONSE_SUMS,
+    rebuild_response_days,
+)
+from monitoring.reports.running import RUNNING_KEY, RUNNING_SUMS, rebuild_running_days
 
 TICKET_KEY = (
     "organization_id",
@@ -75,8 +85,10 @@ TICKET_FACT_COLUMNS = (
     "agent_id",
     "platform",
     "sentiment",
+    "opened_at",
     "opened_day",
     "opened_hour",
+    "is_open",
     "first_response_seconds",
     "resolution_seconds",
     "promises_kept",
@@ -94,6 +106,7 @@ SLA_FACT_COLUMNS = (
     "priority",
     "metric",
     "started_day",
+    "due_at",
     "outcome",
 )
 
@@ -188,14 +201,28 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(part) for part in key)
 
 
-def apply(ticket_deltas: Deltas, sla_deltas: Deltas, time_deltas: Deltas | None = None) -> None:
-    """The daily sums and the time histograms moved by these deltas (three statements at
-    most, per 500 rows; none for a table whose deltas are all zero, such as the histograms
-    when only timers changed)."""
+def apply(
+    ticket_deltas: Deltas,
+    sla_deltas: Deltas,
+    time_deltas: Deltas | None = None,
+    response_deltas: Deltas | None = None,
+    open_deltas: Deltas | None = None,
+    running_deltas: Deltas | None = None,
+) -> None:
+    """The daily sums, the time and responsiveness histograms, the open counts and the running
+    timers' counts moved by these deltas (six statements at most, per 500 rows; none for a
+    table whose deltas are all zero, such as the histograms and open counts when only timers
+    changed)."""
     _upsert(TicketDayStat._meta.db_table, TICKET_KEY, TICKET_SUMS, ticket_deltas)
     _upsert(SlaDayStat._meta.db_table, SLA_KEY, SLA_SUMS, sla_deltas)
     if time_deltas:
         _upsert(TimeDayStat._meta.db_table, TIME_KEY, TIME_SUMS, time_deltas)
+    if response_deltas:
+        _upsert(ResponseDayStat._meta.db_table, RESPONSE_KEY, RESPONSE_SUMS, response_deltas)
+    if open_deltas:
+        _upsert(OpenHourStat._meta.db_table, OPEN_KEY, OPEN_SUMS, open_deltas)
+    if running_deltas:
+        _upsert(RunningDueStat._meta.db_table, RUNNING_KEY, RUNNING_SUMS, running_deltas)
 
 
 # Rebuild, set-based ------------------------------------------------------------------------------
@@ -261,7 +288,11 @@ def rebuild_daily(
 ) -> dict[str, int]:
     """Every daily sum (of these organisations) made again from the facts, in seven
     statements of ``INSERT ... SELECT ... GROUP BY`` (and two deletes), and with ``times`` the
-    time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``).
+    time histograms (``TimeDayStat``: two more and a delete; ``histograms.rebuild_time_days``)
+    the responsiveness histograms (``ResponseDayStat``: one more and a delete;
+    ``responsiveness.rebuild_response_days``) and the open counts (``OpenHourStat``: one more
+    and a delete; ``backlog.rebuild_open_hours``) and the running timers' counts
+    (``RunningDueStat``: one more and a delete; ``running.rebuild_running_days``).
     ``tables`` names the tables (for a migration's historical models; the defaults
     otherwise)."""
     from monitoring.models import SlaFact, TicketFact
@@ -298,6 +329,24 @@ def rebuild_daily(
                 cur,
                 organization_ids=None if organization_ids is None else params,
                 tables={"ticket_facts": names["ticket_facts"], "time_days": time_table},
+            )
+            response_table = names.get("response_days", ResponseDayStat._meta.db_table)
+            counts[response_table] = rebuild_response_days(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"ticket_facts": names["ticket_facts"], "response_days": response_table},
+            )
+            open_table = names.get("open_hours", OpenHourStat._meta.db_table)
+            counts[open_table] = rebuild_open_hours(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"ticket_facts": names["ticket_facts"], "open_hours": open_table},
+            )
+            running_table = names.get("running_days", RunningDueStat._meta.db_table)
+            counts[running_table] = rebuild_running_days(
+                cur,
+                organization_ids=None if organization_ids is None else params,
+                tables={"sla_facts": names["sla_facts"], "running_days": running_table},
             )
     finally:
         if own:

@@ -29,7 +29,7 @@ from monitoring.models import (
     TimeDayStat,
     TimeMetric,
 )
-from monitoring.reports import histograms
+from monitoring.reports import backlog, histograms, responsiveness, running
 from monitoring.reports.definitions import Definition, definition
 from monitoring.reports.filters import ReportFilter
 from monitoring.reports.stats import ALL, percentiles
@@ -428,6 +428,11 @@ class FactReport:
             }
         else:
             names = dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
+        # Only people and teams that still exist: a deleted one's tickets have no team or
+        # assignee in the facts now (SET_NULL), so the facts never name it, but the daily sums
+        # and histograms (plain ids) still hold rows under its id; its group is left out, as
+        # the facts leave out the tickets with none.
+        ids &= set(names)
         rows = []
         for pk in sorted(ids, key=lambda pk: (names.get(pk, ""), pk)):
             row = compliance.get(pk, {"met": 0, "breached": 0})
@@ -602,7 +607,10 @@ class FactReport:
 
     # Public responsiveness ---------------------------------------------------------------------
 
-    def responsiveness(self) -> Table:
+    def _responsiveness_counts(self) -> dict[int, dict[str, Any]]:
+        """Per handle, the last 7 days' counted tickets (on a handle, not closed as not owed):
+        ``total``, ``answered``, and ``fast_sum`` and ``fast_n`` of the first responses at or
+        under the handle's p90."""
         since = self.now - timedelta(days=RESPONSIVENESS_DAYS)
         counted = TicketFact.objects.filter(
             organization=self.org,
@@ -620,7 +628,7 @@ class FactReport:
         fastest = Q(pk__in=[])
         for account_id, (cutoff,) in cutoffs.items():
             fastest |= Q(social_account_id=account_id, first_response_seconds__lte=cutoff)
-        rows_by_account = {
+        return {
             row["social_account_id"]: row
             for row in counted.values("social_account_id").annotate(
                 total=Count("pk"),
@@ -629,6 +637,9 @@ class FactReport:
                 fast_n=Count("pk", filter=fastest),
             )
         }
+
+    def responsiveness(self) -> Table:
+        rows_by_account = self._responsiveness_counts()
         accounts = SocialAccount.objects.filter(organization=self.org).order_by(
             "platform", "username"
         )
@@ -841,6 +852,13 @@ class Report(FactReport):
             if key[1] == field_name  # type: ignore[index]
         }
 
+    def _responsiveness_counts(self) -> dict[int, dict[str, Any]]:
+        """From the responsiveness histograms (``ResponseDayStat``) for the window's whole
+        days, the facts for its partial first day and for the bucket of each handle's p90
+        (``monitoring.reports.responsiveness``); from the facts if the two reads disagreed."""
+        got = responsiveness.window_counts(self.filt, RESPONSIVENESS_DAYS)
+        return super()._responsiveness_counts() if got is None else got
+
     # The breach list from its two partial indexes ----------------------------------------------
 
     def _breach_timers(self) -> QuerySet[SlaFact]:
@@ -876,15 +894,11 @@ class Report(FactReport):
 
     def _open_groups(self) -> list[dict[str, Any]]:
         """The open backlog counted once per agent and team, with its age buckets: the
-        backlog and both open loads are sums of these (one scan of the open tickets' index,
-        not three). Ages are as of the request, so this reads the facts, not the daily sums."""
+        backlog and both open loads are sums of these. Ages are as of the request: the open
+        counts (``OpenHourStat``) for every hour that lies wholly in one bucket, the facts for
+        the few hours a bucket's edge cuts (``monitoring.reports.backlog``)."""
         if self._open_cache is None:
-            self._open_cache = list(
-                self.open_facts()
-                .values("agent_id", "team_id")
-                .annotate(**self._age_counts())
-                .order_by()
-            )
+            self._open_cache = backlog.open_groups(self.filt)
         return self._open_cache
 
     def _backlog_counts(self) -> dict[str, int]:
@@ -922,15 +936,10 @@ class Report(FactReport):
     def _running_late(self) -> list[dict[str, Any]]:
         """The period's timers still running past their due time (breached as of now: the
         daily sums count them as neither met nor breached), counted per day, priority, target,
-        agent and team. From the facts' partial index on running timers."""
+        agent and team: the days due before today from the running timers' counts
+        (``RunningDueStat``), today's from the facts (``monitoring.reports.running``)."""
         if self._running_late_cache is None:
-            self._running_late_cache = list(
-                self.timers_in_period()
-                .filter(outcome=SlaOutcome.RUNNING, due_at__lt=self.now)
-                .values("started_day", "priority", "metric", "agent_id", "team_id")
-                .annotate(n=Count("pk"))
-                .order_by()
-            )
+            self._running_late_cache = running.running_late(self.filt)
         return self._running_late_cache
 
     def _sla_groups(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import SlaEventKind, SlaFact, SlaOutcome, SlaTimer, TicketFact, TimerState
-from monitoring.reports import daily, histograms
+from monitoring.reports import backlog, daily, histograms, responsiveness, running
 from tickets import events
 from tickets.closing import CLOSING_KINDS, closing_of
 from tickets.models import Direction, EventKind, Step, Ticket, TicketEvent
@@ -135,28 +135,42 @@ def refresh_ticket_rollups(ticket_ids: Iterable[int]) -> None:
         sla_facts.extend(timer_facts)
     # The dashboard's daily sums move by (new facts - old facts), in this transaction: the old
     # ones read while the tickets are locked (every writer of their facts locks them first).
-    # The time histograms (``TimeDayStat``) move the same way, in the same statement set.
+    # The time histograms (``TimeDayStat``, ``ResponseDayStat``), the open counts
+    # (``OpenHourStat``) and the running timers' (``RunningDueStat``) move the same way, in
+    # the same statement set.
     ticket_deltas: daily.Deltas = {}
     sla_deltas: daily.Deltas = {}
     time_deltas: daily.Deltas = {}
+    response_deltas: daily.Deltas = {}
+    open_deltas: daily.Deltas = {}
+    running_deltas: daily.Deltas = {}
     for old in TicketFact.objects.filter(ticket_id__in=found).values(*daily.TICKET_FACT_COLUMNS):
         daily.add_ticket_fact(ticket_deltas, old, -1)
         histograms.add_ticket_fact(time_deltas, old, -1)
+        responsiveness.add_ticket_fact(response_deltas, old, -1)
+        backlog.add_ticket_fact(open_deltas, old, -1)
     for old in SlaFact.objects.filter(ticket_id__in=found).values(*daily.SLA_FACT_COLUMNS):
         daily.add_sla_fact(sla_deltas, old, -1)
+        running.add_sla_fact(running_deltas, old, -1)
     for fact in facts:
         values = daily.fact_values(fact, daily.TICKET_FACT_COLUMNS)
         daily.add_ticket_fact(ticket_deltas, values, 1)
         histograms.add_ticket_fact(time_deltas, values, 1)
+        responsiveness.add_ticket_fact(response_deltas, values, 1)
+        backlog.add_ticket_fact(open_deltas, values, 1)
     for sla_fact in sla_facts:
-        daily.add_sla_fact(sla_deltas, daily.fact_values(sla_fact, daily.SLA_FACT_COLUMNS), 1)
+        values = daily.fact_values(sla_fact, daily.SLA_FACT_COLUMNS)
+        daily.add_sla_fact(sla_deltas, values, 1)
+        running.add_sla_fact(running_deltas, values, 1)
     # One upsert on the ticket's own unique row (the constraint is the guarantee).
     TicketFact.objects.bulk_create(
         facts, update_conflicts=True, unique_fields=["ticket"], update_fields=TICKET_FACT_FIELDS
     )
     SlaFact.objects.filter(ticket_id__in=found).delete()
     SlaFact.objects.bulk_create(sla_facts)
-    daily.apply(ticket_deltas, sla_deltas, time_deltas)
+    daily.apply(
+        ticket_deltas, sla_deltas, time_deltas, response_deltas, open_deltas, running_deltas
+    )
 
 
 def _rows(
