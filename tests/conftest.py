@@ -18,6 +18,7 @@ from tests.factories import (
     SocialAccountFactory,
     UserFactory,
 )
+from tests.fast_flush import flush_by_delete
 from tests.sandbox_fixtures import *  # noqa: F403
 from tests.webhook_receiver import receiver  # noqa: F401
 from tests.worker_fixtures import celery_worker_process  # noqa: F401
@@ -39,6 +40,12 @@ def _persona(organization: Organization, role: str, username: str) -> Persona:
     user = UserFactory(username=username)
     MembershipFactory(user=user, organization=organization, role=role)
     return Persona(user=user, organization=organization, role=role)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete() -> Iterator[None]:
+    """After each transactional test, PostgreSQL's tables emptied by DELETE (fast_flush.py)."""
+    yield from flush_by_delete()
 
 
 @pytest.fixture
