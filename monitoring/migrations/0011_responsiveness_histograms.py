@@ -40,14 +40,6 @@ class Migration(migrations.Migration):
                 ('seconds', models.BigIntegerField(default=0)),
             ],
         ),
-        migrations.RemoveIndex(
-            model_name='ticketfact',
-            name='ticket_fact_first_response_idx',
-        ),
-        migrations.AddIndex(
-            model_name='ticketfact',
-            index=models.Index(condition=models.Q(('first_response_seconds__isnull', False)), fields=['organization', 'opened_day', 'first_response_seconds'], include=('id', 'brand', 'social_account', 'team', 'agent', 'closed_reason'), name='ticket_fact_first_response_idx'),
-        ),
         migrations.AddField(
             model_name='responsedaystat',
             name='brand',
