@@ -138,11 +138,28 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
     def open(self) -> TicketQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
 
-    def refresh_whose_turn(self) -> int:
+    def lock_in_order(self) -> list[int]:
+        """Lock these tickets' rows (``FOR UPDATE``), in id order, in one statement, until the
+        transaction ends; return their ids. Nothing on SQLite (no row locks: it runs one
+        writing transaction at a time), which returns no ids.
+
+        Whoever adds a message to a ticket someone else may hold takes the ticket first: the
+        message's insert trigger then locks the ticket's search document (migration 0024's
+        upsert), and an agent's close locks the ticket, then the document (0026's status
+        trigger). A document taken before its ticket deadlocks against that close."""
+        if not connection.features.has_select_for_update:
+            return []
+        locked = self.order_by("pk").values_list("pk", flat=True).select_for_update(of=("self",))
+        return list(locked)
+
+    def refresh_whose_turn(self, *, locked: bool = False) -> int:
         """``Ticket.refresh_last_message_direction`` for every ticket here (a poll's batch): on
         PostgreSQL the rows locked in id order, then one UPDATE from each ticket's latest
         message, read after the locks so it sees what committed before them; on SQLite, which
-        runs one writing transaction at a time, the UPDATE alone."""
+        runs one writing transaction at a time, the UPDATE alone. ``locked``: the caller holds
+        every one of them already (``lock_in_order`` before it inserted their messages, or
+        made them in this transaction), so the UPDATE alone; it is a later statement than the
+        locks, so it still sees what committed before them."""
         latest = Coalesce(
             models.Subquery(
                 Message.objects.filter(ticket_id=models.OuterRef("pk"))
@@ -155,9 +172,9 @@ class TicketQuerySet(OrgQuerySet["Ticket"]):
         # records a message's event for every ticket it passes, in the same transaction, and
         # ``record_events`` gives the token; reading the tickets' organisations here would
         # read the batch's tickets a second time.
-        if not connection.features.has_select_for_update:
+        if locked or not connection.features.has_select_for_update:
             return self.update(last_message_direction=latest)  # SQLite: one writer at a time
-        ids = list(self.order_by("pk").values_list("pk", flat=True).select_for_update(of=("self",)))
+        ids = self.lock_in_order()
         if not ids:
             return 0
         return Ticket.objects.filter(pk__in=ids).update(last_message_direction=latest)
@@ -388,7 +405,7 @@ class Ticket(models.Model):
         for organization_id in {ticket.organization_id for ticket in changed.values()}:
             InboxCountsStamp.counts_changed(organization_id)  # "Breaching soon"
 
-    def refresh_last_message_direction(self) -> str:
+    def refresh_last_message_direction(self, *, locked: bool = False) -> str:
         """Store whose turn it is (``last_message_direction``) from the messages as they are
         now, and return it. Called wherever the ticket's messages change: a message stored or
         sent, messages moved in or out by a merge or a split. It is a fact about the
@@ -397,9 +414,11 @@ class Ticket(models.Model):
         The ticket's row is locked first (until the transaction ends), so two transactions
         adding messages to one ticket take turns: the second reads the latest message once
         the first has committed its own, and what is stored is the true latest direction
-        (SQLite has no row locks: it runs one writing transaction at a time anyway)."""
+        (SQLite has no row locks: it runs one writing transaction at a time anyway).
+        ``locked``: the caller locked the row already (``lock_row``), before it inserted the
+        message, as it must (``TicketQuerySet.lock_in_order``)."""
         with transaction.atomic(savepoint=False):
-            if connection.features.has_select_for_update:
+            if not locked and connection.features.has_select_for_update:
                 Ticket.objects.select_for_update(of=("self",)).filter(pk=self.pk).values_list(
                     "pk", flat=True
                 ).first()
@@ -418,6 +437,11 @@ class Ticket(models.Model):
                 InboxCountsStamp.counts_changed(self.organization_id)  # "Waiting on customer"
         self.last_message_direction = latest
         return latest
+
+    def lock_row(self) -> None:
+        """Lock this ticket's row until the transaction ends (``TicketQuerySet.lock_in_order``:
+        before a message is added to it); nothing on SQLite."""
+        Ticket.objects.filter(pk=self.pk).lock_in_order()
 
     @property
     def sla_risk_note(self) -> str:

@@ -178,8 +178,17 @@ def _store_together(
 
 
 def _write(planned: list[_Planned], sightings: Sightings, reopen_window_days: int) -> None:
-    """Write a threaded batch: a statement per table, not per post."""
+    """Write a threaded batch: a statement per table, not per post.
+
+    The tickets the batch joins are locked (in id order, one statement) before their messages
+    go in: a message's insert trigger locks its ticket's search document, and an agent closing
+    the ticket holds the ticket, then wants the document (migration 0026's status trigger).
+    Taking the documents first and the tickets after deadlocked against that close. The
+    tickets it opens are its own until it commits: nothing to lock."""
     sightings.save()
+    Ticket.objects.filter(
+        pk__in={item.ticket.pk for item in planned if not item.opened}
+    ).lock_in_order()
     new_tickets = [item.ticket for item in planned if item.opened]
     Ticket.objects.bulk_create(new_tickets)
     adopted = {item.ticket.pk: item.ticket for item in planned if item.adopts_customer}
@@ -191,7 +200,9 @@ def _write(planned: list[_Planned], sightings: Sightings, reopen_window_days: in
             item.ticket.root_message = item.message
     if new_tickets:
         Ticket.objects.bulk_update(new_tickets, ["root_message"])
-    Ticket.objects.filter(pk__in={item.ticket.pk for item in planned}).refresh_whose_turn()
+    Ticket.objects.filter(pk__in={item.ticket.pk for item in planned}).refresh_whose_turn(
+        locked=True
+    )
     recorded: list[TicketEvent] = []
     for item in planned:
         ticket, message, match, at = item.ticket, item.message, item.match, item.post.created_at
@@ -669,12 +680,14 @@ def _store_post(
     opened = ticket is None
     if ticket is None:
         ticket = _open_ticket(_addressed_handle(fetched_by, post, handles), post, identity.customer)
-    elif ticket.customer_id is None:  # a ticket from before customers (or made by hand)
-        ticket.customer = identity.customer
-        ticket.save(update_fields=["customer", "updated_at"])
+    else:
+        ticket.lock_row()  # before its message locks its search document (``_write``)
+        if ticket.customer_id is None:  # a ticket from before customers (or made by hand)
+            ticket.customer = identity.customer
+            ticket.save(update_fields=["customer", "updated_at"])
     message = _message_for(ticket, post)
     message.save()
-    ticket.refresh_last_message_direction()
+    ticket.refresh_last_message_direction(locked=True)
     if opened:
         ticket.root_message = message
         ticket.save(update_fields=["root_message"])
@@ -782,9 +795,10 @@ def _store_brand_post(
     ticket = _brand_ticket(account, post, handles)
     if ticket is None or _sent_by_us_in_flight(ticket, post):
         return None
+    ticket.lock_row()  # before its message locks its search document (``_write``)
     message = _message_for(ticket, post, brand=True)
     message.save()
-    ticket.refresh_last_message_direction()
+    ticket.refresh_last_message_direction(locked=True)
     # Its delivery record, like every outbound message's (the ticket page and reports read
     # one per message): already sent, never attempted by CareInbox.
     OutboxItem.objects.create(

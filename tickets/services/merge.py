@@ -37,7 +37,10 @@ _IN_FLIGHT = (OutboxState.QUEUED, OutboxState.SENDING, OutboxState.UNCERTAIN)
 def _locked(*tickets: Ticket) -> list[Ticket]:
     """The tickets again, locked, in id order (two agents merging both ways cannot deadlock)."""
     ids = sorted(t.pk for t in tickets)
-    found = {t.pk: t for t in Ticket.objects.select_for_update(of=("self",)).filter(pk__in=ids)}
+    # ORDER BY: the rows are locked in the order the statement returns them, which an IN list
+    # alone does not fix (a bitmap scan returns them in the table's order).
+    locking = Ticket.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+    found = {t.pk: t for t in locking}
     return [found[t.pk] for t in tickets]
 
 
