@@ -492,3 +492,117 @@ def test_a_message_update_rebuilds_only_when_its_text_or_ticket_changes(
     Message.objects.filter(pk=message.pk).update(text="my parcel is very late")
     assert calls() == before + 1
     assert "very" in _document(message.ticket_id)
+
+
+# --- Migration 0026 made safe to deploy (non-atomic, batched) and the lock order --------------
+
+
+@on_postgresql
+def test_the_documents_count_walks_while_some_document_is_not_filled(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While 0026's backfill runs (or was interrupted), a document may have no organisation
+    nor state (NULL): the "documents" count must not miss its ticket, so it walks."""
+    made = _generate(account, tickets=24, seed=11)
+    client = agent.client()
+    views = ("open", "closed")
+    monkeypatch.setattr(inbox, "search_plan", lambda query: "walk")
+    reference = {words: _answers_of(client, words, views) for words in QUERIES}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tickets_ticketsearch SET organization_id = NULL, is_open = NULL "
+            "WHERE ticket_id = ANY(%s)",
+            [[t.pk for t in made[::2]]],
+        )
+    monkeypatch.setattr(inbox, "search_plan", lambda query: "documents")
+    assert {words: _answers_of(client, words, views) for words in QUERIES} == reference
+    # Only the state missing (the organisation there): the same.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tickets_ticketsearch s SET organization_id = t.organization_id "
+            "FROM tickets_ticket t WHERE t.id = s.ticket_id"
+        )
+    assert {words: _answers_of(client, words, views) for words in QUERIES} == reference
+
+
+@on_postgresql
+def test_the_backfill_fills_and_makes_missing_documents_in_batches_and_may_run_again(
+    account: SocialAccount, agent: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0026's backfill (run here as a re-run would: columns and triggers already there) makes
+    the documents missing, fills every NULL organisation and state, range by range; then the
+    documents' count is the walk's again."""
+    import importlib
+
+    migration = importlib.import_module("tickets.migrations.0026_ticket_search_document_view")
+    made = _generate(account, tickets=24, seed=12)
+    expected = {t.pk: _document(t.pk) for t in made}
+    states = {t.pk: _document_state(t.pk) for t in made}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM tickets_ticketsearch WHERE ticket_id = ANY(%s)",
+            [[t.pk for t in made[::3]]],
+        )
+        cursor.execute("UPDATE tickets_ticketsearch SET organization_id = NULL, is_open = NULL")
+    monkeypatch.setattr(migration, "BATCH", 5)  # several ranges
+    migration.backfill(connection)
+    migration.backfill(connection)  # again: nothing left to do, nothing broken
+    assert {t.pk: _document(t.pk) for t in made} == expected
+    assert {t.pk: _document_state(t.pk) for t in made} == states
+    assert inbox._documents_filled(account.organization)
+
+
+@on_postgresql
+def test_erasure_locks_the_documents_in_ticket_order_before_rewriting_messages(
+    account: SocialAccount, manager: Persona
+) -> None:
+    """The message update trigger is row-level (0026): a ``bulk_update`` of many tickets'
+    messages would lock their documents in the order it meets the rows. Erasure locks them
+    all first, in ticket order, before each message update."""
+    from django.test.utils import CaptureQueriesContext
+
+    at = timezone.now() - timedelta(hours=2)
+    for n in range(3):
+        ingest_posts(
+            account,
+            [
+                post(
+                    f"order {n} is late",
+                    at=at + timedelta(minutes=n),
+                    author="7001",
+                    username="erasme",
+                    conversation=f"erasme-{n}",
+                )
+            ],
+        )
+    tickets = list(Ticket.objects.filter(customer_external_id="7001"))
+    assert len(tickets) == 3
+    customer = tickets[0].customer
+    assert customer is not None
+    with CaptureQueriesContext(connection) as queries:
+        customer_erase(customer=customer, by=manager.user)
+    sql = [q["sql"] for q in queries]
+    updates = [n for n, s in enumerate(sql) if s.startswith('UPDATE "tickets_message"')]
+    assert updates, sql
+    for n in updates:
+        before = sql[n - 1]
+        assert "tickets_ticketsearch" in before and "FOR UPDATE" in before, before
+        assert "ORDER BY ticket_id" in before, before
+
+
+@on_postgresql
+def test_a_merge_locks_both_documents_in_ticket_order_before_moving_messages(
+    account: SocialAccount, agent: Persona
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    ingest_posts(account, [post("first late parcel", author="7101", username="m1")])
+    ingest_posts(account, [post("second late parcel", author="7102", username="m2")])
+    target = Ticket.objects.get(customer_external_id="7101")
+    source = Ticket.objects.get(customer_external_id="7102")
+    with CaptureQueriesContext(connection) as queries:
+        ticket_merge(target=target, source=source, by=agent.user)
+    sql = [q["sql"] for q in queries]
+    (n,) = [n for n, s in enumerate(sql) if s.startswith('UPDATE "tickets_message"')]
+    assert "tickets_ticketsearch" in sql[n - 1] and "FOR UPDATE" in sql[n - 1], sql[n - 1]
+    assert {"first", "second"} <= _document(target.pk)

@@ -9,7 +9,7 @@ after commit to the handlers other apps register (``tickets.events``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -981,6 +981,23 @@ class TicketEvent(models.Model):
         from tickets.events import label_for
 
         return label_for(self.kind)
+
+
+def lock_search_documents(ticket_ids: Iterable[int]) -> None:
+    """Lock the search documents of ``ticket_ids`` (``tickets_ticketsearch``, PostgreSQL), in
+    ticket order, in the caller's transaction: for a statement about to change the text or the
+    ticket of many messages. Migration 0026's message update trigger is row-level: each row's
+    call locks its documents as the statement meets the row, in no set order, so without this
+    such a statement can deadlock with a batch ingest locking documents in ticket order."""
+    ids = sorted(set(ticket_ids))
+    if not ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM tickets_ticketsearch WHERE ticket_id = ANY(%s) "
+            "ORDER BY ticket_id FOR UPDATE",
+            [ids],
+        )
 
 
 # --- Team work, notes, promises, skipped steps and moderation (issue #8) ---------------------

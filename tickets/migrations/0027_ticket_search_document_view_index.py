@@ -2,7 +2,8 @@
 
 Migration 0026 rewrote every document row (its organisation and state). A VACUUM first marks
 the old versions free (it cannot run in a transaction: this migration is not atomic), then the
-index is built in a statement of its own, over the live rows only. ``tickets.inbox.
+index is built ``CONCURRENTLY`` (writes to the documents go on meanwhile; a build left invalid
+by a failure is dropped and built again on a re-run), over the live rows only. ``tickets.inbox.
 search_count`` reads it: a common search whose words are rarely in one message is counted
 from one organisation's documents of one state, each asked for every word on its own row.
 
@@ -27,8 +28,17 @@ def create_index(apps: Any, schema_editor: Any) -> None:
         return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) tickets_ticketsearch")
+        # A build that failed half-way (a CONCURRENTLY one leaves its index INVALID) is
+        # dropped, so that IF NOT EXISTS does not take it for done.
         cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {INDEX} ON tickets_ticketsearch "
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND NOT i.indisvalid",
+            [INDEX],
+        )
+        if cursor.fetchone():
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+        cursor.execute(
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON tickets_ticketsearch "
             "(organization_id, is_open, ticket_id)"
         )
         cursor.execute("ANALYZE tickets_ticketsearch")
@@ -36,7 +46,7 @@ def create_index(apps: Any, schema_editor: Any) -> None:
 
 def drop_index(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {INDEX}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
 
 
 class Migration(migrations.Migration):

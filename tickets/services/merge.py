@@ -25,6 +25,7 @@ from tickets.models import (
     StepError,
     Ticket,
     TicketEvent,
+    lock_search_documents,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def ticket_merge(*, target: Ticket, source: Ticket, by: User) -> TicketEvent:
             f"A reply on ticket #{source.pk} is still on its way (or unsettled): merge once "
             "it has gone out."
         )
+    lock_search_documents((source.pk, target.pk))  # before the update's row-level triggers
     moved = Message.objects.filter(ticket_id=source.pk).update(ticket=target)
     target.refresh_last_message_direction()
     source.refresh_last_message_direction()
@@ -120,6 +122,7 @@ def ticket_split(*, ticket: Ticket, message_ids: Sequence[int], by: User) -> Tic
         root_message=first,
     )
     ids = [m.pk for m in chosen]
+    lock_search_documents((ticket.pk, new.pk))
     Message.objects.filter(pk__in=ids).update(ticket=new)
     new.refresh_last_message_direction()
     ticket.refresh_last_message_direction()

@@ -37,7 +37,15 @@ from tickets.customer_models import (
     CustomerIdentity,
     CustomerNote,
 )
-from tickets.models import Direction, Message, Note, Promise, Ticket, TicketEvent
+from tickets.models import (
+    Direction,
+    Message,
+    Note,
+    Promise,
+    Ticket,
+    TicketEvent,
+    lock_search_documents,
+)
 
 ERASED_TEXT = "[erased]"
 ERASED_HANDLE = "erased"
@@ -283,6 +291,8 @@ def customer_erase(*, customer: Customer, by: User | None) -> dict[str, int]:
             message.external_id = scrub.mapped(message.external_id)
             message.conversation_id = scrub.mapped(message.conversation_id)
             message.in_reply_to_external_id = scrub.mapped(message.in_reply_to_external_id)
+        # Many tickets' messages in one statement: their documents locked first, in ticket order.
+        lock_search_documents(m.ticket_id for m in inbound)
         Message.objects.bulk_update(
             inbound,
             [
@@ -305,6 +315,7 @@ def customer_erase(*, customer: Customer, by: User | None) -> dict[str, int]:
             message.raw = scrub.json(message.raw or {})
             message.conversation_id = scrub.mapped(message.conversation_id)
             message.in_reply_to_external_id = scrub.mapped(message.in_reply_to_external_id)
+        lock_search_documents(m.ticket_id for m in outbound)
         Message.objects.bulk_update(
             outbound, ["text", "raw", "conversation_id", "in_reply_to_external_id"]
         )
