@@ -11,11 +11,13 @@ class MonitoringConfig(AppConfig):
         from careinbox.settings_area import SettingsSection, register_section
         from monitoring import handlers
         from monitoring.escalation import handlers as escalation_handlers
-        from monitoring.reports import rollups
+        from monitoring.reports import rekey, rollups
 
         handlers.register()
         # After the SLA handlers: the roll-ups read the timers they changed.
         rollups.register()
+        # A deleted team or user re-keyed to none in the roll-ups (accounts' post_delete).
+        rekey.register()
         register_section(
             SettingsSection(
                 "sla",

@@ -181,9 +181,9 @@ def test_a_stale_histogram_is_never_shown(org: Organization) -> None:
 
 
 def test_a_deleted_team_or_user_is_left_out_of_the_people_tables(org: Organization) -> None:
-    """The daily sums and time histograms keep plain ids, so a deleted team's or user's rows
-    stay under its id while the facts have no team or assignee (SET_NULL): the agents and
-    teams tables leave that group out, as the per-ticket figures do (no "#id" row)."""
+    """A deleted team's or user's rows in the daily sums and time histograms (plain ids) are
+    re-keyed to none as the facts go to no team or assignee (SET_NULL): the agents and teams
+    tables have no group for it, as the per-ticket figures have none (no "#id" row)."""
     tickets = build_times(org, random.Random(3), 60)
     Team.objects.filter(organization=org).order_by("pk").first().delete()  # type: ignore[union-attr]
     agent_ids = sorted({t.assigned_to_id for t in tickets} - {None})

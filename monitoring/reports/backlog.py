@@ -8,10 +8,9 @@ Kept like the daily sums: per batch of facts, new - old in one upsert
 moves its count), and made again set-based (``rebuild_open_hours``). The backlog's ages are as
 of the request (under 1 h ... over 3 days): an hour that no bucket's edge cuts lies wholly in
 one bucket, so its count is read here; the facts are read only for the hours that hold an edge
-(at most five). Rows keyed on a team or user that was deleted keep its id (the facts have none
-now): the people tables leave out ids that no longer exist (``FactReport._people``), and no
-other figure reads the team or assignee but through the team filter, which names a team that
-exists."""
+(at most five). A team or user deleted: its rows are re-keyed to none in the deleting
+transaction (``monitoring.reports.rekey``), as its tickets' facts go to none (``SET_NULL``), so
+the next refresh of such a ticket subtracts its old count from the row it is in."""
 
 from __future__ import annotations
 

@@ -429,9 +429,9 @@ class FactReport:
         else:
             names = dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
         # Only people and teams that still exist: a deleted one's tickets have no team or
-        # assignee in the facts now (SET_NULL), so the facts never name it, but the daily sums
-        # and histograms (plain ids) still hold rows under its id; its group is left out, as
-        # the facts leave out the tickets with none.
+        # assignee in the facts now (SET_NULL), and its rows in the daily sums and histograms
+        # (plain ids) were re-keyed to none when it was deleted (``monitoring.reports.rekey``);
+        # should a row still name one (a delete that bypassed Django), it is left out here.
         ids &= set(names)
         rows = []
         for pk in sorted(ids, key=lambda pk: (names.get(pk, ""), pk)):

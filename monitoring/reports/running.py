@@ -10,8 +10,8 @@ read from these counts; today's from the facts, those due from midnight to the r
 (``sla_fact_running_due_idx``: a range). Kept like the daily sums: per batch of facts, new - old
 in one upsert (``monitoring.reports.daily.apply``: a timer that is met, breached, paused or
 moved to another ticket's team moves its count), and made again set-based
-(``rebuild_running_days``). Rows keyed on a deleted team or user keep its id, as the daily sums
-do (``FactReport._people`` leaves such ids out)."""
+(``rebuild_running_days``). A team or user deleted: its rows are re-keyed to none in the
+deleting transaction (``monitoring.reports.rekey``), with the daily sums' and histograms'."""
 
 from __future__ import annotations
 
