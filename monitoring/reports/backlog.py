@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import BigIntegerField, Case, Count, F, Q, Sum, Value, When
 
 from monitoring.models import OpenHourStat, TicketFact
 from monitoring.reports.filters import ReportFilter
+from monitoring.reports.stats import epoch_units_sql, organizations_clause
 
 OPEN_KEY = ("organization_id", "hour", "brand_id", "social_account_id", "team_id", "agent_id")
 OPEN_SUMS = ("tickets",)
@@ -55,12 +55,6 @@ def add_ticket_fact(deltas: Deltas, f: Mapping[str, Any], sign: int) -> None:
     tally[0] += sign
 
 
-def _hour_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST(floor(EXTRACT(epoch FROM {column}) / 3600) AS bigint)"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / 3600)"  # SQLite: UTC text
-
-
 def rebuild_open_hours(
     cursor: Any,
     *,
@@ -74,16 +68,13 @@ def rebuild_open_hours(
         "open_hours": OpenHourStat._meta.db_table,
         **(tables or {}),
     }
-    where, params = "", []
-    if organization_ids is not None:
-        ids = [int(pk) for pk in organization_ids]
-        if not ids:
-            return 0
-        where = "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")"
-        params = ids
+    clause = organizations_clause(organization_ids)
+    if clause is None:
+        return 0
+    where, params = clause
     table, facts = names["open_hours"], names["ticket_facts"]
     cursor.execute(f"DELETE FROM {table} WHERE 1 = 1 {where}", params)
-    hour = _hour_sql("opened_at")
+    hour = epoch_units_sql("opened_at", 3600)
     dims = "COALESCE(social_account_id, 0), COALESCE(team_id, 0), COALESCE(agent_id, 0)"
     cursor.execute(
         f"INSERT INTO {table} ({', '.join(OPEN_KEY + OPEN_SUMS)}) "

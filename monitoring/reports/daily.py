@@ -44,6 +44,7 @@ from monitoring.reports.responsiveness import (
     rebuild_response_days,
 )
 from monitoring.reports.running import RUNNING_KEY, RUNNING_SUMS, rebuild_running_days
+from monitoring.reports.stats import organizations_clause
 
 TICKET_KEY = (
     "organization_id",
@@ -304,13 +305,10 @@ def rebuild_daily(
         "sla_days": SlaDayStat._meta.db_table,
         **(tables or {}),
     }
-    where, params = "", []
-    if organization_ids is not None:
-        ids = [int(pk) for pk in organization_ids]
-        if not ids:
-            return {names["ticket_days"]: 0, names["sla_days"]: 0}
-        where = "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")"
-        params = ids
+    clause = organizations_clause(organization_ids)
+    if clause is None:
+        return {names["ticket_days"]: 0, names["sla_days"]: 0}
+    where, params = clause
     counts = {names["ticket_days"]: 0, names["sla_days"]: 0}
     own = cursor is None
     cur = connection.cursor() if own else cursor

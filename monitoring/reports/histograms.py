@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from monitoring.models import TimeDayStat, TimeMetric
+from monitoring.reports.stats import organizations_clause
 
 EXACT_BELOW = 16
 PER_DOUBLING = 8
@@ -123,13 +124,10 @@ def rebuild_time_days(
         "time_days": TimeDayStat._meta.db_table,
         **(tables or {}),
     }
-    where, params = "", []
-    if organization_ids is not None:
-        ids = [int(pk) for pk in organization_ids]
-        if not ids:
-            return 0
-        where = "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")"
-        params = ids
+    clause = organizations_clause(organization_ids)
+    if clause is None:
+        return 0
+    where, params = clause
     table, facts = names["time_days"], names["ticket_facts"]
     cursor.execute(f"DELETE FROM {table} WHERE 1 = 1 {where}", params)
     rows = 0

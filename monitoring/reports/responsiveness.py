@@ -33,6 +33,7 @@ from django.db.models import Count, F, QuerySet, Sum, Value
 from monitoring.models import ResponseDayStat, TicketFact
 from monitoring.reports import histograms
 from monitoring.reports.filters import ReportFilter
+from monitoring.reports.stats import organizations_clause
 from tickets.closing import NOT_OWED_REASONS
 
 UNANSWERED = -1  # the bucket of the tickets with no first response yet
@@ -74,13 +75,10 @@ def rebuild_response_days(
         "response_days": ResponseDayStat._meta.db_table,
         **(tables or {}),
     }
-    where, params = "", []
-    if organization_ids is not None:
-        ids = [int(pk) for pk in organization_ids]
-        if not ids:
-            return 0
-        where = "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")"
-        params = ids
+    clause = organizations_clause(organization_ids)
+    if clause is None:
+        return 0
+    where, params = clause
     table, facts = names["response_days"], names["ticket_facts"]
     cursor.execute(f"DELETE FROM {table} WHERE 1 = 1 {where}", params)
     bucket = f"COALESCE({histograms.bucket_sql('first_response_seconds')}, {UNANSWERED})"

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, F, Sum, Value
 
 from monitoring.models import RunningDueStat, SlaFact, SlaOutcome
 from monitoring.reports.filters import ReportFilter
+from monitoring.reports.stats import epoch_units_sql, organizations_clause
 
 RUNNING_KEY = (
     "organization_id",
@@ -66,12 +66,6 @@ def add_sla_fact(deltas: Deltas, f: Mapping[str, Any], sign: int) -> None:
     tally[0] += sign
 
 
-def _day_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST(floor(EXTRACT(epoch FROM {column}) / {DAY}) AS bigint)"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {DAY})"  # SQLite: UTC text
-
-
 def rebuild_running_days(
     cursor: Any,
     *,
@@ -85,17 +79,15 @@ def rebuild_running_days(
         "running_days": RunningDueStat._meta.db_table,
         **(tables or {}),
     }
-    where, params = "", []
-    if organization_ids is not None:
-        ids = [int(pk) for pk in organization_ids]
-        if not ids:
-            return 0
-        where = "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")"
-        params = ids
+    clause = organizations_clause(organization_ids)
+    if clause is None:
+        return 0
+    where, params = clause
     table, facts = names["running_days"], names["sla_facts"]
     cursor.execute(f"DELETE FROM {table} WHERE 1 = 1 {where}", params)
+    due_day = epoch_units_sql("due_at", DAY)
     columns = (
-        f"organization_id, {_day_sql('due_at')}, started_day, priority, metric, brand_id, "
+        f"organization_id, {due_day}, started_day, priority, metric, brand_id, "
         "COALESCE(social_account_id, 0), COALESCE(team_id, 0), COALESCE(agent_id, 0)"
     )
     cursor.execute(

@@ -9,7 +9,7 @@ group and fraction leaves the database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
@@ -96,3 +96,25 @@ def percentiles(
         cursor.execute(query, params)
         rows = cursor.fetchall()
     return {row[0]: [float(x) if x is not None else None for x in row[1:]] for row in rows}
+
+
+# The roll-ups' rebuilds (``rebuild_*``): shared SQL pieces --------------------------------------
+
+
+def organizations_clause(organization_ids: Iterable[int] | None) -> tuple[str, list[int]] | None:
+    """``AND organization_id IN (…)`` and its parameters, for a rebuild of these organisations
+    (``""`` and none: every organisation); ``None`` for an empty list (nothing to rebuild)."""
+    if organization_ids is None:
+        return "", []
+    ids = [int(pk) for pk in organization_ids]
+    if not ids:
+        return None
+    return "AND organization_id IN (" + ", ".join(["%s"] * len(ids)) + ")", ids
+
+
+def epoch_units_sql(column: str, seconds: int) -> str:
+    """Whole ``seconds``-long units since the epoch of a UTC time column, in SQL (an hour's or
+    a day's number); SQLite stores the times as UTC text."""
+    if connection.vendor == "postgresql":
+        return f"CAST(floor(EXTRACT(epoch FROM {column}) / {seconds}) AS bigint)"
+    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {seconds})"
